@@ -1,0 +1,189 @@
+"""Model complexity counted the way the DCASE organisers count it (NeSsi).
+
+NeSsi's PyTorch path runs ``torchinfo.summary`` and reports ``total_mult_adds`` as MACs and
+``total_params`` as the parameter count; MEM is parameters times bytes per parameter. NeSsi
+multiplies MACs by the batch size (NeSsi#3), so we always count at batch 1, on the fp32
+graph (counters do not understand quantized modules).
+
+Run ``python -m asc_kd.complexity system1`` for the per-layer table, ``--json`` for numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+#: DCASE 2023/24 Task 1 limits: 128 KB of parameter memory and 30 M MACs per inference.
+MAX_PARAM_BYTES = 128 * 1024
+MAX_MACS = 30_000_000
+
+BYTES_PER_PARAM = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+Precision = Literal["int8", "fp16", "bf16", "fp32"]
+
+
+@dataclass
+class LayerRow:
+    """One leaf layer of the table."""
+
+    layer: str
+    input_shape: list[int]
+    output_shape: list[int]
+    params: int
+    macs: int
+
+
+@dataclass
+class Complexity:
+    """NeSsi numbers for one model and input shape."""
+
+    params: int
+    macs: int
+    mem_bytes: int
+    precision: str
+    input_shape: list[int]
+    layers: list[LayerRow] = field(default_factory=list)
+
+    @property
+    def within_limits(self) -> bool:
+        return self.mem_bytes <= MAX_PARAM_BYTES and self.macs <= MAX_MACS
+
+    def summary(self) -> dict[str, int]:
+        """The three numbers DCASE asks for, as plain ints (for JSON and loggers)."""
+        return {"params": self.params, "macs": self.macs, "mem_bytes": self.mem_bytes}
+
+    def table(self) -> str:
+        """Per-layer markdown table followed by the totals and the limit check."""
+        lines = [
+            "| layer | input shape | output shape | params | MACs |",
+            "|---|---|---|---:|---:|",
+        ]
+        for row in self.layers:
+            lines.append(
+                f"| {row.layer} | {tuple(row.input_shape)} | {tuple(row.output_shape)} "
+                f"| {row.params:,} | {row.macs:,} |"
+            )
+        lines.append(f"| **total** | {tuple(self.input_shape)} | | {self.params:,} | {self.macs:,} |")
+        verdict = "within" if self.within_limits else "EXCEEDS"
+        lines.append("")
+        lines.append(
+            f"MEM ({self.precision}): {self.mem_bytes:,} bytes of {MAX_PARAM_BYTES:,}; "
+            f"MACs: {self.macs:,} of {MAX_MACS:,} -> {verdict} the DCASE limits"
+        )
+        return "\n".join(lines)
+
+
+class ComplexityError(ValueError):
+    """A model exceeds the DCASE complexity limits."""
+
+
+def count_complexity(
+    model: nn.Module,
+    input_shape: tuple[int, ...] | list[int] = (1, 1, 256, 44),
+    precision: Precision = "int8",
+) -> Complexity:
+    """Count params and MACs of ``model`` with torchinfo at batch size 1, as NeSsi does.
+
+    Args:
+        model: an fp32 model taking a spectrogram batch.
+        input_shape: full input shape; the batch dimension is forced to 1.
+        precision: parameter precision used for MEM.
+    """
+    import torchinfo
+
+    if precision not in BYTES_PER_PARAM:
+        raise ValueError(f"precision must be one of {sorted(BYTES_PER_PARAM)}, got {precision!r}")
+    shape = [1, *list(input_shape)[1:]]
+    # A CPU copy: torchinfo moves the model it is given, which must not happen mid-training.
+    stats = torchinfo.summary(
+        copy.deepcopy(model).cpu(),
+        input_size=shape,
+        verbose=0,
+        col_names=("input_size", "output_size", "num_params", "mult_adds"),
+        device="cpu",
+    )
+    rows = [
+        LayerRow(
+            layer=f"{info.get_layer_name(False, True)}",
+            input_shape=list(info.input_size) if info.input_size else [],
+            output_shape=list(info.output_size) if info.output_size else [],
+            params=int(info.num_params),
+            macs=int(info.macs),
+        )
+        for info in stats.summary_list
+        if info.is_leaf_layer
+    ]
+    params = int(stats.total_params)
+    return Complexity(
+        params=params,
+        macs=int(stats.total_mult_adds),
+        mem_bytes=params * BYTES_PER_PARAM[precision],
+        precision=precision,
+        input_shape=shape,
+        layers=rows,
+    )
+
+
+def check_limits(complexity: Complexity, name: str = "model") -> None:
+    """Raise ``ComplexityError`` naming which limit ``complexity`` breaks."""
+    problems = []
+    if complexity.mem_bytes > MAX_PARAM_BYTES:
+        problems.append(
+            f"parameter memory {complexity.mem_bytes:,} bytes ({complexity.precision}) > {MAX_PARAM_BYTES:,}"
+        )
+    if complexity.macs > MAX_MACS:
+        problems.append(f"MACs {complexity.macs:,} > {MAX_MACS:,}")
+    if problems:
+        raise ComplexityError(f"{name} exceeds the DCASE limits: " + "; ".join(problems))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from asc_kd.models import get_model, list_models
+
+    parser = argparse.ArgumentParser(
+        prog="python -m asc_kd.complexity", description="NeSsi complexity of a named model."
+    )
+    parser.add_argument("name", help=f"model name, one of: {', '.join(list_models())}")
+    parser.add_argument(
+        "--input-shape",
+        type=int,
+        nargs=4,
+        default=None,
+        metavar=("B", "C", "F", "T"),
+        help="input shape (default: the model's own, 1 1 256 44 for CP-ResNet)",
+    )
+    parser.add_argument("--precision", choices=sorted(BYTES_PER_PARAM), default="int8")
+    parser.add_argument("--json", action="store_true", help="print params, macs, mem_bytes as JSON")
+    args = parser.parse_args(argv)
+    try:
+        model = get_model(args.name)
+    except KeyError as err:
+        parser.error(str(err))
+    shape = args.input_shape or getattr(model, "input_shape", (1, 1, 256, 44))
+    result = count_complexity(model, shape, args.precision)
+    if args.json:
+        print(json.dumps(result.summary()))
+    else:
+        print(f"# {args.name}\n")
+        print(result.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "Complexity",
+    "ComplexityError",
+    "LayerRow",
+    "MAX_MACS",
+    "MAX_PARAM_BYTES",
+    "check_limits",
+    "count_complexity",
+]

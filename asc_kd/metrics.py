@@ -1,0 +1,89 @@
+"""DCASE Task 1 metrics as one torchmetrics ``Metric``: overall, per device, group and class.
+
+CP-JKU's code counts per-device accuracy in hand-built dicts, separately in the validation and
+the test loop; here one metric holds a (device x true class x predicted class) count tensor
+plus the summed log loss, synchronises across processes like any torchmetrics state, and
+derives every number from that, for validation, test, quantized models and teacher tables.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+
+from asc_kd.data.tau22 import DEVICE_GROUPS, DEVICES, SCENES
+
+#: Probability floor of the log loss, as scikit-learn's log_loss (used by DCASE) clips.
+LOG_LOSS_EPS = 1e-15
+
+
+class SceneMetrics(Metric):
+    """Accuracy, macro class accuracy, log loss, and accuracy per device, group and class.
+
+    ``update(logits, target, device)`` takes raw logits, class indices and device indices
+    (``asc_kd.data.tau22.DEVICES`` order; -1 for unknown devices, which count only overall).
+    ``compute()`` returns a flat dict of scalars, e.g. ``acc``, ``macro_acc``, ``log_loss``,
+    ``acc_device_s4``, ``acc_unseen``, ``acc_class_tram``. A device or group without examples
+    reports NaN rather than a misleading 0.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(
+        self,
+        classes: tuple[str, ...] = SCENES,
+        devices: tuple[str, ...] = DEVICES,
+        groups: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.classes = tuple(classes)
+        self.devices = tuple(devices)
+        self.groups = dict(DEVICE_GROUPS if groups is None else groups)
+        n_dev, n_cls = len(self.devices) + 1, len(self.classes)  # last device row: unknown
+        self.add_state("counts", torch.zeros(n_dev, n_cls, n_cls, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("nll_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, device: torch.Tensor) -> None:
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            raise ValueError(f"logits must be (batch, {len(self.classes)}), got {tuple(logits.shape)}")
+        if bool((target < 0).any()):
+            raise ValueError("SceneMetrics needs labelled examples; got target -1 (unlabelled)")
+        log_probs = F.log_softmax(logits.detach().double(), dim=1)
+        log_probs = log_probs.clamp(min=torch.log(torch.tensor(LOG_LOSS_EPS, dtype=torch.float64)))
+        self.nll_sum += -log_probs.gather(1, target.unsqueeze(1)).sum()
+        device_row = torch.where(device < 0, len(self.devices), device)
+        n_cls = len(self.classes)
+        flat = (device_row * n_cls + target) * n_cls + logits.argmax(dim=1)
+        self.counts += torch.bincount(flat, minlength=self.counts.numel()).view_as(self.counts)
+
+    @staticmethod
+    def _accuracy(counts: torch.Tensor) -> torch.Tensor:
+        # counts: (..., true, predicted)
+        total = counts.sum(dim=(-2, -1)).double()
+        correct = counts.diagonal(dim1=-2, dim2=-1).sum(-1).double()
+        return torch.where(total > 0, correct / total.clamp(min=1), torch.full_like(total, float("nan")))
+
+    def confusion(self) -> torch.Tensor:
+        """(true, predicted) counts over all devices."""
+        return self.counts.sum(0)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        confusion = self.confusion()
+        n = confusion.sum()
+        per_class = confusion.diagonal().double() / confusion.sum(1).double()
+        out = {
+            "acc": self._accuracy(confusion),
+            "macro_acc": per_class.nanmean(),
+            "log_loss": self.nll_sum / n.clamp(min=1),
+        }
+        device_acc = self._accuracy(self.counts[:-1])
+        for name, value in zip(self.devices, device_acc, strict=True):
+            out[f"acc_device_{name}"] = value
+        for group, members in self.groups.items():
+            rows = [self.devices.index(d) for d in members if d in self.devices]
+            out[f"acc_{group}"] = self._accuracy(self.counts[rows].sum(0))
+        for name, value in zip(self.classes, per_class, strict=True):
+            out[f"acc_class_{name}"] = value
+        return {key: value.float() for key, value in out.items()}

@@ -1,0 +1,217 @@
+"""``ClassificationTask``: a front-end plus a model, trained with cross-entropy.
+
+Everything that defines the network is a plain hyperparameter (model name and keyword
+arguments, front-end name and keyword arguments), saved by ``save_hyperparameters``: a
+checkpoint rebuilds its model and front-end with ``ClassificationTask.load_from_checkpoint``,
+without the YAML that trained it. Validation and test share one code path and one metric
+definition (``asc_kd.metrics.SceneMetrics``), cloned with ``val/`` and ``test/`` prefixes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+from asc_kd import __version__
+from asc_kd.data.frontends import get_frontend
+from asc_kd.data.tau22 import DEVICES, SCENES
+from asc_kd.losses import classification_loss
+from asc_kd.metrics import SceneMetrics
+from asc_kd.models import get_model
+
+Batch = dict[str, torch.Tensor]
+Schedule = Literal["constant", "cosine", "linear", "exponential"]
+
+
+def lr_factor(
+    epoch: float,
+    max_epochs: float,
+    schedule: Schedule = "cosine",
+    warmup_epochs: float = 0.0,
+    lr_decay: float = 0.85,
+    decay_start_epoch: int = 0,
+    min_factor: float = 0.0,
+) -> float:
+    """Multiplier of the base learning rate at a (fractional) epoch.
+
+    ``cosine`` and ``linear`` decay from 1 after warm-up to ``min_factor`` at ``max_epochs``
+    (CP-JKU's students use a warm-up + linear ramp down); ``exponential`` multiplies by
+    ``lr_decay`` for every epoch completed after ``decay_start_epoch`` (the report's AST
+    recipe: 0.5 after the 2nd epoch on AudioSet, 0.85 after the 5th on TAU22).
+    """
+    if warmup_epochs > 0 and epoch < warmup_epochs:
+        return (epoch + 1e-3) / warmup_epochs
+    if schedule == "constant":
+        return 1.0
+    if schedule == "exponential":
+        return lr_decay ** max(0, math.floor(epoch) - decay_start_epoch + 1)
+    progress = min(1.0, (epoch - warmup_epochs) / max(max_epochs - warmup_epochs, 1e-9))
+    if schedule == "cosine":
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - (1.0 - min_factor) * progress
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+class ClassificationTask(L.LightningModule):
+    """Scene classifier: waveform -> front-end -> model -> logits.
+
+    Args:
+        model: registered model name (``asc_kd.models.list_models()``).
+        model_kwargs: keyword arguments of the model builder.
+        frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``).
+        frontend_kwargs: keyword arguments of the front-end.
+        optimizer: ``adam`` (L2 weight decay, as CP-JKU) or ``adamw`` (decoupled decay).
+        lr: peak learning rate.
+        weight_decay: weight decay of the optimizer.
+        schedule: learning-rate schedule, see ``lr_factor``.
+        warmup_epochs: linear warm-up length in epochs (fractions allowed).
+        lr_decay: per-epoch factor of the ``exponential`` schedule.
+        decay_start_epoch: first epoch after which ``exponential`` decays.
+        min_lr_factor: final factor of ``cosine`` / ``linear``.
+        channels_last: feed the model channels-last tensors (faster convs on GPU).
+        compile: wrap the model in ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        model: str = "system1",
+        model_kwargs: dict[str, Any] | None = None,
+        frontend: str = "student_mel",
+        frontend_kwargs: dict[str, Any] | None = None,
+        optimizer: Literal["adam", "adamw"] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-3,
+        schedule: Schedule = "cosine",
+        warmup_epochs: float = 0.0,
+        lr_decay: float = 0.85,
+        decay_start_epoch: int = 0,
+        min_lr_factor: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.configure_models()
+        self.configure_metrics()
+
+    # -- hooks subclasses override ----------------------------------------------------------
+    def configure_models(self) -> None:
+        """Build ``self.frontend`` and ``self.model`` from the hyperparameters."""
+        hp = self.hparams
+        self.frontend = get_frontend(hp.frontend, **(hp.frontend_kwargs or {}))
+        self.model: nn.Module = get_model(hp.model, **(hp.model_kwargs or {}))
+        if hp.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # Kept out of the module registry so the state dict holds the weights once.
+        self.__dict__["_compiled_model"] = torch.compile(self.model) if hp.compile else None
+
+    def configure_metrics(self) -> None:
+        """One metric definition, cloned per stage so validation and test agree by design."""
+        metrics = MetricCollection({"scene": SceneMetrics(SCENES, DEVICES)})
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def training_loss(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """Cross-entropy against Mixup's soft targets when present, else the labels."""
+        return {"loss": classification_loss(logits, batch.get("soft_target", batch["target"]))}
+
+    # -- forward ----------------------------------------------------------------------------
+    def features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Log-mel features on the waveform's device; (batch, 1, bins, frames)."""
+        x = self.frontend(waveform)
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        model = self.__dict__["_compiled_model"] or self.model
+        return model(self.features(waveform))
+
+    def input_shape(self, seconds: float = 1.0) -> tuple[int, ...]:
+        """Shape of the model input for one clip of ``seconds`` (for complexity counting)."""
+        n = round(self.frontend.sample_rate * seconds)
+        with torch.no_grad():
+            was_training = self.frontend.training
+            self.frontend.eval()
+            shape = tuple(self.frontend(torch.zeros(1, n, device=self.device)).shape)
+            self.frontend.train(was_training)
+        return shape
+
+    # -- steps ------------------------------------------------------------------------------
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["waveform"])
+        losses = self.training_loss(logits, batch)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(logits))
+        return losses["loss"]
+
+    def _evaluate(self, batch: Batch, metrics: MetricCollection) -> None:
+        logits = self(batch["waveform"])
+        metrics.update(logits, batch["target"], batch["device"])
+
+    def _log_metrics(self, metrics: MetricCollection) -> None:
+        self.log_dict(metrics.compute(), sync_dist=False)
+        metrics.reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_metrics)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        logits = self(batch["waveform"])
+        return {"index": batch["index"], "logits": logits, "probabilities": logits.softmax(-1)}
+
+    # -- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer_class = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optimizer_class(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        steps_per_epoch = max(1, self._steps_per_epoch())
+        max_epochs = max(1, self.trainer.max_epochs or 1)
+
+        def factor(step: int) -> float:
+            return lr_factor(
+                step / steps_per_epoch,
+                max_epochs,
+                hp.schedule,
+                hp.warmup_epochs,
+                hp.lr_decay,
+                hp.decay_start_epoch,
+                hp.min_lr_factor,
+            )
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def _steps_per_epoch(self) -> int:
+        trainer = self.trainer
+        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        return math.ceil(trainer.estimated_stepping_batches / max_epochs)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record what made the checkpoint, so it describes itself (pyannote does the same)."""
+        checkpoint["asc_kd"] = {
+            "version": __version__,
+            "task": type(self).__name__,
+            "model": self.hparams.model,
+            "frontend": {"name": self.hparams.frontend, **self.frontend.config()},
+            "classes": list(SCENES),
+            "devices": list(DEVICES),
+        }
