@@ -43,8 +43,10 @@ def distillation_loss(
         raise ValueError(f"kl_reduction must be 'batchmean' or 'mean', got {kl_reduction!r}")
     student = F.log_softmax(student_logits / temperature, dim=-1)
     teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
-    kl = F.kl_div(student, teacher, reduction=kl_reduction, log_target=True)
-    return kl * temperature**2
+    # Summed, then divided explicitly: torch plans to change what kl_div's "mean" means.
+    kl = F.kl_div(student, teacher, reduction="sum", log_target=True)
+    divisor = student.shape[0] if kl_reduction == "batchmean" else student.numel()
+    return kl / divisor * temperature**2
 
 
 def knowledge_distillation_loss(

@@ -69,9 +69,7 @@ def test_ast_fbank_matches_kaldi(target_length, waveform):
 
 def test_ast_fbank_without_resampling(waveform):
     clip = waveform[:, :16000]
-    fbank = kaldi.fbank(
-        clip[:1], htk_compat=True, window_type="hanning", num_mel_bins=128, dither=0.0
-    )
+    fbank = kaldi.fbank(clip[:1], htk_compat=True, window_type="hanning", num_mel_bins=128, dither=0.0)
     features = ASTFbank(input_sample_rate=16000)(clip)
     expected = (fbank + 4.2677393) / (4.5689974 * 2)
     torch.testing.assert_close(features[0, 0], expected.T, atol=1e-3, rtol=0)
@@ -81,9 +79,7 @@ def test_passt_mel_eval_matches_direct_computation(waveform):
     module = PasstMel().eval()
     emphasized = waveform[:, 1:] - 0.97 * waveform[:, :-1]
     window = torch.hann_window(800, periodic=False)
-    spec = torch.stft(
-        emphasized, 1024, hop_length=320, win_length=800, window=window, return_complex=True
-    )
+    spec = torch.stft(emphasized, 1024, hop_length=320, win_length=800, window=window, return_complex=True)
     banks, _ = kaldi.get_mel_banks(128, 1024, 32000.0, 0.0, 15000.0, 100.0, -500.0, 1.0)
     banks = torch.nn.functional.pad(banks, (0, 1))
     expected = (torch.log(banks @ spec.abs().pow(2) + 1e-5) + 4.5) / 5

@@ -33,8 +33,14 @@ def mixup(batch: Batch, alpha: float, n_classes: int, generator: torch.Generator
     target = batch.get("soft_target")
     if target is None:
         target = F.one_hot(batch["target"], n_classes).to(waveform.dtype)
-    out = {**batch, "waveform": mix(waveform), "soft_target": mix(target), "mix_lambda": lam}
-    out["mix_permutation"] = perm
+    out = {
+        **batch,
+        "waveform": mix(waveform),
+        "soft_target": mix(target),
+        "target": torch.where(lam >= 0.5, batch["target"], batch["target"][perm]),
+        "mix_lambda": lam,
+        "mix_permutation": perm,
+    }
     if "teacher_logits" in batch:
         out["teacher_logits"] = mix(batch["teacher_logits"])
     return out

@@ -230,7 +230,8 @@ class TAU22DataModule(L.LightningDataModule):
         return logits[[row_of[name] for name in train["filename"]]]
 
     # -- loaders ----------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """DataLoader of any split; shuffled (with the seed) only when asked."""
         if not self.datasets:
             raise RuntimeError("call setup() before asking for a DataLoader")
         generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
@@ -248,16 +249,16 @@ class TAU22DataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self.loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self.loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self.loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+        return self.loader("predict", shuffle=False)
 
     # -- on the device ----------------------------------------------------------------------
     def augment(self, batch: Batch) -> Batch:

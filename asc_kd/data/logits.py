@@ -10,7 +10,6 @@ the float32 logits and a JSON metadata record (teachers, split, dataset fingerpr
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from asc_kd.data.tau22 import DatasetError
+from asc_kd.io import atomic_write
 
 
 class LogitsMismatchError(DatasetError):
@@ -38,19 +38,13 @@ def save_logits(
         raise ValueError(f"logits must be (clips, classes) for {len(filenames)} clips, got {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError("logits contain NaN or inf; refusing to write them")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with partial.open("wb") as handle:
-            np.savez(
-                handle,
-                filenames=np.asarray(list(filenames), dtype=str),
-                logits=array,
-                metadata=np.asarray(json.dumps(metadata)),
-            )
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_write(path, "wb") as handle:
+        np.savez(
+            handle,
+            filenames=np.asarray(list(filenames), dtype=str),
+            logits=array,
+            metadata=np.asarray(json.dumps(metadata)),
+        )
     return path
 
 
@@ -69,12 +63,17 @@ def load_logits(
             f"teacher logits file {path} not found; create it with `python -m asc_kd.logits`"
         )
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a bare array, not an npz archive")
+        with data:
             filenames = [str(name) for name in data["filenames"]]
             logits = torch.from_numpy(data["logits"].astype(np.float32))
             metadata = json.loads(str(data["metadata"]))
     except (ValueError, KeyError, OSError) as err:
         raise LogitsMismatchError(f"{path} is not an asc_kd logits file ({err})") from err
+    if not isinstance(metadata, dict):
+        raise LogitsMismatchError(f"{path}: metadata must be a JSON object, got {type(metadata).__name__}")
     if not torch.isfinite(logits).all():
         raise LogitsMismatchError(f"{path}: logits contain NaN or inf")
     if split is not None and metadata.get("split") != split:

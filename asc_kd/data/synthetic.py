@@ -68,10 +68,13 @@ class SyntheticConfig:
 
     @property
     def n_clips(self) -> int:
-        per_scene = self.train_segments_per_scene * (
-            1 + len(TRAIN_DEVICES[1:]) * self.other_device_fraction
-        ) + self.test_segments_per_scene * len(DEVICES)
-        return int(round(per_scene * len(SCENES)))
+        re_recorded = round(self.train_segments_per_scene * self.other_device_fraction)
+        per_scene = (
+            self.train_segments_per_scene
+            + len(TRAIN_DEVICES[1:]) * re_recorded
+            + self.test_segments_per_scene * len(DEVICES)
+        )
+        return per_scene * len(SCENES)
 
 
 def _bumps_db(centres: np.ndarray, widths: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -198,12 +201,13 @@ def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progres
     """Write a synthetic TAU22-layout dataset to ``out_dir`` and return it.
 
     The folder is written under a temporary name and renamed when complete, so a killed run
-    never leaves a half-written dataset that looks finished. ``out_dir`` must not exist yet.
+    never leaves a half-written dataset that looks finished. ``out_dir`` must not exist yet or
+    be an empty folder.
     """
     config = config or SyntheticConfig()
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise FileExistsError(f"{out_dir} already exists; choose a new folder or delete it")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"{out_dir} already exists and is not empty; choose a new folder or delete it")
     partial = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "audio").mkdir(parents=True)

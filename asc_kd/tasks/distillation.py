@@ -40,12 +40,18 @@ class DistillationTask(ClassificationTask):
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.teachers = nn.ModuleList(self._load_teacher(path) for path in (teacher_checkpoints or []))
+        self.teachers = nn.ModuleList()
+
+    def setup(self, stage: str) -> None:
+        """Load online teachers for fitting only, so a student checkpoint reloads without them."""
+        if stage == "fit" and not len(self.teachers):
+            self.teachers.extend(self._load_teacher(p) for p in self.hparams.teacher_checkpoints or [])
 
     @staticmethod
     def _load_teacher(path: str) -> ClassificationTask:
-        teacher = ClassificationTask.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-        teacher.eval()
+        from asc_kd.checkpoints import load_task  # imports this package
+
+        teacher = load_task(path)
         teacher.requires_grad_(False)
         return teacher
 

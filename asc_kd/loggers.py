@@ -1,0 +1,69 @@
+"""W&B as the default logger, usable without an account or network.
+
+Training must not fail because nobody ran ``wandb login`` (a recurring complaint about the
+recipes we replace): ``AutoWandbLogger`` goes online only when an API key is configured and
+``WANDB_MODE`` does not say otherwise, and tells once how to upload an offline run later.
+The project never reads, writes or logs the key itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+log = logging.getLogger(__name__)
+
+
+def wandb_logged_in() -> bool:
+    """Whether an API key is configured (environment or ~/.netrc); the key is not read out."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+class AutoWandbLogger(WandbLogger):
+    """``WandbLogger`` that runs offline when not logged in (or when ``offline=True``).
+
+    Args:
+        project: W&B project name.
+        save_dir: folder for the ``wandb/`` run directories.
+        offline: force offline (True) or online (False); default: decide from the login.
+        **kwargs: anything ``WandbLogger`` takes (``name``, ``id``, ``tags``, ...).
+    """
+
+    def __init__(
+        self,
+        project: str = "asc_kd",
+        save_dir: str = "outputs",
+        offline: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        mode = os.environ.get("WANDB_MODE")
+        if offline is None:
+            offline = mode in ("offline", "dryrun") or (mode != "online" and not wandb_logged_in())
+        if offline:
+            log.warning(
+                "W&B is offline (no login found); upload later with `wandb sync %s/wandb/offline-run-*`",
+                save_dir,
+            )
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)
+
+
+class LogConfigCallback(SaveConfigCallback):
+    """Save the resolved CLI config as a file and make it the logger's run config."""
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)

@@ -1,0 +1,132 @@
+"""``python -m asc_kd.logits``: ensemble teacher logits for distillation, and Table 1.
+
+    python -m asc_kd.logits TEACHER.ckpt [TEACHER.ckpt ...] --root DATA \\
+        --out outputs/teachers/ensemble_train.npz --table outputs/teachers/table1
+
+Runs every teacher checkpoint over a split (train by default; no augmentation), averages the
+logits and writes them keyed by filename with their provenance (teachers, split, dataset
+fingerprint): ``TAU22DataModule(teacher_logits=...)`` refuses a file made for other clips.
+Then evaluates each teacher and the ensemble on the development-test split and writes Table 1
+(accuracy, log loss, per device group) as markdown and CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from asc_kd import __version__
+from asc_kd.checkpoints import load_task
+from asc_kd.data.cache import fingerprint_files
+from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.logits import save_logits
+from asc_kd.data.tau22 import SCENES
+from asc_kd.metrics import SceneMetrics
+from asc_kd.tables import to_markdown, write_table
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, loader: DataLoader, device: torch.device, desc: str = "") -> torch.Tensor:
+    """Logits of ``model`` for every clip of the loader's dataset, in dataset order."""
+    model.eval().to(device)
+    out = torch.empty(len(loader.dataset), len(SCENES))
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+        out[batch["index"]] = model(batch["waveform"].to(device)).float().cpu()
+    return out
+
+
+def scene_metrics(logits: torch.Tensor, loader: DataLoader) -> dict[str, float]:
+    """``SceneMetrics`` of precomputed logits for the loader's (labelled) dataset."""
+    labels = loader.dataset.labels
+    metric = SceneMetrics()
+    metric.update(logits, labels["target"], labels["device"])
+    return {k: float(v) for k, v in metric.compute().items()}
+
+
+TABLE_COLUMNS = ["acc", "macro_acc", "log_loss", "acc_real", "acc_seen", "acc_unseen"]
+
+
+def export_logits(
+    checkpoints: list[str],
+    datamodule: TAU22DataModule,
+    out: str | Path,
+    split: str = "train",
+    table: str | Path | None = None,
+    device: str = "auto",
+) -> pd.DataFrame | None:
+    """Average the teachers' logits over ``split``, save them, and return Table 1 (or None)."""
+    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          "cpu" if device == "auto" else device)
+    datamodule.prepare_data()
+    datamodule.setup("predict")
+    export_loader = datamodule.loader(split)
+    test_loader = datamodule.loader("test")
+    teachers, ensemble, ensemble_test, rows = [], 0.0, 0.0, []
+    for path in checkpoints:
+        task = load_task(path)
+        name = f"{task.hparams.model} ({Path(path).name})"
+        logits = predict_logits(task, export_loader, target, desc=f"{name} on {split}")
+        ensemble = ensemble + logits / len(checkpoints)
+        teachers.append({"checkpoint": str(path), "model": task.hparams.model})
+        if table is not None:
+            test_logits = logits if split == "test" else predict_logits(task, test_loader, target, name)
+            ensemble_test = ensemble_test + test_logits / len(checkpoints)
+            rows.append({"teacher": name, **scene_metrics(test_logits, test_loader)})
+    filenames = list(export_loader.dataset.frame["filename"])
+    metadata = {
+        "teachers": teachers,
+        "split": split,
+        "split_file": datamodule.hparams.train_split_file if split == "train" else None,
+        "dataset_fingerprint": fingerprint_files(datamodule.root, filenames),
+        "classes": list(SCENES),
+        "asc_kd_version": __version__,
+    }
+    save_logits(out, filenames, ensemble, metadata)
+    log.info("wrote ensemble logits of %d teachers for %d clips to %s", len(checkpoints), len(filenames), out)
+    if table is None:
+        return None
+    rows.append({"teacher": f"ensemble of {len(checkpoints)}", **scene_metrics(ensemble_test, test_loader)})
+    frame = pd.DataFrame(rows)[["teacher", *TABLE_COLUMNS]]
+    write_table(frame, table, title="Table 1: teachers on the development-test split")
+    return frame
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asc_kd.logits", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", help="teacher checkpoints (any asc_kd task)")
+    parser.add_argument("--root", required=True, help="dataset root (TAU22 layout)")
+    parser.add_argument("--cache-dir", default=None, help="audio cache folder")
+    parser.add_argument("--split", choices=["train", "test"], default="train")
+    parser.add_argument("--train-split-file", default=None, help="e.g. a DCASE24 split25.csv")
+    parser.add_argument("--out", default="outputs/teachers/ensemble_train.npz")
+    parser.add_argument("--table", default="outputs/teachers/table1", help="Table 1 stem ('' to skip)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    datamodule = TAU22DataModule(
+        root=args.root,
+        cache_dir=args.cache_dir,
+        train_split_file=args.train_split_file,
+        batch_size=args.batch_size,
+        eval_batch_size=args.batch_size,
+        num_workers=args.num_workers,
+    )
+    frame = export_logits(args.checkpoints, datamodule, args.out, args.split, args.table or None, args.device)
+    if frame is not None:
+        print(to_markdown(frame))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""SceneMetrics on a hand-made batch whose every number is worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from asc_kd.data.tau22 import DEVICES, SCENES
+from asc_kd.metrics import SceneMetrics
+
+# Six examples: (device, true class, predicted class).
+EXAMPLES = [
+    ("a", 0, 0),  # correct
+    ("a", 1, 2),  # wrong
+    ("s1", 2, 2),  # correct
+    ("s4", 3, 3),  # correct
+    ("s4", 3, 0),  # wrong
+    ("c", 9, 9),  # correct
+]
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits 2 on the predicted class and 0 elsewhere, class indices, device indices."""
+    logits = torch.zeros(len(EXAMPLES), len(SCENES))
+    for row, (_, _, predicted) in enumerate(EXAMPLES):
+        logits[row, predicted] = 2.0
+    target = torch.tensor([t for _, t, _ in EXAMPLES])
+    device = torch.tensor([DEVICES.index(d) for d, _, _ in EXAMPLES])
+    return logits, target, device
+
+
+def _computed(*updates: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    metric = SceneMetrics()
+    for update in updates:
+        metric.update(*update)
+    return {key: value.item() for key, value in metric.compute().items()}
+
+
+def test_hand_made_batch() -> None:
+    out = _computed(_batch())
+    assert out["acc"] == pytest.approx(4 / 6)
+    # Classes with examples: airport 1/1, bus 0/1, metro 1/1, metro_station 1/2, tram 1/1.
+    assert out["macro_acc"] == pytest.approx((1 + 0 + 1 + 0.5 + 1) / 5)
+    # p(true) = e^2 / (e^2 + 9) when predicted, 1 / (e^2 + 9) otherwise: 4 right, 2 wrong.
+    assert out["log_loss"] == pytest.approx(math.log(math.e**2 + 9) - 8 / 6, rel=1e-6)
+    assert out["acc_device_a"] == pytest.approx(0.5)
+    assert out["acc_device_c"] == 1.0
+    assert out["acc_device_s1"] == 1.0
+    assert out["acc_device_s4"] == pytest.approx(0.5)
+    assert out["acc_real"] == pytest.approx(2 / 3)
+    assert out["acc_seen"] == 1.0
+    assert out["acc_unseen"] == pytest.approx(0.5)
+    assert out["acc_class_airport"] == 1.0
+    assert out["acc_class_bus"] == 0.0
+    assert out["acc_class_metro"] == 1.0
+    assert out["acc_class_metro_station"] == pytest.approx(0.5)
+    assert out["acc_class_tram"] == 1.0
+
+
+def test_keys() -> None:
+    out = _computed(_batch())
+    expected = {"acc", "macro_acc", "log_loss", "acc_real", "acc_seen", "acc_unseen"}
+    expected |= {f"acc_device_{d}" for d in DEVICES} | {f"acc_class_{c}" for c in SCENES}
+    assert set(out) == expected
+
+
+def test_empty_devices_groups_and_classes_are_nan() -> None:
+    out = _computed(_batch())
+    for device in ("b", "s2", "s3", "s5", "s6"):
+        assert math.isnan(out[f"acc_device_{device}"]), device
+    for scene in ("park", "public_square", "shopping_mall", "street_pedestrian", "street_traffic"):
+        assert math.isnan(out[f"acc_class_{scene}"]), scene
+    logits, target, device = _batch()
+    only_a = _computed((logits[:2], target[:2], device[:2]))
+    assert math.isnan(only_a["acc_seen"]) and math.isnan(only_a["acc_unseen"])
+    assert only_a["acc_real"] == pytest.approx(0.5)
+
+
+def test_unknown_device_counts_only_overall() -> None:
+    logits, target, _ = _batch()
+    out = _computed((logits, target, torch.full_like(target, -1)))
+    assert out["acc"] == pytest.approx(4 / 6)
+    assert all(math.isnan(out[f"acc_device_{d}"]) for d in DEVICES)
+    assert math.isnan(out["acc_real"])
+
+
+def test_two_halves_equal_one_update() -> None:
+    logits, target, device = _batch()
+    whole = _computed((logits, target, device))
+    halves = _computed((logits[:3], target[:3], device[:3]), (logits[3:], target[3:], device[3:]))
+    assert whole.keys() == halves.keys()
+    for key, value in whole.items():
+        assert value == pytest.approx(halves[key], nan_ok=True), key
+
+
+def test_confusion_counts() -> None:
+    metric = SceneMetrics()
+    metric.update(*_batch())
+    confusion = metric.confusion()
+    assert confusion.shape == (10, 10)
+    assert confusion.sum() == 6
+    expected = torch.zeros(10, 10, dtype=torch.long)
+    for _, true, predicted in EXAMPLES:
+        expected[true, predicted] += 1
+    assert torch.equal(confusion, expected)
+    assert confusion[3, 3] == 1 and confusion[3, 0] == 1 and confusion[1, 2] == 1
+
+
+def test_reset_clears_counts() -> None:
+    metric = SceneMetrics()
+    metric.update(*_batch())
+    metric.reset()
+    assert metric.confusion().sum() == 0
+
+
+def test_unlabelled_target_is_refused() -> None:
+    logits, target, device = _batch()
+    target[2] = -1
+    with pytest.raises(ValueError, match="unlabelled"):
+        SceneMetrics().update(logits, target, device)
+
+
+@pytest.mark.parametrize("shape", [(6, 9), (6, 11), (6,), (6, 10, 1)])
+def test_wrong_logit_shape_is_refused(shape: tuple[int, ...]) -> None:
+    _, target, device = _batch()
+    with pytest.raises(ValueError, match="logits"):
+        SceneMetrics().update(torch.zeros(shape), target, device)
