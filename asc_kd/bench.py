@@ -144,8 +144,10 @@ def bench_train(batch_size: int, seconds: float, threads: int, compile_model: bo
             return batch_size
 
         results[f"{name}_clips_per_s"] = round(_rate(step, seconds, warmup=3 if compiled else 1), 1)
-    best = max((k for k in results if k.endswith("_clips_per_s") and k != "baseline_clips_per_s"),
-               key=lambda k: results[k])
+    best = max(
+        (k for k in results if k.endswith("_clips_per_s") and k != "baseline_clips_per_s"),
+        key=lambda k: results[k],
+    )
     results["best"] = best.removesuffix("_clips_per_s")
     results["ratio_best_over_baseline"] = round(results[best] / results["baseline_clips_per_s"], 2)
     return results

@@ -49,7 +49,9 @@ def load_task(path: str | Path) -> ClassificationTask:
     try:
         task.load_state_dict(state, strict=False)
     except RuntimeError as err:
-        raise CheckpointError(f"{path} does not fit the model it names ({hparams['model']!r}): {err}") from err
+        raise CheckpointError(
+            f"{path} does not fit the model it names ({hparams['model']!r}): {err}"
+        ) from err
     missing = [k for k in task.state_dict() if k.startswith("model.") and k not in state]
     if missing:
         raise CheckpointError(f"{path}: no weights for {len(missing)} parameter(s), first {missing[0]!r}")

@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, loader: DataLoader, device: torch.device, desc: str = "") -> torch.Tensor:
+def predict_logits(
+    model: torch.nn.Module, loader: DataLoader, device: torch.device, desc: str = ""
+) -> torch.Tensor:
     """Logits of ``model`` for every clip of the loader's dataset, in dataset order."""
     model.eval().to(device)
     out = torch.empty(len(loader.dataset), len(SCENES))
@@ -64,8 +66,9 @@ def export_logits(
     device: str = "auto",
 ) -> pd.DataFrame | None:
     """Average the teachers' logits over ``split``, save them, and return Table 1 (or None)."""
-    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          "cpu" if device == "auto" else device)
+    target = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
     datamodule.prepare_data()
     datamodule.setup("predict")
     export_loader = datamodule.loader(split)

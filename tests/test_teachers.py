@@ -146,6 +146,16 @@ def test_checkpoint_containers_are_unwrapped(wrap: Callable[[dict], dict], tmp_p
         torch.testing.assert_close(loaded(x), source(x), rtol=0, atol=0)
 
 
+def test_tensors_the_model_lacks_are_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AST's published checkpoints carry DeiT's unused ImageNet heads, ``v.head`` and ``v.head_dist``."""
+    state = {**build("ast").state_dict(), "v.head.weight": torch.zeros(1000, 64)}
+    torch.save(state, tmp_path / "ast.pth")
+    build("ast", checkpoint=tmp_path / "ast.pth")
+    assert "ignored 1 tensors" in caplog.text and "v.head.weight" in caplog.text
+
+
 def test_rgb_stem_is_summed_and_imagenet_head_dropped(tmp_path: Path) -> None:
     imagenet = timm.create_model("efficientnet_b2", pretrained=False, in_chans=3, num_classes=1000)
     state = imagenet.state_dict()
@@ -180,6 +190,23 @@ def test_ast_positional_embeddings_follow_the_input_length(tmp_path: Path) -> No
     torch.save(short.state_dict(), tmp_path / "ast50.pt")
     grown = build("ast", input_tdim=98, checkpoint=tmp_path / "ast50.pt")  # interpolated
     assert grown(torch.randn(1, 1, 128, 98)).shape == (1, 10)
+
+
+@pytest.mark.parametrize(
+    ("source_grid", "rows", "cols"),
+    [((12, 101), slice(0, 12), slice(46, 55)), ((16, 16), slice(2, 14), slice(4, 13))],
+    ids=["audioset-1024-frames", "imagenet-square"],
+)
+def test_ast_crops_published_grids_as_ast_does(
+    source_grid: tuple[int, int], rows: slice, cols: slice, tmp_path: Path
+) -> None:
+    """AudioSet AST (12 x 101 patches) and square ImageNet grids are cropped around the middle."""
+    state = build("ast").state_dict()
+    grid = torch.randn(1, *source_grid, 64)
+    state["v.pos_embed"] = torch.cat([state["v.pos_embed"][:, :2], grid.flatten(1, 2)], dim=1)
+    torch.save(state, tmp_path / "ast.pt")
+    loaded = build("ast", checkpoint=tmp_path / "ast.pt").v.pos_embed.detach()
+    torch.testing.assert_close(loaded[:, 2:], grid[:, rows, cols].reshape(1, 108, 64))
 
 
 @pytest.mark.filterwarnings("ignore:Input image size")

@@ -22,11 +22,30 @@ from asc_kd.models.cp_mobile import (
 from asc_kd.models.cp_resnet import PRESETS, CPResNet, CPResNetConfig, cp_resnet
 from asc_kd.models.debug import DebugCNN
 
+
+def _teacher(name: str) -> Callable[..., nn.Module]:
+    """Import ``asc_kd.models.teachers`` (timm, hear21passt) only when a teacher is built."""
+
+    def build(**kwargs: Any) -> nn.Module:
+        from asc_kd.models import teachers
+
+        return getattr(teachers, name)(**kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     **{name: partial(cp_resnet, name) for name in PRESETS},
     "cp_mobile": cp_mobile,
     "dcase24_baseline": dcase24_baseline,
     "debug": DebugCNN,
+    "passt": _teacher("passt"),
+    "ast": _teacher("ast"),
+    "efficientnet_b2": _teacher("efficientnet_b2"),
+    "convnext": _teacher("convnext"),
+    "swin": _teacher("swin"),
+    "timm": _teacher("timm_model"),
 }
 
 

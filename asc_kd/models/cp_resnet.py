@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized import FloatFunctional
 
 SystemName = Literal["system1", "system2", "system3", "system4"]
 
@@ -94,10 +95,15 @@ def classifier_head(c_in: int, n_classes: int) -> nn.Sequential:
 
 
 class ResidualAdd(nn.Module):
-    """``a + b`` as a module, so quantization flows can observe and replace the add."""
+    """``a + b`` through ``FloatFunctional``, so post-training quantization can observe the
+    sum's range and replace it by an int8 add (a plain ``+`` cannot take quantized tensors)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.op = FloatFunctional()
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return a + b
+        return self.op.add(a, b)
 
 
 class BasicBlock(nn.Module):

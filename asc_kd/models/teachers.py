@@ -18,7 +18,7 @@ import math
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import hear21passt.models.passt as upstream_passt
 import safetensors.torch
@@ -45,18 +45,20 @@ PASST_ARCHS: dict[str, tuple[int, int]] = {
 }
 
 Anchor = Literal["start", "center"]
+Model = TypeVar("Model", bound=nn.Module)
 
 
 # -- loading local checkpoints ------------------------------------------------------------------
 def _require_file(checkpoint: str | Path, what: str = "", source: str | None = None) -> Path:
     path = Path(checkpoint).expanduser()
     if not path.is_file():
-        needed = f"the {what} checkpoint" if what else "a checkpoint"
-        where = f" It is published at {source};" if source else ""
-        raise FileNotFoundError(
-            f"{path} does not exist, and {needed} is needed there.{where} download it and pass "
-            "its local path as `checkpoint` (nothing is downloaded at run time)."
-        )
+        message = f"{what} checkpoint file not found: {path}." if what else f"No such checkpoint: {path}."
+        if source:
+            message += (
+                f" It is published at {source}; download it and pass its local path as "
+                "`checkpoint` (nothing is downloaded at run time)."
+            )
+        raise FileNotFoundError(message)
     return path
 
 
@@ -227,7 +229,7 @@ def adapt_state_dict(
     return adapted
 
 
-def load_pretrained(model: nn.Module, checkpoint: str | Path, source: str | None = None) -> nn.Module:
+def load_pretrained(model: Model, checkpoint: str | Path, source: str | None = None) -> Model:
     """Load a local checkpoint into ``model`` (in place, and returned), adapting it as needed.
 
     Args:
@@ -241,7 +243,7 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path, source: str | None
     return model
 
 
-def _load_or_warn(model: nn.Module, checkpoint: str | Path | None, what: str, source: str) -> nn.Module:
+def _load_or_warn(model: Model, checkpoint: str | Path | None, what: str, source: str) -> Model:
     if checkpoint is None:
         warnings.warn(
             f"The {what} teacher has random weights: no checkpoint was given. Pretrained weights "

@@ -1,0 +1,178 @@
+"""int8 post-training static quantization of students, and a self-contained int8 artifact.
+
+Which PyTorch flow, and why. torch 2.11 offers two: the eager-mode flow of
+``torch.ao.quantization`` (QuantStub/DeQuantStub, module fusion, observers, ``convert``;
+marked deprecated in favour of torchao) and torchao's PT2E flow (``torch.export`` graph,
+``prepare_pt2e``/``convert_pt2e``). We use the eager-mode flow because
+
+* it is exactly what the report (section 5) and CP-JKU's DCASE22/23 code use: static PTQ with
+  a quantization stub at the model input, calibrated on training data;
+* ``convert`` yields modules that run real int8 kernels (fbgemm / x86 / qnnpack) in plain
+  eager PyTorch, so int8 CPU inference is faster than fp32 without a compiler step; PT2E's
+  converted graph holds quantize/dequantize pairs around fp32 ops and only runs int8 kernels
+  after ``torch.compile`` lowering, and it needs torchao, one more pinned dependency;
+* the quantized network traces to TorchScript, which gives the artifact below.
+When the eager flow is removed from torch, ``quantize_static`` is the one function to port.
+
+The artifact (``*.int8.pt``) is a TorchScript module of front-end + int8 student that maps
+(batch, samples) 32 kHz waveforms to logits; ``torch.jit.load`` runs it in any process with
+torch alone (no asc_kd, no training code), and its ``meta.json`` extra file records classes,
+sample rate, backend and MEM. CP-JKU's checkpoints did not include the int8 model, so users
+had to rebuild it (cpjku_dcase23#6).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.ao import quantization as tq
+
+from asc_kd.io import atomic_write
+from asc_kd.models.cp_resnet import BasicBlock
+
+Backend = Literal["x86", "fbgemm", "qnnpack"]
+
+
+class QuantizableModel(nn.Module):
+    """Float model between a QuantStub and a DeQuantStub: where activations enter/leave int8."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.model = model
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dequant(self.model(self.quant(x)))
+
+
+class WaveformClassifier(nn.Module):
+    """Front-end + model: the whole waveform-to-logits path, as deployed."""
+
+    def __init__(self, frontend: nn.Module, model: nn.Module) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.model = model
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.model(self.frontend(waveform))
+
+
+def fusion_groups(model: nn.Module) -> list[list[str]]:
+    """Names of conv-BN(-ReLU) runs to fuse, found by walking the module tree.
+
+    Fusing folds BN into the conv and the ReLU into its output range, so the int8 model has
+    fewer, better-conditioned layers. A CP-ResNet block's first conv-BN is followed by its
+    ``relu1`` outside the conv's Sequential; other runs are consecutive Sequential children.
+    """
+    groups: list[list[str]] = []
+    covered: set[str] = set()
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(module, BasicBlock):
+            groups.append([f"{prefix}conv1.0", f"{prefix}conv1.1", f"{prefix}relu1"])
+            covered.update(groups[-1])
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = [(f"{prefix}{n}", m) for n, m in module.named_children()]
+        i = 0
+        while i < len(children) - 1:
+            (a, conv), (b, norm) = children[i], children[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and a not in covered:
+                group = [a, b]
+                if i + 2 < len(children) and isinstance(children[i + 2][1], nn.ReLU):
+                    group.append(children[i + 2][0])
+                groups.append(group)
+                i += len(group)
+            else:
+                i += 1
+    return groups
+
+
+def prepare_for_quantization(model: nn.Module, backend: Backend = "x86") -> QuantizableModel:
+    """Copy, fuse and attach observers; the result is calibrated by running data through it."""
+    torch.backends.quantized.engine = backend
+    float_model = copy.deepcopy(model).cpu().eval()
+    wrapped = QuantizableModel(float_model).eval()
+    groups = [[f"model.{n}" for n in group] for group in fusion_groups(float_model)]
+    if groups:
+        tq.fuse_modules(wrapped, groups, inplace=True)
+    wrapped.qconfig = tq.get_default_qconfig(backend)
+    return tq.prepare(wrapped, inplace=False)
+
+
+@torch.no_grad()
+def quantize_static(
+    model: nn.Module, calibration: Iterable[torch.Tensor], backend: Backend = "x86"
+) -> nn.Module:
+    """int8 post-training static quantization of a float student (report section 5).
+
+    Args:
+        model: float model taking front-end features (batch, 1, F, T).
+        calibration: feature batches (a subset of training data) that set activation ranges.
+        backend: quantized engine: ``x86``/``fbgemm`` for x86 CPUs, ``qnnpack`` for ARM.
+    """
+    prepared = prepare_for_quantization(model, backend)
+    seen = 0
+    for features in calibration:
+        prepared(features.cpu())
+        seen += len(features)
+    if seen == 0:
+        raise ValueError("quantize_static needs at least one calibration batch")
+    return tq.convert(prepared, inplace=False).eval()
+
+
+def int8_memory(quantized: nn.Module) -> dict[str, int]:
+    """Parameter memory of a converted model, from its real int8 weights.
+
+    Weights are int8 (1 byte each); biases of fused layers stay fp32 (4 bytes) in PyTorch's
+    quantized kernels, and are counted as such.
+    """
+    weight_elements = bias_elements = 0
+    for module in quantized.modules():
+        if hasattr(module, "_weight_bias"):  # quantized Conv2d / Linear
+            w, b = module._weight_bias()
+            weight_elements += w.numel()
+            bias_elements += 0 if b is None else b.numel()
+    return {
+        "int8_weights": weight_elements,
+        "fp32_biases": bias_elements,
+        "mem_bytes": weight_elements + 4 * bias_elements,
+    }
+
+
+def export_artifact(
+    frontend: nn.Module,
+    quantized: nn.Module,
+    path: str | Path,
+    metadata: dict[str, Any],
+) -> Path:
+    """Trace front-end + int8 model to TorchScript and write it atomically with ``meta.json``."""
+    frontend = copy.deepcopy(frontend).cpu().eval()
+    module = WaveformClassifier(frontend, quantized).eval()
+    example = torch.zeros(2, frontend.sample_rate)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, example, check_trace=False)
+    meta = {**metadata, "sample_rate": frontend.sample_rate, "format": "torchscript-int8"}
+    with atomic_write(path, "wb") as handle:
+        torch.jit.save(traced, handle, _extra_files={"meta.json": json.dumps(meta)})
+    return Path(path)
+
+
+def load_artifact(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an int8 artifact and its metadata (torch only; what a deployment does)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"int8 artifact {path} not found; make it with `python -m asc_kd.quantize`")
+    extra = {"meta.json": ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as err:
+        raise ValueError(f"{path} is not an asc_kd int8 artifact ({err})") from err
+    return module.eval(), json.loads(extra["meta.json"] or "{}")
