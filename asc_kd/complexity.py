@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 from torch import nn
 
 #: DCASE 2023/24 Task 1 limits: 128 KB of parameter memory and 30 M MACs per inference.
@@ -129,6 +130,42 @@ def count_complexity(
     )
 
 
+def receptive_field(
+    model: nn.Module, input_shape: tuple[int, ...] | list[int] = (1, 1, 256, 44)
+) -> tuple[int, int]:
+    """Receptive field (frequency bins, frames) of a CNN, from the layers it actually runs.
+
+    Convolutions and poolings are recorded in execution order by forward hooks and chained:
+    ``rf += (kernel - 1) * dilation * jump; jump *= stride`` per axis. This is exact for
+    chains whose side branches are 1x1 (CP-ResNet's shortcuts) and an upper bound when
+    parallel branches have larger kernels. It is what CP-ResNet's rho controls.
+    """
+    layers: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = []
+
+    def pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+        return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        dilation = getattr(module, "dilation", 1)
+        layers.append((pair(module.kernel_size), pair(module.stride or module.kernel_size), pair(dilation)))
+
+    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+    copy_ = copy.deepcopy(model).cpu().eval()
+    handles = [m.register_forward_hook(hook) for m in copy_.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            copy_(torch.zeros(1, *list(input_shape)[1:]))
+    finally:
+        for handle in handles:
+            handle.remove()
+    rf, jump = [1, 1], [1, 1]
+    for kernel, stride, dilation in layers:
+        for axis in (0, 1):
+            rf[axis] += (kernel[axis] - 1) * dilation[axis] * jump[axis]
+            jump[axis] *= stride[axis]
+    return rf[0], rf[1]
+
+
 def check_limits(complexity: Complexity, name: str = "model") -> None:
     """Raise ``ComplexityError`` naming which limit ``complexity`` breaks."""
     problems = []
@@ -166,11 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     shape = args.input_shape or getattr(model, "input_shape", (1, 1, 256, 44))
     result = count_complexity(model, shape, args.precision)
+    rf_freq, rf_time = receptive_field(model, shape)
     if args.json:
-        print(json.dumps(result.summary()))
+        print(json.dumps({**result.summary(), "receptive_field": [rf_freq, rf_time]}))
     else:
         print(f"# {args.name}\n")
         print(result.table())
+        print(f"receptive field: {rf_freq} frequency bins x {rf_time} frames (input {shape[2]} x {shape[3]})")
     return 0
 
 
@@ -186,4 +225,5 @@ __all__ = [
     "MAX_PARAM_BYTES",
     "check_limits",
     "count_complexity",
+    "receptive_field",
 ]

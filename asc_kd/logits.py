@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -46,12 +47,18 @@ def predict_logits(
     return out
 
 
-def scene_metrics(logits: torch.Tensor, loader: DataLoader) -> dict[str, float]:
-    """``SceneMetrics`` of precomputed logits for the loader's (labelled) dataset."""
+def scene_metrics(logits: torch.Tensor, loader: DataLoader, confusion: bool = False) -> dict[str, Any]:
+    """``SceneMetrics`` of precomputed logits for the loader's (labelled) dataset.
+
+    With ``confusion`` the (true, predicted) count matrix is added as a nested list.
+    """
     labels = loader.dataset.labels
     metric = SceneMetrics()
     metric.update(logits, labels["target"], labels["device"])
-    return {k: float(v) for k, v in metric.compute().items()}
+    out: dict[str, Any] = {k: float(v) for k, v in metric.compute().items()}
+    if confusion:
+        out["confusion"] = metric.confusion().tolist()
+    return out
 
 
 TABLE_COLUMNS = ["acc", "macro_acc", "log_loss", "acc_real", "acc_seen", "acc_unseen"]

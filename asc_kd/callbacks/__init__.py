@@ -1,7 +1,8 @@
-"""Callbacks: waveform Mixup, Freq-MixStyle, complexity logging."""
+"""Callbacks: waveform Mixup, Freq-MixStyle, complexity logging, int8 export."""
 
 from asc_kd.callbacks.complexity import Complexity
 from asc_kd.callbacks.mixstyle import FreqMixStyle, freq_mixstyle
 from asc_kd.callbacks.mixup import Mixup, mixup
+from asc_kd.callbacks.quantization import QuantizationExport
 
-__all__ = ["Complexity", "FreqMixStyle", "Mixup", "freq_mixstyle", "mixup"]
+__all__ = ["Complexity", "FreqMixStyle", "Mixup", "QuantizationExport", "freq_mixstyle", "mixup"]

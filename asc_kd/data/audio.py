@@ -18,25 +18,39 @@ from asc_kd.data.tau22 import OFFICIAL_ARCHIVE, DatasetError
 
 
 class AudioFileError(DatasetError):
-    """One audio file is missing or not what the dataset promises."""
+    """One audio file is missing or not what the dataset promises.
+
+    ``field`` names what is wrong (``exists``, ``format``, ``samplerate``, ``channels``,
+    ``length``) so a data check can summarise problems by kind.
+    """
+
+    def __init__(self, message: str, field: str = "format") -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self):  # keep ``field`` when raised in a worker process
+        return (type(self), (str(self), self.field))
 
 
 def check_clip_header(path: Path, sample_rate: int, n_samples: int | None) -> soundfile._SoundFileInfo:
     """Check a wav's header (no audio read) against the expected rate, channels and length."""
     if not path.is_file():
-        raise AudioFileError(f"audio file {path} not found; it is part of the {OFFICIAL_ARCHIVE}")
+        raise AudioFileError(f"audio file {path} not found; it is part of the {OFFICIAL_ARCHIVE}", "exists")
     try:
         info = soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError) as err:
         raise AudioFileError(f"{path}: not a readable audio file ({err})") from err
     if info.samplerate != sample_rate:
-        raise AudioFileError(f"{path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
+        raise AudioFileError(
+            f"{path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz", "samplerate"
+        )
     if info.channels != 1:
-        raise AudioFileError(f"{path}: {info.channels} channels, expected mono")
+        raise AudioFileError(f"{path}: {info.channels} channels, expected mono", "channels")
     if n_samples is not None and info.frames != n_samples:
         raise AudioFileError(
             f"{path}: {info.frames} samples ({info.frames / sample_rate:.3f} s), "
-            f"expected {n_samples} ({n_samples / sample_rate:.3f} s)"
+            f"expected {n_samples} ({n_samples / sample_rate:.3f} s)",
+            "length",
         )
     return info
 

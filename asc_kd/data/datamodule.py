@@ -121,6 +121,7 @@ class TAU22DataModule(L.LightningDataModule):
         teacher_logits: ensemble logits file for distillation (``python -m asc_kd.logits``).
         seed: seed of the training shuffle order.
         pin_memory: pin host memory (default: when CUDA is available).
+        check_data: run ``asc_kd.data.check`` (headers only) before caching.
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class TAU22DataModule(L.LightningDataModule):
         teacher_logits: str | None = None,
         seed: int = 0,
         pin_memory: bool | None = None,
+        check_data: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -196,8 +198,19 @@ class TAU22DataModule(L.LightningDataModule):
         return sources
 
     def prepare_data(self) -> None:
-        """Generate (if asked) and cache the audio once per node, before any rank reads it."""
-        self._sources(self._frames())
+        """Generate (if asked), check and cache the audio once per node, before any rank reads it."""
+        frames = self._frames()
+        if self.hparams.check_data:
+            from asc_kd.data.check import check_dataset
+
+            result = check_dataset(self.root, train_split_file=self.hparams.train_split_file, progress=False)
+            if not result.ok:
+                listed = "\n  ".join(str(p) for p in result.problems[:10])
+                raise DatasetError(
+                    f"{self.root} failed the data check ({len(result.problems)} problem(s); "
+                    f"`python -m asc_kd.data.check {self.root}` lists all):\n  {listed}"
+                )
+        self._sources(frames)
 
     def setup(self, stage: str | None = None) -> None:
         frames = self._frames()

@@ -49,7 +49,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def get_model(name: str, **kwargs: Any) -> nn.Module:
+def get_model(name: str, /, **kwargs: Any) -> nn.Module:
     """Build the model registered as ``name`` with keyword overrides."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")

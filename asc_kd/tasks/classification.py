@@ -39,10 +39,11 @@ def lr_factor(
 ) -> float:
     """Multiplier of the base learning rate at a (fractional) epoch.
 
-    ``cosine`` and ``linear`` decay from 1 after warm-up to ``min_factor`` at ``max_epochs``
-    (CP-JKU's students use a warm-up + linear ramp down); ``exponential`` multiplies by
-    ``lr_decay`` for every epoch completed after ``decay_start_epoch`` (the report's AST
-    recipe: 0.5 after the 2nd epoch on AudioSet, 0.85 after the 5th on TAU22).
+    ``cosine`` and ``linear`` hold 1 after warm-up until ``decay_start_epoch``, then decay to
+    ``min_factor`` at ``max_epochs`` (CP-JKU's students: warm-up, plateau, linear ramp down);
+    ``exponential`` multiplies by ``lr_decay`` for every epoch completed after
+    ``decay_start_epoch`` (the report's AST recipe: 0.5 after the 2nd epoch on AudioSet, 0.85
+    after the 5th on TAU22).
     """
     if warmup_epochs > 0 and epoch < warmup_epochs:
         return (epoch + 1e-3) / warmup_epochs
@@ -50,7 +51,8 @@ def lr_factor(
         return 1.0
     if schedule == "exponential":
         return lr_decay ** max(0, math.floor(epoch) - decay_start_epoch + 1)
-    progress = min(1.0, (epoch - warmup_epochs) / max(max_epochs - warmup_epochs, 1e-9))
+    start = max(warmup_epochs, decay_start_epoch)
+    progress = min(1.0, max(0.0, epoch - start) / max(max_epochs - start, 1e-9))
     if schedule == "cosine":
         return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
     if schedule == "linear":
