@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = report[precision]
         print(
             f"{precision}: acc {metrics['acc']:.4f}  log loss {metrics['log_loss']:.4f}  "
-            f"real {metrics['acc_real']:.4f}  seen {metrics['acc_seen']:.4f}  unseen {metrics['acc_unseen']:.4f}"
+            f"real {metrics['acc_real']:.4f}  seen {metrics['acc_seen']:.4f}  "
+            f"unseen {metrics['acc_unseen']:.4f}"
         )
     print(
         f"MEM {report['mem_bytes']:,} bytes ({report['int8_weights']:,} int8 weights, "
