@@ -13,6 +13,9 @@ configured under ``checkpoint:`` and ``complexity:``.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from jsonargparse import Namespace
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -42,6 +45,30 @@ class AscKdCLI(LightningCLI):
         )
         parser.add_argument("--test", type=bool, default=True, help="test the best checkpoint after fitting")
 
+    def before_instantiate_classes(self) -> None:
+        """When resuming, hand the checkpoint's W&B run id to the logger: same run, not a new one."""
+        run_id = _resumed_wandb_run(self.config)
+        logger = self.config.get("trainer.logger")
+        if (
+            run_id
+            and isinstance(logger, Namespace)
+            and str(logger.get("class_path", "")).endswith("WandbLogger")
+        ):
+            logger.init_args.id = run_id
+            logger.init_args.resume = "allow"
+
+
+def _resumed_wandb_run(config: Namespace) -> str | None:
+    path = config.get("ckpt_path")
+    if path == "last":
+        dirpath = config.get("checkpoint.dirpath")
+        path = str(Path(dirpath) / "last.ckpt") if dirpath else None
+    if not path or not Path(path).is_file():
+        return None
+    from asc_kd.checkpoints import read_checkpoint
+
+    return read_checkpoint(path).get("asc_kd", {}).get("wandb_run_id")
+
 
 def main(args: list[str] | None = None) -> AscKdCLI:
     """Fit, then test on the development-test split with the best checkpoint."""
@@ -56,6 +83,10 @@ def main(args: list[str] | None = None) -> AscKdCLI:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": __doc__.split("\n\n")[0]},
     )
+    # The resolved CLI config is the run config (LogConfigCallback); Lightning's own logging of
+    # the same hyperparameters would duplicate it under clashing keys.
+    cli.model._log_hyperparams = False
+    cli.datamodule._log_hyperparams = False
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     if cli.config["test"]:
         best = cli.trainer.checkpoint_callback

@@ -61,9 +61,14 @@ class AutoWandbLogger(WandbLogger):
 
 
 class LogConfigCallback(SaveConfigCallback):
-    """Save the resolved CLI config as a file and make it the logger's run config."""
+    """Save the resolved CLI config as a file, make it the logger's run config (one level:
+    ``model``, ``data``, ``trainer``, ...) and, for W&B, also keep the YAML in the run's files
+    (offline runs too, so a later ``wandb sync`` uploads it)."""
 
     def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
         config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
+            if isinstance(logger, WandbLogger):
+                run_dir = Path(logger.experiment.dir)
+                (run_dir / "asc_kd_config.yaml").write_text(self.parser.dump(self.config, skip_none=False))

@@ -152,6 +152,8 @@ class TAU22DataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.datasets: dict[str, ClipDataset] = {}
         self._responses: torch.Tensor | None = None
+        #: Fingerprint (names, sizes) of the train + test clips, recorded in checkpoints.
+        self.fingerprint: str | None = None
 
     # -- frames -----------------------------------------------------------------------------
     def _frames(self) -> dict[str, pd.DataFrame]:
@@ -216,6 +218,12 @@ class TAU22DataModule(L.LightningDataModule):
         frames = self._frames()
         sources = self._sources(frames)
         logits = self._teacher_logits(frames["train"]) if self.hparams.teacher_logits else None
+        source = sources["train"]
+        self.fingerprint = (
+            source.fingerprint
+            if isinstance(source, AudioCache)
+            else fingerprint_files(self.root, source.filenames)
+        )
         self.datasets = {
             "train": ClipDataset(frames["train"], sources["train"], logits),
             "val": ClipDataset(frames["test"], sources["test"]),

@@ -216,4 +216,10 @@ class ClassificationTask(L.LightningModule):
             "frontend": {"name": self.hparams.frontend, **self.frontend.config()},
             "classes": list(SCENES),
             "devices": list(DEVICES),
+            "model_kwargs": dict(self.hparams.model_kwargs or {}),
+            "dataset_fingerprint": getattr(getattr(self.trainer, "datamodule", None), "fingerprint", None),
+            # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
+            "wandb_run_id": next(
+                (lg.version for lg in self.trainer.loggers if type(lg).__name__.endswith("WandbLogger")), None
+            ),
         }
