@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from jsonargparse import Namespace
-
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 

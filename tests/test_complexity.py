@@ -127,6 +127,7 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
         "params": 127_684,
         "macs": 28_840_396,
         "mem_bytes": 127_684,
+        "receptive_field": [155, 55],
     }
 
 
@@ -136,6 +137,7 @@ def test_cli_json_precision_and_shape(capsys: pytest.CaptureFixture[str]) -> Non
         "params": 127_684,
         "macs": 28_840_396,
         "mem_bytes": 2 * 127_684,
+        "receptive_field": [155, 55],
     }
 
 
