@@ -1,7 +1,9 @@
 """``python -m asc_kd.bench``: throughput figures measured in one run, printed as ratios.
 
     python -m asc_kd.bench data  [--root DIR] [--json]   # wav decode+resample vs cache
-    python -m asc_kd.bench train [--json]                # KD training step, clips/s
+    python -m asc_kd.bench train [--compile] [--json]    # KD training step, clips/s vs CP-JKU's way
+    python -m asc_kd.bench train --epoch --clips N [--device cuda]   # one epoch from the memmap
+    python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
 
 Numbers depend on the machine; every figure in the README names the command that made it.
 Benchmarks run on synthetic scenes (generated into a temporary folder unless ``--root``).
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,20 +102,58 @@ class _PerBatchFilterbankMel(nn.Module):
         return ((mel + 1e-5).log() + 4.5).div(5.0).unsqueeze(1)
 
 
-def bench_train(batch_size: int, seconds: float, threads: int, compile_model: bool) -> dict[str, Any]:
+class _KDStep:
+    """One KD training step: front-end, Freq-MixStyle, forward/backward, Adam step."""
+
+    def __init__(
+        self, frontend: nn.Module, channels_last: bool, compiled: bool, device: torch.device
+    ) -> None:
+        from asc_kd.models import get_model
+
+        self.device = device
+        self.frontend = frontend.to(device)
+        model = get_model("system1").to(device)
+        self.channels_last = channels_last
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = torch.compile(model) if compiled else model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.amp = device.type == "cuda"  # bf16 autocast on GPU
+
+    def __call__(self, waveform: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor) -> int:
+        from asc_kd.callbacks.mixstyle import freq_mixstyle
+        from asc_kd.losses import knowledge_distillation_loss
+
+        waveform, target, teacher = (
+            t.to(self.device, non_blocking=True) for t in (waveform, target, teacher)
+        )
+        with torch.no_grad():
+            x = self.frontend(waveform)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            x = freq_mixstyle(x, 0.3)
+            loss = knowledge_distillation_loss(self.model(x), target, teacher, 3.0, 0.1)["loss"]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return len(waveform)
+
+
+def bench_train(
+    batch_size: int, seconds: float, threads: int, compile_model: bool, device: str = "cpu"
+) -> dict[str, Any]:
     """KD training step of system1 (front-end + Freq-MixStyle + fwd/bwd + Adam step), clips/s.
 
     ``baseline`` rebuilds the filterbank per batch and runs the model in NCHW, as the public
     CP-JKU DCASE23 components do; the other variants are asc_kd's front-end with the
     filterbank built once, with channels-last and (optionally) ``torch.compile``.
     """
-    from asc_kd.callbacks.mixstyle import freq_mixstyle
     from asc_kd.data.frontends import StudentMel
-    from asc_kd.losses import knowledge_distillation_loss
-    from asc_kd.models import get_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    target_device = torch.device(device)
     waveform = torch.randn(batch_size, 32000) * 0.1
     target = torch.randint(0, 10, (batch_size,))
     teacher = torch.randn(batch_size, 10)
@@ -123,33 +164,171 @@ def bench_train(batch_size: int, seconds: float, threads: int, compile_model: bo
     }
     if compile_model:
         variants["asc_kd_compiled"] = (StudentMel(), True, True)
-    results: dict[str, Any] = {"batch_size": batch_size, "threads": threads, "model": "system1"}
+    results: dict[str, Any] = {
+        "batch_size": batch_size,
+        "threads": threads,
+        "device": device,
+        "model": "system1",
+    }
     for name, (frontend, channels_last, compiled) in variants.items():
-        model = get_model("system1")
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        step_model = torch.compile(model) if compiled else model
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        step = _KDStep(frontend, channels_last, compiled, target_device)
 
-        def step(frontend=frontend, step_model=step_model, optimizer=optimizer, cl=channels_last) -> int:
-            with torch.no_grad():
-                x = frontend(waveform)
-            if cl:
-                x = x.contiguous(memory_format=torch.channels_last)
-            x = freq_mixstyle(x, 0.3)
-            loss = knowledge_distillation_loss(step_model(x), target, teacher, 3.0, 0.1)["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return batch_size
+        def run(step: _KDStep = step) -> int:
+            n = step(waveform, target, teacher)
+            if target_device.type == "cuda":
+                torch.cuda.synchronize()
+            return n
 
-        results[f"{name}_clips_per_s"] = round(_rate(step, seconds, warmup=3 if compiled else 1), 1)
+        results[f"{name}_clips_per_s"] = round(_rate(run, seconds, warmup=3 if compiled else 1), 1)
     best = max(
         (k for k in results if k.endswith("_clips_per_s") and k != "baseline_clips_per_s"),
         key=lambda k: results[k],
     )
     results["best"] = best.removesuffix("_clips_per_s")
     results["ratio_best_over_baseline"] = round(results[best] / results["baseline_clips_per_s"], 2)
+    return results
+
+
+def _memory_kib() -> dict[str, int]:
+    """Current anonymous and file-backed resident memory of this process (Linux)."""
+    fields = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "VmHWM"):
+                fields[key] = int(value.split()[0])
+    return fields
+
+
+def _random_cache(folder: Path, n_clips: int, n_samples: int = 32000) -> Any:
+    """A cache-format memmap of random audio: the real data path at TAU22 scale, no wavs."""
+    from asc_kd.data.cache import AudioCache
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = np.memmap(folder / "audio.int16", dtype=np.int16, mode="w+", shape=(n_clips, n_samples))
+    rng = np.random.default_rng(0)
+    for start in range(0, n_clips, 4096):
+        stop = min(n_clips, start + 4096)
+        data[start:stop] = rng.integers(-3000, 3000, (stop - start, n_samples), dtype=np.int16)
+    data.flush()
+    names = [f"audio/clip{i}.wav" for i in range(n_clips)]
+    index = {"fingerprint": "random", "sample_rate": 32000, "n_samples": n_samples, "filenames": names}
+    (folder / "index.json").write_text(json.dumps(index))
+    return AudioCache(folder)
+
+
+def bench_epoch(
+    n_clips: int, batch_size: int, threads: int, num_workers: int, compile_model: bool, device: str
+) -> dict[str, Any]:
+    """Time one KD epoch over ``n_clips`` read from a memmap cache, and track memory.
+
+    RssAnon (the process's own memory) is sampled every batch: with memory mapping it stays
+    flat however large the set; RssFile is the page cache of the mapped file, which the kernel
+    reclaims under pressure.
+    """
+    import pandas as pd
+    from torch.utils.data import DataLoader
+
+    from asc_kd.data.datamodule import ClipDataset, _already_batched
+    from asc_kd.data.frontends import StudentMel
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = _random_cache(Path(tmp) / "cache", n_clips)
+        frame = pd.DataFrame(
+            {
+                "filename": cache.filenames,
+                "target": np.arange(n_clips) % 10,
+                "device_index": 0,
+                "city_index": 0,
+            }
+        )
+        logits = torch.randn(n_clips, 10)
+        loader = DataLoader(
+            ClipDataset(frame, cache, logits),
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=num_workers,
+            collate_fn=_already_batched,
+            drop_last=True,
+            pin_memory=device.startswith("cuda"),
+            persistent_workers=False,
+        )
+        step = _KDStep(StudentMel(), True, compile_model, torch.device(device))
+        before = _memory_kib()
+        peak_anon = before["RssAnon"]
+        start, clips = time.perf_counter(), 0
+        for batch in loader:
+            clips += step(batch["waveform"], batch["target"], batch["teacher_logits"])
+            peak_anon = max(peak_anon, _memory_kib()["RssAnon"])
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        after = _memory_kib()
+    return {
+        "clips": clips,
+        "epoch_s": round(elapsed, 2),
+        "clips_per_s": round(clips / elapsed, 1),
+        "device": device,
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "cache_mib": round(n_clips * 32000 * 2 / 2**20),
+        "rss_anon_start_mib": round(before["RssAnon"] / 1024),
+        "rss_anon_peak_mib": round(peak_anon / 1024),
+        "rss_file_end_mib": round(after["RssFile"] / 1024),
+    }
+
+
+def bench_quant(
+    root: str | None, checkpoint: str | None, epochs: int, threads: int, seconds: float
+) -> dict[str, Any]:
+    """fp32 vs int8 accuracy on the test split and CPU inference clips/s (waveform to logits)."""
+    from asc_kd.checkpoints import load_task
+    from asc_kd.data.datamodule import TAU22DataModule
+    from asc_kd.quantization import load_artifact
+    from asc_kd.quantize import quantize_task
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = _synthetic_root(root, Path(tmp))
+        datamodule = TAU22DataModule(root=str(data_root), cache_dir=str(Path(tmp) / "cache"), num_workers=0)
+        if checkpoint is None:
+            import lightning as L
+
+            from asc_kd.tasks import ClassificationTask
+
+            L.seed_everything(0, verbose=False)
+            trainer = L.Trainer(
+                max_epochs=epochs,
+                logger=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                default_root_dir=tmp,
+                accelerator="cpu",
+            )
+            trainer.fit(ClassificationTask(model="system1", warmup_epochs=1), datamodule=datamodule)
+            checkpoint = trainer.checkpoint_callback.best_model_path
+        task = load_task(checkpoint)
+        report = quantize_task(task, datamodule, Path(tmp) / "model.int8.pt", source=checkpoint)
+        artifact, _ = load_artifact(Path(tmp) / "model.int8.pt")
+        waveform = 0.1 * torch.randn(64, 32000)
+        results: dict[str, Any] = {"threads": threads, "batch_size": 64, "trained_epochs": epochs}
+        for name, model in (("fp32", task), ("int8", artifact)):
+            results[f"{name}_acc"] = round(report[name]["acc"], 4)
+
+            def run(model: Any = model) -> int:
+                with torch.no_grad():
+                    model(waveform)
+                return len(waveform)
+
+            results[f"{name}_clips_per_s"] = round(_rate(run, seconds), 1)
+        results["acc_gap_pp"] = round(100 * (results["fp32_acc"] - results["int8_acc"]), 2)
+        results["speedup_int8_over_fp32"] = round(
+            results["int8_clips_per_s"] / results["fp32_clips_per_s"], 2
+        )
+        results["mem_bytes_int8"] = report["mem_bytes"]
+        results["data"] = "synthetic" if root is None else str(root)
     return results
 
 
@@ -175,14 +354,30 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--seconds", type=float, default=10.0)
     train.add_argument("--compile", action="store_true", help="also measure torch.compile")
-    for sub_parser in (data, train):
+    train.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on cuda)")
+    train.add_argument("--epoch", action="store_true", help="time one epoch from a memmap cache instead")
+    train.add_argument("--clips", type=int, default=139_620, help="clips of --epoch (TAU22 train: 139,620)")
+    train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of --epoch")
+    quant = sub.add_parser("quant", help="fp32 vs int8 accuracy and CPU clips/s")
+    quant.add_argument("--root", default=None, help="dataset root (default: generated synthetic scenes)")
+    quant.add_argument("--checkpoint", default=None, help="student checkpoint (default: train system1)")
+    quant.add_argument("--epochs", type=int, default=8, help="training epochs when no checkpoint is given")
+    quant.add_argument("--threads", type=int, default=2)
+    quant.add_argument("--seconds", type=float, default=5.0)
+    for sub_parser in (data, train, quant):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.what == "data":
         results = bench_data(args.root, args.batch_size, args.seconds, args.num_workers)
+    elif args.what == "quant":
+        results = bench_quant(args.root, args.checkpoint, args.epochs, args.threads, args.seconds)
+    elif args.epoch:
+        results = bench_epoch(
+            args.clips, args.batch_size, args.threads, args.num_workers, args.compile, args.device
+        )
     else:
-        results = bench_train(args.batch_size, args.seconds, args.threads, args.compile)
+        results = bench_train(args.batch_size, args.seconds, args.threads, args.compile, args.device)
     _print(results, args.json)
     return 0
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from asc_kd import __version__
@@ -39,12 +40,33 @@ log = logging.getLogger(__name__)
 def predict_logits(
     model: torch.nn.Module, loader: DataLoader, device: torch.device, desc: str = ""
 ) -> torch.Tensor:
-    """Logits of ``model`` for every clip of the loader's dataset, in dataset order."""
+    """Logits of ``model`` for every clip of the loader's dataset, in dataset order.
+
+    Under ``torch.distributed`` (e.g. ``torchrun``) each rank scores every world-size-th clip
+    and the shards are summed into place, so every rank returns the full, ordered tensor with
+    each clip computed exactly once (no padding duplicates, none missing).
+    """
+    rank, world = _rank_and_world()
+    n = len(loader.dataset)
+    if world > 1:
+        shard = Subset(loader.dataset, list(range(rank, n, world)))
+        loader = DataLoader(shard, batch_size=loader.batch_size, num_workers=loader.num_workers,
+                            collate_fn=loader.collate_fn)
     model.eval().to(device)
-    out = torch.empty(len(loader.dataset), len(SCENES))
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    out = torch.zeros(n, len(SCENES))
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=rank > 0):
         out[batch["index"]] = model(batch["waveform"].to(device)).float().cpu()
+    if world > 1:
+        reduced = out.to(device)
+        torch.distributed.all_reduce(reduced)
+        out = reduced.cpu()
     return out
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def scene_metrics(logits: torch.Tensor, loader: DataLoader, confusion: bool = False) -> dict[str, Any]:
@@ -76,7 +98,11 @@ def export_logits(
     target = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
     )
-    datamodule.prepare_data()
+    rank, world = _rank_and_world()
+    if rank == 0:  # one process builds the cache; the others wait and read it
+        datamodule.prepare_data()
+    if world > 1:
+        torch.distributed.barrier()
     datamodule.setup("predict")
     export_loader = datamodule.loader(split)
     test_loader = datamodule.loader("test")
@@ -100,13 +126,16 @@ def export_logits(
         "classes": list(SCENES),
         "asc_kd_version": __version__,
     }
-    save_logits(out, filenames, ensemble, metadata)
-    log.info("wrote ensemble logits of %d teachers for %d clips to %s", len(checkpoints), len(filenames), out)
+    writer = _rank_and_world()[0] == 0  # every rank holds the gathered logits; one writes
+    if writer:
+        save_logits(out, filenames, ensemble, metadata)
+        log.info("wrote ensemble logits of %d teachers for %d clips to %s", len(checkpoints), len(filenames), out)
     if table is None:
         return None
     rows.append({"teacher": f"ensemble of {len(checkpoints)}", **scene_metrics(ensemble_test, test_loader)})
     frame = pd.DataFrame(rows)[["teacher", *TABLE_COLUMNS]]
-    write_table(frame, table, title="Table 1: teachers on the development-test split")
+    if writer:
+        write_table(frame, table, title="Table 1: teachers on the development-test split")
     return frame
 
 
@@ -124,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = args.device
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one shard per rank
+        cuda = torch.cuda.is_available() and device != "cpu"
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local_rank)
+            device = f"cuda:{local_rank}"
     datamodule = TAU22DataModule(
         root=args.root,
         cache_dir=args.cache_dir,
@@ -132,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         eval_batch_size=args.batch_size,
         num_workers=args.num_workers,
     )
-    frame = export_logits(args.checkpoints, datamodule, args.out, args.split, args.table or None, args.device)
-    if frame is not None:
+    frame = export_logits(args.checkpoints, datamodule, args.out, args.split, args.table or None, device)
+    if frame is not None and _rank_and_world()[0] == 0:
         print(to_markdown(frame))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return 0
 
 

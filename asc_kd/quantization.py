@@ -11,7 +11,9 @@ marked deprecated in favour of torchao) and torchao's PT2E flow (``torch.export`
   eager PyTorch, so int8 CPU inference is faster than fp32 without a compiler step; PT2E's
   converted graph holds quantize/dequantize pairs around fp32 ops and only runs int8 kernels
   after ``torch.compile`` lowering, and it needs torchao, one more pinned dependency;
-* the quantized network traces to TorchScript, which gives the artifact below.
+* the quantized network traces to TorchScript, which gives the artifact below;
+* the same fused model takes quantization-aware fine-tuning (``prepare_qat``), CP-JKU's
+  DCASE23 path, with no second code path (``asc_kd.quantize --qat-epochs``).
 When the eager flow is removed from torch, ``quantize_static`` is the one function to port.
 
 The artifact (``*.int8.pt``) is a TorchScript module of front-end + int8 student that maps
@@ -95,16 +97,29 @@ def fusion_groups(model: nn.Module) -> list[list[str]]:
     return groups
 
 
-def prepare_for_quantization(model: nn.Module, backend: Backend = "x86") -> QuantizableModel:
-    """Copy, fuse and attach observers; the result is calibrated by running data through it."""
+def prepare_for_quantization(model: nn.Module, backend: Backend = "x86", qat: bool = False) -> nn.Module:
+    """Copy, fuse and attach observers (``qat``: fake-quantization modules for fine-tuning).
+
+    The result is calibrated by running data through it (PTQ) or trained (QAT), then
+    ``torch.ao.quantization.convert`` turns it into int8 modules.
+    """
     torch.backends.quantized.engine = backend
-    float_model = copy.deepcopy(model).cpu().eval()
-    wrapped = QuantizableModel(float_model).eval()
+    float_model = copy.deepcopy(model).cpu()
+    wrapped = QuantizableModel(float_model).train(qat)
     groups = [[f"model.{n}" for n in group] for group in fusion_groups(float_model)]
     if groups:
-        tq.fuse_modules(wrapped, groups, inplace=True)
+        fuse = tq.fuse_modules_qat if qat else tq.fuse_modules
+        fuse(wrapped, groups, inplace=True)
+    if qat:
+        wrapped.qconfig = tq.get_default_qat_qconfig(backend)
+        return tq.prepare_qat(wrapped, inplace=False)
     wrapped.qconfig = tq.get_default_qconfig(backend)
     return tq.prepare(wrapped, inplace=False)
+
+
+def convert(prepared: nn.Module) -> nn.Module:
+    """int8 modules from a calibrated (PTQ) or fine-tuned (QAT) prepared model."""
+    return tq.convert(prepared.cpu().eval(), inplace=False).eval()
 
 
 @torch.no_grad()
@@ -125,7 +140,7 @@ def quantize_static(
         seen += len(features)
     if seen == 0:
         raise ValueError("quantize_static needs at least one calibration batch")
-    return tq.convert(prepared, inplace=False).eval()
+    return convert(prepared)
 
 
 def int8_memory(quantized: nn.Module) -> dict[str, int]:

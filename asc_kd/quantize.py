@@ -27,7 +27,15 @@ from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau22 import DEVICES, SCENES
 from asc_kd.io import atomic_write
 from asc_kd.logits import predict_logits, scene_metrics
-from asc_kd.quantization import Backend, export_artifact, int8_memory, load_artifact, quantize_static
+from asc_kd.quantization import (
+    Backend,
+    convert,
+    export_artifact,
+    int8_memory,
+    load_artifact,
+    prepare_for_quantization,
+    quantize_static,
+)
 from asc_kd.tasks.classification import ClassificationTask
 
 log = logging.getLogger(__name__)
@@ -40,16 +48,25 @@ def quantize_task(
     calibration_batches: int = 20,
     backend: Backend = "x86",
     source: str | None = None,
+    qat_epochs: int = 0,
+    qat_lr: float = 1e-4,
 ) -> dict[str, Any]:
-    """Quantize ``task.model``, export the artifact, evaluate fp32 vs int8; returns the report."""
+    """Quantize ``task.model``, export the artifact, evaluate fp32 vs int8; returns the report.
+
+    With ``qat_epochs > 0`` the model is fine-tuned with fake quantization (labels,
+    cross-entropy) before conversion instead of being calibrated post hoc.
+    """
     task = task.cpu().eval()
     if not datamodule.datasets:
         datamodule.prepare_data()
         datamodule.setup("fit")
-    calibration = datamodule.loader("train", shuffle=True)
-    with torch.no_grad():
-        features = (task.features(b["waveform"]) for b in itertools.islice(calibration, calibration_batches))
-        quantized = quantize_static(task.model, features, backend)
+    if qat_epochs > 0:
+        quantized = quantization_aware_finetune(task, datamodule, qat_epochs, qat_lr, backend)
+    else:
+        calibration = datamodule.loader("train", shuffle=True)
+        with torch.no_grad():
+            batches = itertools.islice(calibration, calibration_batches)
+            quantized = quantize_static(task.model, (task.features(b["waveform"]) for b in batches), backend)
     memory = int8_memory(quantized)
     complexity = count_complexity(task.model, task.input_shape())
     metadata = {
@@ -58,7 +75,8 @@ def quantize_task(
         "classes": list(SCENES),
         "devices": list(DEVICES),
         "backend": backend,
-        "calibration_batches": calibration_batches,
+        "calibration_batches": 0 if qat_epochs else calibration_batches,
+        "qat_epochs": qat_epochs,
         "params": complexity.params,
         "macs": complexity.macs,
         **memory,
@@ -78,6 +96,28 @@ def quantize_task(
     return report
 
 
+def quantization_aware_finetune(
+    task: ClassificationTask, datamodule: TAU22DataModule, epochs: int, lr: float, backend: Backend = "x86"
+) -> torch.nn.Module:
+    """Fine-tune a fake-quantized copy of ``task.model`` on the labels, then convert to int8.
+
+    The task itself is left untouched: a copy with the prepared model is trained on the CPU
+    (quantized kernels are CPU kernels) with a constant learning rate.
+    """
+    import copy
+
+    import lightning as L
+
+    student = copy.deepcopy(task)
+    student.model = prepare_for_quantization(task.model, backend, qat=True)
+    student.hparams.update(lr=lr, schedule="constant", warmup_epochs=0.0, compile=False)
+    student.__dict__["_compiled_model"] = None
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, limit_val_batches=0, enable_model_summary=False)
+    trainer.fit(student, datamodule=datamodule)
+    return convert(student.model)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_kd.quantize", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
@@ -87,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--backend", choices=["x86", "fbgemm", "qnnpack"], default="x86")
+    parser.add_argument("--qat-epochs", type=int, default=0, help="quantization-aware fine-tuning epochs")
+    parser.add_argument("--qat-lr", type=float, default=1e-4)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     task = load_task(args.checkpoint)
@@ -94,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         root=args.root, cache_dir=args.cache_dir, batch_size=args.batch_size, num_workers=0
     )
     out = args.out or str(Path(args.checkpoint).with_suffix(".int8.pt"))
-    report = quantize_task(task, datamodule, out, args.calibration_batches, args.backend, args.checkpoint)
+    report = quantize_task(
+        task, datamodule, out, args.calibration_batches, args.backend, args.checkpoint, args.qat_epochs, args.qat_lr
+    )
     for precision in ("fp32", "int8"):
         metrics = report[precision]
         print(

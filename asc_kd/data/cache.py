@@ -105,6 +105,17 @@ class AudioCache:
         return from_int16(block)
 
 
+def _process_alive(pid: str) -> bool:
+    """Whether a build's owner still runs (its partial folder must then be left alone)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid()
+
+
 def cache_key(fingerprint: str, source_rate: int, sample_rate: int, n_samples: int) -> str:
     """Hash of everything a cache's content depends on."""
     text = f"v{CACHE_VERSION}|{fingerprint}|{source_rate}|{sample_rate}|{n_samples}"
@@ -176,8 +187,9 @@ def build_cache(
             shutil.rmtree(folder)
     cache_dir.mkdir(parents=True, exist_ok=True)
     for stale in cache_dir.glob(f"{folder.name}.partial-*"):
-        log.info("removing interrupted cache build %s", stale)
-        shutil.rmtree(stale, ignore_errors=True)
+        if not _process_alive(stale.name.rsplit("-", 1)[-1]):
+            log.info("removing interrupted cache build %s", stale)
+            shutil.rmtree(stale, ignore_errors=True)
     partial = cache_dir / f"{folder.name}.partial-{os.getpid()}"
     partial.mkdir()
     try:
@@ -201,7 +213,12 @@ def build_cache(
             "filenames": list(filenames),
         }
         (partial / "index.json").write_text(json.dumps(index))
-        os.replace(partial, folder)
+        try:
+            os.replace(partial, folder)
+        except OSError:
+            if not (folder / "index.json").is_file():
+                raise
+            shutil.rmtree(partial, ignore_errors=True)  # another process finished the same cache first
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -209,6 +209,8 @@ class ClassificationTask(L.LightningModule):
     # -- checkpoints ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record what made the checkpoint, so it describes itself (pyannote does the same)."""
+        trainer = self._trainer
+        loggers = trainer.loggers if trainer is not None else []
         checkpoint["asc_kd"] = {
             "version": __version__,
             "task": type(self).__name__,
@@ -217,9 +219,7 @@ class ClassificationTask(L.LightningModule):
             "classes": list(SCENES),
             "devices": list(DEVICES),
             "model_kwargs": dict(self.hparams.model_kwargs or {}),
-            "dataset_fingerprint": getattr(getattr(self.trainer, "datamodule", None), "fingerprint", None),
+            "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
             # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
-            "wandb_run_id": next(
-                (lg.version for lg in self.trainer.loggers if type(lg).__name__.endswith("WandbLogger")), None
-            ),
+            "wandb_run_id": next((lg.version for lg in loggers if type(lg).__name__.endswith("WandbLogger")), None),
         }
