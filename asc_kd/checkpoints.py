@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as err:
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path} holds objects that weights_only loading refuses ({err})") from err
+    except Exception as err:  # torch raises KeyError, IndexError, ... depending on the bytes
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
     return checkpoint
@@ -44,7 +45,10 @@ def load_task(path: str | Path) -> ClassificationTask:
     if "model" not in hparams:
         raise CheckpointError(f"{path} holds no asc_kd hyperparameters (model name missing)")
     accepted = inspect.signature(ClassificationTask.__init__).parameters
-    task = ClassificationTask(**{k: v for k, v in hparams.items() if k in accepted})
+    try:
+        task = ClassificationTask(**{k: v for k, v in hparams.items() if k in accepted})
+    except KeyError as err:  # a model or front-end name this version does not register
+        raise CheckpointError(f"{path}: {err.args[0]}") from err
     state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(("model.", "frontend."))}
     try:
         task.load_state_dict(state, strict=False)

@@ -50,8 +50,9 @@ def predict_logits(
     n = len(loader.dataset)
     if world > 1:
         shard = Subset(loader.dataset, list(range(rank, n, world)))
-        loader = DataLoader(shard, batch_size=loader.batch_size, num_workers=loader.num_workers,
-                            collate_fn=loader.collate_fn)
+        loader = DataLoader(
+            shard, batch_size=loader.batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn
+        )
     model.eval().to(device)
     out = torch.zeros(n, len(SCENES))
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=rank > 0):
@@ -129,7 +130,9 @@ def export_logits(
     writer = _rank_and_world()[0] == 0  # every rank holds the gathered logits; one writes
     if writer:
         save_logits(out, filenames, ensemble, metadata)
-        log.info("wrote ensemble logits of %d teachers for %d clips to %s", len(checkpoints), len(filenames), out)
+        log.info(
+            "wrote ensemble logits of %d teachers for %d clips to %s", len(checkpoints), len(filenames), out
+        )
     if table is None:
         return None
     rows.append({"teacher": f"ensemble of {len(checkpoints)}", **scene_metrics(ensemble_test, test_loader)})

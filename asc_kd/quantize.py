@@ -112,8 +112,15 @@ def quantization_aware_finetune(
     student.model = prepare_for_quantization(task.model, backend, qat=True)
     student.hparams.update(lr=lr, schedule="constant", warmup_epochs=0.0, compile=False)
     student.__dict__["_compiled_model"] = None
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, limit_val_batches=0, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        enable_model_summary=False,
+    )
     trainer.fit(student, datamodule=datamodule)
     return convert(student.model)
 
@@ -137,7 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = args.out or str(Path(args.checkpoint).with_suffix(".int8.pt"))
     report = quantize_task(
-        task, datamodule, out, args.calibration_batches, args.backend, args.checkpoint, args.qat_epochs, args.qat_lr
+        task,
+        datamodule,
+        out,
+        args.calibration_batches,
+        args.backend,
+        args.checkpoint,
+        args.qat_epochs,
+        args.qat_lr,
     )
     for precision in ("fp32", "int8"):
         metrics = report[precision]

@@ -55,13 +55,14 @@ class CheckResult:
         return not self.problems
 
 
-def _check_file(args: tuple[Path, int, int]) -> Problem | None:
-    path, rate, n = args
-    try:
-        check_clip_header(path, rate, n)
-    except AudioFileError as err:
-        return Problem(str(path), err.field, str(err))
-    return None
+def _check_files(paths: list[Path], rate: int, n: int) -> list[Problem]:
+    problems = []
+    for path in paths:
+        try:
+            check_clip_header(path, rate, n)
+        except AudioFileError as err:
+            problems.append(Problem(str(path), err.field, str(err)))
+    return problems
 
 
 def check_dataset(
@@ -80,22 +81,23 @@ def check_dataset(
     except DatasetError as err:
         return CheckResult(pd.DataFrame(), [Problem(str(root / "meta.csv"), "meta.csv", str(err))])
     frames = {}
-    for split in ("train", "test"):
+    for split in ("train", "test", "predict"):
         split_file = train_split_file if split == "train" else None
         try:
-            frames[split] = read_split(root, split, split_file)
+            frames[split] = read_split(root, split, split_file, meta=meta)
         except DatasetError as err:
             where = split_file or root / SPLIT_FILES[split]
             problems.append(Problem(str(where), "split", str(err)))
+    frames.pop("predict", None)  # fold1_test.csv lists the test files again, without labels
     n = round(source_rate * clip_seconds)
-    jobs = [(root / name, source_rate, n) for name in meta["filename"]]
+    paths = [root / name for name in meta["filename"]]
+    chunks = [paths[i : i + 512] for i in range(0, len(paths), 512)]
+    bar = tqdm(total=len(paths), desc="checking wav headers", unit="file", disable=not progress)
     with ThreadPoolExecutor(threads) as pool:
-        results = pool.map(_check_file, jobs, chunksize=256)
-        for problem in tqdm(
-            results, total=len(jobs), desc="checking wav headers", unit="file", disable=not progress
-        ):
-            if problem is not None:
-                problems.append(problem)
+        for found in pool.map(_check_files, chunks, [source_rate] * len(chunks), [n] * len(chunks)):
+            problems.extend(found)
+            bar.update(512)
+    bar.close()
     rows = [frame.assign(split=split) for split, frame in frames.items()]
     counts = pd.concat(rows) if rows else pd.DataFrame(columns=["split", "device", "scene"])
     return CheckResult(counts[["split", "device", "scene"]].reset_index(drop=True), problems)

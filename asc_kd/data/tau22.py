@@ -152,7 +152,10 @@ def read_meta(root: str | Path) -> pd.DataFrame:
 
 
 def read_split(
-    root: str | Path, split: SplitName = "train", split_file: str | Path | None = None
+    root: str | Path,
+    split: SplitName = "train",
+    split_file: str | Path | None = None,
+    meta: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Rows of ``meta.csv`` listed by a split file, in the split file's order.
 
@@ -161,13 +164,14 @@ def read_split(
         split: ``train`` (fold1_train), ``test`` (fold1_evaluate, the development-test split)
             or ``predict`` (fold1_test, unlabelled listing of the same files).
         split_file: a different file for the split, e.g. a DCASE24 ``split25.csv`` subset.
+        meta: ``read_meta(root)`` when the caller has it already (it is the slow part).
     """
     if split not in SPLIT_FILES:
         raise ValueError(f"split must be one of {', '.join(SPLIT_FILES)}, got {split!r}")
     root = Path(root)
     path = Path(split_file) if split_file is not None else root / SPLIT_FILES[split]
     listing = _read_table(path, ("filename",))
-    meta = read_meta(root)
+    meta = read_meta(root) if meta is None else meta
     absent = listing.loc[~listing["filename"].isin(meta.index), "filename"]
     if len(absent):
         raise DatasetError(

@@ -221,5 +221,7 @@ class ClassificationTask(L.LightningModule):
             "model_kwargs": dict(self.hparams.model_kwargs or {}),
             "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
             # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
-            "wandb_run_id": next((lg.version for lg in loggers if type(lg).__name__.endswith("WandbLogger")), None),
+            "wandb_run_id": next(
+                (lg.version for lg in loggers if type(lg).__name__.endswith("WandbLogger")), None
+            ),
         }
