@@ -30,7 +30,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path} holds objects that weights_only loading refuses ({err})") from err
+        if "Unsupported global" in str(err):  # a class or function, not tensors and plain data
+            raise CheckpointError(f"{path} holds objects that weights_only loading refuses ({err})") from err
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
     except Exception as err:  # torch raises KeyError, IndexError, ... depending on the bytes
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

@@ -80,18 +80,26 @@ def main(args: list[str] | None = None) -> AscKdCLI:
         seed_everything_default=0,
         save_config_callback=LogConfigCallback,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": __doc__.split("\n\n")[0]},
+        parser_kwargs={"description": __doc__.split("\n\n")[0], "allow_abbrev": False},
     )
     # The resolved CLI config is the run config (LogConfigCallback); Lightning's own logging of
     # the same hyperparameters would duplicate it under clashing keys.
     cli.model._log_hyperparams = False
     cli.datamodule._log_hyperparams = False
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
-    if cli.config["test"]:
-        best = cli.trainer.checkpoint_callback
-        ckpt = "best" if best is not None and best.best_model_path else None
-        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+        if cli.config["test"]:
+            best = cli.trainer.checkpoint_callback
+            ckpt = "best" if best is not None and best.best_model_path else None
+            cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
+    finally:
+        _finish_wandb()  # otherwise the next fit in this process would log into this run
     return cli
+
+
+def _finish_wandb() -> None:
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
 
 
 if __name__ == "__main__":

@@ -94,8 +94,12 @@ def export_logits(
     split: str = "train",
     table: str | Path | None = None,
     device: str = "auto",
+    names: list[str] | None = None,
 ) -> pd.DataFrame | None:
-    """Average the teachers' logits over ``split``, save them, and return Table 1 (or None)."""
+    """Average the teachers' logits over ``split``, save them, and return Table 1 (or None).
+
+    ``names`` label the teachers in Table 1 (default: model name and checkpoint file).
+    """
     target = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
     )
@@ -108,9 +112,9 @@ def export_logits(
     export_loader = datamodule.loader(split)
     test_loader = datamodule.loader("test")
     teachers, ensemble, ensemble_test, rows = [], 0.0, 0.0, []
-    for path in checkpoints:
+    for index, path in enumerate(checkpoints):
         task = load_task(path)
-        name = f"{task.hparams.model} ({Path(path).name})"
+        name = names[index] if names else f"{task.hparams.model} ({Path(path).name})"
         logits = predict_logits(task, export_loader, target, desc=f"{name} on {split}")
         ensemble = ensemble + logits / len(checkpoints)
         teachers.append({"checkpoint": str(path), "model": task.hparams.model})

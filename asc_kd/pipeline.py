@@ -59,6 +59,14 @@ def _fit(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
     return {"checkpoint": best, "test": metrics}
 
 
+def _stage_of(key: str) -> str | None:
+    """The stage that wrote a manifest entry."""
+    prefix = key.split(":", 1)[0]
+    if prefix.startswith("teacher"):
+        return "teachers"
+    return {"logits": "logits", "student": "students", "int8": "quantize"}.get(prefix)
+
+
 class Pipeline:
     """The stages above, with a manifest (``pipeline.json``) recording what each produced."""
 
@@ -67,16 +75,19 @@ class Pipeline:
         self.out = Path(args.out)
         self.manifest_path = self.out / "pipeline.json"
         self.manifest: dict[str, Any] = (
-            json.loads(self.manifest_path.read_text())
-            if self.manifest_path.is_file() and not args.force
-            else {}
+            json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
         )
+        if args.force:  # forget what the chosen stages made; keep the others' outputs
+            self.manifest = {
+                k: v for k, v in self.manifest.items() if _stage_of(k) not in (None, *args.stages)
+            }
 
     def _save(self) -> None:
         with atomic_write(self.manifest_path) as handle:
             json.dump(self.manifest, handle, indent=2)
 
     def _done(self, key: str, *paths: str) -> bool:
+        """Whether a step's recorded output exists (``--force`` redoes the chosen stages only)."""
         return key in self.manifest and all(Path(p).exists() for p in paths if p)
 
     def _data_args(self) -> list[str]:
@@ -116,7 +127,8 @@ class Pipeline:
                 num_workers=0,
                 generate_synthetic=self.args.demo,
             )
-            frame = export_logits(checkpoints, datamodule, out, "train", self.out / "table1")
+            names = [Path(recipe).stem for recipe in self.args.teachers]
+            frame = export_logits(checkpoints, datamodule, out, "train", self.out / "table1", names=names)
             self.manifest["logits"] = {"file": out, "table1": frame.to_dict("records")}
             self._save()
         return out
@@ -186,7 +198,11 @@ class Pipeline:
     def run(self) -> None:
         stages = set(self.args.stages)
         teachers = self.teachers() if stages & {"teachers", "logits"} else []
-        logits = self.logits(teachers) if "logits" in stages else self.args.teacher_logits
+        logits = (
+            self.logits(teachers)
+            if "logits" in stages
+            else (self.args.teacher_logits or self.manifest.get("logits", {}).get("file"))
+        )
         students = self.students(logits) if "students" in stages else {}
         if stages & {"quantize", "tables"}:
             students = students or {s: self.manifest[f"student:{s}"]["checkpoint"] for s in self.args.systems}

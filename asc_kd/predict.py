@@ -100,7 +100,8 @@ def predict_files(
                 sample_rate,
                 path,
             )
-            resamplers.setdefault(rate, Resampler(rate, sample_rate))
+            if rate not in resamplers:
+                resamplers[rate] = Resampler(rate, sample_rate)
         waveform = resamplers[rate](mono) if rate != sample_rate else torch.from_numpy(mono)
         batch, starts = windows(waveform, size, hop)
         probabilities = scorer(batch).float().softmax(-1)

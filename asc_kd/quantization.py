@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torch.ao import quantization as tq
+from torch.ao.nn import quantized as nnq
 
 from asc_kd.io import atomic_write
 from asc_kd.models.cp_resnet import BasicBlock
@@ -150,8 +151,9 @@ def int8_memory(quantized: nn.Module) -> dict[str, int]:
     quantized kernels, and are counted as such.
     """
     weight_elements = bias_elements = 0
+    layers = (nnq.Conv1d, nnq.Conv2d, nnq.Conv3d, nnq.Linear)  # fused ConvReLU2d etc. subclass these
     for module in quantized.modules():
-        if hasattr(module, "_weight_bias"):  # quantized Conv2d / Linear
+        if isinstance(module, layers):
             w, b = module._weight_bias()
             weight_elements += w.numel()
             bias_elements += 0 if b is None else b.numel()
@@ -190,4 +192,6 @@ def load_artifact(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, A
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except RuntimeError as err:
         raise ValueError(f"{path} is not an asc_kd int8 artifact ({err})") from err
-    return module.eval(), json.loads(extra["meta.json"] or "{}")
+    if not extra["meta.json"]:
+        raise ValueError(f"{path} is TorchScript but not an asc_kd int8 artifact (no meta.json)")
+    return module.eval(), json.loads(extra["meta.json"])

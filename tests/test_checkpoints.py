@@ -198,7 +198,8 @@ def test_arbitrary_pickled_objects_are_refused(
     checkpoint["hyper_parameters"]["settings"] = Settings()
     path = _saved(tmp_path, checkpoint)
     with pytest.raises(
-        CheckpointError, match=r"edited\.ckpt holds objects that weights_only loading refuses.*Weights only load failed"
+        CheckpointError,
+        match=r"edited\.ckpt holds objects that weights_only loading refuses.*Weights only load failed",
     ):
         load_task(path)
 

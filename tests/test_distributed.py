@@ -21,8 +21,15 @@ WORLD = 2
 def _teacher_checkpoint(tmp_path: Path, root: Path, cache_dir: Path) -> Path:
     L.seed_everything(0, verbose=False)
     task = ClassificationTask(model="debug")
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=1,
-                        limit_train_batches=1, limit_val_batches=0, accelerator="cpu")
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
     trainer.fit(task, datamodule=_datamodule(root, cache_dir))
     path = tmp_path / "teacher.ckpt"
     trainer.save_checkpoint(path)
@@ -37,8 +44,14 @@ def _worker(rank: int, init_file: str, root: str, cache_dir: str, checkpoint: st
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         out = Path(out_dir)
-        frame = export_logits([checkpoint], _datamodule(Path(root), Path(cache_dir)), out / "ddp.npz", "train",
-                              out / "ddp_table", device="cpu")
+        frame = export_logits(
+            [checkpoint],
+            _datamodule(Path(root), Path(cache_dir)),
+            out / "ddp.npz",
+            "train",
+            out / "ddp_table",
+            device="cpu",
+        )
         frame.to_csv(out / f"table_rank{rank}.csv", index=False)
         # Each rank sees half of a fixed batch; compute() must reduce to the full-batch result.
         generator = torch.Generator().manual_seed(0)
@@ -54,8 +67,14 @@ def _worker(rank: int, init_file: str, root: str, cache_dir: str, checkpoint: st
 
 def test_two_processes_match_one(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     checkpoint = _teacher_checkpoint(tmp_path, tiny_root, cache_dir)
-    single = export_logits([str(checkpoint)], _datamodule(tiny_root, cache_dir), tmp_path / "single.npz",
-                           "train", tmp_path / "single_table", device="cpu")
+    single = export_logits(
+        [str(checkpoint)],
+        _datamodule(tiny_root, cache_dir),
+        tmp_path / "single.npz",
+        "train",
+        tmp_path / "single_table",
+        device="cpu",
+    )
     mp.spawn(
         _worker,
         args=(str(tmp_path / "init"), str(tiny_root), str(cache_dir), str(checkpoint), str(tmp_path)),

@@ -1,0 +1,175 @@
+"""Helpers for tests that run ``asc_kd.fit`` / ``asc_kd.pipeline`` end to end.
+
+W&B offline runs keep their config only in the run's transaction log ``run-<id>.wandb``
+(wandb 0.31 writes no ``files/config.yaml`` offline). That file is a LevelDB-style record log
+of ``wandb.proto.wandb_internal_pb2.Record`` messages; ``wandb_records`` reads it, since the
+SDK no longer ships a reader (``wandb.sdk.internal.datastore`` is gone).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import wandb
+from wandb.proto import wandb_internal_pb2
+
+REPO = Path(__file__).resolve().parent.parent
+EXPERIMENTS = REPO / "experiments"
+CONF = Path(__file__).resolve().parent / "conf"
+
+
+def fit_args(tiny_root: Path, cache_dir: Path, out: Path, *configs: Path | str) -> list[str]:
+    """``asc_kd.fit`` arguments: ``configs`` on the tiny scenes, every output under ``out``."""
+    args = [arg for config in configs for arg in ("--config", str(config))]
+    return [
+        *args,
+        "--data.root",
+        str(tiny_root),
+        "--data.cache_dir",
+        str(cache_dir),
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.logger.init_args.save_dir",
+        str(out),
+    ]
+
+
+def write_teacher_logits(tiny_root: Path, path: Path) -> Path:
+    """A logits file for the tiny train split, as ``python -m asc_kd.logits`` would write it."""
+    from asc_kd.data.cache import fingerprint_files
+    from asc_kd.data.logits import save_logits
+    from asc_kd.data.tau22 import SCENES, read_split
+
+    filenames = list(read_split(tiny_root, "train")["filename"])
+    logits = torch.randn(len(filenames), len(SCENES), generator=torch.Generator().manual_seed(0))
+    metadata = {"split": "train", "dataset_fingerprint": fingerprint_files(tiny_root, filenames)}
+    return save_logits(path, filenames, 3 * logits, metadata)
+
+
+@contextmanager
+def command_line(prog: str) -> Iterator[None]:
+    """Run a command's ``main`` in-process as if it were its own process.
+
+    ``sys.argv`` loses pytest's options (LightningCLI warns when it sees both them and
+    ``args``, and names the program after ``sys.argv[0]``), and no W&B run is active before or
+    after it: Lightning's ``WandbLogger`` would attach a fit to a run left over.
+    """
+    wandb.finish()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [prog])
+        try:
+            yield
+        finally:
+            wandb.finish()
+
+
+def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file under ``folder``, by relative path."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+# -- W&B offline runs ---------------------------------------------------------------------------
+_FILE_HEADER = 7  # b":W&B", uint16 magic, uint8 version
+_RECORD_HEADER = 7  # uint32 crc, uint16 length, uint8 type
+_BLOCK = 32 * 1024  # records never straddle a block header; short tails are zero padding
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def offline_runs(save_dir: Path) -> list[Path]:
+    """The W&B offline run directories under ``save_dir``."""
+    return sorted((save_dir / "wandb").glob("offline-run-*"))
+
+
+def wandb_records(run_dir: Path) -> Iterator[wandb_internal_pb2.Record]:
+    """Every record of an offline run's ``run-*.wandb`` log, in order."""
+    (path,) = run_dir.glob("run-*.wandb")
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B transaction log (starts with {data[:7]!r})")
+    position, pending = _FILE_HEADER, b""
+    while position + _RECORD_HEADER <= len(data):
+        left_in_block = _BLOCK - position % _BLOCK
+        if left_in_block < _RECORD_HEADER:
+            position += left_in_block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + _RECORD_HEADER])
+        if kind == 0:  # zero padding: nothing more was written
+            break
+        payload = data[position + _RECORD_HEADER : position + _RECORD_HEADER + length]
+        position += _RECORD_HEADER + length
+        pending = payload if kind in (_FULL, _FIRST) else pending + payload
+        if kind in (_FULL, _LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def wandb_config(run_dir: Path) -> dict[str, Any]:
+    """The run config as W&B stored it: the run record's config updated by every config record."""
+    config: dict[str, Any] = {}
+    for record in wandb_records(run_dir):
+        kind = record.WhichOneof("record_type")
+        items = (
+            record.run.config.update if kind == "run" else record.config.update if kind == "config" else []
+        )
+        for item in items:
+            config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return config
+
+
+# -- the tiny pipeline --------------------------------------------------------------------------
+PIPELINE_SYSTEM = "system1"
+PIPELINE_TEACHERS = (CONF / "teacher.yaml", CONF / "teacher_small.yaml")
+
+
+def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> list[str]:
+    """Two tiny teachers, one student system, one short epoch each."""
+    return [
+        "--root",
+        str(tiny_root),
+        "--cache-dir",
+        str(cache_dir),
+        "--out",
+        str(out),
+        "--teachers",
+        *map(str, PIPELINE_TEACHERS),
+        "--systems",
+        PIPELINE_SYSTEM,
+        "--max-epochs",
+        "1",
+        "--quiet",
+        *extra,
+        "--",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_model_summary",
+        "false",
+        "--data.batch_size",
+        "16",
+    ]
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    """One finished ``asc_kd.pipeline`` run: its arguments, output and dataset (as it was before)."""
+
+    argv: list[str]
+    out: Path
+    root: Path
+    cache_dir: Path
+    root_before: dict[str, tuple[int, int]]

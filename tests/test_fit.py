@@ -1,0 +1,192 @@
+"""``python -m asc_kd.fit``: options, config composition, a fit-then-test run, W&B offline."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wandb
+from fit_helpers import (
+    CONF,
+    EXPERIMENTS,
+    REPO,
+    command_line,
+    fit_args,
+    offline_runs,
+    wandb_config,
+    write_teacher_logits,
+)
+
+from asc_kd.callbacks import Complexity, Mixup
+from asc_kd.complexity import ComplexityError
+from asc_kd.fit import AscKdCLI, main
+from asc_kd.tasks import DistillationTask
+
+pytest_plugins = ["fit_fixtures"]
+pytestmark = pytest.mark.usefixtures("fit_command")
+
+TEACHER = (EXPERIMENTS / "base.yaml", CONF / "teacher.yaml")
+STUDENT = (
+    EXPERIMENTS / "base.yaml",
+    EXPERIMENTS / "students" / "kd.yaml",
+    EXPERIMENTS / "students" / "system1.yaml",
+    CONF / "student.yaml",
+)
+SYSTEM1_MACS = 28_840_396
+
+
+def _complexity(cli: AscKdCLI) -> Complexity:
+    (callback,) = [c for c in cli.trainer.callbacks if isinstance(c, Complexity)]
+    return callback
+
+
+def test_help_documents_the_options() -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "asc_kd.fit", "--help"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for option in (
+        "--config",
+        "--model",
+        "--data.root",
+        "--data.teacher_logits",
+        "--trainer.max_epochs",
+        "--checkpoint.monitor",
+        "--complexity.allow_over_limits",
+        "--ckpt_path",
+        "--test",
+    ):
+        assert option in result.stdout, option
+
+
+# -- one teacher fit, shared --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AscKdCLI:
+    """A debug teacher fitted and tested through the CLI, its W&B offline run finished."""
+    out = tmp_path_factory.mktemp("fit_teacher")
+    with command_line("python -m asc_kd.fit"):  # finishing the run flushes its log to disk
+        return main(fit_args(tiny_root, cache_dir, out, *TEACHER))
+
+
+def test_fit_then_test_keeps_the_best_checkpoint(teacher_run: AscKdCLI) -> None:
+    trainer = teacher_run.trainer
+    out = Path(trainer.default_root_dir)
+    assert trainer.current_epoch == 1 and trainer.global_step == 2
+    best = Path(trainer.checkpoint_callback.best_model_path)
+    assert best.is_file() and best.name.startswith("best-") and out in best.parents
+    assert (best.parent / "last.ckpt").is_file()
+    assert (out / "config.yaml").is_file()
+
+
+def test_test_metrics_after_fit(teacher_run: AscKdCLI) -> None:
+    metrics = teacher_run.trainer.callback_metrics
+    for key in ("test/acc", "test/macro_acc", "test/acc_seen", "test/acc_unseen", "test/acc_device_s6"):
+        assert 0.0 <= metrics[key].item() <= 1.0, key
+    assert math.isfinite(metrics["test/log_loss"].item())
+
+
+def test_wandb_offline_run_config_holds_the_complexity(teacher_run: AscKdCLI) -> None:
+    out = Path(teacher_run.trainer.default_root_dir)
+    (run_dir,) = offline_runs(out)
+    config = wandb_config(run_dir)
+    counted = _complexity(teacher_run).result
+    assert counted is not None
+    for key, value in counted.summary().items():
+        assert config[f"complexity/{key}"] == value, key
+    assert config["complexity/input_shape"] == list(counted.input_shape)
+    # The resolved CLI config is the rest of the run config.
+    assert config["model"]["init_args"]["model"] == "debug"
+    assert config["data"]["root"] == teacher_run.config["data"]["root"]
+    assert config["trainer"]["max_epochs"] == 1
+
+
+# -- a distillation recipe composed from four files ---------------------------------------------
+
+
+def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    logits = write_teacher_logits(tiny_root, tmp_path / "ensemble_train.npz")
+    args = fit_args(tiny_root, cache_dir, tmp_path, *STUDENT)
+    cli = main([*args, "--data.teacher_logits", str(logits)])
+
+    task = cli.model
+    assert type(task) is DistillationTask
+    assert task.hparams.model == "system1"  # system1.yaml
+    assert task.hparams.temperature == 3.0 and task.hparams.label_weight == 0.1  # kd.yaml
+    assert task.hparams.warmup_epochs == 0  # tests/conf/student.yaml, composed last
+    assert cli.datamodule.hparams.teacher_logits == str(logits)
+    mixups = [c for c in cli.trainer.callbacks if isinstance(c, Mixup)]
+    assert len(mixups) == 1 and mixups[0].alpha == 0.3
+    counted = _complexity(cli).result
+    assert counted.macs == SYSTEM1_MACS and counted.within_limits
+    assert cli.trainer.global_step == 2
+    assert Path(cli.trainer.checkpoint_callback.best_model_path).is_file()
+    assert "test/acc" in cli.trainer.callback_metrics
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        (["--model.init_args.lrr", "0.1"], "lrr"),
+        (["--data.batchsize", "16"], "batchsize"),
+        (["--config", "typo.yaml"], "max_epoch_count"),
+    ],
+    ids=["model-cli", "data-cli", "trainer-file"],
+)
+def test_unknown_key_is_named(
+    extra: list[str],
+    key: str,
+    tiny_root: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch_count: 1\n")
+    extra = [str(tmp_path / arg) if arg.endswith(".yaml") else arg for arg in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), *extra])
+    assert exit_info.value.code not in (0, None)
+    assert key in capsys.readouterr().err
+    assert not offline_runs(tmp_path)  # nothing started
+
+
+def test_complexity_stops_an_over_limit_model(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    args = [
+        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        "--model.init_args.model_kwargs",
+        '{"width": 64}',
+    ]
+    with pytest.raises(ComplexityError, match=r"model 'debug' exceeds the DCASE limits: MACs"):
+        main(args)
+    wandb.finish()
+
+    cli = main([*args, "--complexity.allow_over_limits", "true", "--test", "false"])
+    counted = _complexity(cli).result
+    assert counted is not None and not counted.within_limits
+    assert cli.trainer.state.finished and cli.trainer.global_step == 2
+
+
+def test_each_fit_in_one_process_gets_its_own_wandb_run(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    runs = []
+    for name in ("first", "second"):
+        args = fit_args(tiny_root, cache_dir, tmp_path / name, *TEACHER)
+        cli = main([*args, "--test", "false"])
+        runs.append(cli.trainer.logger.experiment.id)
+    assert runs[0] != runs[1]
+    assert len(offline_runs(tmp_path / "second")) == 1

@@ -1,0 +1,104 @@
+"""``AutoWandbLogger``: offline without a login, online with one, and the key never written."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import wandb
+from fit_helpers import CONF, EXPERIMENTS, command_line, fit_args, offline_runs
+
+from asc_kd.fit import main
+from asc_kd.loggers import AutoWandbLogger, wandb_logged_in
+
+#: Shaped like a real key (40 hex digits) so nothing rejects it before it could leak.
+FAKE_KEY = "0123456789abcdef" + "fa4e" * 6
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No login anywhere: no key in the environment, no WANDB_MODE, an empty HOME (~/.netrc)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    return home
+
+
+def _netrc(home: Path, machine: str) -> None:
+    path = home / ".netrc"
+    path.write_text(f"machine {machine}\n  login user\n  password {FAKE_KEY}\n")
+    path.chmod(0o600)  # netrc refuses files others can read
+
+
+def _offline(save_dir: Path, **kwargs: object) -> bool:
+    logger = AutoWandbLogger(save_dir=str(save_dir), **kwargs)
+    assert logger._experiment is None and wandb.run is None  # nothing started yet
+    return logger._offline
+
+
+def test_no_login_means_offline(home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert not wandb_logged_in()
+    with caplog.at_level(logging.WARNING, logger="asc_kd.loggers"):
+        assert _offline(tmp_path / "runs")
+    assert f"wandb sync {tmp_path / 'runs'}/wandb/offline-run-*" in caplog.text
+    assert (tmp_path / "runs").is_dir()
+
+
+def test_wandb_mode_offline_wins_over_a_key(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    for mode in ("offline", "dryrun"):
+        monkeypatch.setenv("WANDB_MODE", mode)
+        assert wandb_logged_in()
+        assert _offline(tmp_path), mode
+
+
+def test_key_in_environment_means_online(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    assert wandb_logged_in()
+    assert not _offline(tmp_path)
+    assert _offline(tmp_path, offline=True)  # an explicit choice wins
+
+
+def test_netrc_login_means_online(home: Path, tmp_path: Path) -> None:
+    _netrc(home, "api.wandb.ai")
+    assert wandb_logged_in()
+    assert not _offline(tmp_path)
+
+
+@pytest.mark.parametrize("netrc", ["other-machine", "garbled"])
+def test_netrc_without_a_wandb_entry_means_offline(netrc: str, home: Path, tmp_path: Path) -> None:
+    if netrc == "garbled":
+        (home / ".netrc").write_text("machine\n")
+        (home / ".netrc").chmod(0o600)
+    else:
+        _netrc(home, "example.com")
+    assert not wandb_logged_in()
+    assert _offline(tmp_path)
+
+
+def test_wandb_mode_online_without_a_key_is_respected(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert not _offline(tmp_path)
+
+
+def test_offline_run_never_writes_the_key(
+    home: Path, tiny_root: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "run"
+    args = fit_args(tiny_root, cache_dir, out, EXPERIMENTS / "base.yaml", CONF / "teacher.yaml")
+    with command_line("python -m asc_kd.fit"):
+        main(args)
+    assert len(offline_runs(out)) == 1
+    written = [path for path in tmp_path.rglob("*") if path.is_file() and not path.is_symlink()]
+    assert len(written) > 5
+    leaks = [str(path) for path in written if FAKE_KEY.encode() in path.read_bytes()]
+    assert leaks == [], "the API key was written to disk"
