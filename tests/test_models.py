@@ -32,8 +32,14 @@ def test_cp_resnet_params_match_report_text(name: str) -> None:
     assert abs(params - REPORTED_PARAMS[name]) / REPORTED_PARAMS[name] < 0.02
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_every_registered_model_gives_logits(name: str) -> None:
+def test_models_are_students_or_teachers() -> None:
+    assert set(list_models("students")) >= {"system1", "system2", "system3", "system4", "cp_mobile", "debug"}
+    assert set(list_models("teachers")) == {"passt", "ast", "efficientnet_b2", "convnext", "swin", "timm"}
+    assert sorted(list_models("students") + list_models("teachers")) == list_models()
+
+
+@pytest.mark.parametrize("name", list_models("students"))
+def test_every_registered_student_gives_logits(name: str) -> None:
     torch.manual_seed(0)
     model = get_model(name).eval()
     shape = getattr(model, "input_shape", (1, 1, 256, 44))

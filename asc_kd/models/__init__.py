@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -32,6 +32,7 @@ def _teacher(name: str) -> Callable[..., nn.Module]:
         return getattr(teachers, name)(**kwargs)
 
     build.__name__ = build.__qualname__ = name
+    build.is_teacher = True  # type: ignore[attr-defined]
     return build
 
 
@@ -56,8 +57,13 @@ def get_model(name: str, /, **kwargs: Any) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-def list_models() -> list[str]:
-    """Registered model names, sorted."""
+def list_models(kind: Literal["all", "students", "teachers"] = "all") -> list[str]:
+    """Registered model names, sorted; ``students`` are the small CNNs, ``teachers`` the rest."""
+    teachers = {name for name, build in MODELS.items() if getattr(build, "is_teacher", False)}
+    if kind == "students":
+        return sorted(set(MODELS) - teachers)
+    if kind == "teachers":
+        return sorted(teachers)
     return sorted(MODELS)
 
 
