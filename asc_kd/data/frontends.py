@@ -41,7 +41,18 @@ def _kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, fmin: float, f
     return nn.functional.pad(banks, (0, 1))
 
 
-class StudentMel(nn.Module):
+class FrontEnd(nn.Module):
+    """Base of the front-ends: remembers its init arguments so a checkpoint can rebuild it."""
+
+    def _remember(self, init_args: dict[str, Any]) -> None:
+        self._init_args = {k: v for k, v in init_args.items() if k not in ("self", "__class__")}
+
+    def config(self) -> dict[str, Any]:
+        """Init arguments, so a checkpoint can rebuild the same front-end."""
+        return dict(self._init_args)
+
+
+class StudentMel(FrontEnd):
     """Log-mel spectrogram for the CP-ResNet student, as in CP-JKU's DCASE recipes.
 
     Equal to ``log(torchaudio.transforms.MelSpectrogram(...)(x) + 1e-5)``, optionally followed
@@ -70,6 +81,7 @@ class StudentMel(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
+        self._remember(locals())
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
@@ -88,19 +100,6 @@ class StudentMel(nn.Module):
         )
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
         self.register_buffer("mel_fb", mel_fb.T.contiguous(), persistent=False)
-
-    def config(self) -> dict[str, Any]:
-        """Init arguments, so a checkpoint can rebuild the same front-end."""
-        return {
-            "sample_rate": self.sample_rate,
-            "n_fft": self.n_fft,
-            "win_length": self.win_length,
-            "hop_length": self.hop_length,
-            "n_mels": self.n_mels,
-            "fmin": self.fmin,
-            "fmax": self.fmax,
-            "normalize": self.normalize,
-        }
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(batch, samples)`` to ``(batch, 1, n_mels, frames)``.
@@ -127,7 +126,7 @@ class StudentMel(nn.Module):
         return mel.unsqueeze(1)
 
 
-class PasstMel(nn.Module):
+class PasstMel(FrontEnd):
     """PaSST's log-mel front-end (``AugmentMelSTFT`` in hear21passt), with its augmentation.
 
     In training mode the filterbank's fmin/fmax are jittered and frequency and time masks are
@@ -169,6 +168,7 @@ class PasstMel(nn.Module):
         n_jitter: int = 16,
     ) -> None:
         super().__init__()
+        self._remember(locals())
         for name, value in (
             ("fmin_aug_range", fmin_aug_range),
             ("fmax_aug_range", fmax_aug_range),
@@ -218,23 +218,6 @@ class PasstMel(nn.Module):
         self.frequency_masking = torchaudio.transforms.FrequencyMasking(freqm, iid_masks=True)
         self.time_masking = torchaudio.transforms.TimeMasking(timem, iid_masks=True)
 
-    def config(self) -> dict[str, Any]:
-        """Init arguments, so a checkpoint can rebuild the same front-end."""
-        return {
-            "sample_rate": self.sample_rate,
-            "n_fft": self.n_fft,
-            "win_length": self.win_length,
-            "hop_length": self.hop_length,
-            "n_mels": self.n_mels,
-            "fmin": self.fmin,
-            "fmax": self.fmax,
-            "fmin_aug_range": self.fmin_aug_range,
-            "fmax_aug_range": self.fmax_aug_range,
-            "freqm": self.freqm,
-            "timem": self.timem,
-            "n_jitter": self.n_jitter,
-        }
-
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(batch, samples)`` to ``(batch, 1, n_mels, frames)``.
 
@@ -265,7 +248,7 @@ class PasstMel(nn.Module):
         return (mel + 4.5) / 5.0
 
 
-class ASTFbank(nn.Module):
+class ASTFbank(FrontEnd):
     """AST's input features: Kaldi fbank of 16 kHz audio with AudioSet normalisation.
 
     A batched version of ``torchaudio.compliance.kaldi.fbank(wave, htk_compat=True,
@@ -298,6 +281,7 @@ class ASTFbank(nn.Module):
         std: float = 4.5689974,
     ) -> None:
         super().__init__()
+        self._remember(locals())
         self.sample_rate = input_sample_rate
         self.n_mels = n_mels
         self.target_length = target_length
@@ -311,16 +295,6 @@ class ASTFbank(nn.Module):
         mel_fb = _kaldi_mel_banks(n_mels, self.n_fft, self.fbank_sample_rate, 20.0, 0.0)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("mel_fb", mel_fb, persistent=False)
-
-    def config(self) -> dict[str, Any]:
-        """Init arguments, so a checkpoint can rebuild the same front-end."""
-        return {
-            "input_sample_rate": self.sample_rate,
-            "n_mels": self.n_mels,
-            "target_length": self.target_length,
-            "mean": self.mean,
-            "std": self.std,
-        }
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(batch, samples)`` at ``input_sample_rate`` to ``(batch, 1, n_mels, frames)``."""
