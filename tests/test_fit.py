@@ -18,6 +18,7 @@ from fit_helpers import (
     fit_args,
     offline_runs,
     wandb_config,
+    wandb_records,
     write_teacher_logits,
 )
 
@@ -190,3 +191,36 @@ def test_each_fit_in_one_process_gets_its_own_wandb_run(
         runs.append(cli.trainer.logger.experiment.id)
     assert runs[0] != runs[1]
     assert len(offline_runs(tmp_path / "second")) == 1
+
+
+# -- resuming continues the same W&B run ---------------------------------------------------------
+
+
+def _history_epochs(run_dir: Path) -> set[int]:
+    epochs = set()
+    for record in wandb_records(run_dir):
+        if record.WhichOneof("record_type") == "history":
+            for item in record.history.item:
+                if (item.key or "/".join(item.nested_key)) == "epoch":
+                    epochs.add(int(float(item.value_json)))
+    return epochs
+
+
+def test_resume_continues_the_same_wandb_run(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    args = [
+        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        "--checkpoint.dirpath",
+        str(tmp_path / "ckpt"),
+    ]
+    first = main([*args, "--test", "false"])
+    assert first.trainer.current_epoch == 1
+    resumed = main([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last", "--test", "false"])
+    assert resumed.trainer.current_epoch == 2
+    runs = offline_runs(tmp_path)
+    # W&B offline writes the resumed part into a second folder under the same run id;
+    # `wandb sync` uploads both into one run.
+    assert len(runs) == 2 and len({run.name.rsplit("-", 1)[-1] for run in runs}) == 1
+    assert set().union(*(_history_epochs(run) for run in runs)) == {0, 1}
+    for run in runs:
+        assert (run / "files" / "asc_kd_config.yaml").is_file()
+        assert wandb_config(run)["model"]["init_args"]["model"] == "debug"
