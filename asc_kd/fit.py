@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from asc_kd.callbacks import Complexity, FreqMixStyle, Mixup  # noqa: F401  (short names in YAML)
+from asc_kd.callbacks import Checkpoint, Complexity, FreqMixStyle, Mixup  # noqa: F401  (short names in YAML)
 from asc_kd.data import TAU22DataModule
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
@@ -29,13 +28,14 @@ class AscKdCLI(LightningCLI):
     """LightningCLI with the checkpoint and complexity callbacks every run needs."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": True,
                 "checkpoint.filename": "best-{epoch}",
+                "checkpoint.enable_version_counter": False,  # a resumed fit overwrites last.ckpt
             }
         )
         parser.add_lightning_class_args(Complexity, "complexity")

@@ -27,13 +27,12 @@ def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def write_table(frame: pd.DataFrame, stem: str | Path, title: str | None = None) -> tuple[Path, Path]:
-    """Write ``stem.md`` and ``stem.csv`` atomically; returns both paths."""
+    """Write ``stem.md`` and ``stem.csv`` atomically, as a pair: both or neither are replaced."""
     stem = Path(stem)
     markdown, csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
-    with atomic_write(markdown) as handle:
+    with atomic_write(markdown) as md_handle, atomic_write(csv) as csv_handle:
         if title:
-            handle.write(f"# {title}\n\n")
-        handle.write(to_markdown(frame) + "\n")
-    with atomic_write(csv) as handle:
-        frame.to_csv(handle, index=False)
+            md_handle.write(f"# {title}\n\n")
+        md_handle.write(to_markdown(frame) + "\n")
+        frame.to_csv(csv_handle, index=False)
     return markdown, csv
