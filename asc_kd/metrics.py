@@ -87,3 +87,14 @@ class SceneMetrics(Metric):
         for name, value in zip(self.classes, per_class, strict=True):
             out[f"acc_class_{name}"] = value
         return {key: value.float() for key, value in out.items()}
+
+
+def confusion_image(confusion: torch.Tensor, cell: int = 24) -> torch.Tensor:
+    """Row-normalised confusion matrix as an RGB uint8 image (H, W, 3), white to blue.
+
+    Made with tensor ops only, so loggers get a picture without a plotting dependency.
+    """
+    rates = confusion.double() / confusion.sum(1, keepdim=True).clamp(min=1)
+    white, blue = torch.tensor([255.0, 255.0, 255.0]), torch.tensor([8.0, 48.0, 107.0])
+    rgb = white + rates.float().unsqueeze(-1) * (blue - white)
+    return rgb.repeat_interleave(cell, 0).repeat_interleave(cell, 1).round().to(torch.uint8)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,13 @@ class Pipeline:
             artifact = str(self.out / "students" / f"{system}.int8.pt")
             if not self._done(key, artifact):
                 log.info("stage quantize: %s", system)
-                report = quantize_task(load_task(checkpoint), datamodule, artifact, source=checkpoint)
+                made_at_fit_end = Path(checkpoint).parent / f"{system}.int8.json"  # QuantizationExport
+                if made_at_fit_end.is_file() and not self.args.force:
+                    report = json.loads(made_at_fit_end.read_text())
+                    shutil.copyfile(report["artifact"], artifact)
+                    report["artifact"] = artifact
+                else:
+                    report = quantize_task(load_task(checkpoint), datamodule, artifact, source=checkpoint)
                 self.manifest[key] = report
                 self._save()
             reports[system] = self.manifest[key]

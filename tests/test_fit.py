@@ -224,3 +224,15 @@ def test_resume_continues_the_same_wandb_run(tiny_root: Path, cache_dir: Path, t
     for run in runs:
         assert (run / "files" / "asc_kd_config.yaml").is_file()
         assert wandb_config(run)["model"]["init_args"]["model"] == "debug"
+
+
+def test_wandb_run_holds_the_test_confusion_matrix_image(teacher_run: AscKdCLI) -> None:
+    (run_dir,) = offline_runs(Path(teacher_run.trainer.default_root_dir))
+    keys = {
+        item.key or "/".join(item.nested_key)
+        for record in wandb_records(run_dir)
+        if record.WhichOneof("record_type") == "history"
+        for item in record.history.item
+    }
+    assert "test/confusion_matrix" in keys
+    assert list((run_dir / "files" / "media" / "images" / "test").glob("confusion_matrix*.png"))

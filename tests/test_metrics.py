@@ -127,3 +127,22 @@ def test_wrong_logit_shape_is_refused(shape: tuple[int, ...]) -> None:
     _, target, device = _batch()
     with pytest.raises(ValueError, match="logits"):
         SceneMetrics().update(torch.zeros(shape), target, device)
+
+
+def test_confusion_image_is_row_normalised_white_to_blue() -> None:
+    from asc_kd.metrics import confusion_image
+
+    confusion = torch.tensor([[3, 1], [0, 0]])
+    image = confusion_image(confusion, cell=2)
+    assert image.shape == (4, 4, 3) and image.dtype == torch.uint8
+    assert image[0, 0].tolist() == [
+        round(255 + 0.75 * (8 - 255)),
+        round(255 + 0.75 * (48 - 255)),
+        round(255 + 0.75 * (107 - 255)),
+    ]
+    assert image[0, 2].tolist() == [
+        round(255 + 0.25 * (8 - 255)),
+        round(255 + 0.25 * (48 - 255)),
+        round(255 + 0.25 * (107 - 255)),
+    ]
+    assert image[2, 0].tolist() == [255, 255, 255]  # a class without examples stays white

@@ -21,7 +21,7 @@ from asc_kd import __version__
 from asc_kd.data.frontends import get_frontend
 from asc_kd.data.tau22 import DEVICES, SCENES
 from asc_kd.losses import classification_loss
-from asc_kd.metrics import SceneMetrics
+from asc_kd.metrics import SceneMetrics, confusion_image
 from asc_kd.models import get_model
 
 Batch = dict[str, torch.Tensor]
@@ -170,7 +170,18 @@ class ClassificationTask(L.LightningModule):
         self._evaluate(batch, self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
+        self._log_confusion(self.test_metrics["scene"].confusion(), "test/confusion_matrix")
         self._log_metrics(self.test_metrics)
+
+    def _log_confusion(self, confusion: torch.Tensor, key: str) -> None:
+        """Confusion matrix as an image for loggers that take images (W&B)."""
+        if self._trainer is None or not self.trainer.is_global_zero:
+            return
+        image = confusion_image(confusion.cpu()).numpy()
+        caption = "rows: true, columns: predicted; " + ", ".join(SCENES)
+        for logger in self.trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key=key, images=[image], caption=[caption])
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         logits = self(batch["waveform"])
