@@ -170,6 +170,8 @@ class Pipeline:
                     report = json.loads(made_at_fit_end.read_text())
                     shutil.copyfile(report["artifact"], artifact)
                     report["artifact"] = artifact
+                    with atomic_write(Path(artifact).with_suffix(".json")) as handle:
+                        json.dump(report, handle, indent=2)
                 else:
                     report = quantize_task(load_task(checkpoint), datamodule, artifact, source=checkpoint)
                 self.manifest[key] = report
