@@ -39,6 +39,8 @@ class AscKdCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(Complexity, "complexity")
+        # One value, two consumers: the cache resamples to it, the front-end expects it.
+        parser.link_arguments("data.sample_rate", "model.init_args.sample_rate")
         parser.add_argument(
             "--ckpt_path", type=str | None, default=None, help="resume from a checkpoint ('last' or a path)"
         )

@@ -236,3 +236,16 @@ def test_wandb_run_holds_the_test_confusion_matrix_image(teacher_run: AscKdCLI) 
     }
     assert "test/confusion_matrix/_type" in keys  # W&B stores an image as a nested record
     assert list((run_dir / "files" / "media").rglob("*confusion_matrix*.png"))
+
+
+def test_data_sample_rate_is_linked_to_the_front_end(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    from asc_kd.data import TAU22DataModule
+    from asc_kd.tasks import ClassificationTask
+
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--data.sample_rate", "16000"]
+    cli = AscKdCLI(ClassificationTask, TAU22DataModule, subclass_mode_model=True, run=False, args=args)
+    assert cli.datamodule.hparams.sample_rate == 16000
+    assert cli.model.hparams.sample_rate == 16000 and cli.model.frontend.sample_rate == 16000
+    wandb.finish()

@@ -70,7 +70,7 @@ def test_ast_fbank_matches_kaldi(target_length, waveform):
 def test_ast_fbank_without_resampling(waveform):
     clip = waveform[:, :16000]
     fbank = kaldi.fbank(clip[:1], htk_compat=True, window_type="hanning", num_mel_bins=128, dither=0.0)
-    features = ASTFbank(input_sample_rate=16000)(clip)
+    features = ASTFbank(sample_rate=16000)(clip)
     expected = (fbank + 4.2677393) / (4.5689974 * 2)
     torch.testing.assert_close(features[0, 0], expected.T, atol=1e-3, rtol=0)
 
@@ -140,7 +140,7 @@ def test_filterbanks_are_buffers_that_follow_to(frontend, waveform):
         (PasstMel, {}),
         (PasstMel, {"n_mels": 96, "fmin": 20.0, "fmax": 12000.0, "n_jitter": 4}),
         (ASTFbank, {}),
-        (ASTFbank, {"input_sample_rate": 44100, "n_mels": 64, "target_length": 100}),
+        (ASTFbank, {"sample_rate": 44100, "n_mels": 64, "target_length": 100}),
     ],
 )
 def test_config_round_trip(frontend, kwargs, waveform):

@@ -254,12 +254,12 @@ class ASTFbank(FrontEnd):
     A batched version of ``torchaudio.compliance.kaldi.fbank(wave, htk_compat=True,
     sample_frequency=16000, use_energy=False, window_type="hanning", num_mel_bins=128,
     dither=0.0, frame_shift=10, frame_length=25)``, preceded by resampling because the data
-    cache holds audio at ``input_sample_rate``. AST's loader also subtracts each clip's mean;
+    cache holds audio at ``sample_rate``. AST's loader also subtracts each clip's mean;
     the per-frame DC removal makes that a no-op, so it is not repeated. Normalisation is
     ``(fbank - mean) / (2 * std)``: AST divides by twice the AudioSet std.
 
     Args:
-        input_sample_rate: Rate of the input waveform in Hz; resampled to 16 kHz inside.
+        sample_rate: Rate of the input waveform in Hz; resampled to 16 kHz inside.
         n_mels: Number of Kaldi mel bins.
         target_length: Pad (with zero fbank values, before normalisation, as AST does) or crop
             to this many frames; ``None`` keeps ``1 + (samples_16k - 400) // 160`` frames.
@@ -274,7 +274,7 @@ class ASTFbank(FrontEnd):
 
     def __init__(
         self,
-        input_sample_rate: int = 32000,
+        sample_rate: int = 32000,
         n_mels: int = 128,
         target_length: int | None = None,
         mean: float = -4.2677393,
@@ -282,12 +282,12 @@ class ASTFbank(FrontEnd):
     ) -> None:
         super().__init__()
         self._remember(locals())
-        self.sample_rate = input_sample_rate
+        self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.target_length = target_length
         self.mean = mean
         self.std = std
-        self.resample = torchaudio.transforms.Resample(input_sample_rate, self.fbank_sample_rate)
+        self.resample = torchaudio.transforms.Resample(sample_rate, self.fbank_sample_rate)
         if hasattr(self.resample, "kernel"):  # absent when no resampling is needed
             # Re-register as non-persistent so state_dict() holds no derived tensors.
             self.resample.register_buffer("kernel", self.resample.kernel, persistent=False)
@@ -297,7 +297,7 @@ class ASTFbank(FrontEnd):
         self.register_buffer("mel_fb", mel_fb, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Map ``(batch, samples)`` at ``input_sample_rate`` to ``(batch, 1, n_mels, frames)``."""
+        """Map ``(batch, samples)`` at ``sample_rate`` to ``(batch, 1, n_mels, frames)``."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = self.resample(_prepare_waveform(x, self.window, type(self).__name__))
             if x.shape[-1] < self.frame_length:

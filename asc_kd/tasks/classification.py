@@ -68,6 +68,8 @@ class ClassificationTask(L.LightningModule):
         model_kwargs: keyword arguments of the model builder.
         frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``).
         frontend_kwargs: keyword arguments of the front-end.
+        sample_rate: waveform rate the front-end receives; ``asc_kd.fit`` links it to
+            ``data.sample_rate`` so the two cannot disagree.
         optimizer: ``adam`` (L2 weight decay, as CP-JKU) or ``adamw`` (decoupled decay).
         lr: peak learning rate.
         weight_decay: weight decay of the optimizer.
@@ -86,6 +88,7 @@ class ClassificationTask(L.LightningModule):
         model_kwargs: dict[str, Any] | None = None,
         frontend: str = "student_mel",
         frontend_kwargs: dict[str, Any] | None = None,
+        sample_rate: int = 32_000,
         optimizer: Literal["adam", "adamw"] = "adam",
         lr: float = 1e-3,
         weight_decay: float = 1e-3,
@@ -106,7 +109,9 @@ class ClassificationTask(L.LightningModule):
     def configure_models(self) -> None:
         """Build ``self.frontend`` and ``self.model`` from the hyperparameters."""
         hp = self.hparams
-        self.frontend = get_frontend(hp.frontend, **(hp.frontend_kwargs or {}))
+        self.frontend = get_frontend(
+            hp.frontend, **{"sample_rate": hp.sample_rate, **(hp.frontend_kwargs or {})}
+        )
         self.model: nn.Module = get_model(hp.model, **(hp.model_kwargs or {}))
         if hp.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
