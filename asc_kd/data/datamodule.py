@@ -37,6 +37,7 @@ from asc_kd.data.tau22 import (
     SOURCE_SAMPLE_RATE,
     DatasetError,
     list_audio_folder,
+    read_meta,
     read_split,
 )
 
@@ -165,14 +166,15 @@ class TAU22DataModule(L.LightningDataModule):
                     f"dataset root {self.root} is missing or empty; download the TAU Urban Acoustic "
                     "Scenes 2022 Mobile development set there, or set data.generate_synthetic=true"
                 )
+        meta = read_meta(self.root)  # read once: it is the slow part (230k rows for TAU22)
         frames = {
-            "train": read_split(self.root, "train", self.hparams.train_split_file),
-            "test": read_split(self.root, "test"),
+            "train": read_split(self.root, "train", self.hparams.train_split_file, meta=meta),
+            "test": read_split(self.root, "test", meta=meta),
         }
         if self.hparams.predict_folder is not None:
             frames["predict"] = list_audio_folder(self.hparams.predict_folder)
         else:
-            frames["predict"] = read_split(self.root, "predict")
+            frames["predict"] = read_split(self.root, "predict", meta=meta)
         return frames
 
     def _audio(self, filenames: list[str], root: Path) -> AudioCache | WavSource:
