@@ -43,13 +43,17 @@ Backend = Literal["x86", "fbgemm", "qnnpack"]
 
 
 class QuantizableModel(nn.Module):
-    """Float model between a QuantStub and a DeQuantStub: where activations enter/leave int8."""
+    """Float model between a QuantStub and a DeQuantStub: where activations enter/leave int8.
 
-    def __init__(self, model: nn.Module) -> None:
+    With ``dequantize_inside`` the model dequantizes itself (see ``float_pooling``) and the
+    outer DeQuantStub is left out.
+    """
+
+    def __init__(self, model: nn.Module, dequantize_inside: bool = False) -> None:
         super().__init__()
         self.quant = tq.QuantStub()
         self.model = model
-        self.dequant = tq.DeQuantStub()
+        self.dequant = nn.Identity() if dequantize_inside else tq.DeQuantStub()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dequant(self.model(self.quant(x)))
@@ -98,6 +102,24 @@ def fusion_groups(model: nn.Module) -> list[list[str]]:
     return groups
 
 
+def float_pooling(model: nn.Module) -> bool:
+    """Dequantize right before the classifier head's global average pooling, if it has one.
+
+    The students' head is 1x1 conv -> BN -> global average pool. Pooled in int8, the logits
+    keep the conv output's quantization step; pooled in float, the average of ~150 int8 values
+    resolves finer, which lowers the int8 log loss at no measurable cost (a mean over 10
+    channels). Returns whether a pooling layer was found and wrapped.
+    """
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Sequential):
+        return False
+    for index, layer in enumerate(head):
+        if isinstance(layer, nn.AdaptiveAvgPool2d):
+            head[index] = nn.Sequential(tq.DeQuantStub(), layer)
+            return True
+    return False
+
+
 def prepare_for_quantization(model: nn.Module, backend: Backend = "x86", qat: bool = False) -> nn.Module:
     """Copy, fuse and attach observers (``qat``: fake-quantization modules for fine-tuning).
 
@@ -106,7 +128,7 @@ def prepare_for_quantization(model: nn.Module, backend: Backend = "x86", qat: bo
     """
     torch.backends.quantized.engine = backend
     float_model = copy.deepcopy(model).cpu()
-    wrapped = QuantizableModel(float_model).train(qat)
+    wrapped = QuantizableModel(float_model, dequantize_inside=float_pooling(float_model)).train(qat)
     groups = [[f"model.{n}" for n in group] for group in fusion_groups(float_model)]
     if groups:
         fuse = tq.fuse_modules_qat if qat else tq.fuse_modules

@@ -280,3 +280,21 @@ def test_load_artifact_of_torchscript_without_metadata(tmp_path: Path) -> None:
     torch.jit.save(torch.jit.script(nn.Linear(2, 2)), str(path))
     with pytest.raises(ValueError, match="not an asc_kd int8 artifact"):
         load_artifact(path)
+
+
+def test_students_pool_in_float_after_the_int8_head() -> None:
+    from torch.ao.nn.quantized import DeQuantize
+
+    from asc_kd.quantization import float_pooling
+
+    torch.manual_seed(0)
+    model = cp_resnet("system1").eval()
+    assert float_pooling(cp_resnet("system1"))
+    assert not float_pooling(DebugCNN())  # no classifier_head: dequantized at the output
+    features = torch.randn(4, 1, 256, 44)
+    quantized = quantize_static(model, [features])
+    pool = quantized.model.head[2]
+    assert isinstance(pool[0], DeQuantize) and isinstance(pool[1], torch.nn.AdaptiveAvgPool2d)
+    assert isinstance(quantized.dequant, torch.nn.Identity)
+    out = quantized(features)
+    assert out.dtype == torch.float32 and not out.is_quantized and out.shape == (4, 10)
