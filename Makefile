@@ -16,7 +16,7 @@ demo: $(VENV)/.installed
 	$(PY) -m asc_kd.pipeline
 
 test: $(VENV)/.installed
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n auto --dist loadgroup tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check asc_kd tests

@@ -1,17 +1,9 @@
 """``python -m asc_kd.export CHECKPOINT --format onnx``: a student for runtimes without PyTorch.
 
-    python -m asc_kd.export best.ckpt --format onnx --out system1.onnx
+    python -m asc_kd.export last.ckpt --format onnx --out system1.onnx
 
-The ONNX graph maps (batch, samples) waveforms at the model's rate to logits: the mel
-front-end (STFT, mel filterbank, log) is folded in, since ONNX opset 17+ has an STFT operator,
-so a deployment needs no separate feature code. Opset 18, dynamic batch size, fp32. Parity
-with PyTorch is checked on fixed waveforms right after export (``onnxruntime``, an optional
-dependency: ``pip install asc_kd[onnx]``) and the max abs logit difference is printed.
-
-How this relates to the int8 artifact of ``python -m asc_kd.quantize``: that one is the
-submission model (int8 weights and activations, TorchScript, eager-mode PyTorch kernels).
-PyTorch's eager int8 modules do not export to ONNX; for an int8 ONNX model, quantize this fp32
-graph with onnxruntime's static quantizer (``onnxruntime.quantization.quantize_static``).
+Writes front-end + model as one ONNX graph and checks it against PyTorch with onnxruntime
+(see ``asc_kd.onnx_export``).
 """
 
 from __future__ import annotations
@@ -19,71 +11,31 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from asc_kd.checkpoints import load_task
-from asc_kd.io import atomic_write
-from asc_kd.quantization import WaveformClassifier
-
-log = logging.getLogger(__name__)
-OPSET = 18
-
-
-def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> Path:
-    """Export front-end + model of a checkpoint as one ONNX graph, written atomically."""
-    task = load_task(checkpoint)
-    module = WaveformClassifier(task.frontend, task.model).eval()
-    example = torch.zeros(2, task.frontend.sample_rate)
-    batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            module,
-            (example,),
-            dynamo=True,
-            opset_version=opset,
-            input_names=["waveform"],
-            output_names=["logits"],
-            dynamic_shapes={"waveform": {0: batch}},
-            verbose=False,
-        )
-    with atomic_write(out, "wb") as handle:
-        handle.write(program.model_proto.SerializeToString())
-    return Path(out)
-
-
-def onnx_parity(checkpoint: str | Path, onnx_path: str | Path, n: int = 4, seed: int = 0) -> dict[str, float]:
-    """Max abs logit difference and top-1 agreement of ONNX Runtime vs PyTorch on fixed waveforms."""
-    import onnxruntime
-
-    task = load_task(checkpoint)
-    generator = torch.Generator().manual_seed(seed)
-    waveform = 0.1 * torch.randn(n, task.frontend.sample_rate, generator=generator)
-    with torch.no_grad():
-        reference = task(waveform).numpy()
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    logits = session.run(None, {"waveform": waveform.numpy()})[0]
-    return {
-        "max_abs_diff": float(np.abs(logits - reference).max()),
-        "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
-        "clips": n,
-    }
+from asc_kd.errors import run_command
+from asc_kd.onnx_export import OPSET, export_onnx, onnx_parity
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asc_kd.export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m asc_kd.export",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
-    parser.add_argument("--format", choices=["onnx"], default="onnx")
+    parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
     parser.add_argument("--out", default=None, help="output path (default: CHECKPOINT with .onnx)")
-    parser.add_argument("--opset", type=int, default=OPSET)
+    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (17+ has STFT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = export_onnx(args.checkpoint, args.out or Path(args.checkpoint).with_suffix(".onnx"), args.opset)
-    print(f"wrote {out} (opset {args.opset}, input 'waveform' (batch, samples), output 'logits')")
+    out, window, rate = export_onnx(
+        args.checkpoint, args.out or Path(args.checkpoint).with_suffix(".onnx"), args.opset
+    )
+    print(
+        f"wrote {out} (opset {args.opset}): input 'waveform' (batch, {window}) = one "
+        f"{window / rate:g}-s window at {rate} Hz, output 'logits'; score longer audio window by window"
+    )
     try:
         parity = onnx_parity(args.checkpoint, out)
     except ImportError:
@@ -97,4 +49,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

@@ -4,15 +4,17 @@ CP-JKU's code counts per-device accuracy in hand-built dicts, separately in the 
 the test loop; here one metric holds a (device x true class x predicted class) count tensor
 plus the summed log loss, synchronises across processes like any torchmetrics state, and
 derives every number from that, for validation, test, quantized models and teacher tables.
+Classes, devices and groups come from the dataset's spec (or a checkpoint that recorded it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
-
-from asc_kd.data.tau22 import DEVICE_GROUPS, DEVICES, SCENES
 
 #: Probability floor of the log loss, as scikit-learn's log_loss (used by DCASE) clips.
 LOG_LOSS_EPS = 1e-15
@@ -22,7 +24,7 @@ class SceneMetrics(Metric):
     """Accuracy, macro class accuracy, log loss, and accuracy per device, group and class.
 
     ``update(logits, target, device)`` takes raw logits, class indices and device indices
-    (``asc_kd.data.tau22.DEVICES`` order; -1 for unknown devices, which count only overall).
+    (the order of ``devices``; -1 for unknown devices, which count only overall).
     ``compute()`` returns a flat dict of scalars, e.g. ``acc``, ``macro_acc``, ``log_loss``,
     ``acc_device_s4``, ``acc_unseen``, ``acc_class_tram``. A device or group without examples
     reports NaN rather than a misleading 0.
@@ -33,14 +35,14 @@ class SceneMetrics(Metric):
 
     def __init__(
         self,
-        classes: tuple[str, ...] = SCENES,
-        devices: tuple[str, ...] = DEVICES,
-        groups: dict[str, tuple[str, ...]] | None = None,
+        classes: Sequence[str],
+        devices: Sequence[str] = (),
+        groups: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         self.classes = tuple(classes)
         self.devices = tuple(devices)
-        self.groups = dict(DEVICE_GROUPS if groups is None else groups)
+        self.groups = {name: tuple(members) for name, members in (groups or {}).items()}
         n_dev, n_cls = len(self.devices) + 1, len(self.classes)  # last device row: unknown
         self.add_state("counts", torch.zeros(n_dev, n_cls, n_cls, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("nll_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
@@ -53,7 +55,8 @@ class SceneMetrics(Metric):
         log_probs = F.log_softmax(logits.detach().double(), dim=1)
         log_probs = log_probs.clamp(min=torch.log(torch.tensor(LOG_LOSS_EPS, dtype=torch.float64)))
         self.nll_sum += -log_probs.gather(1, target.unsqueeze(1)).sum()
-        device_row = torch.where(device < 0, len(self.devices), device)
+        # Devices outside this metric's list (or -1) count overall only, in the last row.
+        device_row = torch.where((device < 0) | (device >= len(self.devices)), len(self.devices), device)
         n_cls = len(self.classes)
         flat = (device_row * n_cls + target) * n_cls + logits.argmax(dim=1)
         self.counts += torch.bincount(flat, minlength=self.counts.numel()).view_as(self.counts)
@@ -87,6 +90,42 @@ class SceneMetrics(Metric):
         for name, value in zip(self.classes, per_class, strict=True):
             out[f"acc_class_{name}"] = value
         return {key: value.float() for key, value in out.items()}
+
+
+def scene_metrics(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    device: torch.Tensor,
+    classes: Sequence[str],
+    devices: Sequence[str] = (),
+    groups: Mapping[str, Sequence[str]] | None = None,
+    confusion: bool = False,
+) -> dict[str, Any]:
+    """``SceneMetrics`` of precomputed logits as plain floats.
+
+    ``logits`` is (examples, classes) or (examples, windows, classes) for clips scored in
+    several windows: the plain keys are then per window (each window carries its clip's
+    label), and ``file/...`` keys score each clip by its mean window logits (the DCASE 2020
+    per-file metric). With ``confusion`` the (true, predicted) count matrix is added as a
+    nested list.
+    """
+    if logits.ndim == 2:
+        logits = logits.unsqueeze(1)
+    n_windows = logits.shape[1]
+    metric = SceneMetrics(classes, devices, groups)
+    metric.update(
+        logits.reshape(-1, logits.shape[-1]),
+        target.repeat_interleave(n_windows),
+        device.repeat_interleave(n_windows),
+    )
+    out: dict[str, Any] = {k: float(v) for k, v in metric.compute().items()}
+    if confusion:
+        out["confusion"] = metric.confusion().tolist()
+    if n_windows > 1:
+        per_file = SceneMetrics(classes, devices, groups)
+        per_file.update(logits.mean(1), target, device)
+        out.update({f"file/{k}": float(v) for k, v in per_file.compute().items()})
+    return out
 
 
 def confusion_image(confusion: torch.Tensor, cell: int = 24) -> torch.Tensor:

@@ -1,28 +1,92 @@
-"""Shared fixtures: a tiny synthetic TAU22 dataset, generated once per test session."""
+"""Shared fixtures: tiny synthetic datasets (generated once per session), a CPU Trainer, and the
+tiny end-to-end pipeline run."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: one thread each
+    import torch
+
+    torch.set_num_threads(1)
+
+from fit_helpers import TinyPipeline, command_line, make_cpu_trainer, pipeline_argv, tree_state  # noqa: E402
 
 from asc_kd.data.synthetic import SyntheticConfig, generate  # noqa: E402
 
 #: 10 scenes x (8 train segments on a + extras, 2 test segments on all 9 devices).
 TINY = SyntheticConfig(train_segments_per_scene=8, test_segments_per_scene=2, other_device_fraction=0.25)
+#: 13 classes of 2-s, 22.05 kHz clips in class folders: 4 recordings of 2 clips each.
+TINY_FOLDERS = SyntheticConfig(
+    layout="folders",
+    n_classes=13,
+    sample_rate=22050,
+    clip_seconds=2.0,
+    recordings_per_class=4,
+    segments_per_recording=2,
+)
+#: TAU20 layout: 10-s clips, 1 train segment per scene (on a and b, c, s1-s3), 1 test segment.
+TINY_TAU20 = SyntheticConfig(
+    layout="tau20", train_segments_per_scene=1, test_segments_per_scene=1, other_device_fraction=1.0
+)
 
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Read-only tiny synthetic dataset; copy it before changing anything in it."""
+    """Read-only tiny synthetic TAU22 dataset; copy it before changing anything in it."""
     return generate(tmp_path_factory.mktemp("tau22") / "tiny", TINY, progress=False)
 
 
 @pytest.fixture(scope="session")
+def folders_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Read-only tiny 13-class folder dataset (2-s clips at 22.05 kHz)."""
+    return generate(tmp_path_factory.mktemp("folders") / "tiny", TINY_FOLDERS, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tau20_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Read-only tiny TAU20-layout dataset (10-s clips)."""
+    return generate(tmp_path_factory.mktemp("tau20") / "tiny", TINY_TAU20, progress=False)
+
+
+@pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Cache folder shared by tests that only read the tiny dataset."""
+    """Cache folder shared by tests that only read the tiny datasets."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def cpu_trainer(tmp_path: Path) -> Callable[..., L.Trainer]:
+    """A factory of quiet CPU Trainers writing under ``tmp_path``; keyword arguments override."""
+
+    def make(**overrides: object) -> L.Trainer:
+        return make_cpu_trainer(tmp_path, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def fit_command() -> Iterator[None]:
+    """The test calls ``asc_kd.fit.main`` as its own command (see ``command_line``)."""
+    with command_line("python -m asc_kd.fit"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyPipeline:
+    """``python -m asc_kd.pipeline`` on the tiny scenes, run once per session (read-only)."""
+    from asc_kd.pipeline import main
+
+    out = tmp_path_factory.mktemp("pipeline") / "out"
+    argv = pipeline_argv(tiny_root, cache_dir, out)
+    root_before = tree_state(tiny_root)
+    with command_line("python -m asc_kd.pipeline"):
+        assert main(argv) == 0
+    return TinyPipeline(argv, out, tiny_root, cache_dir, root_before)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import pytest
 import torch
 import wandb
@@ -25,6 +26,19 @@ from wandb.proto import wandb_internal_pb2
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO / "experiments"
 CONF = Path(__file__).resolve().parent / "conf"
+
+
+def make_cpu_trainer(root: Path, **overrides: Any) -> L.Trainer:
+    """A quiet CPU Trainer writing under ``root``: no logger, checkpoints, bars or summary."""
+    settings: dict[str, Any] = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": root,
+    }
+    return L.Trainer(**{**settings, **overrides})
 
 
 def fit_args(tiny_root: Path, cache_dir: Path, out: Path, *configs: Path | str) -> list[str]:
@@ -46,12 +60,16 @@ def fit_args(tiny_root: Path, cache_dir: Path, out: Path, *configs: Path | str) 
 def write_teacher_logits(tiny_root: Path, path: Path) -> Path:
     """A logits file for the tiny train split, as ``python -m asc_kd.logits`` would write it."""
     from asc_kd.data.cache import fingerprint_files
-    from asc_kd.data.logits import save_logits
-    from asc_kd.data.tau22 import SCENES, read_split
+    from asc_kd.data.tau import SCENES, read_split
+    from asc_kd.data.teacher_logits import save_logits
 
     filenames = list(read_split(tiny_root, "train")["filename"])
     logits = torch.randn(len(filenames), len(SCENES), generator=torch.Generator().manual_seed(0))
-    metadata = {"split": "train", "dataset_fingerprint": fingerprint_files(tiny_root, filenames)}
+    metadata = {
+        "split": "train",
+        "dataset_fingerprint": fingerprint_files(tiny_root, filenames),
+        "classes": list(SCENES),
+    }
     return save_logits(path, filenames, 3 * logits, metadata)
 
 
@@ -136,7 +154,8 @@ PIPELINE_TEACHERS = (CONF / "teacher.yaml", CONF / "teacher_small.yaml")
 
 
 def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> list[str]:
-    """Two tiny teachers, one student system, one short epoch each."""
+    """Two tiny teachers (the first alone in the ensemble), one student system with two seeds,
+    one short epoch each."""
     return [
         "--root",
         str(tiny_root),
@@ -146,8 +165,12 @@ def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> l
         str(out),
         "--teachers",
         *map(str, PIPELINE_TEACHERS),
+        "--ensemble",
+        PIPELINE_TEACHERS[0].stem,
         "--systems",
         PIPELINE_SYSTEM,
+        "--student-seeds",
+        "2",
         "--max-epochs",
         "1",
         "--quiet",
@@ -173,3 +196,28 @@ class TinyPipeline:
     root: Path
     cache_dir: Path
     root_before: dict[str, tuple[int, int]]
+
+
+def fit_on_noise(
+    task: L.LightningModule, trainer: L.Trainer, clips: int = 8, batch_size: int = 4
+) -> L.Trainer:
+    """Fit ``task`` on ``clips`` labelled 1-s noise clips (no dataset on disk) with ``trainer``."""
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator().manual_seed(5)
+    samples = getattr(task, "segment_samples", 32_000)
+    data = [
+        {
+            "waveform": 0.1 * torch.randn(samples, generator=generator),
+            "target": torch.tensor(i % 10),
+            "device": torch.tensor(0),
+            "teacher_logits": torch.randn(10, generator=generator),
+        }
+        for i in range(clips)
+    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You defined a `validation_step` but have no `val_dataloader`")
+        trainer.fit(task, train_dataloaders=DataLoader(data, batch_size=batch_size))
+    return trainer

@@ -125,6 +125,7 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["system1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "params": 127_684,
+        "params_fused": 127_046,
         "macs": 28_840_396,
         "mem_bytes": 127_684,
         "receptive_field": [155, 55],
@@ -135,6 +136,7 @@ def test_cli_json_precision_and_shape(capsys: pytest.CaptureFixture[str]) -> Non
     main(["system1", "--json", "--precision", "fp16", "--input-shape", "8", "1", "256", "44"])
     assert json.loads(capsys.readouterr().out) == {
         "params": 127_684,
+        "params_fused": 127_046,
         "macs": 28_840_396,
         "mem_bytes": 2 * 127_684,
         "receptive_field": [155, 55],
@@ -147,6 +149,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "within" in out
     assert "| **total** |" in out
     assert "127,684" in out and "28,840,396" in out
+    assert "parameters with BatchNorm folded into the convs: 127,046" in out
 
 
 def test_cli_unknown_model_exits(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,30 +6,27 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from fit_helpers import make_cpu_trainer
 
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.logits import export_logits
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.ensemble import TeacherRun, export_logits
 from asc_kd.metrics import SceneMetrics
 from asc_kd.tasks import ClassificationTask
+
+pytestmark = pytest.mark.slow
 
 WORLD = 2
 
 
 def _teacher_checkpoint(tmp_path: Path, root: Path, cache_dir: Path) -> Path:
     L.seed_everything(0, verbose=False)
-    task = ClassificationTask(model="debug")
-    trainer = L.Trainer(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=0,
-        accelerator="cpu",
-    )
+    task = ClassificationTask(model="debug", classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS)
+    trainer = make_cpu_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(task, datamodule=_datamodule(root, cache_dir))
     path = tmp_path / "teacher.ckpt"
     trainer.save_checkpoint(path)
@@ -45,7 +42,7 @@ def _worker(rank: int, init_file: str, root: str, cache_dir: str, checkpoint: st
     try:
         out = Path(out_dir)
         frame = export_logits(
-            [checkpoint],
+            [TeacherRun(checkpoint, "debug")],
             _datamodule(Path(root), Path(cache_dir)),
             out / "ddp.npz",
             "train",
@@ -58,7 +55,7 @@ def _worker(rank: int, init_file: str, root: str, cache_dir: str, checkpoint: st
         logits = torch.randn(40, 10, generator=generator)
         target = torch.randint(0, 10, (40,), generator=generator)
         device = torch.randint(0, 9, (40,), generator=generator)
-        metric = SceneMetrics()
+        metric = SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS)
         metric.update(logits[rank::WORLD], target[rank::WORLD], device[rank::WORLD])
         torch.save({k: v for k, v in metric.compute().items()}, out / f"metrics_rank{rank}.pt")
     finally:
@@ -68,7 +65,7 @@ def _worker(rank: int, init_file: str, root: str, cache_dir: str, checkpoint: st
 def test_two_processes_match_one(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     checkpoint = _teacher_checkpoint(tmp_path, tiny_root, cache_dir)
     single = export_logits(
-        [str(checkpoint)],
+        [TeacherRun(str(checkpoint), "debug")],
         _datamodule(tiny_root, cache_dir),
         tmp_path / "single.npz",
         "train",
@@ -86,13 +83,13 @@ def test_two_processes_match_one(tiny_root: Path, cache_dir: Path, tmp_path: Pat
         np.testing.assert_allclose(a["logits"], b["logits"], rtol=0, atol=1e-5)
     for rank in range(WORLD):
         table = __import__("pandas").read_csv(tmp_path / f"table_rank{rank}.csv")
-        np.testing.assert_allclose(table["acc"].to_numpy(), single["acc"].to_numpy())
+        np.testing.assert_allclose(table["accuracy_mean"].to_numpy(), single["accuracy_mean"].to_numpy())
 
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(40, 10, generator=generator)
     target = torch.randint(0, 10, (40,), generator=generator)
     device = torch.randint(0, 9, (40,), generator=generator)
-    full = SceneMetrics()
+    full = SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS)
     full.update(logits, target, device)
     expected = full.compute()
     for rank in range(WORLD):

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import wandb
 from fit_helpers import (
     CONF,
     EXPERIMENTS,
-    REPO,
     command_line,
     fit_args,
     offline_runs,
@@ -22,12 +19,13 @@ from fit_helpers import (
     write_teacher_logits,
 )
 
-from asc_kd.callbacks import Complexity, Mixup
+from asc_kd.augmentations import Mixup
+from asc_kd.callbacks import ComplexityCheck
 from asc_kd.complexity import ComplexityError
 from asc_kd.fit import AscKdCLI, main
 from asc_kd.tasks import DistillationTask
+from asc_kd.tasks.restore import read_checkpoint
 
-pytest_plugins = ["fit_fixtures"]
 pytestmark = pytest.mark.usefixtures("fit_command")
 
 TEACHER = (EXPERIMENTS / "base.yaml", CONF / "teacher.yaml")
@@ -40,34 +38,34 @@ STUDENT = (
 SYSTEM1_MACS = 28_840_396
 
 
-def _complexity(cli: AscKdCLI) -> Complexity:
-    (callback,) = [c for c in cli.trainer.callbacks if isinstance(c, Complexity)]
+def _complexity(cli: AscKdCLI) -> ComplexityCheck:
+    (callback,) = [c for c in cli.trainer.callbacks if isinstance(c, ComplexityCheck)]
     return callback
 
 
-def test_help_documents_the_options() -> None:
-    env = {**os.environ, "COLUMNS": "200"}
-    result = subprocess.run(
-        [sys.executable, "-m", "asc_kd.fit", "--help"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+def test_help_documents_the_options(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    result = capsys.readouterr()
     for option in (
         "--config",
         "--model",
         "--data.root",
         "--data.teacher_logits",
         "--trainer.max_epochs",
+        "--checkpoint.selection",
         "--checkpoint.monitor",
+        "--data.layout",
+        "--data.validation",
         "--complexity.allow_over_limits",
         "--ckpt_path",
         "--test",
     ):
-        assert option in result.stdout, option
+        assert option in result.out, option
 
 
 # -- one teacher fit, shared --------------------------------------------------------------------
@@ -81,14 +79,17 @@ def teacher_run(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempP
         return main(fit_args(tiny_root, cache_dir, out, *TEACHER))
 
 
-def test_fit_then_test_keeps_the_best_checkpoint(teacher_run: AscKdCLI) -> None:
+def test_fit_then_test_reports_the_last_checkpoint(teacher_run: AscKdCLI) -> None:
     trainer = teacher_run.trainer
     out = Path(trainer.default_root_dir)
     assert trainer.current_epoch == 1 and trainer.global_step == 2
-    best = Path(trainer.checkpoint_callback.best_model_path)
-    assert best.is_file() and best.name.startswith("best-") and out in best.parents
-    assert (best.parent / "last.ckpt").is_file()
-    assert (out / "config.yaml").is_file()
+    callback = trainer.checkpoint_callback
+    assert callback.selection == "last" and callback.selection_label == "last"
+    last = Path(callback.selected_path)
+    assert last.name == "last.ckpt" and last.is_file() and out in last.parents
+    assert [p.name for p in last.parent.iterdir()] == ["last.ckpt"]  # no best-on-test file
+    assert read_checkpoint(last)["asc_kd"]["selection"] == "last"
+    assert read_checkpoint(last)["asc_kd"]["run"] == {"recipe": "teacher", "seed": 0}
 
 
 def test_test_metrics_after_fit(teacher_run: AscKdCLI) -> None:
@@ -132,8 +133,9 @@ def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, t
     counted = _complexity(cli).result
     assert counted.macs == SYSTEM1_MACS and counted.within_limits
     assert cli.trainer.global_step == 2
-    assert Path(cli.trainer.checkpoint_callback.best_model_path).is_file()
+    assert Path(cli.trainer.checkpoint_callback.selected_path).is_file()
     assert "test/acc" in cli.trainer.callback_metrics
+    assert task.frontend.preemphasis == 0.97  # kd.yaml's CP-JKU front-end, linked from data
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -241,11 +243,75 @@ def test_wandb_run_holds_the_test_confusion_matrix_image(teacher_run: AscKdCLI) 
 def test_data_sample_rate_is_linked_to_the_front_end(
     tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
-    from asc_kd.data import TAU22DataModule
+    from asc_kd.data.datamodule import SceneDataModule
     from asc_kd.tasks import ClassificationTask
 
     args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--data.sample_rate", "16000"]
-    cli = AscKdCLI(ClassificationTask, TAU22DataModule, subclass_mode_model=True, run=False, args=args)
+    cli = AscKdCLI(ClassificationTask, SceneDataModule, subclass_mode_model=True, run=False, args=args)
     assert cli.datamodule.hparams.sample_rate == 16000
     assert cli.model.hparams.sample_rate == 16000 and cli.model.frontend.sample_rate == 16000
     wandb.finish()
+
+
+# -- checkpoint selection -----------------------------------------------------------------------
+
+
+def test_selecting_the_best_epoch_on_the_test_split_needs_an_opt_in(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--checkpoint.selection", "best"]
+    with pytest.raises(ValueError, match="allow_selection_on_test"):
+        main(args)
+    wandb.finish()
+    cli = main([*args, "--checkpoint.allow_selection_on_test", "true", "--test", "false"])
+    callback = cli.trainer.checkpoint_callback
+    assert callback.selection_label == "best-on-test (biased)"
+    best = Path(callback.selected_path)
+    assert (
+        best.name.startswith("best-")
+        and read_checkpoint(best)["asc_kd"]["selection"] == "best-on-test (biased)"
+    )
+
+
+def test_best_on_a_held_out_split(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    args = [
+        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        "--data.validation",
+        "holdout",
+        "--checkpoint.selection",
+        "best",
+        "--trainer.limit_val_batches",
+        "1.0",
+    ]
+    cli = main(args)
+    callback = cli.trainer.checkpoint_callback
+    assert callback.selection_label == "best-val-holdout"
+    assert read_checkpoint(callback.selected_path)["asc_kd"]["selection"] == "best-val-holdout"
+    held = pd.read_csv(tmp_path / "holdout_split.csv", sep="\t")["filename"]
+    assert len(held) == len(cli.datamodule.datasets["val"]) > 0
+    assert not set(held) & set(cli.datamodule.datasets["train"].frame["filename"])
+    assert "test/acc" in cli.trainer.callback_metrics
+
+
+# -- other layouts ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(name="tau20")
+@pytest.mark.parametrize("layout", ["folders", "tau20"])
+def test_a_student_recipe_trains_on_other_layouts(
+    layout: str, folders_root: Path, tau20_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    root = folders_root if layout == "folders" else tau20_root
+    configs = (EXPERIMENTS / "base.yaml", EXPERIMENTS / "students" / "system1.yaml", CONF / "student.yaml")
+    args = [*fit_args(root, cache_dir, tmp_path, *configs), "--data.layout", layout]
+    cli = main([*args, "--trainer.callbacks", "[]"])
+    task, spec = cli.model, cli.datamodule.spec
+    assert list(task.classes) == list(spec.classes) and len(task.classes) == (
+        13 if layout == "folders" else 10
+    )
+    assert task.model.head[0].out_channels == len(spec.classes)
+    metrics = cli.trainer.callback_metrics
+    assert "test/file/acc" in metrics  # clips longer than the 1-s windows are scored per file too
+    if layout == "tau20":
+        assert "test/file/acc_unseen" in metrics

@@ -1,9 +1,17 @@
+"""Front-ends against independent computations of their definitions, and every recipe's masks."""
+
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 import torchaudio
+import yaml
 from torchaudio.compliance import kaldi
 
-from asc_kd.data.frontends import ASTFbank, PasstMel, StudentMel
+from asc_kd.frontends import ASTFbank, PasstMel, StudentMel, get_frontend
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 FRONTENDS = (StudentMel, PasstMel, ASTFbank)
 
@@ -161,3 +169,97 @@ def test_features_stay_float32_under_autocast(frontend, waveform):
         features = module(waveform)
     assert features.dtype == torch.float32
     torch.testing.assert_close(features, expected)
+
+
+# -- CP-JKU's student front-end -----------------------------------------------------------------
+
+
+def _kaldi_mel_banks_numpy(n_mels: int, n_fft: int, rate: float, low: float, high: float) -> np.ndarray:
+    """Kaldi's triangular mel banks from their definition (mel = 1127 ln(1 + f / 700))."""
+
+    def mel(f):
+        return 1127.0 * np.log(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+    delta = (mel(high) - mel(low)) / (n_mels + 1)
+    bins = mel(np.arange(n_fft // 2) * rate / n_fft)  # Kaldi leaves out the Nyquist bin
+    banks = np.zeros((n_mels, n_fft // 2 + 1))
+    for i in range(n_mels):
+        left, centre, right = mel(low) + delta * np.array([i, i + 1, i + 2])
+        up = (bins - left) / (centre - left)
+        down = (right - bins) / (right - centre)
+        banks[i, : n_fft // 2] = np.maximum(0.0, np.minimum(up, down))
+    return banks
+
+
+def _cpjku_student_mel(audio: np.ndarray, hop: int = 737) -> np.ndarray:
+    """AugmentMelSTFT's eval path written from its definition in numpy, float64: pre-emphasis
+    0.97, centred STFT (reflect padding, symmetric Hann 2048), power, Kaldi mel banks,
+    log(x + 1e-5), (x + 4.5) / 5."""
+    n_fft = 2048
+    emphasised = audio[:, 1:] - 0.97 * audio[:, :-1]
+    padded = np.pad(emphasised, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+    n_frames = 1 + emphasised.shape[1] // hop
+    window = np.hanning(n_fft)  # symmetric
+    frames = np.stack([padded[:, t * hop : t * hop + n_fft] for t in range(n_frames)], axis=1)
+    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2  # (batch, frames, bins)
+    mel = _kaldi_mel_banks_numpy(256, n_fft, 32000.0, 0.0, 16000.0) @ power.transpose(0, 2, 1)
+    return (np.log(mel + 1e-5) + 4.5) / 5.0
+
+
+def test_student_mel_in_cpjku_convention_matches_its_definition(waveform):
+    frontend = StudentMel(preemphasis=0.97, mel_scale="kaldi", periodic_window=False).eval()
+    ours = frontend(waveform)[:, 0].double().numpy()
+    reference = _cpjku_student_mel(waveform.double().numpy())
+    assert ours.shape == reference.shape == (2, 256, 44)
+    assert np.abs(ours - reference).max() < 1e-4
+    # The torchaudio-style default is a different front-end: a model must keep its own.
+    default = StudentMel().eval()(waveform)[:, 0].double().numpy()
+    assert np.abs(default - reference).max() > 1.0
+
+
+def test_student_mel_refuses_an_unknown_mel_scale():
+    with pytest.raises(ValueError, match="mel_scale"):
+        StudentMel(mel_scale="slaney")
+
+
+# -- every recipe's masks fit 1-s clips -------------------------------------------------------------
+
+
+def _recipe_frontends() -> list[tuple[str, str, dict]]:
+    found = []
+    for path in sorted(EXPERIMENTS.rglob("*.yaml")):
+        config = yaml.safe_load(path.read_text()) or {}
+        data = config.get("data") or {}
+        init = ((config.get("model") or {}).get("init_args")) or {}
+        name = data.get("frontend") or init.get("frontend")
+        if name:
+            kwargs = data.get("frontend_kwargs") or init.get("frontend_kwargs") or {}
+            found.append((str(path.relative_to(EXPERIMENTS)), name, kwargs))
+    return found
+
+
+RECIPES = _recipe_frontends()
+
+
+def test_every_teacher_and_student_recipe_is_checked():
+    names = {path for path, _, _ in RECIPES}
+    assert {"teachers/passt.yaml", "teachers/efficientnet_b2.yaml", "teachers/convnext.yaml"} <= names
+    assert {"teachers/swin.yaml", "teachers/ast.yaml", "students/kd.yaml"} <= names
+
+
+@pytest.mark.parametrize(("path", "name", "kwargs"), RECIPES, ids=[r[0] for r in RECIPES])
+def test_recipe_front_end_masks_under_a_quarter_of_a_1_s_clip(path: str, name: str, kwargs: dict) -> None:
+    torch.manual_seed(0)
+    frontend = get_frontend(name, **kwargs).train()
+    waveform = 0.1 * torch.randn(64, 32000)
+    features = frontend(waveform)[:, 0]  # (clips, bins, frames)
+    masked = (features == features[:, :1, :]).all(dim=1)  # a time-masked frame is constant over bins
+    assert masked.float().mean() < 0.25, f"{path}: {masked.float().mean():.0%} of the frames masked"
+
+
+def test_passt_default_mask_fits_the_clip_length():
+    torch.manual_seed(0)
+    frontend = PasstMel().train()  # timem=192 was made for 10-s clips
+    short = frontend(0.1 * torch.randn(64, 32000))[:, 0]
+    share = (short == short[:, :1, :]).all(dim=1).float().mean()
+    assert share < 0.15  # capped at 20 % of 100 frames, ~10 % on average

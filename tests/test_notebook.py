@@ -9,10 +9,12 @@ import matplotlib
 import pytest
 from fit_helpers import REPO, TinyPipeline
 
-pytest_plugins = ["fit_fixtures"]
+#: One worker builds the session's tiny pipeline for every test that reads it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="pipeline")]
+
 
 NOTEBOOK = REPO / "notebooks" / "results.ipynb"
-FIGURES = ("per_device_accuracy.png", "confusion_int8.png")
+FIGURES = ("per_device_accuracy.png", "seed_spread.png", "confusion_int8.png")
 
 
 def _code_cells(path: Path) -> list[str]:
@@ -43,5 +45,6 @@ def test_results_notebook_writes_its_figures(
         figure = tmp_path / "figures" / name
         assert figure.is_file() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     printed = capsys.readouterr().out
-    assert "1 quantized students" in printed
+    assert "2 quantized student runs" in printed and "system1-seed1" in printed
     assert "table1" in printed and "table2" in printed
+    assert "accuracy_std" in printed

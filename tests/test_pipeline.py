@@ -1,4 +1,5 @@
-"""``python -m asc_kd.pipeline`` end to end on the tiny scenes: tables, manifest, resume, force."""
+"""``python -m asc_kd.pipeline`` end to end on the tiny scenes: seeds, the ensemble, tables with
+mean ± std and the checkpoint each row reports, manifest, resume, force."""
 
 from __future__ import annotations
 
@@ -18,88 +19,115 @@ from fit_helpers import (
     tree_state,
 )
 
-import asc_kd.logits
-import asc_kd.pipeline
-import asc_kd.quantize
+import asc_kd.ensemble
+import asc_kd.int8
+import asc_kd.stages
 from asc_kd.complexity import MAX_PARAM_BYTES
 from asc_kd.pipeline import main
 
-pytest_plugins = ["fit_fixtures"]
+#: One worker builds the session's tiny pipeline for every test that reads it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="pipeline")]
 
-TABLE1_COLUMNS = ["teacher", "acc", "macro_acc", "log_loss", "acc_real", "acc_seen", "acc_unseen"]
+STEMS = [Path(recipe).stem for recipe in PIPELINE_TEACHERS]
+GROUPS = ("real", "seen", "unseen")
+METRICS = ["accuracy", "macro_accuracy", "log_loss", *(f"accuracy_{g}" for g in GROUPS)]
+SUMMARY = [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
+TABLE1_COLUMNS = ["teacher", "selection", "seeds", *SUMMARY]
 TABLE2_COLUMNS = [
     "system",
     "precision",
-    "acc",
-    "log_loss",
-    "acc_real",
-    "acc_seen",
-    "acc_unseen",
+    "selection",
+    "seeds",
+    *SUMMARY,
     "mem_bytes",
+    "artifact_bytes",
+    "params",
+    "params_fused",
     "macs",
 ]
 SYSTEM1_MACS = 28_840_396
-STEMS = [Path(recipe).stem for recipe in PIPELINE_TEACHERS]
+SYSTEM1_PARAMS = 127_684
 
 
 def _manifest(out: Path) -> dict[str, Any]:
     return json.loads((out / "pipeline.json").read_text())
 
 
-def test_manifest_records_every_stage(tiny_pipeline: TinyPipeline) -> None:
+def test_manifest_records_every_run(tiny_pipeline: TinyPipeline) -> None:
     manifest = _manifest(tiny_pipeline.out)
-    keys = [f"teacher{i}:{stem}" for i, stem in enumerate(STEMS)]
-    keys += ["logits", f"student:{PIPELINE_SYSTEM}", f"int8:{PIPELINE_SYSTEM}"]
-    assert list(manifest) == keys
-    for key in (*keys[:2], f"student:{PIPELINE_SYSTEM}"):
-        assert Path(manifest[key]["checkpoint"]).is_file(), key
-        assert 0.0 <= manifest[key]["test"]["test/acc"] <= 1.0, key
+    teachers = [f"teacher:{stem}-seed0" for stem in STEMS]
+    students = [f"student:{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)]
+    int8 = [f"int8:{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)]
+    assert list(manifest) == [*teachers, "logits", *students, *int8]
+    for key in (*teachers, *students):
+        entry = manifest[key]
+        assert Path(entry["checkpoint"]).is_file() and Path(entry["checkpoint"]).name == "last.ckpt"
+        assert entry["selection"] == "last"
+        assert 0.0 <= entry["test"]["test/acc"] <= 1.0, key
     assert Path(manifest["logits"]["file"]) == tiny_pipeline.out / "teachers" / "ensemble_train.npz"
-    assert Path(manifest["logits"]["file"]).is_file()
-    # Each run keeps its own folder under --out.
+    # Each (recipe, seed) run keeps its own folder, config and seed.
     for stem in STEMS:
-        assert (tiny_pipeline.out / "teachers" / stem / "config.yaml").is_file()
-    assert (tiny_pipeline.out / "students" / PIPELINE_SYSTEM / "config.yaml").is_file()
+        assert (tiny_pipeline.out / "teachers" / f"{stem}-seed0" / "config.yaml").is_file()
+    for seed in (0, 1):
+        config = (
+            tiny_pipeline.out / "students" / f"{PIPELINE_SYSTEM}-seed{seed}" / "config.yaml"
+        ).read_text()
+        assert f"seed_everything: {seed}" in config
+    checkpoints = {manifest[k]["checkpoint"] for k in students}
+    assert len(checkpoints) == 2  # two seeds, two checkpoints, nothing overwritten
 
 
-def test_table1_lists_teachers_and_ensemble(tiny_pipeline: TinyPipeline) -> None:
+def test_table1_lists_teachers_and_the_ensemble(tiny_pipeline: TinyPipeline) -> None:
     table = pd.read_csv(tiny_pipeline.out / "table1.csv")
     assert list(table.columns) == TABLE1_COLUMNS
-    assert len(table) == 3 and table["teacher"].iloc[-1] == "ensemble of 2"
-    assert table[TABLE1_COLUMNS[1:]].notna().all().all()
+    assert list(table["teacher"]) == [*STEMS, f"ensemble of 1 ({STEMS[0]})"]  # --ensemble picks one
+    assert (table["seeds"] == 1).all() and table["accuracy_std"].isna().all()
+    assert (table["selection"] == "last").all()
+    assert table[[f"{m}_mean" for m in METRICS]].notna().all().all()
+    seeds = pd.read_csv(tiny_pipeline.out / "table1_seeds.csv")
+    assert list(seeds["teacher"]) == list(table["teacher"])
     markdown = (tiny_pipeline.out / "table1.md").read_text()
-    assert markdown.startswith("# Table 1")
-    assert "| " + " | ".join(TABLE1_COLUMNS) + " |" in markdown
+    assert markdown.startswith("# Table 1") and "| " + " | ".join(TABLE1_COLUMNS) + " |" in markdown
 
 
-def test_table1_tells_teachers_apart(tiny_pipeline: TinyPipeline) -> None:
-    teachers = pd.read_csv(tiny_pipeline.out / "table1.csv")["teacher"].iloc[:-1]
-    assert teachers.is_unique
+def test_the_ensemble_logits_are_the_ensemble_teachers_only(tiny_pipeline: TinyPipeline) -> None:
+    from asc_kd.data.teacher_logits import load_logits
+
+    _, _, metadata = load_logits(tiny_pipeline.out / "teachers" / "ensemble_train.npz")
+    assert [t["name"] for t in metadata["teachers"]] == [STEMS[0]]
 
 
-def test_table2_has_fp32_and_int8_rows(tiny_pipeline: TinyPipeline) -> None:
+def test_table2_gives_mean_and_std_over_seeds(tiny_pipeline: TinyPipeline) -> None:
     table = pd.read_csv(tiny_pipeline.out / "table2.csv")
     assert list(table.columns) == TABLE2_COLUMNS
     assert list(zip(table["system"], table["precision"], strict=True)) == [
         (PIPELINE_SYSTEM, "fp32"),
         (PIPELINE_SYSTEM, "int8"),
     ]
+    assert (table["seeds"] == 2).all() and (table["selection"] == "last").all()
+    seeds = pd.read_csv(tiny_pipeline.out / "table2_seeds.csv")
+    assert sorted(seeds["seed"].unique()) == [0, 1] and len(seeds) == 4
+    for precision, rows in seeds.groupby("precision"):
+        row = table.set_index("precision").loc[precision]
+        for metric in METRICS:
+            assert row[f"{metric}_mean"] == pytest.approx(rows[metric].mean()), metric
+            assert row[f"{metric}_std"] == pytest.approx(rows[metric].std(ddof=1), nan_ok=True), metric
     rows = table.set_index("precision")
-    assert rows.loc["int8", "mem_bytes"] <= MAX_PARAM_BYTES
-    assert rows.loc["fp32", "mem_bytes"] > MAX_PARAM_BYTES  # 4 bytes a parameter
-    assert (table["macs"] == SYSTEM1_MACS).all()
-    for column in ("acc", "acc_real", "acc_seen", "acc_unseen"):
-        assert table[column].between(0, 1).all(), column
+    assert rows.loc["int8", "mem_bytes"] == SYSTEM1_PARAMS <= MAX_PARAM_BYTES  # MEM: params x 1 byte
+    assert rows.loc["int8", "artifact_bytes"] == 128_960
+    assert rows.loc["fp32", "mem_bytes"] == 4 * SYSTEM1_PARAMS
+    assert (table["macs"] == SYSTEM1_MACS).all() and (table["params_fused"] == 127_046).all()
     markdown = (tiny_pipeline.out / "table2.md").read_text()
     assert markdown.startswith("# Table 2") and "SYNTHETIC" in markdown
     assert f"{SYSTEM1_MACS:,}" in markdown
 
 
 def test_int8_artifact_and_report(tiny_pipeline: TinyPipeline) -> None:
-    report = _manifest(tiny_pipeline.out)[f"int8:{PIPELINE_SYSTEM}"]
-    artifact = tiny_pipeline.out / "students" / f"{PIPELINE_SYSTEM}.int8.pt"
+    report = _manifest(tiny_pipeline.out)[f"int8:{PIPELINE_SYSTEM}-seed0"]
+    artifact = tiny_pipeline.out / "students" / f"{PIPELINE_SYSTEM}-seed0.int8.pt"
     assert Path(report["artifact"]) == artifact and artifact.is_file()
-    assert json.loads(artifact.with_suffix(".json").read_text()) == report
+    written = json.loads(artifact.with_suffix(".json").read_text())
+    assert written == {k: v for k, v in report.items() if k != "selection"}
     assert report["macs"] == SYSTEM1_MACS and report["mem_bytes"] <= MAX_PARAM_BYTES
     for precision in ("fp32", "int8"):
         confusion = report[precision]["confusion"]
@@ -122,30 +150,38 @@ def _refuse(name: str) -> Any:
 
 def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tiny_pipeline.out
-    before = {name: (out / name).read_bytes() for name in ("pipeline.json", "table1.csv", "table2.csv")}
-    monkeypatch.setattr(asc_kd.pipeline, "_fit", _refuse("_fit"))
-    monkeypatch.setattr(asc_kd.logits, "export_logits", _refuse("export_logits"))
-    monkeypatch.setattr(asc_kd.quantize, "quantize_task", _refuse("quantize_task"))
+    names = ("pipeline.json", "table1.csv", "table2.csv")
+    before = {name: (out / name).read_bytes() for name in names}
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")}
+    monkeypatch.setattr(asc_kd.stages, "fit_run", _refuse("fit_run"))
+    monkeypatch.setattr(asc_kd.ensemble, "export_logits", _refuse("export_logits"))
+    monkeypatch.setattr(asc_kd.int8, "quantize_task", _refuse("quantize_task"))
     with command_line("python -m asc_kd.pipeline"):
         assert main(tiny_pipeline.argv) == 0
     for name, content in before.items():
         assert (out / name).read_bytes() == content, name
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")} == stamps
 
 
-def test_force_redoes_every_stage(
-    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _copy_with_recorded_fits(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
+) -> tuple[Path, list[str]]:
+    """A copy of the finished pipeline whose fits return the first run's results (by run folder),
+    so a test sees which stages ran without training again; everything else runs for real."""
     out = tmp_path / "out"
     shutil.copytree(tiny_pipeline.out, out)
-    (out / "pipeline.json").write_text(json.dumps({**_manifest(out), "stale": "entry"}))
-    (out / "table2.csv").unlink()
-    # Fits are replaced by the first run's results (by run folder); the rest runs for real.
-    fitted = {Path(v["checkpoint"]).parents[1].name: v for v in _manifest(out).values() if "test" in v}
+    manifest = _manifest(out)
+    for entry in manifest.values():  # point the recorded paths into the copy
+        for key in ("checkpoint", "file", "artifact"):
+            if isinstance(entry, dict) and key in entry:
+                entry[key] = entry[key].replace(str(tiny_pipeline.out), str(out))
+    (out / "pipeline.json").write_text(json.dumps(manifest))
+    fitted = {Path(v["checkpoint"]).parents[1].name: v for v in manifest.values() if "test" in v}
     calls: list[str] = []
 
     def fit(configs: list[Path], run_dir: Path, extra: list[str]) -> dict[str, Any]:
         calls.append(run_dir.name)
-        return fitted[run_dir.name]
+        return {k: v for k, v in fitted[run_dir.name].items() if k not in ("name", "seed")}
 
     def counted(name: str, function: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -154,27 +190,51 @@ def test_force_redoes_every_stage(
 
         return wrapper
 
-    monkeypatch.setattr(asc_kd.pipeline, "_fit", fit)
-    monkeypatch.setattr(asc_kd.logits, "export_logits", counted("logits", asc_kd.logits.export_logits))
-    monkeypatch.setattr(asc_kd.quantize, "quantize_task", counted("quantize", asc_kd.quantize.quantize_task))
+    monkeypatch.setattr(asc_kd.stages, "fit_run", fit)
+    monkeypatch.setattr(asc_kd.ensemble, "export_logits", counted("logits", asc_kd.ensemble.export_logits))
+    monkeypatch.setattr(asc_kd.int8, "quantize_task", counted("quantize", asc_kd.int8.quantize_task))
+    return out, calls
+
+
+def test_force_redoes_every_stage(tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    (out / "pipeline.json").write_text(json.dumps({**_manifest(out), "stale": "entry"}))
+    logits = out / "teachers" / "ensemble_train.npz"
+    logits_stamp = logits.stat().st_mtime_ns
+    (out / "table2.csv").unlink()
     argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force")
     with command_line("python -m asc_kd.pipeline"):
         assert main(argv) == 0
-    assert calls == [*STEMS, "logits", PIPELINE_SYSTEM, "quantize"]
+    students = [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)]
+    assert calls == [*(f"{s}-seed0" for s in STEMS), "logits", *students, "quantize", "quantize"]
     manifest = _manifest(out)
     assert "stale" not in manifest
-    assert manifest["logits"]["file"] == str(out / "teachers" / "ensemble_train.npz")
-    artifact = out / "students" / f"{PIPELINE_SYSTEM}.int8.pt"
-    assert manifest[f"int8:{PIPELINE_SYSTEM}"]["artifact"] == str(artifact)
+    assert logits.stat().st_mtime_ns != logits_stamp  # rewritten, not just recorded
+    assert manifest["logits"]["file"] == str(logits)
+    artifact = out / "students" / f"{PIPELINE_SYSTEM}-seed0.int8.pt"
+    assert manifest[f"int8:{PIPELINE_SYSTEM}-seed0"]["artifact"] == str(artifact)
     assert (out / "table2.csv").is_file()
 
 
-def test_force_redoes_only_the_chosen_stages(tiny_pipeline: TinyPipeline, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(tiny_pipeline.out, out)
+def test_force_redoes_only_the_chosen_stages(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
+) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    artifact = out / "students" / f"{PIPELINE_SYSTEM}-seed0.int8.pt"
+    artifact_stamp = artifact.stat().st_mtime_ns
+    kept = {k: v for k, v in _manifest(out).items() if not k.startswith("int8:")}
     argv = pipeline_argv(
         tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "quantize", "tables"
     )
     with command_line("python -m asc_kd.pipeline"):
         assert main(argv) == 0
-    assert f"student:{PIPELINE_SYSTEM}" in _manifest(out)
+    assert calls == ["quantize", "quantize"]  # no fit, no logits: only the forced stage ran
+    assert artifact.stat().st_mtime_ns != artifact_stamp
+    manifest = _manifest(out)
+    assert {k: v for k, v in manifest.items() if not k.startswith("int8:")} == kept
+
+
+def test_unknown_ensemble_name_is_refused(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    argv = pipeline_argv(tiny_root, cache_dir, tmp_path / "out", "--ensemble", "nonesuch")
+    with command_line("python -m asc_kd.pipeline"), pytest.raises(ValueError, match="nonesuch"):
+        main(argv)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from fit_helpers import make_cpu_trainer
 from torch.utils.data import DataLoader
 
 from asc_kd.tasks import ClassificationTask
@@ -30,22 +31,13 @@ def fit_checkpoint(task: ClassificationTask, path: Path, steps: int = 2) -> Path
     clips = [
         {
             "waveform": 0.1 * torch.randn(samples, generator=generator),
-            "target": torch.tensor(i % 10),
-            "teacher_logits": torch.randn(10, generator=generator),
+            "target": torch.tensor(i % len(task.classes)),
+            "teacher_logits": torch.randn(len(task.classes), generator=generator),
         }
         for i in range(5 * steps)
     ]
     L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
-        max_steps=steps,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        default_root_dir=path.parent,
-    )
+    trainer = make_cpu_trainer(path.parent, max_steps=steps, limit_val_batches=0)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "You defined a `validation_step` but have no `val_dataloader`")
         trainer.fit(task, train_dataloaders=DataLoader(clips, batch_size=5))

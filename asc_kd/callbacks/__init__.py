@@ -1,17 +1,10 @@
-"""Callbacks: waveform Mixup, Freq-MixStyle, complexity logging, int8 export, checkpoints."""
+"""Callbacks: checkpoint selection, complexity check, int8 export; Mixup and Freq-MixStyle
+(which live with the other augmentations in ``asc_kd.augmentations``)."""
 
-from asc_kd.callbacks.checkpoint import Checkpoint
-from asc_kd.callbacks.complexity import Complexity
-from asc_kd.callbacks.mixstyle import FreqMixStyle, freq_mixstyle
-from asc_kd.callbacks.mixup import Mixup, mixup
-from asc_kd.callbacks.quantization import QuantizationExport
+from asc_kd.augmentations.mixing import Mixup
+from asc_kd.augmentations.spectrogram import FreqMixStyle
+from asc_kd.callbacks.checkpoint_selection import CheckpointSelection
+from asc_kd.callbacks.complexity_check import ComplexityCheck
+from asc_kd.callbacks.int8_export import QuantizationExport
 
-__all__ = [
-    "Checkpoint",
-    "Complexity",
-    "FreqMixStyle",
-    "Mixup",
-    "QuantizationExport",
-    "freq_mixstyle",
-    "mixup",
-]
+__all__ = ["CheckpointSelection", "ComplexityCheck", "FreqMixStyle", "Mixup", "QuantizationExport"]

@@ -1,38 +1,33 @@
-"""TAU22 data: layout and labels, audio cache, synthetic scenes, front-ends, DataModule."""
+"""Scene datasets: specs and layouts (TAU22, TAU20, folders), audio, cache, the DataModule.
+
+Synthetic scenes live in ``asc_kd.data.synthetic`` (not re-exported here, so that
+``python -m asc_kd.data.synthetic`` runs without a second import of itself).
+"""
 
 from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files
-from asc_kd.data.datamodule import ClipDataset, TAU22DataModule
-from asc_kd.data.frontends import ASTFbank, PasstMel, StudentMel
-from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic, generate
-from asc_kd.data.tau22 import (
-    CITIES,
-    DEVICE_GROUPS,
-    DEVICES,
-    SCENES,
-    DatasetError,
-    device_group,
-    read_meta,
-    read_split,
+from asc_kd.data.datamodule import (
+    ClipDataset,
+    FolderDataModule,
+    SceneDataModule,
+    TAU20DataModule,
+    TAU22DataModule,
 )
+from asc_kd.data.layouts import LAYOUTS, detect_layout, make_layout
+from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
 
 __all__ = [
-    "ASTFbank",
+    "LAYOUTS",
     "AudioCache",
-    "CITIES",
     "ClipDataset",
-    "DEVICES",
-    "DEVICE_GROUPS",
     "DatasetError",
-    "PasstMel",
-    "SCENES",
-    "StudentMel",
-    "SyntheticConfig",
+    "DatasetSpec",
+    "FolderDataModule",
+    "Layout",
+    "SceneDataModule",
+    "TAU20DataModule",
     "TAU22DataModule",
     "build_cache",
-    "device_group",
-    "ensure_synthetic",
+    "detect_layout",
     "fingerprint_files",
-    "generate",
-    "read_meta",
-    "read_split",
+    "make_layout",
 ]

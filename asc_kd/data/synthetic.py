@@ -1,9 +1,10 @@
-"""Synthetic acoustic scenes written in the exact TAU22 layout.
+"""Synthetic acoustic scenes in every layout asc_kd reads: TAU22, TAU20 and folder-per-class.
 
-The real dataset cannot be downloaded everywhere (and not at all on this project's CI), so
-every piece of asc_kd is exercised on generated scenes: same files, columns, rate (44.1 kHz,
-24-bit, mono, 1 s), scenes and devices. Accuracies measured on them are *synthetic* numbers
-and say nothing about TAU22.
+The real datasets cannot be downloaded everywhere (and not at all on this project's CI), so
+every piece of asc_kd is exercised on generated scenes. The TAU layouts have the exact files,
+columns, rate (44.1 kHz, 24-bit, mono; 1-s clips for TAU22, 10-s for TAU20), scenes and
+devices; the folders layout has any number of classes, any rate and clip length, and no
+devices. Accuracies measured on them are *synthetic* numbers and say nothing about TAU.
 
 How a clip is made, and why:
 
@@ -13,12 +14,12 @@ How a clip is made, and why:
   random level, so the classes overlap: a small CNN learns them but does not reach 100 %.
 * A city adds its own tilt and bump, as recordings in different cities differ.
 * A device is a frequency response (high-pass and low-pass corners plus peaks and notches) and
-  a noise floor. Like TAU22, each test segment is rendered through all nine devices, and the
+  a noise floor. Like TAU, each test segment is rendered through all nine devices, and the
   train split holds device a mostly, b, c and s1-s3 a little and s4-s6 never. The unseen
   devices get the strongest responses, so a model that keys on device colouring loses
   accuracy on them: the gap Freq-MixStyle is meant to close.
 
-Run ``python -m asc_kd.data.synthetic OUT_DIR`` (``--help`` for the size options).
+Run ``python -m asc_kd.data.synthetic OUT_DIR`` (``--help`` for the layout and size options).
 """
 
 from __future__ import annotations
@@ -28,36 +29,42 @@ import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import soundfile
 from tqdm.auto import tqdm
 
-from asc_kd.data.tau22 import CITIES, DEVICES, SCENES, SOURCE_SAMPLE_RATE
+from asc_kd.data.tau import CITIES, DEVICES, SCENES, SOURCE_SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-_N = SOURCE_SAMPLE_RATE  # 1-s clips
-_FREQS = np.fft.rfftfreq(_N, 1.0 / SOURCE_SAMPLE_RATE)
-_LOG_F = np.log2(np.maximum(_FREQS, 20.0))
-_TIME = np.arange(_N) / SOURCE_SAMPLE_RATE
 TRAIN_DEVICES = ("a", "b", "c", "s1", "s2", "s3")
+SyntheticLayout = Literal["tau22", "tau20", "folders"]
+DEFAULT_SECONDS = {"tau22": 1.0, "tau20": 10.0, "folders": 1.0}
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and difficulty of the generated set.
+    """Layout, size and difficulty of the generated set.
 
     Attributes:
-        train_segments_per_scene: device-a segments per scene in the train split; devices b, c
-            and s1-s3 each record ``other_device_fraction`` of them again.
-        test_segments_per_scene: segments per scene in the test split, each on all 9 devices.
-        other_device_fraction: share of train segments also recorded by each of b, c, s1-s3.
+        train_segments_per_scene: TAU: device-a segments per scene in the train split; devices
+            b, c and s1-s3 each record ``other_device_fraction`` of them again.
+        test_segments_per_scene: TAU: segments per scene in the test split, each on all 9 devices.
+        other_device_fraction: TAU: share of train segments also recorded by b, c, s1-s3 each.
         jitter: per-clip variation of a scene's recipe; larger is harder.
         seed: everything derives from it, so a config always writes the same bytes.
+        layout: ``tau22`` (1-s clips), ``tau20`` (10-s clips) or ``folders``.
+        clip_seconds: clip length; default 1 s (TAU20: 10 s).
+        n_classes: folders: number of classes (TAU has its 10 scenes).
+        sample_rate: folders: rate of the files (TAU: 44.1 kHz).
+        recordings_per_class: folders: recordings per class.
+        segments_per_recording: folders: clips cut from each recording (they share its
+            location and level, and the generated split keeps them together).
     """
 
     train_segments_per_scene: int = 120
@@ -65,9 +72,33 @@ class SyntheticConfig:
     other_device_fraction: float = 0.15
     jitter: float = 1.0
     seed: int = 0
+    layout: SyntheticLayout = "tau22"
+    clip_seconds: float | None = None
+    n_classes: int = 10
+    sample_rate: int = SOURCE_SAMPLE_RATE
+    recordings_per_class: int = 12
+    segments_per_recording: int = 3
+
+    def __post_init__(self) -> None:
+        if self.layout not in DEFAULT_SECONDS:
+            raise ValueError(
+                f"synthetic layout must be one of {', '.join(DEFAULT_SECONDS)}, got {self.layout!r}"
+            )
+
+    @property
+    def seconds(self) -> float:
+        return self.clip_seconds if self.clip_seconds is not None else DEFAULT_SECONDS[self.layout]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        if self.layout == "folders":
+            return tuple(f"scene{i:02d}" for i in range(self.n_classes))
+        return SCENES
 
     @property
     def n_clips(self) -> int:
+        if self.layout == "folders":
+            return self.n_classes * self.recordings_per_class * self.segments_per_recording
         re_recorded = round(self.train_segments_per_scene * self.other_device_fraction)
         per_scene = (
             self.train_segments_per_scene
@@ -77,14 +108,25 @@ class SyntheticConfig:
         return per_scene * len(SCENES)
 
 
-def _bumps_db(centres: np.ndarray, widths: np.ndarray, gains: np.ndarray) -> np.ndarray:
+class _Grid:
+    """Time and frequency axes of one clip length at one rate."""
+
+    def __init__(self, rate: int, seconds: float) -> None:
+        self.rate = rate
+        self.n = round(rate * seconds)
+        self.seconds = self.n / rate
+        self.freqs = np.fft.rfftfreq(self.n, 1.0 / rate)
+        self.log_f = np.log2(np.maximum(self.freqs, 20.0))
+        self.time = np.arange(self.n) / rate
+
+
+def _bumps_db(g: _Grid, centres: np.ndarray, widths: np.ndarray, gains: np.ndarray) -> np.ndarray:
     # Gaussian bumps on a log2-frequency axis, in dB.
-    z = (_LOG_F[None, :] - centres[:, None]) / widths[:, None]
+    z = (g.log_f[None, :] - centres[:, None]) / widths[:, None]
     return (gains[:, None] * np.exp(-0.5 * z**2)).sum(axis=0)
 
 
-def _scene_recipes(rng: np.random.Generator) -> list[dict]:
-    n = len(SCENES)
+def _scene_recipes(rng: np.random.Generator, n: int) -> list[dict]:
     shared = rng.uniform(np.log2(150), np.log2(8000), size=n)  # scene i shares bump i with i+1
     recipes = []
     for i in range(n):
@@ -123,29 +165,29 @@ def _device_responses(rng: np.random.Generator) -> dict[str, dict]:
     return responses
 
 
-def _shaped_noise(rng: np.random.Generator, gain_db: np.ndarray) -> np.ndarray:
-    spectrum = np.fft.rfft(rng.standard_normal(_N)) * 10.0 ** (gain_db / 20.0)
-    return np.fft.irfft(spectrum, _N)
+def _shaped_noise(g: _Grid, rng: np.random.Generator, gain_db: np.ndarray) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(g.n)) * 10.0 ** (gain_db / 20.0)
+    return np.fft.irfft(spectrum, g.n)
 
 
-def _scene_envelope(recipe: dict, jitter: float, rng: np.random.Generator) -> np.ndarray:
+def _scene_envelope(g: _Grid, recipe: dict, jitter: float, rng: np.random.Generator) -> np.ndarray:
     k = len(recipe["centres"])
     centres = recipe["centres"] + rng.normal(0.0, 0.25 * jitter, k)
     gains = recipe["gains"] + rng.normal(0.0, 4.0 * jitter, k)
     tilt = recipe["tilt"] + rng.normal(0.0, 1.0 * jitter)
-    return tilt * (_LOG_F - np.log2(1000.0)) + _bumps_db(centres, recipe["widths"], gains)
+    return tilt * (g.log_f - np.log2(1000.0)) + _bumps_db(g, centres, recipe["widths"], gains)
 
 
-def _tone(recipe: dict, jitter: float, rng: np.random.Generator) -> np.ndarray:
+def _tone(g: _Grid, recipe: dict, jitter: float, rng: np.random.Generator) -> np.ndarray:
     if not recipe["tone_f0"]:
-        return np.zeros(_N)
+        return np.zeros(g.n)
     f0 = recipe["tone_f0"] * 2.0 ** rng.normal(0.0, 0.1 * jitter)
-    tone = sum(np.sin(2 * np.pi * h * f0 * _TIME + rng.uniform(0, 2 * np.pi)) / h for h in (1, 2, 3))
+    tone = sum(np.sin(2 * np.pi * h * f0 * g.time + rng.uniform(0, 2 * np.pi)) / h for h in (1, 2, 3))
     return 10.0 ** ((recipe["tone_db"] + rng.normal(0, 3 * jitter)) / 20.0) * tone
 
 
 def _render_scene(
-    scene: int, recipes: list[dict], city_recipe: dict, jitter: float, rng: np.random.Generator
+    g: _Grid, scene: int, recipes: list[dict], city_recipe: dict, jitter: float, rng: np.random.Generator
 ) -> np.ndarray:
     recipe = recipes[scene]
     # Each clip leaks a random other scene (weight up to 0.8 * jitter): past 0.5 the label is
@@ -153,52 +195,65 @@ def _render_scene(
     other = recipes[(scene + 1 + rng.integers(len(recipes) - 1)) % len(recipes)]
     leak = rng.uniform(0.0, min(0.8 * jitter, 0.9))
     distractors = _bumps_db(  # clip-specific colouring unrelated to the scene
+        g,
         rng.uniform(np.log2(100), np.log2(12000), 3),
         rng.uniform(0.3, 1.0, 3),
         rng.normal(0.0, 6.0 * jitter, 3),
     )
     envelope = (
-        (1.0 - leak) * _scene_envelope(recipe, jitter, rng)
-        + leak * _scene_envelope(other, jitter, rng)
-        + city_recipe["tilt"] * (_LOG_F - np.log2(1000.0))
-        + _bumps_db(city_recipe["centres"], city_recipe["widths"], city_recipe["gains"])
+        (1.0 - leak) * _scene_envelope(g, recipe, jitter, rng)
+        + leak * _scene_envelope(g, other, jitter, rng)
+        + city_recipe["tilt"] * (g.log_f - np.log2(1000.0))
+        + _bumps_db(g, city_recipe["centres"], city_recipe["widths"], city_recipe["gains"])
         + distractors
     )
-    signal = _shaped_noise(rng, envelope)
+    signal = _shaped_noise(g, rng, envelope)
     signal /= signal.std() + 1e-9
-    signal += (1.0 - leak) * _tone(recipe, jitter, rng) + leak * _tone(other, jitter, rng)
-    am = 1.0 + recipe["am_depth"] * np.sin(2 * np.pi * recipe["am_rate"] * _TIME + rng.uniform(0, 6.3))
+    signal += (1.0 - leak) * _tone(g, recipe, jitter, rng) + leak * _tone(g, other, jitter, rng)
+    am = 1.0 + recipe["am_depth"] * np.sin(2 * np.pi * recipe["am_rate"] * g.time + rng.uniform(0, 6.3))
     signal *= am
-    n_events = rng.poisson(recipe["event_rate"])
+    n_events = rng.poisson(recipe["event_rate"] * g.seconds)
     if n_events:
-        band = _bumps_db(np.array([recipe["event_centre"]]), np.array([0.4]), np.array([30.0])) - 30.0
-        burst = _shaped_noise(rng, band)
-        onsets = rng.uniform(0.0, 0.95, n_events)
-        shape = sum(np.exp(-np.clip(_TIME - t, 0, None) * 40.0) * (_TIME >= t) for t in onsets)
+        band = _bumps_db(g, np.array([recipe["event_centre"]]), np.array([0.4]), np.array([30.0])) - 30.0
+        burst = _shaped_noise(g, rng, band)
+        onsets = rng.uniform(0.0, 0.95 * g.seconds, n_events)
+        shape = np.zeros(g.n)
+        decay = round(0.5 * g.rate)  # exp(-40 t) is below 2e-9 after half a second
+        for t in onsets:
+            start = int(np.ceil(t * g.rate))
+            stop = min(g.n, start + decay)
+            shape[start:stop] += np.exp(-(g.time[start:stop] - t) * 40.0)
         signal += 3.0 * burst / (burst.std() + 1e-9) * shape
-    background = _shaped_noise(rng, -3.0 * (_LOG_F - np.log2(1000.0)))
+    background = _shaped_noise(g, rng, -3.0 * (g.log_f - np.log2(1000.0)))
     background /= background.std() + 1e-9
     signal += background * 10.0 ** (rng.uniform(-8.0, 4.0) * jitter / 20.0)
     return signal / (np.abs(signal).max() + 1e-9)
 
 
-def _record(clean: np.ndarray, response: dict, level_db: float, rng: np.random.Generator):
-    octaves = _LOG_F - np.log2(1000.0)
-    f = np.maximum(_FREQS, 1.0)
+def _device_gain(g: _Grid, response: dict) -> np.ndarray:
+    """A device's linear gain per frequency bin (computed once per device and grid)."""
+    octaves = g.log_f - np.log2(1000.0)
+    f = np.maximum(g.freqs, 1.0)
     gain_db = (
         response["tilt"] * octaves
-        + _bumps_db(response["centres"], response["widths"], response["gains"])
+        + _bumps_db(g, response["centres"], response["widths"], response["gains"])
         - 10.0 * np.log10(1.0 + (response["hp"] / f) ** 4)
         - 10.0 * np.log10(1.0 + (f / response["lp"]) ** 8)
     )
-    recorded = np.fft.irfft(np.fft.rfft(clean) * 10.0 ** (gain_db / 20.0), _N)
+    return 10.0 ** (gain_db / 20.0)
+
+
+def _record(g: _Grid, clean: np.ndarray, response: dict, level_db: float, rng: np.random.Generator):
+    if "_gain" not in response or len(response["_gain"]) != len(g.freqs):
+        response["_gain"] = _device_gain(g, response)
+    recorded = np.fft.irfft(np.fft.rfft(clean) * response["_gain"], g.n)
     recorded *= 10.0 ** (level_db / 20.0) / (np.abs(recorded).max() + 1e-9)
-    recorded += 10.0 ** (response["noise_db"] / 20.0) * rng.standard_normal(_N)
+    recorded += 10.0 ** (response["noise_db"] / 20.0) * rng.standard_normal(g.n)
     return np.clip(recorded, -1.0, 1.0 - 2.0**-23).astype(np.float32)
 
 
 def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progress: bool = True) -> Path:
-    """Write a synthetic TAU22-layout dataset to ``out_dir`` and return it.
+    """Write a synthetic dataset of ``config.layout`` to ``out_dir`` and return it.
 
     The folder is written under a temporary name and renamed when complete, so a killed run
     never leaves a half-written dataset that looks finished. ``out_dir`` must not exist yet or
@@ -210,14 +265,30 @@ def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progres
         raise FileExistsError(f"{out_dir} already exists and is not empty; choose a new folder or delete it")
     partial = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    (partial / "audio").mkdir(parents=True)
-    (partial / "evaluation_setup").mkdir()
+    partial.mkdir(parents=True)
+    try:
+        writer = _write_folders if config.layout == "folders" else _write_tau
+        writer(partial, config, progress)
+        try:
+            os.replace(partial, out_dir)
+        except OSError:
+            if not any(out_dir.iterdir()):
+                raise
+            shutil.rmtree(partial, ignore_errors=True)  # another process generated it first
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _world(config: SyntheticConfig, g: _Grid) -> tuple[list[dict], dict[str, dict], list[dict]]:
+    """Scene recipes, device responses and city colourings, all from the config's seed."""
     root_seed = np.random.SeedSequence(config.seed)
-    scene_seed, device_seed, city_seed, clip_seed = root_seed.spawn(4)
-    recipes = _scene_recipes(np.random.default_rng(scene_seed))
+    scene_seed, device_seed, city_seed, _ = root_seed.spawn(4)
+    recipes = _scene_recipes(np.random.default_rng(scene_seed), len(config.classes))
     responses = _device_responses(np.random.default_rng(device_seed))
     city_rng = np.random.default_rng(city_seed)
-    city_recipes = [
+    cities = [
         {
             "tilt": city_rng.uniform(-1.0, 1.0),
             "centres": city_rng.uniform(np.log2(100), np.log2(10000), 1),
@@ -226,37 +297,66 @@ def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progres
         }
         for _ in CITIES
     ]
+    return recipes, responses, cities
+
+
+def _clip_seeds(config: SyntheticConfig, n: int) -> list[np.random.SeedSequence]:
+    return np.random.SeedSequence(config.seed).spawn(4)[3].spawn(n)
+
+
+def _write_tau(out: Path, config: SyntheticConfig, progress: bool) -> None:
+    (out / "audio").mkdir()
+    (out / "evaluation_setup").mkdir()
+    g = _Grid(SOURCE_SAMPLE_RATE, config.seconds)
+    recipes, responses, city_recipes = _world(config, g)
     plan = _plan(config)
     rows, splits = [], {"train": [], "test": []}
-    try:
-        clip_seeds = clip_seed.spawn(len(plan))
-        for (split, scene, city, location, segment, devices), seed in tqdm(
-            list(zip(plan, clip_seeds, strict=True)),
-            desc="synthetic scenes",
-            unit="segment",
-            disable=not progress,
-        ):
-            rng = np.random.default_rng(seed)
-            clean = _render_scene(scene, recipes, city_recipes[city], config.jitter, rng)
-            level_db = rng.uniform(-12.0, -2.0)
-            identifier = f"{CITIES[city]}-{location}"
-            for device in devices:
-                name = f"audio/{SCENES[scene]}-{identifier}-{segment}-{device}.wav"
-                audio = _record(clean, responses[device], level_db, rng)
-                soundfile.write(partial / name, audio, SOURCE_SAMPLE_RATE, subtype="PCM_24")
-                rows.append((name, SCENES[scene], identifier, device))
-                splits[split].append((name, SCENES[scene]))
-        meta = pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label"])
-        meta.to_csv(partial / "meta.csv", sep="\t", index=False)
-        for split, file in (("train", "fold1_train.csv"), ("test", "fold1_evaluate.csv")):
-            frame = pd.DataFrame(splits[split], columns=["filename", "scene_label"])
-            frame.to_csv(partial / "evaluation_setup" / file, sep="\t", index=False)
-        frame[["filename"]].to_csv(partial / "evaluation_setup/fold1_test.csv", sep="\t", index=False)
-        os.replace(partial, out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return out_dir
+    for (split, scene, city, location, segment, devices), seed in tqdm(
+        list(zip(plan, _clip_seeds(config, len(plan)), strict=True)),
+        desc="synthetic scenes",
+        unit="segment",
+        disable=not progress,
+    ):
+        rng = np.random.default_rng(seed)
+        clean = _render_scene(g, scene, recipes, city_recipes[city], config.jitter, rng)
+        level_db = rng.uniform(-12.0, -2.0)
+        identifier = f"{CITIES[city]}-{location}"
+        for device in devices:
+            name = f"audio/{SCENES[scene]}-{identifier}-{segment}-{device}.wav"
+            audio = _record(g, clean, responses[device], level_db, rng)
+            soundfile.write(out / name, audio, SOURCE_SAMPLE_RATE, subtype="PCM_24")
+            rows.append((name, SCENES[scene], identifier, device))
+            splits[split].append((name, SCENES[scene]))
+    meta = pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label"])
+    meta.to_csv(out / "meta.csv", sep="\t", index=False)
+    for split, file in (("train", "fold1_train.csv"), ("test", "fold1_evaluate.csv")):
+        frame = pd.DataFrame(splits[split], columns=["filename", "scene_label"])
+        frame.to_csv(out / "evaluation_setup" / file, sep="\t", index=False)
+    frame[["filename"]].to_csv(out / "evaluation_setup/fold1_test.csv", sep="\t", index=False)
+
+
+def _write_folders(out: Path, config: SyntheticConfig, progress: bool) -> None:
+    g = _Grid(config.sample_rate, config.seconds)
+    recipes, responses, city_recipes = _world(config, g)
+    plan_rng = np.random.default_rng(config.seed + 1)
+    plan = [
+        (label, recording, int(plan_rng.integers(len(CITIES))), plan_rng.uniform(-12.0, -2.0))
+        for label in range(config.n_classes)
+        for recording in range(config.recordings_per_class)
+    ]
+    seeds = _clip_seeds(config, len(plan))
+    for (label, recording, city, level_db), seed in tqdm(
+        list(zip(plan, seeds, strict=True)), desc="synthetic scenes", unit="recording", disable=not progress
+    ):
+        folder = out / config.classes[label]
+        folder.mkdir(exist_ok=True)
+        rng = np.random.default_rng(seed)
+        for segment in range(config.segments_per_recording):
+            clean = _render_scene(g, label, recipes, city_recipes[city], config.jitter, rng)
+            audio = _record(g, clean, responses["a"], level_db, rng)
+            soundfile.write(
+                folder / f"rec{recording:03d}-{segment}.wav", audio, config.sample_rate, subtype="PCM_16"
+            )
 
 
 def _plan(config: SyntheticConfig) -> list[tuple[str, int, int, int, int, tuple[str, ...]]]:
@@ -280,12 +380,17 @@ def _plan(config: SyntheticConfig) -> list[tuple[str, int, int, int, int, tuple[
     return plan
 
 
-def ensure_synthetic(root: str | Path, config: SyntheticConfig | None = None) -> Path:
-    """Generate the synthetic set at ``root`` unless a complete one is already there."""
+def ensure_synthetic(
+    root: str | Path, config: SyntheticConfig | None = None, layout: SyntheticLayout | None = None
+) -> Path:
+    """Generate a synthetic set at ``root`` unless a complete one is already there."""
     root = Path(root)
-    if (root / "meta.csv").is_file():
+    config = config or SyntheticConfig()
+    if layout is not None and layout != config.layout:
+        config = replace(config, layout=layout)
+    if root.is_dir() and any(root.iterdir()):
         return root
-    log.info("generating synthetic TAU22-layout scenes in %s", root)
+    log.info("generating synthetic %s scenes in %s", config.layout, root)
     return generate(root, config)
 
 
@@ -293,14 +398,54 @@ def main(argv: list[str] | None = None) -> int:
     defaults = SyntheticConfig()
     parser = argparse.ArgumentParser(
         prog="python -m asc_kd.data.synthetic",
-        description="Write synthetic acoustic scenes in the TAU22 layout (results are synthetic).",
+        description="Write synthetic acoustic scenes in a layout asc_kd reads (results are synthetic).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("out_dir", help="folder to create")
-    parser.add_argument("--train-segments-per-scene", type=int, default=defaults.train_segments_per_scene)
-    parser.add_argument("--test-segments-per-scene", type=int, default=defaults.test_segments_per_scene)
-    parser.add_argument("--other-device-fraction", type=float, default=defaults.other_device_fraction)
-    parser.add_argument("--jitter", type=float, default=defaults.jitter)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("out_dir", help="folder to create (must not exist or be empty)")
+    parser.add_argument(
+        "--layout", choices=list(DEFAULT_SECONDS), default=defaults.layout, help="dataset layout"
+    )
+    parser.add_argument(
+        "--train-segments-per-scene",
+        type=int,
+        default=defaults.train_segments_per_scene,
+        help="TAU: training segments (one recording location's clip) per scene on device a",
+    )
+    parser.add_argument(
+        "--test-segments-per-scene",
+        type=int,
+        default=defaults.test_segments_per_scene,
+        help="TAU: test segments per scene, each recorded on all nine devices",
+    )
+    parser.add_argument(
+        "--other-device-fraction",
+        type=float,
+        default=defaults.other_device_fraction,
+        help="TAU: share of training segments also recorded on each of b, c, s1-s3",
+    )
+    parser.add_argument(
+        "--jitter", type=float, default=defaults.jitter, help="per-clip variation; larger is harder"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="everything derives from it")
+    parser.add_argument(
+        "--clip-seconds", type=float, default=None, help="clip length (default: 1; tau20: 10)"
+    )
+    parser.add_argument("--classes", type=int, default=defaults.n_classes, help="folders: number of classes")
+    parser.add_argument(
+        "--sample-rate", type=int, default=defaults.sample_rate, help="folders: file sample rate"
+    )
+    parser.add_argument(
+        "--recordings-per-class",
+        type=int,
+        default=defaults.recordings_per_class,
+        help="folders: recordings per class",
+    )
+    parser.add_argument(
+        "--segments-per-recording",
+        type=int,
+        default=defaults.segments_per_recording,
+        help="folders: clips cut from each recording",
+    )
     args = parser.parse_args(argv)
     config = SyntheticConfig(
         train_segments_per_scene=args.train_segments_per_scene,
@@ -308,13 +453,19 @@ def main(argv: list[str] | None = None) -> int:
         other_device_fraction=args.other_device_fraction,
         jitter=args.jitter,
         seed=args.seed,
+        layout=args.layout,
+        clip_seconds=args.clip_seconds,
+        n_classes=args.classes,
+        sample_rate=args.sample_rate,
+        recordings_per_class=args.recordings_per_class,
+        segments_per_recording=args.segments_per_recording,
     )
     try:
         out = generate(args.out_dir, config)
     except FileExistsError as err:
         parser.error(str(err))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    log.info("wrote %d clips to %s", config.n_clips, out)
+    log.info("wrote %d %s clips to %s", config.n_clips, config.layout, out)
     return 0
 
 

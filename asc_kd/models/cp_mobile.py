@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+from torch.ao.quantization import DeQuantStub, QuantStub
 
+from asc_kd.errors import ConfigError
 from asc_kd.models.cp_resnet import ResidualAdd, classifier_head
 
 Stride = tuple[int, int]
@@ -42,12 +44,12 @@ class CPMobileConfig:
 
     def __post_init__(self) -> None:
         if len(self.stage_channels) != len(self.blocks_per_stage):
-            raise ValueError(
+            raise ConfigError(
                 f"CPMobileConfig.stage_channels {self.stage_channels} and blocks_per_stage "
                 f"{self.blocks_per_stage} must have one entry per stage"
             )
         if len(self.strides) != sum(self.blocks_per_stage):
-            raise ValueError(
+            raise ConfigError(
                 f"CPMobileConfig.strides has {len(self.strides)} entries; it needs one per block, "
                 f"{sum(self.blocks_per_stage)} for blocks_per_stage={self.blocks_per_stage}"
             )
@@ -98,7 +100,9 @@ class GlobalResponseNorm(nn.Module):
 
     It rescales each channel by its spatial L2 energy relative to the mean over channels, which
     encourages channels to compete; gain and bias start at zero so the layer starts as identity.
-    The two scalars keep the cost at two parameters per block.
+    The two scalars keep the cost at two parameters per block. A norm has no int8 kernel, so in
+    an int8 model it dequantizes its input and quantizes its output (the stubs are identities
+    in float).
     """
 
     def __init__(self, eps: float = 1e-6) -> None:
@@ -106,11 +110,14 @@ class GlobalResponseNorm(nn.Module):
         self.eps = eps
         self.gamma = nn.Parameter(torch.zeros(1))
         self.beta = nn.Parameter(torch.zeros(1))
+        self.dequant = DeQuantStub()
+        self.quant = QuantStub()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dequant(x)
         energy = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True)
         relative = energy / (energy.mean(dim=1, keepdim=True) + self.eps)
-        return x + self.gamma * (x * relative) + self.beta
+        return self.quant(x + self.gamma * (x * relative) + self.beta)
 
 
 class InvertedBottleneck(nn.Module):
@@ -135,16 +142,17 @@ class InvertedBottleneck(nn.Module):
             _conv_bn(c_mid, c_out, 1, activation=False),
         )
         self.shortcut: nn.Module | None = None
+        self.add: ResidualAdd | None = None
         if c_in == c_out:
             strided = tuple(stride) != (1, 1)
             self.shortcut = nn.AvgPool2d(3, stride, padding=1) if strided else nn.Identity()
-        self.add = ResidualAdd()
+            self.add = ResidualAdd()
         self.norm = GlobalResponseNorm() if use_grn else nn.Identity()
         self.activation = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.block(x)
-        if self.shortcut is not None:
+        if self.shortcut is not None and self.add is not None:
             y = self.add(y, self.shortcut(x))
         return self.activation(self.norm(y))
 

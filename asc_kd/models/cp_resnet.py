@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.ao.nn.quantized import FloatFunctional
 
+from asc_kd.errors import ConfigError
+
 SystemName = Literal["system1", "system2", "system3", "system4"]
 
 
@@ -118,6 +120,10 @@ class BasicBlock(nn.Module):
         self.add = ResidualAdd()
         self.relu2 = nn.ReLU()
 
+    def fusion_groups(self) -> list[list[str]]:
+        """The conv-BN-ReLU run int8 quantization fuses that is not one Sequential."""
+        return [["conv1.0", "conv1.1", "relu1"]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv2(self.relu1(self.conv1(x)))
         return self.relu2(self.add(y, self.shortcut(x)))
@@ -170,5 +176,5 @@ class CPResNet(nn.Module):
 def cp_resnet(system: SystemName | str = "system1", n_classes: int = 10) -> CPResNet:
     """Build one of the Tencent systems by name (``system1`` ... ``system4``)."""
     if system not in PRESETS:
-        raise KeyError(f"unknown CP-ResNet preset {system!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown CP-ResNet preset {system!r}; choose one of {sorted(PRESETS)}")
     return CPResNet(replace(PRESETS[system], n_classes=n_classes))

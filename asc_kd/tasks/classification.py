@@ -1,30 +1,34 @@
 """``ClassificationTask``: a front-end plus a model, trained with cross-entropy.
 
-Everything that defines the network is a plain hyperparameter (model name and keyword
-arguments, front-end name and keyword arguments), saved by ``save_hyperparameters``: a
-checkpoint rebuilds its model and front-end with ``ClassificationTask.load_from_checkpoint``,
-without the YAML that trained it. Validation and test share one code path and one metric
-definition (``asc_kd.metrics.SceneMetrics``), cloned with ``val/`` and ``test/`` prefixes.
+Everything that defines the network is a plain hyperparameter (model name or import path and
+keyword arguments, front-end name and keyword arguments, the dataset's classes and devices),
+saved by ``save_hyperparameters``: ``asc_kd.tasks.restore.load_task`` rebuilds model and
+front-end from a checkpoint alone, without the YAML that trained it. Validation and test share
+one code path and one metric definition (``asc_kd.metrics.SceneMetrics``), cloned with
+``val/`` and ``test/`` prefixes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 from torchmetrics import MetricCollection
 
 from asc_kd import __version__
-from asc_kd.data.frontends import get_frontend
-from asc_kd.data.tau22 import DEVICES, SCENES
+from asc_kd.data.batch import Batch
+from asc_kd.errors import ConfigError
+from asc_kd.frontends import get_frontend
+from asc_kd.inference import window_logits
 from asc_kd.losses import classification_loss
 from asc_kd.metrics import SceneMetrics, confusion_image
-from asc_kd.models import get_model
+from asc_kd.models import get_model, model_path
 
-Batch = dict[str, torch.Tensor]
 Schedule = Literal["constant", "cosine", "linear", "exponential"]
 
 
@@ -57,19 +61,38 @@ def lr_factor(
         return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
     if schedule == "linear":
         return 1.0 - (1.0 - min_factor) * progress
-    raise ValueError(f"unknown schedule {schedule!r}")
+    raise ConfigError(f"unknown schedule {schedule!r}")
+
+
+#: Classes of a task built without a dataset (unit tests, quick experiments).
+DEFAULT_CLASSES = tuple(f"class{i}" for i in range(10))
 
 
 class ClassificationTask(L.LightningModule):
     """Scene classifier: waveform -> front-end -> model -> logits.
 
+    Subclass hooks (each has a default; override what your method changes):
+
+    - ``configure_models()`` builds ``self.frontend`` and ``self.model``;
+    - ``configure_metrics()`` builds the ``val/`` and ``test/`` metric collections;
+    - ``training_loss(logits, batch)`` returns a dict with at least ``loss`` (the tensor that
+      is back-propagated); every entry is logged as ``train/<key>``. ``batch`` is described in
+      ``asc_kd.data.batch`` (after Mixup it also holds ``soft_target``).
+
     Args:
-        model: registered model name (``asc_kd.models.list_models()``).
-        model_kwargs: keyword arguments of the model builder.
-        frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``).
-        frontend_kwargs: keyword arguments of the front-end.
-        sample_rate: waveform rate the front-end receives; ``asc_kd.fit`` links it to
-            ``data.sample_rate`` so the two cannot disagree.
+        model: registered model name (``asc_kd.models.list_models()``) or an import path
+            (``mypkg.models:TinyCNN``).
+        model_kwargs: keyword arguments of the model builder (``n_classes`` is set from
+            ``classes``).
+        frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``);
+            ``asc_kd.fit`` links it from ``data.frontend``.
+        frontend_kwargs: keyword arguments of the front-end (linked from ``data.frontend_kwargs``).
+        sample_rate: waveform rate the front-end receives (linked from ``data.sample_rate``).
+        segment_seconds: length of the windows the model sees (linked from
+            ``data.segment_seconds``); longer clips are scored window by window.
+        classes: class names in label order (linked from the dataset's spec).
+        devices: device names in index order (linked from the dataset's spec).
+        device_groups: named device groups reported together (linked from the dataset's spec).
         optimizer: ``adam`` (L2 weight decay, as CP-JKU) or ``adamw`` (decoupled decay).
         lr: peak learning rate.
         weight_decay: weight decay of the optimizer.
@@ -79,7 +102,7 @@ class ClassificationTask(L.LightningModule):
         decay_start_epoch: first epoch after which ``exponential`` decays.
         min_lr_factor: final factor of ``cosine`` / ``linear``.
         channels_last: feed the model channels-last tensors (faster convs on GPU).
-        compile: wrap the model in ``torch.compile``.
+        compile: compile the model with ``torch.compile`` (in place; the state dict is unchanged).
     """
 
     def __init__(
@@ -89,6 +112,10 @@ class ClassificationTask(L.LightningModule):
         frontend: str = "student_mel",
         frontend_kwargs: dict[str, Any] | None = None,
         sample_rate: int = 32_000,
+        segment_seconds: float = 1.0,
+        classes: Sequence[str] | None = None,
+        devices: Sequence[str] | None = None,
+        device_groups: Mapping[str, Sequence[str]] | None = None,
         optimizer: Literal["adam", "adamw"] = "adam",
         lr: float = 1e-3,
         weight_decay: float = 1e-3,
@@ -101,7 +128,12 @@ class ClassificationTask(L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)
+        self.classes: tuple[str, ...] = tuple(classes) if classes else DEFAULT_CLASSES
+        self.devices: tuple[str, ...] = tuple(devices or ())
+        self.device_groups = {name: tuple(members) for name, members in (device_groups or {}).items()}
+        #: Which recipe and seed made this run (set by ``asc_kd.fit``; recorded in checkpoints).
+        self.run_info: dict[str, Any] = {}
         self.configure_models()
         self.configure_metrics()
 
@@ -112,23 +144,43 @@ class ClassificationTask(L.LightningModule):
         self.frontend = get_frontend(
             hp.frontend, **{"sample_rate": hp.sample_rate, **(hp.frontend_kwargs or {})}
         )
-        self.model: nn.Module = get_model(hp.model, **(hp.model_kwargs or {}))
+        kwargs = {"n_classes": len(self.classes), **(hp.model_kwargs or {})}
+        if kwargs["n_classes"] != len(self.classes):
+            raise ConfigError(
+                f"model_kwargs.n_classes={kwargs['n_classes']} disagrees with the {len(self.classes)} "
+                "classes of the data; leave n_classes out, it is set from the classes"
+            )
+        self.model: nn.Module = get_model(hp.model, **kwargs)
         if hp.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        # Kept out of the module registry so the state dict holds the weights once.
-        self.__dict__["_compiled_model"] = torch.compile(self.model) if hp.compile else None
+        if hp.compile:
+            self.model.compile()
 
     def configure_metrics(self) -> None:
-        """One metric definition, cloned per stage so validation and test agree by design."""
-        metrics = MetricCollection({"scene": SceneMetrics(SCENES, DEVICES)})
+        """One metric definition, cloned per stage so validation and test agree by design.
+
+        ``file/`` collections score long clips by their mean window logits.
+        """
+        metrics = MetricCollection({"scene": SceneMetrics(self.classes, self.devices, self.device_groups)})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.val_file_metrics = metrics.clone(prefix="val/file/")
+        self.test_file_metrics = metrics.clone(prefix="test/file/")
 
     def training_loss(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         """Cross-entropy against Mixup's soft targets when present, else the labels."""
         return {"loss": classification_loss(logits, batch.get("soft_target", batch["target"]))}
 
     # -- forward ----------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return int(self.hparams.sample_rate)
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples of one model input window."""
+        return round(self.hparams.segment_seconds * self.hparams.sample_rate)
+
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
         """Log-mel features on the waveform's device; (batch, 1, bins, frames)."""
         x = self.frontend(waveform)
@@ -137,12 +189,11 @@ class ClassificationTask(L.LightningModule):
         return x
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        model = self.__dict__["_compiled_model"] or self.model
-        return model(self.features(waveform))
+        return self.model(self.features(waveform))
 
-    def input_shape(self, seconds: float = 1.0) -> tuple[int, ...]:
-        """Shape of the model input for one clip of ``seconds`` (for complexity counting)."""
-        n = round(self.frontend.sample_rate * seconds)
+    def input_shape(self, seconds: float | None = None) -> tuple[int, ...]:
+        """Shape of the model input for one clip of ``seconds`` (default: one window)."""
+        n = self.segment_samples if seconds is None else round(self.sample_rate * seconds)
         with torch.no_grad():
             was_training = self.frontend.training
             self.frontend.eval()
@@ -157,39 +208,46 @@ class ClassificationTask(L.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(logits))
         return losses["loss"]
 
-    def _evaluate(self, batch: Batch, metrics: MetricCollection) -> None:
-        logits = self(batch["waveform"])
-        metrics.update(logits, batch["target"], batch["device"])
+    def _evaluate(self, batch: Batch, metrics: MetricCollection, file_metrics: MetricCollection) -> None:
+        logits = window_logits(self, batch["waveform"], self.segment_samples)  # (B, windows, C)
+        n = logits.shape[1]
+        metrics.update(
+            logits.flatten(0, 1), batch["target"].repeat_interleave(n), batch["device"].repeat_interleave(n)
+        )
+        if n > 1:
+            file_metrics.update(logits.mean(1), batch["target"], batch["device"])
 
-    def _log_metrics(self, metrics: MetricCollection) -> None:
-        self.log_dict(metrics.compute(), sync_dist=False)
-        metrics.reset()
+    def _log_metrics(self, *collections: MetricCollection) -> None:
+        for metrics in collections:
+            if metrics["scene"].update_called:
+                self.log_dict(metrics.compute(), sync_dist=False)
+            metrics.reset()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics)
+        self._evaluate(batch, self.val_metrics, self.val_file_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics(self.val_metrics)
+        self._log_metrics(self.val_metrics, self.val_file_metrics)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics)
+        self._evaluate(batch, self.test_metrics, self.test_file_metrics)
 
     def on_test_epoch_end(self) -> None:
         self._log_confusion(self.test_metrics["scene"].confusion(), "test/confusion_matrix")
-        self._log_metrics(self.test_metrics)
+        self._log_metrics(self.test_metrics, self.test_file_metrics)
 
     def _log_confusion(self, confusion: torch.Tensor, key: str) -> None:
         """Confusion matrix as an image for loggers that take images (W&B)."""
         if self._trainer is None or not self.trainer.is_global_zero:
             return
         image = confusion_image(confusion.cpu()).numpy()
-        caption = "rows: true, columns: predicted; " + ", ".join(SCENES)
+        caption = "rows: true, columns: predicted; " + ", ".join(self.classes)
         for logger in self.trainer.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key=key, images=[image], caption=[caption])
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        logits = self(batch["waveform"])
+        logits = window_logits(self, batch["waveform"], self.segment_samples).mean(1)
         return {"index": batch["index"], "logits": logits, "probabilities": logits.softmax(-1)}
 
     # -- optimisation -----------------------------------------------------------------------
@@ -228,17 +286,22 @@ class ClassificationTask(L.LightningModule):
         """Record what made the checkpoint, so it describes itself (pyannote does the same)."""
         trainer = self._trainer
         loggers = trainer.loggers if trainer is not None else []
-        checkpoint["asc_kd"] = {
-            "version": __version__,
-            "task": type(self).__name__,
-            "model": self.hparams.model,
-            "frontend": {"name": self.hparams.frontend, **self.frontend.config()},
-            "classes": list(SCENES),
-            "devices": list(DEVICES),
-            "model_kwargs": dict(self.hparams.model_kwargs or {}),
-            "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
-            # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
-            "wandb_run_id": next(
-                (lg.version for lg in loggers if type(lg).__name__.endswith("WandbLogger")), None
-            ),
-        }
+        cls = type(self)
+        checkpoint.setdefault("asc_kd", {}).update(
+            {
+                "version": __version__,
+                "task": cls.__name__,
+                "task_class": f"{cls.__module__}:{cls.__qualname__}",
+                "model": self.hparams.model,
+                "model_import_path": model_path(self.hparams.model),
+                "frontend": {"name": self.hparams.frontend, **self.frontend.config()},
+                "classes": list(self.classes),
+                "devices": list(self.devices),
+                "device_groups": {k: list(v) for k, v in self.device_groups.items()},
+                "model_kwargs": dict(self.hparams.model_kwargs or {}),
+                "run": dict(self.run_info),
+                "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
+                # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
+                "wandb_run_id": next((lg.version for lg in loggers if isinstance(lg, WandbLogger)), None),
+            }
+        )

@@ -1,9 +1,9 @@
 """``DistillationTask``: a student trained on labels and on teacher logits (report section 2).
 
 Teacher logits come either from the batch (``teacher_logits``, a precomputed ensemble file
-joined by filename in ``TAU22DataModule``), which is how the report and CP-JKU train, or from
-teacher checkpoints run online on the same (augmented, mixed) waveforms, whose logits are
-averaged like the offline ensemble.
+joined by clip in the DataModule), which is how the report and CP-JKU train, or from teacher
+checkpoints run online on the same (augmented, mixed) waveforms, whose logits are averaged
+like the offline ensemble.
 """
 
 from __future__ import annotations
@@ -13,18 +13,27 @@ from typing import Any
 import torch
 from torch import nn
 
+from asc_kd.augmentations.mixing import TeacherMix, mix_teacher_logits
+from asc_kd.data.batch import Batch
 from asc_kd.losses import KLReduction, knowledge_distillation_loss
-from asc_kd.tasks.classification import Batch, ClassificationTask
+from asc_kd.tasks.classification import ClassificationTask
+from asc_kd.tasks.restore import load_task
 
 
 class DistillationTask(ClassificationTask):
     """Knowledge distillation into a student (``loss = λ·CE + (1−λ)·T²·KL``).
+
+    ``training_loss`` returns ``loss``, ``label_loss`` and ``kd_loss`` (logged as ``train/...``).
 
     Args:
         temperature: softmax temperature T of both teacher and student (report: 3).
         label_weight: λ, the weight of the label cross-entropy.
         kl_reduction: ``batchmean`` (Hinton's KL, per example) or ``mean`` (CP-JKU's DCASE23
             code, also averaged over classes: a ``n_classes`` times smaller KD term).
+        teacher_mix: how precomputed teacher logits of Mixup-mixed clips are mixed:
+            ``probabilities`` mixes the temperature-softened teacher distributions with the
+            clips' λ, as the labels are mixed; ``logits`` mixes the logits (CP-JKU's code).
+            Online teachers hear the mixed audio and need neither.
         teacher_checkpoints: ``ClassificationTask`` checkpoints to run online; when empty the
             batch must carry ``teacher_logits``.
         **kwargs: everything ``ClassificationTask`` takes (model, front-end, optimiser).
@@ -35,25 +44,21 @@ class DistillationTask(ClassificationTask):
         temperature: float = 3.0,
         label_weight: float = 0.5,
         kl_reduction: KLReduction = "batchmean",
+        teacher_mix: TeacherMix = "probabilities",
         teacher_checkpoints: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)
         self.teachers = nn.ModuleList()
 
     def setup(self, stage: str) -> None:
         """Load online teachers for fitting only, so a student checkpoint reloads without them."""
         if stage == "fit" and not len(self.teachers):
-            self.teachers.extend(self._load_teacher(p) for p in self.hparams.teacher_checkpoints or [])
-
-    @staticmethod
-    def _load_teacher(path: str) -> ClassificationTask:
-        from asc_kd.checkpoints import load_task  # imports this package
-
-        teacher = load_task(path)
-        teacher.requires_grad_(False)
-        return teacher
+            for path in self.hparams.teacher_checkpoints or []:
+                teacher = load_task(path)
+                teacher.requires_grad_(False)
+                self.teachers.append(teacher)
 
     def train(self, mode: bool = True) -> DistillationTask:
         super().train(mode)
@@ -62,7 +67,8 @@ class DistillationTask(ClassificationTask):
         return self
 
     def teacher_logits(self, batch: Batch) -> torch.Tensor:
-        """Averaged logits of the online teachers, else the batch's precomputed ones."""
+        """The KD target logits of the batch: online teachers' mean, else the batch's (mixed as
+        the clips were when Mixup ran)."""
         if len(self.teachers):
             with torch.no_grad():
                 return torch.stack([t(batch["waveform"]) for t in self.teachers]).mean(0)
@@ -71,7 +77,16 @@ class DistillationTask(ClassificationTask):
                 "DistillationTask needs teacher logits: give data.teacher_logits (a file from "
                 "`python -m asc_kd.logits`) or model.teacher_checkpoints"
             )
-        return batch["teacher_logits"]
+        logits = batch["teacher_logits"]
+        if "mix_lambda" in batch:
+            logits = mix_teacher_logits(
+                logits,
+                batch["mix_lambda"],
+                batch["mix_permutation"],
+                self.hparams.temperature,
+                self.hparams.teacher_mix,
+            )
+        return logits
 
     def training_loss(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         hp = self.hparams

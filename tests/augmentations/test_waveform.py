@@ -1,0 +1,107 @@
+"""Waveform augmentations: time roll and device impulse responses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio
+
+from asc_kd.augmentations.waveform import convolve_impulse_responses, load_impulse_responses, time_roll
+from asc_kd.data.spec import DatasetError
+
+
+@pytest.fixture
+def waveform() -> torch.Tensor:
+    return torch.randn(8, 500, generator=torch.Generator().manual_seed(0))
+
+
+def _shift_of(out: torch.Tensor, row: torch.Tensor, max_shift: int) -> int | None:
+    """The shift s with ``out == torch.roll(row, s)``, if there is one within ±max_shift."""
+    matches = [s for s in range(-max_shift, max_shift + 1) if torch.equal(out, torch.roll(row, s))]
+    return matches[0] if len(matches) == 1 else None
+
+
+def test_time_roll_shifts_each_row_circularly(waveform):
+    torch.manual_seed(1)
+    rolled = time_roll(waveform, max_shift=20)
+    assert rolled.shape == waveform.shape
+    shifts = [_shift_of(out, row, 20) for out, row in zip(rolled, waveform, strict=True)]
+    assert None not in shifts
+    assert len(set(shifts)) > 1  # each row draws its own shift
+
+
+def test_time_roll_is_seeded(waveform):
+    torch.manual_seed(3)
+    first = time_roll(waveform, max_shift=50)
+    torch.manual_seed(3)
+    assert torch.equal(time_roll(waveform, max_shift=50), first)
+
+
+def test_time_roll_zero_is_identity(waveform):
+    assert torch.equal(time_roll(waveform, max_shift=0), waveform)
+
+
+def test_unit_impulse_is_identity_on_selected_rows(waveform):
+    responses = torch.zeros(3, 40)
+    responses[:, 0] = 1.0
+    apply = torch.tensor([True, False, True, True, False, False, True, False])
+    out = convolve_impulse_responses(waveform, responses, apply)
+    assert out.shape == waveform.shape
+    torch.testing.assert_close(out[apply], waveform[apply], atol=1e-5, rtol=0)
+    assert torch.equal(out[~apply], waveform[~apply])
+
+
+def test_convolution_matches_numpy(waveform):
+    response = torch.randn(1, 31, generator=torch.Generator().manual_seed(1))
+    apply = torch.tensor([False, True, True, False, True, False, False, True])
+    out = convolve_impulse_responses(waveform, response, apply)
+    for row in apply.nonzero().squeeze(1).tolist():
+        expected = np.convolve(waveform[row].double().numpy(), response[0].double().numpy())
+        np.testing.assert_allclose(out[row].numpy(), expected[:500], atol=1e-4, rtol=0)
+    assert torch.equal(out[~apply], waveform[~apply])
+
+
+def test_nothing_selected_returns_input(waveform):
+    responses = torch.randn(2, 10)
+    apply = torch.zeros(8, dtype=torch.bool)
+    assert torch.equal(convolve_impulse_responses(waveform, responses, apply), waveform)
+
+
+def test_load_impulse_responses(tmp_path):
+    generator = np.random.default_rng(0)
+    at_16k = generator.standard_normal(100).astype(np.float32) * 0.1
+    at_32k = generator.standard_normal(300).astype(np.float32) * 0.1
+    soundfile.write(tmp_path / "a_16k.wav", at_16k, 16000, subtype="FLOAT")
+    soundfile.write(tmp_path / "b_32k.wav", at_32k, 32000, subtype="FLOAT")
+    (tmp_path / "notes.txt").write_text("ignored")
+
+    responses = load_impulse_responses(tmp_path, sample_rate=32000)
+    # 100 samples at 16 kHz become 200 at 32 kHz; both are zero-padded to the longest (300).
+    assert responses.shape == (2, 300)
+    torch.testing.assert_close(responses.pow(2).sum(1), torch.ones(2), atol=1e-5, rtol=0)
+    upsampled = torchaudio.functional.resample(torch.from_numpy(at_16k), 16000, 32000)
+    assert upsampled.shape == (200,)
+    torch.testing.assert_close(responses[0, :200], upsampled / upsampled.norm(), atol=1e-6, rtol=0)
+    assert torch.equal(responses[0, 200:], torch.zeros(100))
+    expected = torch.from_numpy(at_32k)
+    torch.testing.assert_close(responses[1], expected / expected.norm(), atol=1e-6, rtol=0)
+
+
+def test_load_impulse_responses_empty_folder(tmp_path):
+    with pytest.raises(DatasetError, match="holds no .wav files") as info:
+        load_impulse_responses(tmp_path, 32000)
+    assert str(tmp_path) in str(info.value)
+    with pytest.raises(DatasetError, match="holds no .wav files"):
+        load_impulse_responses(tmp_path / "missing", 32000)
+
+
+def test_load_impulse_responses_bad_files(tmp_path):
+    soundfile.write(tmp_path / "silent.wav", np.zeros(64, dtype=np.float32), 32000)
+    with pytest.raises(DatasetError, match="all zeros") as info:
+        load_impulse_responses(tmp_path, 32000)
+    assert "silent.wav" in str(info.value)
+    (tmp_path / "silent.wav").write_bytes(b"garbage" * 20)
+    with pytest.raises(DatasetError, match="not a readable impulse response"):
+        load_impulse_responses(tmp_path, 32000)

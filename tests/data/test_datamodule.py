@@ -1,0 +1,355 @@
+"""``SceneDataModule`` on the tiny synthetic sets: splits, held-out validation, windows of long
+clips, batches, teacher logits, augmentation, synthetic generation."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+import torch
+
+import asc_kd.data.synthetic as synthetic_module
+from asc_kd.data.cache import fingerprint_files
+from asc_kd.data.datamodule import FolderDataModule, SceneDataModule, TAU20DataModule, TAU22DataModule
+from asc_kd.data.spec import DatasetError
+from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
+from asc_kd.data.tau import DEVICES, SCENES, read_split
+from asc_kd.data.teacher_logits import LogitsMismatchError, save_logits
+
+#: The 10-s TAU20 set takes seconds to generate: its tests share one xdist worker.
+TAU20_GROUP = pytest.mark.xdist_group(name="tau20")
+
+#: Half an int16 step plus float32 resampling arithmetic (see test_audio_cache.py).
+TOLERANCE = 0.5 / 32767 + 1e-5
+
+
+def _module(tiny_root, cache_dir, **kwargs) -> TAU22DataModule:
+    options = {"num_workers": 0, "batch_size": 16, "eval_batch_size": 32, **kwargs}
+    module = TAU22DataModule(root=str(tiny_root), cache_dir=str(cache_dir), **options)
+    module.setup("fit")
+    return module
+
+
+@pytest.fixture(scope="module")
+def module(tiny_root, cache_dir) -> TAU22DataModule:
+    return _module(tiny_root, cache_dir)
+
+
+def _filenames(module: TAU22DataModule, split: str, batch: dict) -> list[str]:
+    return list(module.datasets[split].frame["filename"].iloc[batch["index"].numpy()])
+
+
+def test_train_batch(module):
+    batch = next(iter(module.train_dataloader()))
+    assert set(batch) == {"waveform", "target", "device", "index"}
+    assert batch["waveform"].shape == (16, 32000)
+    assert batch["waveform"].dtype == torch.float32
+    for key in ("target", "device", "index"):
+        assert batch[key].shape == (16,)
+        assert batch[key].dtype == torch.int64
+    frame = module.datasets["train"].frame.iloc[batch["index"].numpy()]
+    assert batch["target"].tolist() == frame["target"].tolist()
+    assert batch["device"].tolist() == frame["device_index"].tolist()
+    assert batch["index"].tolist() != sorted(batch["index"].tolist())  # shuffled
+
+
+def test_splits(module, tiny_root):
+    train = read_split(tiny_root, "train")
+    test = read_split(tiny_root, "test")
+    listing = pd.read_csv(tiny_root / "evaluation_setup" / "fold1_test.csv", sep="\t")
+    assert list(module.datasets["train"].frame["filename"]) == list(train["filename"])
+    assert list(module.datasets["val"].frame["filename"]) == list(test["filename"])
+    assert list(module.datasets["test"].frame["filename"]) == list(test["filename"])
+    assert list(module.datasets["predict"].frame["filename"]) == list(listing["filename"])
+
+
+@pytest.mark.parametrize("split", ["val", "test", "predict"])
+def test_eval_loaders_keep_order(module, split):
+    loader = getattr(module, f"{split}_dataloader")()
+    sizes = [len(batch["index"]) for batch in loader]
+    assert sizes == [32] * 5 + [20]  # 180 clips, nothing dropped
+    first = next(iter(loader))
+    assert first["index"].tolist() == list(range(32))
+
+
+def test_train_drops_the_last_partial_batch(module):
+    loader = module.train_dataloader()
+    sizes = [len(batch["index"]) for batch in loader]
+    assert sizes == [16] * (180 // 16)
+    assert len(loader) == 11
+
+
+def test_same_seed_same_order(tiny_root, cache_dir, module):
+    first = next(iter(module.train_dataloader()))["index"]
+    again = next(iter(_module(tiny_root, cache_dir, seed=0).train_dataloader()))["index"]
+    other = next(iter(_module(tiny_root, cache_dir, seed=1).train_dataloader()))["index"]
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_loader_before_setup(tiny_root, cache_dir):
+    module = TAU22DataModule(root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0)
+    with pytest.raises(RuntimeError, match="call setup"):
+        module.train_dataloader()
+
+
+def test_wav_source_equals_cache(tiny_root, cache_dir, module):
+    decoded = _module(tiny_root, cache_dir, use_cache=False)
+    cached_batch = next(iter(module.val_dataloader()))
+    decoded_batch = next(iter(decoded.val_dataloader()))
+    assert torch.equal(cached_batch["index"], decoded_batch["index"])
+    difference = (cached_batch["waveform"] - decoded_batch["waveform"]).abs().max().item()
+    assert difference <= TOLERANCE
+
+
+def test_teacher_logits_joined_by_filename(tiny_root, cache_dir, tmp_path):
+    names = list(read_split(tiny_root, "train")["filename"].sample(frac=1.0, random_state=0))
+    logits = torch.randn(len(names), 10, generator=torch.Generator().manual_seed(0))
+    path = save_logits(
+        tmp_path / "teacher.npz",
+        names,
+        logits,
+        {
+            "split": "train",
+            "dataset_fingerprint": fingerprint_files(tiny_root, names),
+            "classes": list(SCENES),
+        },
+    )
+    module = _module(tiny_root, cache_dir, teacher_logits=str(path))  # rows are in another order
+    row_of = {name: row for row, name in enumerate(names)}
+    for batch in list(module.train_dataloader())[:3]:
+        rows = [row_of[name] for name in _filenames(module, "train", batch)]
+        assert batch["teacher_logits"].shape == (16, 10)
+        assert torch.equal(batch["teacher_logits"], logits[rows])
+    assert "teacher_logits" not in next(iter(module.val_dataloader()))
+
+
+def test_teacher_logits_missing_clips_are_refused(tiny_root, cache_dir, tmp_path):
+    names = list(read_split(tiny_root, "train")["filename"])
+    kept = names[:100] + names[101:]
+    path = save_logits(
+        tmp_path / "teacher.npz",
+        kept,
+        torch.zeros(len(kept), 10),
+        {"split": "train", "dataset_fingerprint": fingerprint_files(tiny_root, kept)},
+    )
+    with pytest.raises(LogitsMismatchError, match="no logits for 1 training example") as info:
+        _module(tiny_root, cache_dir, teacher_logits=str(path))
+    assert repr(names[100]) in str(info.value)
+    assert str(path) in str(info.value) and "does not match the dataset" in str(info.value)
+
+
+def test_teacher_logits_of_other_audio_say_so(tiny_root, cache_dir, tmp_path):
+    names = list(read_split(tiny_root, "train")["filename"])
+    path = save_logits(
+        tmp_path / "teacher.npz",
+        names,
+        torch.zeros(len(names), 10),
+        {"split": "train", "dataset_fingerprint": "0" * 64},
+    )
+    with pytest.raises(LogitsMismatchError) as info:
+        _module(tiny_root, cache_dir, teacher_logits=str(path))
+    message = str(info.value)
+    assert str(path) in message and str(tiny_root) in message and "does not match the dataset" in message
+    assert "not found" not in message  # not sent off to download data
+
+
+@pytest.mark.parametrize(
+    ("logits", "expected"),
+    [
+        (torch.zeros(180, 527), "527 classes, the dataset has 10"),
+        (torch.zeros(180), "expected \\(clips, classes\\)"),
+    ],
+    ids=["527-classes", "1-d"],
+)
+def test_teacher_logits_of_the_wrong_shape_are_refused_at_load(
+    tiny_root, cache_dir, tmp_path, logits, expected
+):
+    names = list(read_split(tiny_root, "train")["filename"])
+    path = tmp_path / "teacher.npz"
+    np.savez(
+        path, filenames=np.asarray(names), logits=logits.numpy(), metadata=np.asarray('{"split": "train"}')
+    )
+    with pytest.raises(LogitsMismatchError, match=expected) as info:
+        _module(tiny_root, cache_dir, teacher_logits=str(path))
+    assert str(path) in str(info.value)
+
+
+def test_teacher_logits_for_another_split_are_refused(tiny_root, cache_dir, tmp_path):
+    names = list(read_split(tiny_root, "test")["filename"])
+    path = save_logits(tmp_path / "teacher.npz", names, torch.zeros(len(names), 10), {"split": "test"})
+    with pytest.raises(LogitsMismatchError, match="split 'test', expected 'train'"):
+        _module(tiny_root, cache_dir, teacher_logits=str(path))
+
+
+def test_dir_augmentation_changes_only_device_a(tiny_root, cache_dir, tmp_path):
+    responses = tmp_path / "responses"
+    responses.mkdir()
+    generator = np.random.default_rng(0)
+    for i, length in enumerate((80, 160)):
+        response = np.zeros(length, dtype=np.float32)
+        response[0] = 1.0
+        response[1:] = 0.3 * generator.standard_normal(length - 1)
+        soundfile.write(responses / f"device{i}.wav", response, 32000, subtype="FLOAT")
+    module = _module(tiny_root, cache_dir, dir_folder=str(responses), dir_p=1.0, roll_seconds=0.0)
+    batch = next(iter(module.train_dataloader()))
+    is_a = batch["device"] == DEVICES.index("a")
+    assert 0 < int(is_a.sum()) < 16
+    augmented = module.augment(batch)
+    assert augmented["waveform"].shape == batch["waveform"].shape
+    assert torch.equal(augmented["waveform"][~is_a], batch["waveform"][~is_a])
+    change = (augmented["waveform"] - batch["waveform"]).abs().amax(dim=1)
+    assert bool((change[is_a] > 1e-3).all())
+    for key in ("target", "device", "index"):
+        assert torch.equal(augmented[key], batch[key])
+
+
+def test_time_roll_augmentation(module):
+    batch = next(iter(module.train_dataloader()))
+    torch.manual_seed(0)
+    rolled = module.augment(batch)["waveform"]  # default roll_seconds=0.1: up to 3200 samples
+    for out, row in zip(rolled[:4], batch["waveform"][:4], strict=True):
+        assert any(torch.equal(out, torch.roll(row, s)) for s in range(-3200, 3201))
+
+
+def test_outside_training_batches_are_not_augmented(module):
+    batch = next(iter(module.val_dataloader()))
+    assert module.on_after_batch_transfer(batch, 0) is batch
+
+
+SMALL = SyntheticConfig(train_segments_per_scene=2, test_segments_per_scene=1, seed=3)
+
+
+@pytest.fixture
+def small_synthetic(monkeypatch):
+    # The DataModule always generates the default config (~3000 clips, tens of seconds);
+    # generate a small one instead, still through ensure_synthetic.
+    monkeypatch.setattr(
+        synthetic_module, "ensure_synthetic", functools.partial(ensure_synthetic, config=SMALL)
+    )
+
+
+def test_generate_synthetic_into_a_new_root(tmp_path, small_synthetic):
+    root = tmp_path / "synthetic"
+    module = _module(root, tmp_path / "cache", generate_synthetic=True)
+    assert (root / "meta.csv").is_file()
+    assert len(module.datasets["train"]) == 20  # 2 segments per scene, all on device a
+    assert len(module.datasets["test"]) == 90  # 1 segment per scene on 9 devices
+
+
+def test_generate_synthetic_into_an_empty_root(tmp_path, small_synthetic):
+    root = tmp_path / "synthetic"
+    root.mkdir()
+    module = _module(root, tmp_path / "cache", generate_synthetic=True)
+    assert len(module.datasets["test"]) == 90
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["empty", "missing"])
+def test_empty_root_names_the_archive(tmp_path, exists):
+    root = tmp_path / "tau22"
+    if exists:
+        root.mkdir()
+    module = TAU22DataModule(root=str(root), cache_dir=str(tmp_path / "cache"), num_workers=0)
+    with pytest.raises(DatasetError, match="missing or empty; put the dataset there") as info:
+        module.setup("fit")
+    assert str(root) in str(info.value)
+    assert "generate_synthetic" in str(info.value)
+    assert not root.exists() or not any(root.iterdir())
+
+
+# -- held-out validation -----------------------------------------------------------------------
+
+
+def test_holdout_validation_keeps_recordings_whole_and_is_written(tiny_root, cache_dir, tmp_path):
+    holdout = tmp_path / "holdout.csv"
+    module = _module(
+        tiny_root, cache_dir, validation="holdout", holdout_fraction=0.25, holdout_file=str(holdout)
+    )
+    train, val = module.datasets["train"].frame, module.datasets["val"].frame
+    full = read_split(tiny_root, "train")
+    assert sorted([*train["filename"], *val["filename"]]) == sorted(full["filename"])
+    assert not set(train["recording"]) & set(val["recording"])  # no recording on both sides
+    per_class = val["target"].value_counts()
+    assert set(per_class.index) == set(range(10))  # every scene held out
+    assert (per_class / full["target"].value_counts()).between(0.1, 0.5).all()
+    assert list(pd.read_csv(holdout, sep="\t")["filename"]) == list(val["filename"])
+    test = module.datasets["test"].frame
+    assert list(test["filename"]) == list(read_split(tiny_root, "test")["filename"])
+    # The written split is reused as it is; another seed draws another split.
+    again = _module(tiny_root, cache_dir, validation="holdout", holdout_file=str(holdout), seed=5)
+    assert list(again.datasets["val"].frame["filename"]) == list(val["filename"])
+    other = _module(tiny_root, cache_dir, validation="holdout", holdout_file=str(tmp_path / "o.csv"), seed=5)
+    assert list(other.datasets["val"].frame["filename"]) != list(val["filename"])
+
+
+def test_holdout_file_from_another_split_is_refused(tiny_root, cache_dir, tmp_path):
+    holdout = tmp_path / "holdout.csv"
+    holdout.write_text("filename\trecording\naudio/not-a-training-clip.wav\tx\n")
+    with pytest.raises(DatasetError, match="not in the training split") as info:
+        _module(tiny_root, cache_dir, validation="holdout", holdout_file=str(holdout))
+    assert str(holdout) in str(info.value)
+
+
+def test_no_validation(tiny_root, cache_dir):
+    module = _module(tiny_root, cache_dir, validation="none")
+    assert "val" not in module.datasets and module.val_dataloader() == []
+
+
+# -- other layouts -----------------------------------------------------------------------------
+
+
+@TAU20_GROUP
+def test_tau20_trains_on_windows_and_evaluates_whole_clips(tau20_root, cache_dir):
+    module = TAU20DataModule(
+        str(tau20_root), cache_dir=str(cache_dir), num_workers=0, batch_size=8, eval_batch_size=4
+    )
+    module.setup("fit")
+    assert module.spec.clip_seconds == 10.0
+    train = module.datasets["train"]
+    clips = len(train.frame)
+    assert len(train) == 10 * clips and train.keys[:2] == [
+        f"{train.frame['filename'][0]}#0",
+        f"{train.frame['filename'][0]}#1",
+    ]
+    batch = train.__getitems__([0, 1, 19])
+    assert batch["waveform"].shape == (3, 32000)
+    first_clip = train.audio.read(train.rows[[0]])[0]
+    second_clip = train.audio.read(train.rows[[19]])[0]
+    assert torch.equal(batch["waveform"][1], first_clip[32000:64000])  # window 1 of clip 0
+    assert torch.equal(batch["waveform"][2], second_clip[288000:])  # window 9 of clip 1
+    assert batch["target"].tolist() == [train.frame["target"][0]] * 2 + [train.frame["target"][1]]
+    test_batch = next(iter(module.test_dataloader()))
+    assert test_batch["waveform"].shape == (4, 320000)
+
+
+@TAU20_GROUP
+def test_random_crops_draw_new_windows(tau20_root, cache_dir):
+    module = TAU20DataModule(str(tau20_root), cache_dir=str(cache_dir), num_workers=0, train_crop="random")
+    module.setup("fit")
+    train = module.datasets["train"]
+    assert len(train) == len(train.frame)
+    torch.manual_seed(0)
+    first = train.__getitems__([0])["waveform"][0]
+    second = train.__getitems__([0])["waveform"][0]
+    whole = train.audio.read(train.rows[[0]])[0]
+    assert first.shape == (32000,) and not torch.equal(first, second)
+    starts = [s for s in range(0, 320000 - 32000 + 1) if torch.equal(whole[s : s + 32000], first)]
+    assert len(starts) == 1
+
+
+def test_folder_datamodule(folders_root, cache_dir):
+    module = FolderDataModule(str(folders_root), cache_dir=str(cache_dir), num_workers=0, batch_size=8)
+    module.setup("fit")
+    spec = module.spec
+    assert len(spec.classes) == 13 and spec.devices == () and spec.clip_seconds == 2.0
+    assert spec.source_sample_rate == 22050
+    train, test = module.datasets["train"].frame, module.datasets["test"].frame
+    assert not set(train["recording"]) & set(test["recording"])
+    assert set(test["target"]) == set(range(13))
+    batch = next(iter(module.train_dataloader()))
+    assert batch["waveform"].shape == (8, 32000) and set(batch["device"].tolist()) == {-1}
+    assert next(iter(module.test_dataloader()))["waveform"].shape[1] == 64000
+    assert SceneDataModule(str(folders_root)).spec.classes == spec.classes  # layout auto-detected

@@ -1,0 +1,450 @@
+"""``python -m asc_kd.data.check`` and ``asc_kd.data.integrity``: a good set passes with the right
+counts, each kind of damage is one problem naming the file and field."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+import asc_kd.data.integrity as check_module
+from asc_kd.data.check import main
+from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.integrity import check_dataset, summary
+from asc_kd.data.spec import DatasetError
+from asc_kd.data.tau import CITIES, DEVICES, SCENES, SOURCE_SAMPLE_RATE, TAU22
+
+OFFICIAL_ARCHIVE = TAU22.archive
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _copy(tiny_root: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny set whose wavs are hard links: replace a file, never write into one."""
+    root = tmp_path / "tau22"
+    shutil.copytree(tiny_root / "evaluation_setup", root / "evaluation_setup")
+    shutil.copy2(tiny_root / "meta.csv", root / "meta.csv")
+    shutil.copytree(tiny_root / "audio", root / "audio", copy_function=_link_or_copy)
+    return root
+
+
+def _replace(path: Path, write: Callable[[Path], None]) -> None:
+    path.unlink()  # break the hard link first, so the shared tiny set stays intact
+    write(path)
+
+
+def _table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+
+def _first_test_wav(root: Path) -> str:
+    return _table(root / "evaluation_setup" / "fold1_evaluate.csv")["filename"].iloc[0]
+
+
+def _expected_counts(root: Path) -> pd.Series:
+    """Clips per (split, device, scene), computed from the files without asc_kd's readers."""
+    meta = _table(root / "meta.csv").set_index("filename")
+    frames = []
+    for split, file in (("train", "fold1_train.csv"), ("test", "fold1_evaluate.csv")):
+        names = _table(root / "evaluation_setup" / file)["filename"]
+        rows = meta.loc[names]
+        frames.append(
+            pd.DataFrame({"split": split, "device": rows["source_label"], "class": rows["scene_label"]})
+        )
+    return pd.concat(frames).groupby(["split", "device", "class"]).size().sort_index()
+
+
+def _counts(result: check_module.CheckResult) -> pd.Series:
+    return result.counts.groupby(["split", "device", "class"]).size().sort_index()
+
+
+# -- a good set ---------------------------------------------------------------------------------
+
+
+def test_good_set_is_ok_and_counts_match_the_split_files(tiny_root: Path) -> None:
+    result = check_dataset(tiny_root, progress=False)
+    assert result.ok, [str(p) for p in result.problems]
+    assert result.problems == []
+    assert list(result.counts.columns) == ["split", "device", "class"]
+    pd.testing.assert_series_equal(_counts(result), _expected_counts(tiny_root))
+    n_train = len(_table(tiny_root / "evaluation_setup" / "fold1_train.csv"))
+    n_test = len(_table(tiny_root / "evaluation_setup" / "fold1_evaluate.csv"))
+    assert result.counts["split"].value_counts().to_dict() == {"train": n_train, "test": n_test}
+    # The test split records every segment on all nine devices; train never sees s4-s6.
+    test_devices = result.counts.loc[result.counts["split"] == "test", "device"]
+    assert sorted(test_devices.unique()) == sorted(DEVICES)
+    assert test_devices.value_counts().nunique() == 1
+    train_devices = set(result.counts.loc[result.counts["split"] == "train", "device"])
+    assert not train_devices & {"s4", "s5", "s6"}
+
+
+def test_summary_tables(tiny_root: Path) -> None:
+    text = summary(check_dataset(tiny_root, progress=False))
+    assert "clips per split and device" in text and "clips per split and class" in text
+    for label in (*DEVICES, *SCENES, "train", "test"):
+        assert label in text
+
+
+def test_main_on_a_good_set_exits_0_and_prints_the_summary(
+    tiny_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tiny_root)]) == 0
+    out = capsys.readouterr().out
+    n = int(_expected_counts(tiny_root).sum())
+    assert "clips per split and device" in out
+    assert f"OK (tau22): {n} clips in the splits" in out
+    assert "problem" not in out
+
+
+# -- damaged wavs -------------------------------------------------------------------------------
+
+
+def _noise(samples: int, channels: int = 1) -> np.ndarray:
+    audio = 0.1 * np.random.default_rng(0).standard_normal((samples, channels))
+    return audio[:, 0] if channels == 1 else audio
+
+
+def _missing(path: Path) -> None:
+    path.unlink()
+
+
+def _wrong_rate(path: Path) -> None:
+    _replace(path, lambda p: soundfile.write(p, _noise(48_000), 48_000, subtype="PCM_24"))
+
+
+def _stereo(path: Path) -> None:
+    _replace(path, lambda p: soundfile.write(p, _noise(SOURCE_SAMPLE_RATE, 2), SOURCE_SAMPLE_RATE))
+
+
+def _too_short(path: Path) -> None:
+    _replace(path, lambda p: soundfile.write(p, _noise(SOURCE_SAMPLE_RATE - 1), SOURCE_SAMPLE_RATE))
+
+
+def _too_long(path: Path) -> None:
+    _replace(path, lambda p: soundfile.write(p, _noise(2 * SOURCE_SAMPLE_RATE), SOURCE_SAMPLE_RATE))
+
+
+def _corrupt_header(path: Path) -> None:
+    data = path.read_bytes()
+    _replace(path, lambda p: p.write_bytes(b"JUNK" + bytes(40) + data[44:]))
+
+
+def _nan_float(path: Path) -> None:
+    audio = _noise(SOURCE_SAMPLE_RATE).astype(np.float32)
+    audio[100] = np.nan
+    _replace(path, lambda p: soundfile.write(p, audio, SOURCE_SAMPLE_RATE, subtype="FLOAT"))
+
+
+def _zero_length(path: Path) -> None:
+    _replace(path, lambda p: soundfile.write(p, np.zeros(0), SOURCE_SAMPLE_RATE, subtype="PCM_24"))
+
+
+def _directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize(
+    ("damage", "field", "words"),
+    [
+        (_missing, "exists", ["not found", "TAU Urban Acoustic Scenes 2022"]),
+        (_wrong_rate, "samplerate", ["48000 Hz", "expected 44100 Hz"]),
+        (_stereo, "channels", ["2 channels", "mono"]),
+        (_too_short, "length", ["44099 samples", "expected 44100"]),
+        (_too_long, "length", ["88200 samples", "expected 44100"]),
+        (_corrupt_header, "format", ["not a readable audio file"]),
+        (_nan_float, "samples", ["1 sample(s) are NaN or infinite"]),
+        (_zero_length, "length", ["holds no samples"]),
+        (_directory, "exists", ["is a directory"]),
+    ],
+    ids=["missing", "samplerate", "stereo", "short", "long", "corrupt", "nan", "zero-length", "directory"],
+)
+def test_each_damaged_wav_is_one_problem_naming_file_and_field(
+    tiny_root: Path, tmp_path: Path, damage: Callable[[Path], None], field: str, words: list[str]
+) -> None:
+    root = _copy(tiny_root, tmp_path)
+    name = _first_test_wav(root)
+    damage(root / name)
+    result = check_dataset(root, progress=False)
+    assert not result.ok
+    assert len(result.problems) == 1, [str(p) for p in result.problems]
+    problem = result.problems[0]
+    assert problem.file == str(root / name)
+    assert problem.field == field
+    for word in words:
+        assert word in problem.message
+    assert str(problem) == f"[{field}] {problem.message}"
+    assert str(problem).count(str(root / name)) == 1  # the path once, not twice
+    # The splits themselves are still readable: counts are complete.
+    pd.testing.assert_series_equal(_counts(result), _expected_counts(root))
+    assert check_dataset(tiny_root, progress=False).ok  # the shared set was not touched
+
+
+def test_several_problems_are_all_found(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    names = list(_table(root / "meta.csv")["filename"].iloc[[0, 5, 50, -1]])
+    for name, damage in zip(names, (_missing, _stereo, _wrong_rate, _corrupt_header), strict=True):
+        damage(root / name)
+    result = check_dataset(root, progress=False, threads=3)
+    found = sorted((p.file, p.field) for p in result.problems)
+    fields = ("exists", "channels", "samplerate", "format")
+    expected = sorted(zip((str(root / n) for n in names), fields, strict=True))
+    assert found == expected
+
+
+def test_main_exits_1_lists_problems_and_names_the_archive_for_missing_files(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy(tiny_root, tmp_path)
+    missing, stereo = (_table(root / "meta.csv")["filename"].iloc[i] for i in (3, 7))
+    _missing(root / missing)
+    _stereo(root / stereo)
+    assert main([str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "clips per split and device" in out  # the summary comes first, problems or not
+    assert "2 problem(s)" in out
+    assert f"[exists] audio file {root / missing} not found" in out
+    assert f"[channels] {root / stereo}: 2 channels" in out
+    assert f"Missing files come from the {OFFICIAL_ARCHIVE}" in out
+    assert "OK:" not in out
+
+
+def test_main_does_not_name_the_archive_when_nothing_is_missing(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy(tiny_root, tmp_path)
+    _stereo(root / _first_test_wav(root))
+    assert main([str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "[channels]" in out
+    assert "Missing files come from" not in out
+
+
+def test_main_max_problems_limits_the_listing_not_the_count(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy(tiny_root, tmp_path)
+    for name in _table(root / "meta.csv")["filename"].iloc[:5]:
+        _missing(root / name)
+    assert main([str(root), "--max-problems", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "5 problem(s): {'exists': 5}" in out
+    assert out.count("[exists]") == 2
+
+
+# -- damaged tables -----------------------------------------------------------------------------
+
+
+def _edit_meta(root: Path, edit: Callable[[pd.DataFrame], pd.DataFrame], sep: str = "\t") -> None:
+    path = root / "meta.csv"
+    frame = edit(_table(path))
+    path.unlink()
+    frame.to_csv(path, sep=sep, index=False)
+
+
+def _drop_identifier(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns="identifier")
+
+
+def _unknown_scene(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[3, "scene_label"] = "beach"
+    return frame
+
+
+def _unknown_device(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[3, "source_label"] = "s9"
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("edit", "sep", "words"),
+    [
+        (_drop_identifier, "\t", ["missing column", "identifier"]),
+        (lambda frame: frame, ",", ["tab-separated", "filename,scene_label"]),
+        (_unknown_scene, "\t", ["unknown scene_label", "'beach'"]),
+        (_unknown_device, "\t", ["unknown source_label", "'s9'"]),
+    ],
+    ids=["missing-column", "comma-separated", "unknown-scene", "unknown-device"],
+)
+def test_a_broken_meta_csv_is_one_problem_naming_it(
+    tiny_root: Path,
+    tmp_path: Path,
+    edit: Callable[[pd.DataFrame], pd.DataFrame],
+    sep: str,
+    words: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = _copy(tiny_root, tmp_path)
+    _edit_meta(root, edit, sep)
+    result = check_dataset(root, progress=False)
+    assert len(result.problems) == 1, [str(p) for p in result.problems]
+    problem = result.problems[0]
+    assert problem.field == "listing" and str(root / "meta.csv") in problem.message
+    for word in words:
+        assert word in problem.message
+    assert result.counts.empty
+    assert summary(result) == "no split could be read"
+    assert main([str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "no split could be read" in out and "[listing]" in out
+
+
+def test_a_split_naming_a_file_absent_from_meta_is_a_split_problem(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    split = root / "evaluation_setup" / "fold1_train.csv"
+    frame = _table(split)
+    ghost = "audio/airport-lisbon-9-999-a.wav"
+    frame.loc[len(frame)] = [ghost, "airport"]
+    split.unlink()
+    frame.to_csv(split, sep="\t", index=False)
+    result = check_dataset(root, progress=False)
+    assert len(result.problems) == 1, [str(p) for p in result.problems]
+    problem = result.problems[0]
+    assert (problem.file, problem.field) == (str(split), "split")
+    assert ghost in problem.message and "meta.csv" in problem.message
+
+
+def test_a_header_only_train_split_is_a_problem(tiny_root: Path, tmp_path: Path, capsys) -> None:
+    root = _copy(tiny_root, tmp_path)
+    split = root / "evaluation_setup" / "fold1_train.csv"
+    header = _table(split).iloc[:0]
+    split.unlink()
+    header.to_csv(split, sep="\t", index=False)
+    result = check_dataset(root, progress=False)
+    assert [(p.file, p.field) for p in result.problems] == [(str(split), "split")]
+    assert "split 'train' would be empty" in result.problems[0].message
+    assert main([str(root)]) == 1
+    with pytest.raises(DatasetError, match="split 'train' would be empty"):
+        _datamodule(root, tmp_path).prepare_data()
+
+
+def test_the_progress_bar_counts_files(tiny_root: Path, capsys) -> None:
+    check_dataset(tiny_root, progress=True)
+    err = capsys.readouterr().err
+    assert "360/360" in err and "512" not in err
+
+
+def test_a_custom_train_split_file_is_checked_and_named(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    subset = tmp_path / "split25.csv"
+    frame = _table(root / "evaluation_setup" / "fold1_train.csv").iloc[:20]
+    frame.to_csv(subset, sep="\t", index=False)
+    result = check_dataset(root, train_split_file=subset, progress=False)
+    assert result.ok
+    assert result.counts["split"].value_counts()["train"] == 20
+    frame.loc[len(frame)] = ["audio/no-such-file.wav", "bus"]
+    frame.to_csv(subset, sep="\t", index=False)
+    result = check_dataset(root, train_split_file=subset, progress=False)
+    assert [(p.file, p.field) for p in result.problems] == [(str(subset), "split")]
+
+
+# -- the DataModule runs the check --------------------------------------------------------------
+
+
+def _datamodule(root: Path, tmp_path: Path, **kwargs) -> TAU22DataModule:
+    return TAU22DataModule(root=str(root), cache_dir=str(tmp_path / "cache"), num_workers=0, **kwargs)
+
+
+def test_prepare_data_refuses_a_broken_set_and_names_the_check_tool(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    name = _first_test_wav(root)
+    _stereo(root / name)
+    with pytest.raises(DatasetError) as excinfo:
+        _datamodule(root, tmp_path, check_data=True).prepare_data()
+    message = str(excinfo.value)
+    assert "1 problem(s)" in message
+    assert f"[channels] {root / name}: 2 channels" in message
+    assert f"python -m asc_kd.data.check {root}" in message
+    assert not (tmp_path / "cache").exists()  # refused before any cache was built
+
+
+def test_prepare_data_lists_at_most_ten_problems(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    for name in _table(root / "meta.csv")["filename"].iloc[:12]:
+        _missing(root / name)
+    with pytest.raises(DatasetError, match=r"12 problem\(s\)") as excinfo:
+        _datamodule(root, tmp_path).prepare_data()
+    assert str(excinfo.value).count("[exists]") == 10
+
+
+def test_prepare_data_runs_the_check_when_asked(
+    tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def spy(dataset, **kwargs):
+        calls.append((dataset.root, kwargs))
+        return check_module.CheckResult(pd.DataFrame(), [])
+
+    monkeypatch.setattr(check_module, "check_dataset", spy)
+    _datamodule(tiny_root, tmp_path, check_data=True, use_cache=False).prepare_data()
+    assert [root for root, _ in calls] == [tiny_root]
+    assert calls[0][1]["progress"] is False
+
+
+def test_check_data_false_skips_the_check(
+    tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _copy(tiny_root, tmp_path)
+    _stereo(root / _first_test_wav(root))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("check_dataset ran although check_data=False")
+
+    monkeypatch.setattr(check_module, "check_dataset", refuse)
+    _datamodule(root, tmp_path, check_data=False, use_cache=False).prepare_data()
+
+
+# -- a large set --------------------------------------------------------------------------------
+
+
+def write_linked_set(tiny_root: Path, root: Path, n: int) -> pd.DataFrame:
+    """A TAU22-layout set of ``n`` clips whose wavs are hard links to a few real ones.
+
+    Names are unique and TAU22-shaped (``audio/<scene>-<city>-<loc>-<segment>-<device>.wav``);
+    the first 70 % are the train split, the rest the test split. Returns meta.csv's rows.
+    """
+    sources = list(_table(tiny_root / "meta.csv")["filename"].iloc[:8])
+    (root / "audio").mkdir(parents=True)
+    (root / "evaluation_setup").mkdir()
+    i = np.arange(n)
+    scenes = np.array(SCENES)[i % len(SCENES)]
+    devices = np.array(DEVICES)[(i // len(SCENES)) % len(DEVICES)]
+    cities = np.array(CITIES)[(i // 7) % len(CITIES)]
+    identifiers = [f"{city}-{loc}" for city, loc in zip(cities, i % 5, strict=True)]
+    names = [
+        f"audio/{s}-{ident}-{k}-{d}.wav"
+        for s, ident, k, d in zip(scenes, identifiers, i, devices, strict=True)
+    ]
+    for k, name in enumerate(names):
+        _link_or_copy(str(tiny_root / sources[k % len(sources)]), str(root / name))
+    meta = pd.DataFrame(
+        {"filename": names, "scene_label": scenes, "identifier": identifiers, "source_label": devices}
+    )
+    meta.to_csv(root / "meta.csv", sep="\t", index=False)
+    n_train = int(0.7 * n)
+    for file, rows in (("fold1_train.csv", meta.iloc[:n_train]), ("fold1_evaluate.csv", meta.iloc[n_train:])):
+        rows[["filename", "scene_label"]].to_csv(root / "evaluation_setup" / file, sep="\t", index=False)
+    meta[["filename"]].to_csv(root / "evaluation_setup" / "fold1_test.csv", sep="\t", index=False)
+    return meta
+
+
+def test_a_large_linked_set_is_ok_and_counted(tiny_root: Path, tmp_path: Path) -> None:
+    n = 5_000
+    write_linked_set(tiny_root, tmp_path / "large", n)
+    result = check_dataset(tmp_path / "large", progress=False)
+    assert result.ok, [str(p) for p in result.problems[:3]]
+    assert len(result.counts) == n
+    assert result.counts["split"].value_counts().to_dict() == {"train": 3_500, "test": 1_500}
+    pd.testing.assert_series_equal(_counts(result), _expected_counts(tmp_path / "large"))

@@ -1,0 +1,132 @@
+"""The package's shape: no import cycles, commands stay thin, TAU stays in its reader, tests
+mirror the package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from fit_helpers import REPO
+
+PACKAGE = REPO / "asc_kd"
+#: ``python -m`` entry points: they parse arguments and call library functions.
+COMMANDS = {
+    "asc_kd.fit",
+    "asc_kd.logits",
+    "asc_kd.quantize",
+    "asc_kd.predict",
+    "asc_kd.export",
+    "asc_kd.pipeline",
+    "asc_kd.bench",
+    "asc_kd.data.check",
+}
+#: The only modules that may know TAU's labels: its reader, the layout registry, its generator.
+TAU_MODULES = {"asc_kd.data.tau", "asc_kd.data.layouts", "asc_kd.data.synthetic"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(name: str) -> set[str]:
+    """asc_kd modules ``name`` imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if candidate in MODULES else node.module)
+    # Strings handed to import_object name modules too (lazy teacher builders).
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith("asc_kd.")
+        ):
+            module = node.value.split(":")[0]
+            if module in MODULES:
+                found.add(module)
+    return {module for module in found if module in MODULES and module != name}
+
+
+GRAPH = {name: _imports(name) for name in MODULES}
+
+
+def test_there_are_no_import_cycles() -> None:
+    visiting, done, cycles = set(), set(), []
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in done:
+            return
+        if node in visiting:
+            cycles.append(" -> ".join([*path[path.index(node) :], node]))
+            return
+        visiting.add(node)
+        for nxt in sorted(GRAPH[node]):
+            visit(nxt, [*path, node])
+        visiting.discard(node)
+        done.add(node)
+
+    for name in sorted(GRAPH):
+        visit(name, [])
+    assert cycles == []
+
+
+@pytest.mark.parametrize("name", sorted(set(MODULES) - COMMANDS))
+def test_no_library_module_imports_a_command(name: str) -> None:
+    assert not GRAPH[name] & COMMANDS
+
+
+def test_commands_are_thin() -> None:
+    for name in COMMANDS:
+        tree = ast.parse(MODULES[name].read_text())
+        functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+        assert set(functions) <= {
+            "main",
+            "parse_args",
+            "_command",
+            "_print",
+            "_spec_value",
+            "_resumed_wandb_run",
+            "_finish_wandb",
+        }, name
+        assert classes in ([], ["AscKdCLI"]), name
+
+
+@pytest.mark.parametrize("name", sorted(set(MODULES) - TAU_MODULES))
+def test_only_the_tau_reader_knows_tau(name: str) -> None:
+    assert "asc_kd.data.tau" not in GRAPH[name]
+
+
+def test_module_names_are_unique_across_packages() -> None:
+    stems = [name.rsplit(".", 1)[-1] for name in MODULES if not MODULES[name].name == "__init__.py"]
+    assert sorted({s for s in stems if stems.count(s) > 1}) == []
+
+
+def test_public_class_names_are_unique() -> None:
+    seen: dict[str, str] = {}
+    duplicates = []
+    for name, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                if node.name in seen:
+                    duplicates.append(f"{node.name}: {seen[node.name]} and {name}")
+                seen[node.name] = name
+    assert duplicates == []
+
+
+def test_tests_mirror_the_package() -> None:
+    tests = REPO / "tests"
+    for package in ("data", "models", "tasks", "augmentations", "callbacks"):
+        modules = {p.stem for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__"}
+        covered = {p.stem.removeprefix("test_") for p in (tests / package).glob("test_*.py")}
+        assert covered, package
+        assert covered <= modules | {"models", "teachers", "tasks", "teacher_training"}, package

@@ -1,0 +1,162 @@
+"""Teacher ensembles: the saved logits are the mean of each teacher's own logits for the same
+clip, published weights files load through a recipe, and the ensemble is chosen apart from
+Table 1's rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tiny_checkpoints import fit_checkpoint
+
+from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.teacher_logits import load_logits
+from asc_kd.ensemble import TeacherRun, export_logits, load_teacher, read_recipe
+from asc_kd.errors import ConfigError
+from asc_kd.logits import main
+from asc_kd.models.pretrained import WeightsError
+from asc_kd.tasks import ClassificationTask
+from asc_kd.tasks.restore import load_task
+
+SPEC = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
+PASST_TINY = Path(__file__).resolve().parent.parent / "experiments" / "demo" / "teachers" / "passt_tiny.yaml"
+
+
+def _datamodule(tiny_root: Path, cache_dir: Path) -> TAU22DataModule:
+    return TAU22DataModule(root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, eval_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("teachers")
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(
+            fit_checkpoint(ClassificationTask(model="debug", lr=0.05, **SPEC), folder / f"t{seed}.ckpt")
+        )
+    return paths
+
+
+def _own_logits(paths: list[Path], datamodule: TAU22DataModule, names: list[str]) -> torch.Tensor:
+    """Each teacher on each named clip, read from the cache by name: no export code involved."""
+    cache = datamodule.datasets["train"].audio
+    waveform = cache.read([cache.row_of[name] for name in names])
+    with torch.no_grad():
+        return torch.stack([load_task(p)(waveform) for p in paths])
+
+
+def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
+    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    datamodule = _datamodule(tiny_root, cache_dir)
+    runs = [TeacherRun(str(p), "debug", seed) for seed, p in enumerate(teachers)]
+    table = export_logits(runs, datamodule, tmp_path / "ensemble.npz", table=tmp_path / "table1")
+    keys, logits, metadata = load_logits(tmp_path / "ensemble.npz", split="train", classes=SCENES)
+    assert sorted(keys) == sorted(datamodule.datasets["train"].keys)
+    picked = [keys[i] for i in (0, 7, 55, len(keys) - 1)]
+    each = _own_logits(teachers, datamodule, picked)
+    assert not torch.allclose(each[0], each[1])
+    rows = [keys.index(name) for name in picked]
+    torch.testing.assert_close(logits[rows], each.mean(0), rtol=0, atol=1e-5)
+    assert [t["checkpoint"] for t in metadata["teachers"]] == [str(p) for p in teachers]
+    assert metadata["classes"] == list(SCENES) and metadata["windowed"] is False
+    # Table 1: one row per teacher name (two seeds summarised) and the ensemble.
+    assert list(table["teacher"]) == ["debug", "ensemble of 2 (debug)"]
+    assert list(table["seeds"]) == [2, 1]
+    seeds = pd.read_csv(tmp_path / "table1_seeds.csv")
+    assert table.loc[0, "accuracy_mean"] == pytest.approx(seeds["accuracy"][:2].mean())
+
+
+def test_the_ensemble_is_chosen_apart_from_the_table_rows(
+    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    datamodule = _datamodule(tiny_root, cache_dir)
+    out = tmp_path / "ensemble.npz"
+    args = [*map(str, teachers), "--names", "passt", "ast", "--ensemble", "passt", "--root", str(tiny_root)]
+    assert (
+        main([*args, "--cache-dir", str(cache_dir), "--out", str(out), "--table", str(tmp_path / "t1")]) == 0
+    )
+    table = pd.read_csv(tmp_path / "t1.csv")
+    assert list(table["teacher"]) == ["passt", "ast", "ensemble of 1 (passt)"]
+    keys, logits, _ = load_logits(out)
+    datamodule.setup("fit")
+    torch.testing.assert_close(
+        logits[:3], _own_logits(teachers[:1], datamodule, keys[:3])[0], rtol=0, atol=1e-5
+    )
+    with pytest.raises(ConfigError, match="match no teacher"):
+        main(
+            [
+                *map(str, teachers),
+                "--names",
+                "passt",
+                "ast",
+                "--ensemble",
+                "nonesuch",
+                "--root",
+                str(tiny_root),
+            ]
+        )
+
+
+# -- published weights files ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weights_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two PaSST teachers saved as plain state dicts: the key layout of CP-JKU's passt_25x.pt."""
+    folder = tmp_path_factory.mktemp("weights")
+    paths = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        with pytest.warns(UserWarning, match="random weights"):
+            task = ClassificationTask(
+                **{**read_recipe(PASST_TINY), "model_kwargs": {**read_recipe(PASST_TINY)["model_kwargs"]}}
+            )
+        state = task.model.state_dict()
+        assert "head.1.weight" in state and not any(k.startswith(("model.", "net.")) for k in state)
+        paths.append(folder / f"passt_{seed}.pt")
+        torch.save(state, paths[-1])
+    return paths
+
+
+def test_weights_files_load_through_their_recipe(
+    weights_files: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    datamodule = _datamodule(tiny_root, cache_dir)
+    out = tmp_path / "ensemble.npz"
+    data = ["--root", str(tiny_root), "--cache-dir", str(cache_dir)]
+    assert (
+        main([*map(str, weights_files), "--recipe", str(PASST_TINY), *data, "--out", str(out), "--table", ""])
+        == 0
+    )
+    keys, logits, metadata = load_logits(out)
+    assert [t["recipe"] for t in metadata["teachers"]] == [str(PASST_TINY)] * 2
+    datamodule.setup("fit")
+    cache = datamodule.datasets["train"].audio
+    waveform = cache.read([cache.row_of[keys[0]]])
+    expected = []
+    for path in weights_files:
+        with pytest.warns(UserWarning, match="random weights"):
+            task = ClassificationTask(**read_recipe(PASST_TINY), **SPEC).eval()
+        task.model.load_state_dict(torch.load(path, weights_only=True))
+        with torch.no_grad():
+            expected.append(task(waveform)[0])
+    torch.testing.assert_close(logits[0], torch.stack(expected).mean(0), rtol=0, atol=1e-5)
+
+
+def test_a_weights_file_without_the_classifier_is_refused(
+    weights_files: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    state = torch.load(weights_files[0], weights_only=True)
+    broken = tmp_path / "no_head.pt"
+    torch.save({k: v for k, v in state.items() if not k.startswith("head")}, broken)
+    run = TeacherRun(str(broken), "passt", recipe=str(PASST_TINY))
+    with pytest.raises(WeightsError, match="lacks .* tensors") as info:
+        load_teacher(run, _datamodule(tiny_root, cache_dir))
+    assert str(broken) in str(info.value) and "head" in str(info.value)
+    assert np.isfinite(state["head.1.weight"].numpy()).all()

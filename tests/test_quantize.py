@@ -1,0 +1,81 @@
+"""``python -m asc_kd.quantize``: the command prints fp32 and int8 and names bad inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_checkpoints import fit_checkpoint
+
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.quantize import main
+from asc_kd.tasks import ClassificationTask
+from asc_kd.tasks.restore import CheckpointError
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    task = ClassificationTask(
+        model="debug", lr=1e-2, classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS
+    )
+    return fit_checkpoint(task, tmp_path_factory.mktemp("quantize") / "debug.ckpt")
+
+
+def test_cli_prints_fp32_and_int8(
+    checkpoint: Path, tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "x.int8.pt"
+    data = ["--root", str(tiny_root), "--cache-dir", str(cache_dir)]
+    assert main([str(checkpoint), *data, "--out", str(out), "--calibration-batches", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(
+        r"fp32: acc \d\.\d{4}  log loss \d+\.\d{4}  real \d\.\d{4}  seen \d\.\d{4}  unseen \d\.\d{4}$",
+        lines[0],
+    )
+    assert re.match(
+        r"int8: acc \d\.\d{4}  log loss \d+\.\d{4}  real \d\.\d{4}  seen \d\.\d{4}  unseen \d\.\d{4}$",
+        lines[1],
+    )
+    report = json.loads((tmp_path / "x.int8.json").read_text())
+    assert lines[2].startswith(f"MEM {report['mem_bytes']:,} bytes (parameters x 1 byte")
+    assert f"the artifact's weights take {report['artifact_bytes']:,}" in lines[2]
+    # 180 training clips in batches of 64 (the last dropped): 2 batches, not the 20 asked for.
+    assert report["calibration_batches"] == 2 and "calibrated on 2 batches" in lines[2]
+    assert lines[3] == f"artifact: {out}" and lines[4] == f"report: {tmp_path / 'x.int8.json'}"
+    assert out.is_file()
+    assert report["source_checkpoint"] == str(checkpoint)
+
+
+def test_cli_missing_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "last.ckpt"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        main([str(missing), "--root", str(tiny_root), "--out", str(tmp_path / "x.int8.pt")])
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"hello, I am a text file\n", "is not a PyTorch file"),
+        ({"weights": torch.zeros(2)}, "no 'state_dict'"),
+        ({"state_dict": {}, "hyper_parameters": {}}, "no asc_kd hyperparameters"),
+    ],
+    ids=["text", "no-state-dict", "no-hyperparameters"],
+)
+def test_cli_file_that_is_not_a_checkpoint(
+    tiny_root: Path, tmp_path: Path, content: bytes | dict, message: str
+) -> None:
+    path = tmp_path / "model.ckpt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(CheckpointError, match=message) as raised:
+        main([str(path), "--root", str(tiny_root), "--out", str(tmp_path / "x.int8.pt")])
+    assert str(path) in str(raised.value)
+    assert "objects" not in str(raised.value)  # a text file is not said to hold refused objects
+    assert not (tmp_path / "x.int8.pt").exists()
