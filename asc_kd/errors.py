@@ -31,7 +31,7 @@ def user_error(error: BaseException) -> BaseException | None:
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, UserError | FILE_ERRORS):
+        if isinstance(current, (UserError, *FILE_ERRORS)):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__

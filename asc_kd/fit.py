@@ -24,7 +24,10 @@ def main(args: list[str] | None = None) -> AscKdCLI:
 
 
 def _command(argv: list[str] | None) -> int:
-    main(argv)
+    # LightningCLI reads sys.argv, and DDP relaunches the command from it: keep the arguments
+    # there (without --debug, which run_command took).
+    sys.argv = [sys.argv[0], *(argv or [])]
+    main(None)
     return 0
 
 

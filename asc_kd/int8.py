@@ -309,7 +309,7 @@ def quantize_task(
     }
     out = export_artifact(task.frontend, quantized, out, metadata)
     artifact, _ = load_artifact(out)
-    test = datamodule.loader("test")
+    test = datamodule.loader("test", distributed=False)  # this process scores every clip
     labels = test.dataset.labels
     cpu = torch.device("cpu")
 

@@ -38,8 +38,9 @@ class SceneMetrics(Metric):
         classes: Sequence[str],
         devices: Sequence[str] = (),
         groups: Mapping[str, Sequence[str]] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**kwargs)
         self.classes = tuple(classes)
         self.devices = tuple(devices)
         self.groups = {name: tuple(members) for name, members in (groups or {}).items()}
@@ -112,7 +113,9 @@ def scene_metrics(
     if logits.ndim == 2:
         logits = logits.unsqueeze(1)
     n_windows = logits.shape[1]
-    metric = SceneMetrics(classes, devices, groups)
+    # The logits are complete here (gathered already when several processes scored them), so
+    # nothing is synchronised: a process computing alone must not wait for the others.
+    metric = SceneMetrics(classes, devices, groups, sync_on_compute=False)
     metric.update(
         logits.reshape(-1, logits.shape[-1]),
         target.repeat_interleave(n_windows),
@@ -122,7 +125,7 @@ def scene_metrics(
     if confusion:
         out["confusion"] = metric.confusion().tolist()
     if n_windows > 1:
-        per_file = SceneMetrics(classes, devices, groups)
+        per_file = SceneMetrics(classes, devices, groups, sync_on_compute=False)
         per_file.update(logits.mean(1), target, device)
         out.update({f"file/{k}": float(v) for k, v in per_file.compute().items()})
     return out

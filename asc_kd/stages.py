@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,11 @@ def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
         str(out / "checkpoints"),
         *extra,
     ]
-    cli = fit(args)
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the fit's arguments are these, not the pipeline's
+    try:
+        cli = fit(args)
+    finally:
+        sys.argv = argv
     callback = cli.trainer.checkpoint_callback
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
     return {"checkpoint": callback.selected_path, "selection": callback.selection_label, "test": metrics}
@@ -253,14 +258,15 @@ class Pipeline:
                 if precision == "int8":
                     row.update(mem_bytes=report["mem_bytes"], artifact_bytes=report["artifact_bytes"])
                 else:
-                    row.update(mem_bytes=4 * report["params"], artifact_bytes=float("nan"))
+                    row.update(mem_bytes=4 * report["params"], artifact_bytes=None)
                 row.update(params=report["params"], params_fused=report["params_fused"], macs=report["macs"])
                 rows.append(row)
         title = "Table 2: students on the development-test split"
         if self.config.demo:
             title += " (SYNTHETIC scenes: not TAU22 numbers)"
+        frame = pd.DataFrame(rows).astype({"artifact_bytes": "Int64"})  # none for fp32
         summary, written = write_results(
-            pd.DataFrame(rows), ["system", "precision", "selection"], self.out / "table2", title
+            frame, ["system", "precision", "selection"], self.out / "table2", title
         )
         log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
         return summary

@@ -9,6 +9,7 @@ seed). Both forms are written: ``table1.md``/``.csv`` (summary) and ``table1_see
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,12 @@ def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     """A GitHub markdown table; floats rounded, NaN shown as '-' (no tabulate dependency)."""
 
     def cell(value: object) -> str:
-        if isinstance(value, float):
+        if value is None or value is pd.NA:
+            return "-"
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return f"{int(value):,}"
+        if isinstance(value, numbers.Real):
             return "-" if math.isnan(value) else f"{value:.{digits}f}"
-        if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value:,}"
         return str(value)
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"

@@ -11,7 +11,9 @@ the test split is a monitoring curve only. ``selection: best`` picks the best ep
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
+from weakref import proxy
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -95,11 +97,24 @@ class CheckpointSelection(ModelCheckpoint):
         return self.best_model_path if self.selection == "best" else self.last_model_path
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        """Write to a temporary sibling and rename it over ``filepath``: a fit killed while a
+        checkpoint is written leaves the previous one whole and loadable."""
         self._saving = filepath
+        partial = f"{filepath}.partial-{os.getpid()}"
         try:
-            super()._save_checkpoint(trainer, filepath)
+            trainer.save_checkpoint(partial, self.save_weights_only)  # global rank 0 writes
+            if trainer.is_global_zero:
+                os.replace(partial, filepath)
         finally:
             self._saving = None
+            if trainer.is_global_zero and os.path.exists(partial):
+                os.remove(partial)
+        trainer.strategy.barrier("checkpoint_renamed")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]

@@ -32,6 +32,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from asc_kd.augmentations.waveform import convolve_impulse_responses, load_impulse_responses, time_roll
@@ -156,6 +157,12 @@ class ClipDataset(Dataset):
 
 def _already_batched(batch: Batch) -> Batch:
     return batch
+
+
+def _world_size() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
 
 
 class SceneDataModule(L.LightningDataModule):
@@ -445,18 +452,27 @@ class SceneDataModule(L.LightningDataModule):
         return logits[[row_of[key] for key in train.keys]]
 
     # -- loaders ----------------------------------------------------------------------------
-    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        """DataLoader of any split; shuffled (with the seed) only when asked."""
+    def loader(self, split: str, shuffle: bool = False, distributed: bool = True) -> DataLoader:
+        """DataLoader of any split; shuffled (with the seed) only when asked.
+
+        Under DDP the evaluation splits are divided between the processes without repeating
+        a clip (Lightning's default sampler pads the last shard with repeats, which would count
+        some clips twice in the reported numbers); ``distributed=False`` reads the whole split.
+        """
         if not self.datasets:
             raise RuntimeError("call setup() before asking for a DataLoader")
         if split not in self.datasets:
             raise DatasetError(f"{self.root} has no {split!r} split (data.validation={self.validation!r})")
         generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
         batch_size = self.hparams.batch_size if split == "train" else self.hparams.eval_batch_size
+        sampler = None
+        if split != "train" and distributed and _world_size() > 1:
+            sampler = UnrepeatedDistributedSampler(self.datasets[split], shuffle=False)
         return DataLoader(
             self.datasets[split],
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle and len(self.datasets[split]) > batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

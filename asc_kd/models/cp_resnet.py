@@ -66,10 +66,12 @@ def _with_kernels(config: CPResNetConfig, stage: int, kernels: tuple[tuple[int, 
 
 
 #: Systems 2 and 3 (identical networks, different training) turn the first 3x3 conv of stage 3
-#: into 1x1: 127,684 -> 80,580 params, the report's "about 80.6K". The report's text says system
-#: 4 also turns "the first conv of stage 2" into 1x1, but that gives 72,388 params, 13 % above
-#: its 64.2K; turning the stage-2 block's *second* 3x3 into 1x1 gives 64,196 params and
-#: 19.3 M MACs, matching the report's 64.2K / 19.5M, so that is what ``system4`` does.
+#: into 1x1: 127,684 -> 80,580 params, 79,942 with BatchNorm folded into the convs, which is the
+#: report's Table 2 MEM of 79.9K (NeSsi counted after quantization, when BN is folded). The
+#: report's text says system 4 also turns "the first conv of stage 2" into 1x1, but that gives
+#: 72,388 params (71,750 folded), far above its 63.5K; turning the stage-2 block's *second* 3x3
+#: into 1x1 gives 64,196 params, 63,558 folded (the report's 63.5K) and 19.3 M MACs (its
+#: 19.5M), so that is what ``system4`` does. System 1's 127.6K is its unfolded 127,684.
 PRESETS: dict[str, CPResNetConfig] = {
     "system1": _system1(),
     "system2": _with_kernels(_system1(), 2, ((1, 1),)),

@@ -220,7 +220,10 @@ class ClassificationTask(L.LightningModule):
     def _log_metrics(self, *collections: MetricCollection) -> None:
         for metrics in collections:
             if metrics["scene"].update_called:
-                self.log_dict(metrics.compute(), sync_dist=False)
+                # compute() already reduced the counts over every process; the values are the
+                # same on every rank, and averaging them (sync_dist) keeps them so, as Lightning
+                # expects of epoch-level values in a distributed run.
+                self.log_dict(metrics.compute(), sync_dist=True)
             metrics.reset()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

@@ -1,0 +1,63 @@
+"""``CheckpointSelection``: the last epoch by default, the best only on a held-out split or by
+explicit opt-in, each checkpoint labelled, and written so that a crash never corrupts one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fit_helpers import fit_on_noise
+from lightning.fabric.plugins.io import torch_io
+
+import asc_kd.callbacks.checkpoint_selection as selection_module
+from asc_kd.callbacks import CheckpointSelection
+from asc_kd.errors import ConfigError
+from asc_kd.tasks import ClassificationTask
+from asc_kd.tasks.restore import read_checkpoint
+
+
+def test_defaults_keep_only_the_last_checkpoint() -> None:
+    callback = CheckpointSelection(dirpath="x")
+    assert (callback.selection, callback.monitor, callback.save_top_k, callback.save_last) == (
+        "last",
+        None,
+        0,
+        True,
+    )
+    best = CheckpointSelection(selection="best")
+    assert (best.monitor, best.save_top_k) == ("val/acc", 1)
+    with pytest.raises(ConfigError, match="'last' or 'best'"):
+        CheckpointSelection(selection="worst")
+
+
+def test_a_crash_while_writing_keeps_the_previous_checkpoint(
+    cpu_trainer, tmp_path: Path, monkeypatch
+) -> None:
+    folder = tmp_path / "checkpoints"
+    callback = CheckpointSelection(dirpath=str(folder))
+    task = ClassificationTask(model="debug")
+    fit_on_noise(
+        task, cpu_trainer(max_epochs=1, limit_val_batches=0, callbacks=[callback], enable_checkpointing=True)
+    )
+    last = folder / "last.ckpt"
+    assert read_checkpoint(last)["epoch"] == 0 and read_checkpoint(last)["asc_kd"]["selection"] == "last"
+
+    real_save = torch_io._atomic_save
+
+    def crash_half_way(checkpoint, path):
+        real_save(checkpoint, path)
+        with open(path, "r+b") as handle:
+            handle.truncate(100)  # a checkpoint cut off mid-write ...
+        raise OSError("killed while writing")  # ... by a failure half-way
+
+    monkeypatch.setattr(torch_io, "_atomic_save", crash_half_way)
+    again = CheckpointSelection(dirpath=str(folder))
+    with pytest.raises(OSError, match="killed while writing"):
+        fit_on_noise(
+            task, cpu_trainer(max_epochs=2, limit_val_batches=0, callbacks=[again], enable_checkpointing=True)
+        )
+    monkeypatch.undo()
+    assert read_checkpoint(last)["epoch"] == 0  # the previous checkpoint, whole and loadable
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]  # no partial file left
+    assert selection_module.os is os

@@ -1,0 +1,123 @@
+"""User errors end a command with one clear line and exit 1; ``ASC_KD_DEBUG`` brings the
+traceback back; programming errors keep theirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fit_helpers import CONF, EXPERIMENTS, REPO
+
+from asc_kd.data.spec import DatasetError
+from asc_kd.errors import ConfigError, run_command, user_error
+
+
+def _fails_with(error: BaseException):
+    def main(argv):
+        raise error
+
+    return main
+
+
+def test_a_user_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_command(_fails_with(DatasetError("data/x/meta.csv: missing column(s) identifier")), []) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: data/x/meta.csv: missing column(s) identifier",
+        "(ASC_KD_DEBUG=1 shows the traceback)",
+    ]
+
+
+def test_a_user_error_behind_a_library_error_is_found(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        try:
+            raise ConfigError("unknown model 'system9'")
+        except ConfigError as inner:
+            raise ValueError("Does not validate against any of the Union subtypes") from inner
+    except ValueError as wrapped:
+        outer = wrapped
+    assert str(user_error(outer)) == "unknown model 'system9'"
+    assert run_command(_fails_with(outer), []) == 1
+    assert capsys.readouterr().err.startswith("error: unknown model 'system9'\n")
+
+
+def test_missing_files_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    error = FileNotFoundError(2, "No such file or directory", "runs/last.ckpt")
+    assert run_command(_fails_with(error), []) == 1
+    assert capsys.readouterr().err.startswith("error: runs/last.ckpt: not found\n")
+
+
+def test_programming_errors_keep_their_traceback() -> None:
+    with pytest.raises(ZeroDivisionError):
+        run_command(_fails_with(ZeroDivisionError("a bug")), [])
+
+
+@pytest.mark.parametrize("how", ["environment", "flag"])
+def test_debug_shows_the_traceback(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = []
+    if how == "environment":
+        monkeypatch.setenv("ASC_KD_DEBUG", "1")
+    else:
+        argv = ["--debug"]
+    seen = []
+
+    def main(args):
+        seen.append(args)
+        raise DatasetError("broken")
+
+    with pytest.raises(DatasetError):
+        run_command(main, argv)
+    assert seen == [[]]  # --debug is not passed on
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=environment
+    )
+
+
+@pytest.mark.slow
+def test_commands_end_user_errors_in_one_line(tiny_root: Path, tmp_path: Path) -> None:
+    cases = {
+        "quantize": (
+            ["asc_kd.quantize", str(tmp_path / "missing.ckpt"), "--root", str(tiny_root)],
+            "missing.ckpt",
+        ),
+        "check": (["asc_kd.data.check", str(tmp_path / "nothing"), "--layout", "tau22"], None),
+        "fit-weights": (
+            [
+                "asc_kd.fit",
+                *(
+                    "--config",
+                    str(EXPERIMENTS / "base.yaml"),
+                    "--config",
+                    str(EXPERIMENTS / "teachers/passt.yaml"),
+                ),
+                *("--data.root", str(tiny_root), "--trainer.logger", "false"),
+                *("--trainer.default_root_dir", str(tmp_path / "out")),
+            ],
+            "checkpoint null",
+        ),
+        "fit-model": (
+            [
+                "asc_kd.fit",
+                *("--config", str(EXPERIMENTS / "base.yaml"), "--config", str(CONF / "teacher.yaml")),
+                *("--data.root", str(tiny_root), "--trainer.logger", "false"),
+                *("--model.init_args.model", "system9"),
+            ],
+            "unknown model 'system9'",
+        ),
+    }
+    for name, (args, words) in cases.items():
+        done = _run(*args)
+        assert done.returncode == 1, (name, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, name
+        if words is not None:
+            (line,) = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+            assert words in line, name
+    debug = _run(*cases["fit-model"][0], env={"ASC_KD_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
