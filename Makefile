@@ -1,15 +1,17 @@
-# Two commands a new user needs: `make demo` and `make test`. Both create .venv when missing.
+# Two commands a new user needs: `make demo` and `make test`. Both create .venv when missing,
+# installing the exact versions of requirements.lock (with hashes), then asc_kd itself.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export WANDB_MODE ?= offline
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint lock clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $@
 
 demo: $(VENV)/.installed
@@ -21,6 +23,12 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check asc_kd tests
 	$(VENV)/bin/ruff format --check asc_kd tests
+
+# Re-resolve requirements.lock from pyproject.toml (all extras used by `make`), with hashes.
+lock: $(VENV)/.installed
+	$(PY) -m pip install -q pip-tools
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
+		--no-emit-find-links --no-emit-index-url --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf outputs .pytest_cache

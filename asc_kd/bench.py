@@ -4,6 +4,7 @@
     python -m asc_kd.bench train [--compile] [--json]    # KD training step, clips/s vs CP-JKU's way
     python -m asc_kd.bench train --epoch --clips N [--device cuda]   # one epoch from the memmap
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
+    python -m asc_kd.bench keys --root DIR               # seconds of cache keys + fingerprint
 
 Numbers depend on the machine; every figure in the README names the command that made it.
 See ``asc_kd.benchmarks`` for what each one measures.
@@ -17,8 +18,8 @@ import logging
 import sys
 from typing import Any
 
-from asc_kd.benchmarks import bench_data, bench_epoch, bench_quant, bench_train
-from asc_kd.errors import run_command
+from asc_kd.benchmarks import bench_data, bench_epoch, bench_keys, bench_quant, bench_train
+from asc_kd.errors import HelpFormatter, command_parser, run_command
 
 
 def _print(results: dict[str, Any], as_json: bool) -> None:
@@ -30,35 +31,50 @@ def _print(results: dict[str, Any], as_json: bool) -> None:
         print(f"{key:<{width}}  {value}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asc_kd.bench", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.bench", __doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    data = sub.add_parser("data", help="clips/s loading batches: wav decode + resample vs cache")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=text, description=text, formatter_class=HelpFormatter, allow_abbrev=False
+        )
+
+    data = command("data", "clips/s loading batches: wav decode + resample vs the memmap cache")
     data.add_argument("--root", default=None, help="dataset root (default: generated synthetic scenes)")
-    data.add_argument("--batch-size", type=int, default=64)
-    data.add_argument("--num-workers", type=int, default=0)
+    data.add_argument("--batch-size", type=int, default=64, help="clips per batch")
+    data.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
     data.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
-    train = sub.add_parser("train", help="KD training-step clips/s of system1")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--threads", type=int, default=2)
-    train.add_argument("--seconds", type=float, default=10.0)
+    train = command("train", "KD training-step clips/s of system1: CP-JKU's components vs asc_kd")
+    train.add_argument("--batch-size", type=int, default=64, help="clips per step")
+    train.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    train.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")
     train.add_argument("--compile", action="store_true", help="also measure torch.compile")
     train.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on cuda)")
     train.add_argument("--epoch", action="store_true", help="time one epoch from a memmap cache instead")
     train.add_argument("--clips", type=int, default=139_620, help="clips of --epoch (TAU22 train: 139,620)")
     train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of --epoch")
-    quant = sub.add_parser("quant", help="fp32 vs int8 accuracy and CPU clips/s")
+    quant = command("quant", "fp32 vs int8 accuracy and CPU clips/s")
     quant.add_argument("--root", default=None, help="dataset root (default: generated synthetic scenes)")
     quant.add_argument("--checkpoint", default=None, help="student checkpoint (default: train system1)")
     quant.add_argument("--epochs", type=int, default=8, help="training epochs when no checkpoint is given")
-    quant.add_argument("--threads", type=int, default=2)
-    quant.add_argument("--seconds", type=float, default=5.0)
-    for sub_parser in (data, train, quant):
+    quant.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    quant.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
+    keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
+    keys.add_argument("--root", required=True, help="dataset root (TAU22 layout)")
+    for sub_parser in (data, train, quant, keys):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.what == "data":
         results = bench_data(args.root, args.batch_size, args.seconds, args.num_workers)
+    elif args.what == "keys":
+        results = bench_keys(args.root)
     elif args.what == "quant":
         results = bench_quant(args.root, args.checkpoint, args.epochs, args.threads, args.seconds)
     elif args.epoch:

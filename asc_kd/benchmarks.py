@@ -291,6 +291,30 @@ def bench_epoch(
     }
 
 
+def bench_keys(root: str) -> dict[str, Any]:
+    """Seconds of the per-file work a fit's ``setup`` does before any audio is decoded: the
+    cache key of each split (names, sizes, 64 sampled files' bytes, root, inodes, mtimes) and
+    the dataset fingerprint recorded in checkpoints. On a full-size set (``python -m
+    asc_kd.data.synthetic OUT --linked-clips 230350``) it shows what the keys cost on TAU22."""
+    from asc_kd.data.cache import _location_digest, fingerprint_files
+    from asc_kd.data.datamodule import TAU22DataModule
+
+    frames = TAU22DataModule(root=root, validation="none").frames()
+    splits = {split: list(frames[split]["filename"]) for split in ("train", "test")}
+    start = time.perf_counter()
+    for names in splits.values():
+        fingerprint_files(root, names)
+        _location_digest(Path(root), names)
+    keys = time.perf_counter() - start
+    fingerprint_files(root, list(dict.fromkeys([*splits["train"], *splits["test"]])))
+    total = time.perf_counter() - start
+    return {
+        "files": sum(len(names) for names in splits.values()),
+        "cache_keys_s": round(keys, 2),
+        "with_dataset_fingerprint_s": round(total, 2),
+    }
+
+
 def bench_quant(
     root: str | None, checkpoint: str | None, epochs: int, threads: int, seconds: float
 ) -> dict[str, Any]:

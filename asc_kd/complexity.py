@@ -220,13 +220,14 @@ def check_limits(complexity: Complexity, name: str = "model") -> None:
         raise ComplexityError(f"{name} exceeds the DCASE limits: " + "; ".join(problems))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from asc_kd.models import get_model, list_models
+def build_parser() -> argparse.ArgumentParser:
+    from asc_kd.errors import command_parser
+    from asc_kd.models import list_models
 
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.complexity", description="NeSsi complexity of a named model."
+    parser = command_parser("python -m asc_kd.complexity", "NeSsi complexity of a model.")
+    parser.add_argument(
+        "name", help=f"model name ({', '.join(list_models())}) or import path (mypkg.models:TinyCNN)"
     )
-    parser.add_argument("name", help=f"model name, one of: {', '.join(list_models())}")
     parser.add_argument(
         "--input-shape",
         type=int,
@@ -235,8 +236,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("B", "C", "F", "T"),
         help="input shape (default: the model's own, 1 1 256 44 for CP-ResNet)",
     )
-    parser.add_argument("--precision", choices=sorted(BYTES_PER_PARAM), default="int8")
+    parser.add_argument(
+        "--precision", choices=sorted(BYTES_PER_PARAM), default="int8", help="bytes per parameter of MEM"
+    )
     parser.add_argument("--json", action="store_true", help="print params, macs, mem_bytes as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from asc_kd.models import get_model
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         model = get_model(args.name)

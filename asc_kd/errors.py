@@ -9,6 +9,7 @@ traceback anyway.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -46,6 +47,9 @@ def debugging(argv: list[str] | None = None) -> bool:
 
 def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a command's ``main``; a user error becomes one line on stderr and exit code 1."""
+    from asc_kd.noise import silence
+
+    silence()
     debug = debugging(argv)
     if argv is None:
         argv = sys.argv[1:]
@@ -62,6 +66,26 @@ def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None 
         print(f"error: {message}", file=sys.stderr)
         print("(ASC_KD_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default once: texts that explain their default (``(default:
+    the model's own)``) keep their words; flags (off unless given), required options and
+    positionals show none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.required or (action.nargs == 0 and action.default is False):
+            return text
+        return super()._get_help_string(action)
+
+
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The argument parser of every ``python -m asc_kd.<command>``: defaults in ``--help``, no
+    abbreviated options (a typo must not silently pick another option)."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=HelpFormatter, allow_abbrev=False
+    )
 
 
 def _file_message(error: OSError) -> str:

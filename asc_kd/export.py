@@ -13,20 +13,21 @@ import logging
 import sys
 from pathlib import Path
 
-from asc_kd.errors import run_command
+from asc_kd.errors import command_parser, run_command
 from asc_kd.onnx_export import OPSET, export_onnx, onnx_parity
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.export",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.export", __doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
     parser.add_argument("--out", default=None, help="output path (default: CHECKPOINT with .onnx)")
     parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (17+ has STFT)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out, window, rate = export_onnx(

@@ -12,6 +12,7 @@ import json
 import logging
 import netrc
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,44 @@ class AutoWandbLogger(WandbLogger):
             )
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)
+        # Lightning passes anonymous=None, which wandb answers with a warning no one can act on.
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log at W&B step = the trainer's global step, so a resumed run (whose offline part
+        starts a new folder) continues the step count instead of starting again at 0."""
+        if step is None:
+            return super().log_metrics(metrics, step)
+        values = {
+            f"{self._prefix}{self.LOGGER_JOIN_CHAR}{k}" if self._prefix else k: v for k, v in metrics.items()
+        }
+        self.experiment.log({**values, "trainer/global_step": step}, step=max(step, self.experiment.step))
 
 
 class LogConfigCallback(SaveConfigCallback):
-    """Save the resolved CLI config as a file, make it the logger's run config (one level:
-    ``model``, ``data``, ``trainer``, ...) and, for W&B, also keep the YAML in the run's files
-    (offline runs too, so a later ``wandb sync`` uploads it)."""
+    """Save the resolved CLI config as ``config.yaml`` in the run's own folder (the trainer's
+    ``default_root_dir``, one per recipe and seed, so runs never overwrite each other's), make it
+    the logger's run config (one level: ``model``, ``data``, ``trainer``, ...) and, for W&B, also
+    keep the YAML in the run's files (offline runs too, so a later ``wandb sync`` uploads it)."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = Path(trainer.default_root_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(
+                self.config, str(folder / self.config_filename), skip_unset=False, overwrite=True
+            )
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
+        config = json.loads(self.parser.dump(self.config, skip_unset=False, format="json"))
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
             if isinstance(logger, WandbLogger):
                 run_dir = Path(logger.experiment.dir)
-                (run_dir / "asc_kd_config.yaml").write_text(self.parser.dump(self.config, skip_none=False))
+                (run_dir / "asc_kd_config.yaml").write_text(self.parser.dump(self.config, skip_unset=False))

@@ -24,16 +24,12 @@ import torch
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.layouts import LAYOUTS
 from asc_kd.ensemble import describe, export_logits
-from asc_kd.errors import ConfigError, run_command
+from asc_kd.errors import ConfigError, command_parser, run_command
 from asc_kd.tables import to_markdown
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.logits",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.logits", __doc__.split("\n\n")[0])
     parser.add_argument(
         "teachers", nargs="+", help="teacher checkpoints (.ckpt), or weights files with --recipe"
     )
@@ -63,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="clips per batch")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.names and len(args.names) != len(args.teachers):

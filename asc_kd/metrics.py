@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
@@ -140,3 +141,32 @@ def confusion_image(confusion: torch.Tensor, cell: int = 24) -> torch.Tensor:
     white, blue = torch.tensor([255.0, 255.0, 255.0]), torch.tensor([8.0, 48.0, 107.0])
     rgb = white + rates.float().unsqueeze(-1) * (blue - white)
     return rgb.repeat_interleave(cell, 0).repeat_interleave(cell, 1).round().to(torch.uint8)
+
+
+def labelled_confusion_image(confusion: torch.Tensor, classes: Sequence[str], cell: int = 24) -> np.ndarray:
+    """``confusion_image`` with its axes titled (true rows, predicted columns) and class names
+    beside the rows and above the columns, as an RGB uint8 array for loggers (W&B)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    matrix = Image.fromarray(confusion_image(confusion, cell).numpy())
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = max(int(measure.textlength(name, font=font)) for name in classes) + 8
+    n = len(classes) * cell
+    canvas = Image.new("RGB", (18 + width + n + 4, 18 + width + n + 4), "white")
+    draw = ImageDraw.Draw(canvas)
+    left = top = 18 + width
+    canvas.paste(matrix, (left, top))
+    for i, name in enumerate(classes):  # rows: true classes, right-aligned beside the matrix
+        draw.text(
+            (left - 4 - measure.textlength(name, font=font), top + i * cell + cell // 2 - 5),
+            name,
+            fill="black",
+            font=font,
+        )
+        label = Image.new("RGB", (width, 12), "white")  # columns: predicted classes, written upwards
+        ImageDraw.Draw(label).text((4, 0), name, fill="black", font=font)
+        canvas.paste(label.rotate(90, expand=True), (left + i * cell + cell // 2 - 6, 18))
+    draw.text((2, top + n // 2), "true", fill="black", font=font)
+    draw.text((left + n // 2 - 24, 2), "predicted", fill="black", font=font)
+    return np.asarray(canvas, dtype=np.uint8)

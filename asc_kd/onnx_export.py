@@ -14,7 +14,6 @@ graph with onnxruntime's static quantizer (``onnxruntime.quantization.quantize_s
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 
 from asc_kd.int8 import WaveformClassifier
 from asc_kd.io import atomic_write
+from asc_kd.noise import quiet_onnx
 from asc_kd.tasks.restore import load_task
 
 OPSET = 18
@@ -37,8 +37,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
     module = WaveformClassifier(task.frontend, task.model).eval()
     example = torch.zeros(2, task.segment_samples)
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_onnx():
         program = torch.onnx.export(
             module,
             (example,),

@@ -18,18 +18,14 @@ import argparse
 import logging
 import sys
 
-from asc_kd.errors import run_command
+from asc_kd.errors import command_parser, run_command
 from asc_kd.stages import EXPERIMENTS, STAGES, SYSTEMS, Pipeline, PipelineConfig
 
 DEMO_TEACHERS = [str(EXPERIMENTS / "demo" / "teachers" / name) for name in ("cnn_tiny.yaml", "ast_tiny.yaml")]
 
 
-def parse_args(argv: list[str] | None = None) -> PipelineConfig:
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.pipeline",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.pipeline", __doc__.split("\n\n")[0])
     parser.add_argument("--root", default="data/synthetic", help="dataset root (default: synthetic scenes)")
     parser.add_argument(
         "--cache-dir", default=None, help="audio cache folder (default: $ASC_KD_CACHE or ~/.cache/asc_kd)"
@@ -42,7 +38,11 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         help="synthetic scenes and CPU-sized recipes (--no-demo for the full recipes)",
     )
     parser.add_argument(
-        "--teachers", nargs="+", default=None, help="teacher recipes (YAML); a recipe listed twice runs twice"
+        "--teachers",
+        nargs="+",
+        default=None,
+        help="teacher recipes (YAML); a recipe listed twice runs twice "
+        "(default: the demo's two small teachers)",
     )
     parser.add_argument(
         "--ensemble",
@@ -60,7 +60,9 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         "--student-seeds", type=int, default=None, help="runs of every student system (default: --seeds)"
     )
     parser.add_argument(
-        "--teacher-logits", default=None, help="existing logits file when skipping the teacher stages"
+        "--teacher-logits",
+        default=None,
+        help="existing logits file when skipping the teacher stages (default: the logits stage's)",
     )
     parser.add_argument(
         "--student-config", default=str(EXPERIMENTS / "students" / "kd.yaml"), help="distillation recipe"
@@ -69,13 +71,19 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="student systems"
     )
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run")
-    parser.add_argument("--max-epochs", type=int, default=None, help="override every recipe's epochs")
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="override every recipe's epochs (default: the recipes')"
+    )
     parser.add_argument(
         "--force", action="store_true", help="redo the chosen stages even when their outputs exist"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="extra `asc_kd.fit` options after --")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> PipelineConfig:
+    args = build_parser().parse_args(argv)
     return PipelineConfig(
         root=args.root,
         out=args.out,

@@ -22,18 +22,14 @@ from pathlib import Path
 from asc_kd.data.audio import list_audio_files
 from asc_kd.data.layouts import make_layout
 from asc_kd.data.spec import DatasetError
-from asc_kd.errors import run_command
+from asc_kd.errors import command_parser, run_command
 from asc_kd.submission import load_scorer, predict_files, write_submission
 
 log = logging.getLogger(__name__)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.predict",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.predict", __doc__.split("\n\n")[0])
     parser.add_argument("model", help="checkpoint (.ckpt) or int8 artifact (.int8.pt)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -45,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="submission.csv", help="submission file to write")
     parser.add_argument("--hop-seconds", type=float, default=1.0, help="hop between the model's windows")
     parser.add_argument("--per-window", action="store_true", help="one row per window, with its start_s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     scorer = load_scorer(args.model)

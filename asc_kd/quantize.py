@@ -17,17 +17,13 @@ from pathlib import Path
 
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.layouts import LAYOUTS
-from asc_kd.errors import run_command
+from asc_kd.errors import command_parser, run_command
 from asc_kd.int8 import quantize_task
 from asc_kd.tasks.restore import load_task
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.quantize",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.quantize", __doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
     parser.add_argument("--root", required=True, help="dataset root the student was trained on")
     parser.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="dataset layout")
@@ -46,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         "--qat-epochs", type=int, default=0, help="quantization-aware fine-tuning epochs (0: PTQ)"
     )
     parser.add_argument("--qat-lr", type=float, default=1e-4, help="learning rate of the QAT fine-tuning")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     task = load_task(args.checkpoint)

@@ -42,7 +42,8 @@ def make_cpu_trainer(root: Path, **overrides: Any) -> L.Trainer:
 
 
 def fit_args(tiny_root: Path, cache_dir: Path, out: Path, *configs: Path | str) -> list[str]:
-    """``asc_kd.fit`` arguments: ``configs`` on the tiny scenes, every output under ``out``."""
+    """``asc_kd.fit`` arguments: ``configs`` on the tiny scenes, every output under ``out``
+    (a run's folder, its W&B files included, is ``out/<name>-seed<seed>``)."""
     args = [arg for config in configs for arg in ("--config", str(config))]
     return [
         *args,
@@ -51,8 +52,6 @@ def fit_args(tiny_root: Path, cache_dir: Path, out: Path, *configs: Path | str) 
         "--data.cache_dir",
         str(cache_dir),
         "--trainer.default_root_dir",
-        str(out),
-        "--trainer.logger.init_args.save_dir",
         str(out),
     ]
 

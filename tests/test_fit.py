@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import wandb
+import yaml
 from fit_helpers import (
     CONF,
     EXPERIMENTS,
@@ -114,6 +116,64 @@ def test_wandb_offline_run_config_holds_the_complexity(teacher_run: AscKdCLI) ->
     assert config["trainer"]["max_epochs"] == 1
 
 
+def _history_keys(run_dir: Path) -> set[str]:
+    return {
+        item.key or "/".join(item.nested_key)
+        for record in wandb_records(run_dir)
+        if record.WhichOneof("record_type") == "history"
+        for item in record.history.item
+    }
+
+
+def test_the_run_folder_holds_config_and_a_readable_summary(teacher_run: AscKdCLI) -> None:
+    folder = Path(teacher_run.trainer.default_root_dir)
+    assert folder.name == "teacher-seed0"
+    assert yaml.safe_load((folder / "config.yaml").read_text())["name"] == "teacher"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["run"] == "teacher-seed0"
+    metrics = teacher_run.trainer.callback_metrics
+    assert summary["metrics"]["test/acc"] == pytest.approx(float(metrics["test/acc"]))
+    assert summary["complexity"] == _complexity(teacher_run).result.summary()
+    assert summary["files"]["reported_checkpoint"] == str(folder / "checkpoints" / "last.ckpt")
+    assert summary["files"]["selection"] == "last"
+    assert summary["config"]["model"]["init_args"]["model"] == "debug"
+    (run_dir,) = offline_runs(folder)
+    assert json.loads((run_dir / "files" / "asc_kd_summary.json").read_text()) == summary
+
+
+def test_the_learning_rate_is_logged_every_step(teacher_run: AscKdCLI) -> None:
+    (run_dir,) = offline_runs(Path(teacher_run.trainer.default_root_dir))
+    assert "lr-Adam" in _history_keys(run_dir)
+    lrs = [
+        float(item.value_json)
+        for record in wandb_records(run_dir)
+        if record.WhichOneof("record_type") == "history"
+        for item in record.history.item
+        if (item.key or "/".join(item.nested_key)) == "lr-Adam"
+    ]
+    assert lrs == [pytest.approx(0.003)] * 2  # tests/conf/teacher.yaml: constant 0.003, 2 steps
+
+
+def test_the_wandb_run_is_named_after_recipe_and_seed(teacher_run: AscKdCLI) -> None:
+    assert teacher_run.trainer.logger.experiment.name == "teacher-seed0"
+
+
+def test_each_seed_has_its_own_folder() -> None:
+    from jsonargparse import Namespace
+
+    from asc_kd.cli import run_folder
+
+    config = Namespace({"name": "kd_system1", "seed_everything": 3, "trainer.default_root_dir": "runs"})
+    assert run_folder(config) == Path("runs/kd_system1-seed3")
+    config["seed_everything"] = 4
+    assert run_folder(config) == Path("runs/kd_system1-seed4")
+    config = Namespace({"name": None, "model.init_args.model": "mypkg.models:TinyCNN", "seed_everything": 0})
+    assert run_folder(config) == Path("outputs/TinyCNN-seed0")
+    # A run folder given as the root is not nested again (the pipeline passes it).
+    config = Namespace({"name": "x", "seed_everything": 1, "trainer.default_root_dir": "runs/x-seed1"})
+    assert run_folder(config) == Path("runs/x-seed1")
+
+
 # -- a distillation recipe composed from four files ---------------------------------------------
 
 
@@ -192,50 +252,72 @@ def test_each_fit_in_one_process_gets_its_own_wandb_run(
         cli = main([*args, "--test", "false"])
         runs.append(cli.trainer.logger.experiment.id)
     assert runs[0] != runs[1]
-    assert len(offline_runs(tmp_path / "second")) == 1
+    assert len(offline_runs(tmp_path / "second" / "teacher-seed0")) == 1
 
 
 # -- resuming continues the same W&B run ---------------------------------------------------------
 
 
-def _history_epochs(run_dir: Path) -> set[int]:
-    epochs = set()
+def _history(run_dir: Path) -> list[dict[str, float]]:
+    """The logged rows of an offline run: ``_step`` and ``epoch`` of each."""
+    rows = []
     for record in wandb_records(run_dir):
         if record.WhichOneof("record_type") == "history":
+            row = {}
             for item in record.history.item:
-                if (item.key or "/".join(item.nested_key)) == "epoch":
-                    epochs.add(int(float(item.value_json)))
-    return epochs
+                key = item.key or "/".join(item.nested_key)
+                if key in ("_step", "epoch"):
+                    row[key] = float(item.value_json)
+            rows.append(row)
+    return rows
 
 
-def test_resume_continues_the_same_wandb_run(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
-    args = [
-        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
-        "--checkpoint.dirpath",
-        str(tmp_path / "ckpt"),
-    ]
+def test_resume_last_finds_the_run_folder_and_continues_the_wandb_run(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = fit_args(tiny_root, cache_dir, tmp_path, *TEACHER)
     first = main([*args, "--test", "false"])
-    assert first.trainer.current_epoch == 1
+    folder = tmp_path / "teacher-seed0"  # tests/conf/teacher.yaml's name and seed 0
+    assert Path(first.trainer.default_root_dir) == folder
+    assert (folder / "checkpoints" / "last.ckpt").is_file()
+    assert str(folder) in capsys.readouterr().out  # fit says where its files went
     resumed = main([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last", "--test", "false"])
-    assert resumed.trainer.current_epoch == 2
-    runs = offline_runs(tmp_path)
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
+    runs = sorted(offline_runs(folder), key=lambda run: run.stat().st_mtime_ns)
     # W&B offline writes the resumed part into a second folder under the same run id;
     # `wandb sync` uploads both into one run.
     assert len(runs) == 2 and len({run.name.rsplit("-", 1)[-1] for run in runs}) == 1
-    assert set().union(*(_history_epochs(run) for run in runs)) == {0, 1}
+    before, after = (_history(run) for run in runs)
+    assert {row["epoch"] for row in before} == {0} and {row["epoch"] for row in after} == {1}
+    # The step count continues: nothing of the first part is logged again under its steps.
+    assert max(row["_step"] for row in before) < min(row["_step"] for row in after)
     for run in runs:
         assert (run / "files" / "asc_kd_config.yaml").is_file()
         assert wandb_config(run)["model"]["init_args"]["model"] == "debug"
 
 
+def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--test", "false"]
+    main([*args, "--trainer.logger", "false"])
+    last = tmp_path / "teacher-seed0" / "checkpoints" / "last.ckpt"
+    resumed = main(
+        [*args, "--trainer.logger", "false", "--trainer.max_epochs", "2", "--ckpt_path", str(last)]
+    )
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
+
+
+def test_resume_last_without_a_checkpoint_starts_fresh_and_says_so(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--test", "false"]
+    cli = main([*args, "--trainer.logger", "false", "--ckpt_path", "last"])
+    assert cli.trainer.global_step == 2
+    assert "no " + str(tmp_path / "teacher-seed0" / "checkpoints" / "last.ckpt") in caplog.text
+
+
 def test_wandb_run_holds_the_test_confusion_matrix_image(teacher_run: AscKdCLI) -> None:
     (run_dir,) = offline_runs(Path(teacher_run.trainer.default_root_dir))
-    keys = {
-        item.key or "/".join(item.nested_key)
-        for record in wandb_records(run_dir)
-        if record.WhichOneof("record_type") == "history"
-        for item in record.history.item
-    }
+    keys = _history_keys(run_dir)
     assert "test/confusion_matrix/_type" in keys  # W&B stores an image as a nested record
     assert list((run_dir / "files" / "media").rglob("*confusion_matrix*.png"))
 
@@ -287,7 +369,7 @@ def test_best_on_a_held_out_split(tiny_root: Path, cache_dir: Path, tmp_path: Pa
     callback = cli.trainer.checkpoint_callback
     assert callback.selection_label == "best-val-holdout"
     assert read_checkpoint(callback.selected_path)["asc_kd"]["selection"] == "best-val-holdout"
-    held = pd.read_csv(tmp_path / "holdout_split.csv", sep="\t")["filename"]
+    held = pd.read_csv(tmp_path / "teacher-seed0" / "holdout_split.csv", sep="\t")["filename"]
     assert len(held) == len(cli.datamodule.datasets["val"]) > 0
     assert not set(held) & set(cli.datamodule.datasets["train"].frame["filename"])
     assert "test/acc" in cli.trainer.callback_metrics

@@ -86,39 +86,44 @@ def test_fusion_groups_of_a_model_without_runs() -> None:
 
 @dataclass
 class Quantized:
-    """system1 after a few training steps, its int8 version, and test clips and their features."""
+    """system1 trained on the tiny scenes, its int8 version, test clips and their features."""
 
     float_model: nn.Module
     int8_model: nn.Module
+    frontend: nn.Module
     features: torch.Tensor
     waveforms: torch.Tensor
 
 
 @pytest.fixture(scope="module")
-def system1(tiny_root: Path, cache_dir: Path) -> Quantized:
+def trained(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """system1 trained on the tiny scenes (well above chance), its data and a non-default hop."""
+    folder = tmp_path_factory.mktemp("trained")
     datamodule = TAU22DataModule(
-        root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=16, eval_batch_size=64
+        root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=32, eval_batch_size=64
     )
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    frontend = get_frontend("student_mel").eval()
+    spec = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
+    L.seed_everything(0, verbose=False)
+    task = ClassificationTask(
+        model="system1", lr=3e-3, schedule="constant", frontend_kwargs={"hop_length": 640}, **spec
+    )
+    trainer = make_cpu_trainer(folder, max_epochs=6, limit_val_batches=0)
+    trainer.fit(task, datamodule=datamodule)
+    return task.eval(), datamodule, folder
+
+
+@pytest.fixture(scope="module")
+def system1(trained) -> Quantized:
+    task, datamodule, _ = trained
     with torch.no_grad():
-        train = [(frontend(b["waveform"]), b["target"]) for b in datamodule.loader("train", shuffle=True)]
+        calibration = [
+            task.features(b["waveform"])
+            for b in itertools.islice(datamodule.loader("train", shuffle=True), 4)
+        ]
         test_waveforms = next(iter(datamodule.loader("test")))["waveform"]
-        test_features = frontend(test_waveforms)
-    # One epoch of plain training steps: enough to move the zero-initialised head off uniform
-    # logits and the BN statistics off their identity start.
-    torch.manual_seed(0)
-    model = cp_resnet("system1").train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for features, target in train:
-        loss = nn.functional.cross_entropy(model(features), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    int8_model = quantize_static(model, [features for features, _ in train[:4]])
-    return Quantized(model, int8_model, test_features, test_waveforms)
+        test_features = task.features(test_waveforms)
+    int8_model = quantize_static(task.model, calibration)
+    return Quantized(task.model, int8_model, task.frontend, test_features, test_waveforms)
 
 
 def test_int8_system1_is_close_to_fp32(system1: Quantized) -> None:
@@ -230,7 +235,7 @@ json.dump({
 
 
 def test_artifact_runs_in_a_process_with_torch_alone(system1: Quantized, tmp_path: Path) -> None:
-    frontend = get_frontend("student_mel")
+    frontend = system1.frontend
     path = export_artifact(
         frontend, system1.int8_model, tmp_path / "system1.int8.pt", {"classes": list(SCENES), "model": "x"}
     )
@@ -330,23 +335,6 @@ def test_every_registered_student_quantizes_runs_int8_and_loads(name: str, tmp_p
 
 
 # -- quantize_task: what it calibrates on and what the artifact computes ----------------------------
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """system1 trained on the tiny scenes (well above chance), its data and a non-default hop."""
-    folder = tmp_path_factory.mktemp("trained")
-    datamodule = TAU22DataModule(
-        root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=32, eval_batch_size=64
-    )
-    spec = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
-    L.seed_everything(0, verbose=False)
-    task = ClassificationTask(
-        model="system1", lr=3e-3, schedule="constant", frontend_kwargs={"hop_length": 640}, **spec
-    )
-    trainer = make_cpu_trainer(folder, max_epochs=6, limit_val_batches=0)
-    trainer.fit(task, datamodule=datamodule)
-    return task.eval(), datamodule, folder
 
 
 def test_int8_accuracy_of_a_trained_student_stays_close_to_fp32(trained) -> None:

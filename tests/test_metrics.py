@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,6 +147,20 @@ def test_confusion_image_is_row_normalised_white_to_blue() -> None:
         round(255 + 0.25 * (107 - 255)),
     ]
     assert image[2, 0].tolist() == [255, 255, 255]  # a class without examples stays white
+
+
+def test_labelled_confusion_image_names_classes_and_axes() -> None:
+    from asc_kd.metrics import confusion_image, labelled_confusion_image
+
+    confusion = torch.arange(100).view(10, 10)
+    image = labelled_confusion_image(confusion, SCENES, cell=24)
+    matrix = confusion_image(confusion, cell=24).numpy()
+    assert image.dtype == np.uint8 and image.shape[2] == 3
+    height, width = image.shape[:2]
+    top, left = height - 4 - 240, width - 4 - 240  # the matrix sits at the bottom right
+    np.testing.assert_array_equal(image[top : top + 240, left : left + 240], matrix)
+    assert (image[top:, :left] < 128).any()  # class names beside the rows
+    assert (image[:top, left:] < 128).any()  # class names above the columns
 
 
 def test_windowed_logits_give_segment_and_file_metrics() -> None:

@@ -12,6 +12,7 @@ the test split is a monitoring curve only. ``selection: best`` picks the best ep
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any, Literal
 from weakref import proxy
 
@@ -27,6 +28,9 @@ LABELS = {"last": "last", "holdout": "best-val-holdout", "test": "best-on-test (
 
 class CheckpointSelection(ModelCheckpoint):
     """Keep ``last.ckpt`` (every evaluation) and, with ``selection="best"``, the best by ``monitor``.
+
+    With ``best``, an evaluation that is also the new best writes one file: ``last.ckpt`` becomes a
+    hard link to it, so disk use stays at most two checkpoints and a step is written once.
 
     Every checkpoint it writes records how it was chosen (``checkpoint["asc_kd"]["selection"]``),
     and ``selected_path`` is the file a run reports (tested, quantized, put in the tables).
@@ -136,5 +140,32 @@ class CheckpointSelection(ModelCheckpoint):
     def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
         if not self.save_last or self._last_saved_step == trainer.global_step:
             return
-        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self._best_saved_now(trainer):
+            self.last_model_path = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+            self._hard_link(trainer, self.best_model_path, self.last_model_path)
+        else:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
         self._last_saved_step = trainer.global_step
+
+    def _best_saved_now(self, trainer: L.Trainer) -> bool:
+        """Whether this step's checkpoint is the new best: then ``last.ckpt`` holds the same state."""
+        return (
+            self.selection == "best"
+            and bool(self.best_model_path)
+            and self._last_checkpoint_saved == self.best_model_path
+            and self._last_global_step_saved == trainer.global_step
+        )
+
+    @staticmethod
+    def _hard_link(trainer: L.Trainer, target: str, link: str) -> None:
+        """Make ``link`` a second name of ``target``'s file: a PaSST checkpoint (~1 GB) is not
+        written twice, and ``last.ckpt`` stays whole when the best file is later replaced.
+        Where hard links are not supported, the file is copied."""
+        if trainer.is_global_zero:
+            partial = f"{link}.partial-{os.getpid()}"
+            try:
+                os.link(target, partial)
+            except OSError:
+                shutil.copyfile(target, partial)
+            os.replace(partial, link)
+        trainer.strategy.barrier("checkpoint_linked")

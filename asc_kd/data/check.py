@@ -16,15 +16,11 @@ import pandas as pd
 
 from asc_kd.data.integrity import check_dataset, summary
 from asc_kd.data.layouts import LAYOUTS
-from asc_kd.errors import run_command
+from asc_kd.errors import command_parser, run_command
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.data.check",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.data.check", __doc__.split("\n\n")[0])
     parser.add_argument(
         "root", help="dataset root (TAU: meta.csv, audio/, evaluation_setup/; folders: ROOT/<class>/)"
     )
@@ -33,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         "--train-split-file", default=None, help="training split file, e.g. a DCASE24 split25.csv"
     )
     parser.add_argument("--max-problems", type=int, default=50, help="problems listed (all are counted)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     result = check_dataset(args.root, args.layout, args.train_split_file)
     print(summary(result))

@@ -39,6 +39,7 @@ import soundfile
 from tqdm.auto import tqdm
 
 from asc_kd.data.tau import CITIES, DEVICES, SCENES, SOURCE_SAMPLE_RATE
+from asc_kd.errors import command_parser
 
 log = logging.getLogger(__name__)
 
@@ -394,12 +395,64 @@ def ensure_synthetic(
     return generate(root, config)
 
 
-def main(argv: list[str] | None = None) -> int:
+def write_linked(source: str | Path, out_dir: str | Path, n: int, progress: bool = True) -> Path:
+    """A TAU22-layout set of ``n`` clips whose wavs are hard links to the clips of ``source``.
+
+    It has TAU22's size (230,350 files) at the disk cost of ``source``: a test bed for the
+    per-file work that scales with the dataset (data check, cache key), not for training. Names
+    are unique and TAU22-shaped (``audio/<scene>-<city>-<location>-<segment>-<device>.wav``); the
+    first 70 % are the train split, the rest the test split. Where hard links are not supported
+    the files are copied. Written under a temporary name like ``generate``.
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    sources = list(pd.read_csv(source / "meta.csv", sep="\t")["filename"].iloc[:8])
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"{out_dir} already exists and is not empty; choose a new folder or delete it")
+    partial = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        (partial / "audio").mkdir(parents=True)
+        (partial / "evaluation_setup").mkdir()
+        i = np.arange(n)
+        scenes = np.array(SCENES)[i % len(SCENES)]
+        devices = np.array(DEVICES)[(i // len(SCENES)) % len(DEVICES)]
+        cities = np.array(CITIES)[(i // 7) % len(CITIES)]
+        identifiers = [f"{city}-{location}" for city, location in zip(cities, i % 5, strict=True)]
+        names = [
+            f"audio/{scene}-{identifier}-{k}-{device}.wav"
+            for scene, identifier, k, device in zip(scenes, identifiers, i, devices, strict=True)
+        ]
+        for k, name in enumerate(tqdm(names, desc="linking", unit=" files", disable=not progress)):
+            target = str(source / sources[k % len(sources)])
+            try:
+                os.link(target, partial / name)
+            except OSError:
+                shutil.copy2(target, partial / name)
+        meta = pd.DataFrame(
+            {"filename": names, "scene_label": scenes, "identifier": identifiers, "source_label": devices}
+        )
+        meta.to_csv(partial / "meta.csv", sep="\t", index=False)
+        n_train = int(0.7 * n)
+        for file, rows in (
+            ("fold1_train.csv", meta.iloc[:n_train]),
+            ("fold1_evaluate.csv", meta.iloc[n_train:]),
+        ):
+            rows[["filename", "scene_label"]].to_csv(
+                partial / "evaluation_setup" / file, sep="\t", index=False
+            )
+        meta[["filename"]].to_csv(partial / "evaluation_setup" / "fold1_test.csv", sep="\t", index=False)
+        os.replace(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
     defaults = SyntheticConfig()
-    parser = argparse.ArgumentParser(
-        prog="python -m asc_kd.data.synthetic",
-        description="Write synthetic acoustic scenes in a layout asc_kd reads (results are synthetic).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = command_parser(
+        "python -m asc_kd.data.synthetic",
+        "Write synthetic acoustic scenes in a layout asc_kd reads (results are synthetic).",
     )
     parser.add_argument("out_dir", help="folder to create (must not exist or be empty)")
     parser.add_argument(
@@ -409,13 +462,14 @@ def main(argv: list[str] | None = None) -> int:
         "--train-segments-per-scene",
         type=int,
         default=defaults.train_segments_per_scene,
-        help="TAU: training segments (one recording location's clip) per scene on device a",
+        help="TAU: training segments per scene on device a (a segment is one clip of one recording "
+        "location; the same segment may also be recorded on other devices)",
     )
     parser.add_argument(
         "--test-segments-per-scene",
         type=int,
         default=defaults.test_segments_per_scene,
-        help="TAU: test segments per scene, each recorded on all nine devices",
+        help="TAU: test segments per scene, each recorded on all nine devices (9 clips a segment)",
     )
     parser.add_argument(
         "--other-device-fraction",
@@ -446,6 +500,18 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.segments_per_recording,
         help="folders: clips cut from each recording",
     )
+    parser.add_argument(
+        "--linked-clips",
+        type=int,
+        default=0,
+        help="tau22: also write OUT_DIR-linked, a set of this many clips hard-linked to the generated "
+        "ones, for timing per-file work at full size (TAU22: 230350; 0: none)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     config = SyntheticConfig(
         train_segments_per_scene=args.train_segments_per_scene,
@@ -466,8 +532,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log.info("wrote %d %s clips to %s", config.n_clips, config.layout, out)
+    if args.linked_clips:
+        if config.layout != "tau22":
+            parser.error("--linked-clips writes a TAU22 layout; use it with --layout tau22")
+        linked = write_linked(out, out.with_name(f"{out.name}-linked"), args.linked_clips)
+        log.info("wrote %d hard-linked tau22 clips to %s", args.linked_clips, linked)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from asc_kd.errors import run_command
+
+    sys.exit(run_command(main))

@@ -86,14 +86,15 @@ def resolve_model(name: str) -> Callable[..., nn.Module]:
 
 
 def model_path(name: str) -> str | None:
-    """Import path of a model registered from outside asc_kd (``None`` for built-in names).
+    """Import path (``module:Class``) of a model from outside asc_kd, given by short name or
+    import path (``None`` for built-in models).
 
     Checkpoints record it, so a model registered with ``register_model`` in your own module
     loads again without importing that module first.
     """
     builder = resolve_model(name)
     module = getattr(builder, "__module__", "") or ""
-    if isinstance(builder, partial) or module.startswith("asc_kd.") or is_import_path(name):
+    if isinstance(builder, partial) or module.startswith("asc_kd."):
         return None
     return f"{module}:{builder.__qualname__}"
 

@@ -26,7 +26,7 @@ from asc_kd.errors import ConfigError
 from asc_kd.frontends import get_frontend
 from asc_kd.inference import window_logits
 from asc_kd.losses import classification_loss
-from asc_kd.metrics import SceneMetrics, confusion_image
+from asc_kd.metrics import SceneMetrics, labelled_confusion_image
 from asc_kd.models import get_model, model_path
 
 Schedule = Literal["constant", "cosine", "linear", "exponential"]
@@ -243,8 +243,8 @@ class ClassificationTask(L.LightningModule):
         """Confusion matrix as an image for loggers that take images (W&B)."""
         if self._trainer is None or not self.trainer.is_global_zero:
             return
-        image = confusion_image(confusion.cpu()).numpy()
-        caption = "rows: true, columns: predicted; " + ", ".join(self.classes)
+        image = labelled_confusion_image(confusion.cpu(), self.classes)
+        caption = "rows: true classes, columns: predicted classes (each row sums to 1)"
         for logger in self.trainer.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key=key, images=[image], caption=[caption])

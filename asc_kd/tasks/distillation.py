@@ -8,6 +8,7 @@ like the offline ensemble.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -59,6 +60,8 @@ class DistillationTask(ClassificationTask):
                 teacher = load_task(path)
                 teacher.requires_grad_(False)
                 self.teachers.append(teacher)
+            if len(self.teachers):  # frozen teachers stay in eval mode on purpose
+                warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start")
 
     def train(self, mode: bool = True) -> DistillationTask:
         super().train(mode)

@@ -61,3 +61,22 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(
     assert read_checkpoint(last)["epoch"] == 0  # the previous checkpoint, whole and loadable
     assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]  # no partial file left
     assert selection_module.os is os
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_a_last_checkpoint_that_is_the_best_is_written_once(cpu_trainer, tmp_path: Path, mode: str) -> None:
+    folder = tmp_path / "checkpoints"
+    callback = CheckpointSelection(
+        selection="best", allow_selection_on_test=True, monitor="epoch", mode=mode, dirpath=str(folder)
+    )
+    trainer = cpu_trainer(max_epochs=2, limit_val_batches=0, callbacks=[callback], enable_checkpointing=True)
+    fit_on_noise(ClassificationTask(model="debug"), trainer)
+    last, best = folder / "last.ckpt", Path(callback.best_model_path)
+    assert read_checkpoint(last)["epoch"] == 1
+    if mode == "max":  # every epoch is a new best: one file under two names, the old best gone
+        assert best.name == "best-epoch=1.ckpt" and last.samefile(best) and last.stat().st_nlink == 2
+        assert sorted(p.name for p in folder.iterdir()) == ["best-epoch=1.ckpt", "last.ckpt"]
+    else:  # the best stays at epoch 0: two files
+        assert best.name == "best-epoch=0.ckpt" and read_checkpoint(best)["epoch"] == 0
+        assert not last.samefile(best) and last.stat().st_nlink == 1
+    assert not list(folder.glob("*.partial-*"))

@@ -18,7 +18,8 @@ from asc_kd.data.check import main
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.integrity import check_dataset, summary
 from asc_kd.data.spec import DatasetError
-from asc_kd.data.tau import CITIES, DEVICES, SCENES, SOURCE_SAMPLE_RATE, TAU22
+from asc_kd.data.synthetic import write_linked
+from asc_kd.data.tau import DEVICES, SCENES, SOURCE_SAMPLE_RATE, TAU22
 
 OFFICIAL_ARCHIVE = TAU22.archive
 
@@ -409,40 +410,9 @@ def test_check_data_false_skips_the_check(
 # -- a large set --------------------------------------------------------------------------------
 
 
-def write_linked_set(tiny_root: Path, root: Path, n: int) -> pd.DataFrame:
-    """A TAU22-layout set of ``n`` clips whose wavs are hard links to a few real ones.
-
-    Names are unique and TAU22-shaped (``audio/<scene>-<city>-<loc>-<segment>-<device>.wav``);
-    the first 70 % are the train split, the rest the test split. Returns meta.csv's rows.
-    """
-    sources = list(_table(tiny_root / "meta.csv")["filename"].iloc[:8])
-    (root / "audio").mkdir(parents=True)
-    (root / "evaluation_setup").mkdir()
-    i = np.arange(n)
-    scenes = np.array(SCENES)[i % len(SCENES)]
-    devices = np.array(DEVICES)[(i // len(SCENES)) % len(DEVICES)]
-    cities = np.array(CITIES)[(i // 7) % len(CITIES)]
-    identifiers = [f"{city}-{loc}" for city, loc in zip(cities, i % 5, strict=True)]
-    names = [
-        f"audio/{s}-{ident}-{k}-{d}.wav"
-        for s, ident, k, d in zip(scenes, identifiers, i, devices, strict=True)
-    ]
-    for k, name in enumerate(names):
-        _link_or_copy(str(tiny_root / sources[k % len(sources)]), str(root / name))
-    meta = pd.DataFrame(
-        {"filename": names, "scene_label": scenes, "identifier": identifiers, "source_label": devices}
-    )
-    meta.to_csv(root / "meta.csv", sep="\t", index=False)
-    n_train = int(0.7 * n)
-    for file, rows in (("fold1_train.csv", meta.iloc[:n_train]), ("fold1_evaluate.csv", meta.iloc[n_train:])):
-        rows[["filename", "scene_label"]].to_csv(root / "evaluation_setup" / file, sep="\t", index=False)
-    meta[["filename"]].to_csv(root / "evaluation_setup" / "fold1_test.csv", sep="\t", index=False)
-    return meta
-
-
 def test_a_large_linked_set_is_ok_and_counted(tiny_root: Path, tmp_path: Path) -> None:
     n = 5_000
-    write_linked_set(tiny_root, tmp_path / "large", n)
+    write_linked(tiny_root, tmp_path / "large", n, progress=False)
     result = check_dataset(tmp_path / "large", progress=False)
     assert result.ok, [str(p) for p in result.problems[:3]]
     assert len(result.counts) == n

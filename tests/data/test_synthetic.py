@@ -116,7 +116,7 @@ def test_help_describes_every_option(capsys):
     out = capsys.readouterr().out
     for option in ("--layout", "--train-segments-per-scene", "--classes", "--sample-rate", "--clip-seconds"):
         assert option in out
-    assert "one recording location's clip" in out  # "segment" is explained
+    assert "a segment is one clip of one recording location" in " ".join(out.split())  # explained
     assert "(default: 120)" in out
 
 

@@ -148,6 +148,12 @@ def test_register_model_gives_a_short_name(monkeypatch) -> None:
     assert get_model("two_layer", n_classes=3)(torch.zeros(1, 1, 4, 4)).shape == (1, 3)
     assert model_path("two_layer") == f"{__name__}:test_register_model_gives_a_short_name.<locals>.two_layer"
     assert model_path("system1") is None
+    # An import path is recorded in the same canonical form as a registered name.
+    assert (
+        model_path("torch.nn.Identity")
+        == model_path("torch.nn:Identity")
+        == "torch.nn.modules.linear:Identity"
+    )
     with pytest.raises(ValueError, match="already registered"):
         register_model("system1")(two_layer)
 

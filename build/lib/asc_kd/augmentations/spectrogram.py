@@ -1,0 +1,65 @@
+"""Spectrogram augmentations: frequency/time masks and Freq-MixStyle.
+
+Masks are applied inside ``PasstMel`` (as PaSST's ``AugmentMelSTFT`` does); Freq-MixStyle is
+attached to the student's input by the ``FreqMixStyle`` callback, after the front-end.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchaudio.functional import mask_along_axis_iid
+
+from asc_kd.augmentations.hooks import InputAugmentation
+
+
+def mask_time_frequency(
+    spec: torch.Tensor, freq_mask: int, time_mask: int, max_time_fraction: float = 1.0
+) -> torch.Tensor:
+    """SpecAugment masks drawn per example on a (batch, channels, freq, time) batch, filled with 0.
+
+    A mask covers ``U(0, max)`` bins, where ``max`` is ``freq_mask`` bins for frequency and
+    ``min(time_mask, max_time_fraction * frames)`` frames for time: masks sized for 10-s clips
+    (PaSST: 192 of 1,000 frames) would otherwise blank most of a 1-s clip.
+    """
+    if freq_mask > 0:
+        spec = mask_along_axis_iid(spec, freq_mask, 0.0, spec.dim() - 2)
+    if time_mask > 0:
+        spec = mask_along_axis_iid(spec, time_mask, 0.0, spec.dim() - 1, p=max_time_fraction)
+    return spec
+
+
+def freq_mixstyle(x: torch.Tensor, alpha: float, eps: float = 1e-6) -> torch.Tensor:
+    """Mix per-frequency mean/std of (batch, channels, freq, time) inputs across the batch.
+
+    A recording device mostly colours the spectrum: it shifts each frequency bin's mean and
+    scales its spread. Statistics are taken over channels and time for each frequency bin,
+    detached (they are style, not content), and mixed with λ ~ Beta(α, α) per example and a
+    random partner, so the student sees device colourings that never occurred in training.
+    """
+    n = x.shape[0]
+    mean = x.mean(dim=(1, 3), keepdim=True).detach()
+    std = (x.var(dim=(1, 3), keepdim=True) + eps).sqrt().detach()
+    normed = (x - mean) / std
+    lam = torch.distributions.Beta(alpha, alpha).sample((n, 1, 1, 1)).to(x.device, x.dtype)
+    perm = torch.randperm(n, device=x.device)
+    mixed_mean = lam * mean + (1 - lam) * mean[perm]
+    mixed_std = lam * std + (1 - lam) * std[perm]
+    return normed * mixed_std + mixed_mean
+
+
+class FreqMixStyle(InputAugmentation):
+    """Freq-MixStyle (CP-JKU, after Zhou et al.'s MixStyle) on the student's input.
+
+    Acts in training mode only and, per batch, with probability ``p``.
+
+    Args:
+        alpha: Beta(α, α) parameter (CP-JKU: 0.3 or 0.4).
+        p: probability of restyling a batch (CP-JKU: 0.6-0.8).
+    """
+
+    def __init__(self, alpha: float = 0.3, p: float = 0.7) -> None:
+        self.alpha = alpha
+        self.p = p
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return freq_mixstyle(x, self.alpha) if torch.rand(()) < self.p else x

@@ -1,0 +1,375 @@
+"""Throughput and accuracy benchmarks behind ``python -m asc_kd.bench``, measured in one run.
+
+Each function returns a flat dict of figures, ratios taken within the same run so that machine
+load hits every variant alike. Benchmarks run on synthetic scenes (generated into a temporary
+folder unless a root is given); numbers depend on the machine, and every figure in the README
+names the command that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def _rate(fn: Callable[[], int], min_seconds: float, warmup: int = 1) -> float:
+    """Items per second of ``fn`` (which returns how many items it processed)."""
+    for _ in range(warmup):
+        fn()
+    items, start = 0, time.perf_counter()
+    while True:
+        items += fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return items / elapsed
+
+
+def _synthetic_root(root: str | None, workdir: Path) -> Path:
+    from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
+
+    if root is not None:
+        return Path(root)
+    return ensure_synthetic(workdir / "synthetic", SyntheticConfig(train_segments_per_scene=60))
+
+
+def bench_data(root: str | None, batch_size: int, seconds: float, num_workers: int) -> dict[str, Any]:
+    """Clips/s of training batches decoded from wavs vs read from the resampled cache."""
+    from asc_kd.data.datamodule import TAU22DataModule
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = _synthetic_root(root, Path(tmp))
+        results: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers}
+        for name, use_cache in (("wav", False), ("cache", True)):
+            datamodule = TAU22DataModule(
+                root=str(data_root),
+                cache_dir=str(Path(tmp) / "cache"),
+                batch_size=batch_size,
+                num_workers=num_workers,
+                use_cache=use_cache,
+            )
+            start = time.perf_counter()
+            datamodule.prepare_data()
+            datamodule.setup("fit")
+            results[f"{name}_setup_s"] = round(time.perf_counter() - start, 3)
+            loader = datamodule.train_dataloader()
+
+            def one_epoch(loader=loader) -> int:
+                return sum(len(batch["waveform"]) for batch in loader)
+
+            results[f"{name}_clips_per_s"] = round(_rate(one_epoch, seconds), 1)
+        results["clips"] = len(datamodule.datasets["train"])
+        results["ratio_cache_over_wav"] = round(results["cache_clips_per_s"] / results["wav_clips_per_s"], 2)
+    return results
+
+
+class _PerBatchFilterbankMel(nn.Module):
+    """The public CP-JKU recipe's mel front-end habit: Kaldi mel banks rebuilt on every call."""
+
+    def __init__(self, sample_rate: int = 32000, n_fft: int = 2048, hop: int = 737, n_mels: int = 256):
+        super().__init__()
+        self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=False), persistent=False)
+        self.register_buffer("preemphasis", torch.tensor([[[-0.97, 1.0]]]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torchaudio
+
+        x = F.conv1d(x.unsqueeze(1), self.preemphasis).squeeze(1)
+        spec = torch.stft(x, self.n_fft, self.hop, self.n_fft, self.window, return_complex=True)
+        power = spec.abs() ** 2
+        banks, _ = torchaudio.compliance.kaldi.get_mel_banks(
+            self.n_mels, self.n_fft, self.sample_rate, 0.0, self.sample_rate / 2, 100.0, -500.0, 1.0
+        )
+        banks = F.pad(banks, (0, 1)).to(x.device)
+        mel = torch.matmul(banks, power)
+        return ((mel + 1e-5).log() + 4.5).div(5.0).unsqueeze(1)
+
+
+class _KDStep:
+    """One KD training step: front-end, Freq-MixStyle, forward/backward, Adam step."""
+
+    def __init__(
+        self,
+        frontend: nn.Module,
+        channels_last: bool,
+        compiled: bool,
+        device: torch.device,
+        fused: bool = True,
+    ) -> None:
+        from asc_kd.models import get_model
+
+        self.device = device
+        self.frontend = frontend.to(device)
+        model = get_model("system1").to(device)
+        self.channels_last = channels_last
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = torch.compile(model) if compiled else model
+        # asc_kd's tasks use the fused Adam kernel; CP-JKU's code the default per-tensor loop.
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
+        self.amp = device.type == "cuda"  # bf16 autocast on GPU
+
+    def __call__(self, waveform: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor) -> int:
+        from asc_kd.augmentations.spectrogram import freq_mixstyle
+        from asc_kd.losses import knowledge_distillation_loss
+
+        waveform, target, teacher = (
+            t.to(self.device, non_blocking=True) for t in (waveform, target, teacher)
+        )
+        with torch.no_grad():
+            x = self.frontend(waveform)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            x = freq_mixstyle(x, 0.3)
+            loss = knowledge_distillation_loss(self.model(x), target, teacher, 3.0, 0.1)["loss"]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return len(waveform)
+
+
+def bench_train(
+    batch_size: int, seconds: float, threads: int, compile_model: bool, device: str = "cpu"
+) -> dict[str, Any]:
+    """KD training step of system1 (front-end + Freq-MixStyle + fwd/bwd + Adam step), clips/s.
+
+    ``baseline`` rebuilds the filterbank per batch and runs the model in NCHW, as the public
+    CP-JKU DCASE23 components do; the other variants are asc_kd's front-end with the
+    filterbank built once, with channels-last and (optionally) ``torch.compile``.
+    """
+    from asc_kd.frontends import StudentMel
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    target_device = torch.device(device)
+    waveform = torch.randn(batch_size, 32000) * 0.1
+    target = torch.randint(0, 10, (batch_size,))
+    teacher = torch.randn(batch_size, 10)
+    variants: dict[str, tuple[nn.Module, bool, bool]] = {
+        "baseline": (_PerBatchFilterbankMel(), False, False),
+        "asc_kd": (StudentMel(), False, False),
+    }
+    if target_device.type == "cuda":  # channels-last only pays off with GPU conv kernels
+        variants["asc_kd_channels_last"] = (StudentMel(), True, False)
+    if compile_model:
+        variants["asc_kd_compiled"] = (StudentMel(), target_device.type == "cuda", True)
+    results: dict[str, Any] = {
+        "batch_size": batch_size,
+        "threads": threads,
+        "device": device,
+        "model": "system1",
+    }
+    steps = {
+        name: _KDStep(frontend, cl, compiled, target_device)
+        for name, (frontend, cl, compiled) in variants.items()
+    }
+    for step in steps.values():  # warm-up (and compilation)
+        for _ in range(3):
+            step(waveform, target, teacher)
+    # Variants take turns, one timed step each per round, so drift in machine load hits all
+    # of them alike; the median step time of each is reported.
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    deadline = time.perf_counter() + seconds * len(steps)
+    while time.perf_counter() < deadline or min(len(t) for t in times.values()) < 5:
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(waveform, target, teacher)
+            if target_device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        results[f"{name}_clips_per_s"] = round(batch_size / float(np.median(values)), 1)
+    best = max(
+        (k for k in results if k.endswith("_clips_per_s") and k != "baseline_clips_per_s"),
+        key=lambda k: results[k],
+    )
+    results["best"] = best.removesuffix("_clips_per_s")
+    results["ratio_best_over_baseline"] = round(results[best] / results["baseline_clips_per_s"], 2)
+    return results
+
+
+def _memory_kib() -> dict[str, int]:
+    """Current anonymous and file-backed resident memory of this process (Linux)."""
+    fields = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "VmHWM"):
+                fields[key] = int(value.split()[0])
+    return fields
+
+
+def _random_cache(folder: Path, n_clips: int, n_samples: int = 32000) -> Any:
+    """A cache-format memmap of random audio: the real data path at TAU22 scale, no wavs."""
+    from asc_kd.data.cache import AudioCache
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = np.memmap(folder / "audio.int16", dtype=np.int16, mode="w+", shape=(n_clips, n_samples))
+    rng = np.random.default_rng(0)
+    for start in range(0, n_clips, 4096):
+        stop = min(n_clips, start + 4096)
+        data[start:stop] = rng.integers(-3000, 3000, (stop - start, n_samples), dtype=np.int16)
+    data.flush()
+    names = [f"audio/clip{i}.wav" for i in range(n_clips)]
+    index = {"fingerprint": "random", "sample_rate": 32000, "n_samples": n_samples, "filenames": names}
+    (folder / "index.json").write_text(json.dumps(index))
+    return AudioCache(folder)
+
+
+def bench_epoch(
+    n_clips: int, batch_size: int, threads: int, num_workers: int, compile_model: bool, device: str
+) -> dict[str, Any]:
+    """Time one KD epoch over ``n_clips`` read from a memmap cache, and track memory.
+
+    RssAnon (the process's own memory) is sampled every batch: with memory mapping it stays
+    flat however large the set; RssFile is the page cache of the mapped file, which the kernel
+    reclaims under pressure.
+    """
+    import pandas as pd
+    from torch.utils.data import DataLoader
+
+    from asc_kd.data.datamodule import ClipDataset, _already_batched
+    from asc_kd.frontends import StudentMel
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = _random_cache(Path(tmp) / "cache", n_clips)
+        frame = pd.DataFrame(
+            {
+                "filename": cache.filenames,
+                "target": np.arange(n_clips) % 10,
+                "device_index": 0,
+            }
+        )
+        logits = torch.randn(n_clips, 10)
+        loader = DataLoader(
+            ClipDataset(frame, cache, logits),
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=num_workers,
+            collate_fn=_already_batched,
+            drop_last=True,
+            pin_memory=device.startswith("cuda"),
+            persistent_workers=False,
+        )
+        step = _KDStep(StudentMel(), True, compile_model, torch.device(device))
+        before = _memory_kib()
+        peak_anon = before["RssAnon"]
+        start, clips = time.perf_counter(), 0
+        for batch in loader:
+            clips += step(batch["waveform"], batch["target"], batch["teacher_logits"])
+            peak_anon = max(peak_anon, _memory_kib()["RssAnon"])
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        after = _memory_kib()
+    return {
+        "clips": clips,
+        "epoch_s": round(elapsed, 2),
+        "clips_per_s": round(clips / elapsed, 1),
+        "device": device,
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "cache_mib": round(n_clips * 32000 * 2 / 2**20),
+        "rss_anon_start_mib": round(before["RssAnon"] / 1024),
+        "rss_anon_peak_mib": round(peak_anon / 1024),
+        "rss_file_end_mib": round(after["RssFile"] / 1024),
+    }
+
+
+def bench_keys(root: str) -> dict[str, Any]:
+    """Seconds of the per-file work a fit's ``setup`` does before any audio is decoded: the
+    cache key of each split (names, sizes, 64 sampled files' bytes, root, inodes, mtimes) and
+    the dataset fingerprint recorded in checkpoints. On a full-size set (``python -m
+    asc_kd.data.synthetic OUT --linked-clips 230350``) it shows what the keys cost on TAU22."""
+    from asc_kd.data.cache import _location_digest, fingerprint_files
+    from asc_kd.data.datamodule import TAU22DataModule
+
+    frames = TAU22DataModule(root=root, validation="none").frames()
+    splits = {split: list(frames[split]["filename"]) for split in ("train", "test")}
+    start = time.perf_counter()
+    for names in splits.values():
+        fingerprint_files(root, names)
+        _location_digest(Path(root), names)
+    keys = time.perf_counter() - start
+    fingerprint_files(root, list(dict.fromkeys([*splits["train"], *splits["test"]])))
+    total = time.perf_counter() - start
+    return {
+        "files": sum(len(names) for names in splits.values()),
+        "cache_keys_s": round(keys, 2),
+        "with_dataset_fingerprint_s": round(total, 2),
+    }
+
+
+def bench_quant(
+    root: str | None, checkpoint: str | None, epochs: int, threads: int, seconds: float
+) -> dict[str, Any]:
+    """fp32 vs int8 accuracy on the test split and CPU inference clips/s (waveform to logits)."""
+    from asc_kd.data.datamodule import TAU22DataModule
+    from asc_kd.int8 import load_artifact, quantize_task
+    from asc_kd.tasks.restore import load_task
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = _synthetic_root(root, Path(tmp))
+        datamodule = TAU22DataModule(root=str(data_root), cache_dir=str(Path(tmp) / "cache"), num_workers=0)
+        if checkpoint is None:
+            import lightning as L
+
+            from asc_kd.tasks import ClassificationTask
+
+            L.seed_everything(0, verbose=False)
+            trainer = L.Trainer(
+                max_epochs=epochs,
+                logger=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                default_root_dir=tmp,
+                accelerator="cpu",
+            )
+            spec = datamodule.spec
+            task = ClassificationTask(
+                model="system1",
+                warmup_epochs=1,
+                classes=spec.classes,
+                devices=spec.devices,
+                device_groups=spec.device_groups,
+            )
+            trainer.fit(task, datamodule=datamodule)
+            checkpoint = trainer.checkpoint_callback.best_model_path
+        task = load_task(checkpoint)
+        report = quantize_task(task, datamodule, Path(tmp) / "model.int8.pt", source=checkpoint)
+        artifact, _ = load_artifact(Path(tmp) / "model.int8.pt")
+        waveform = 0.1 * torch.randn(64, 32000)
+        results: dict[str, Any] = {"threads": threads, "batch_size": 64, "trained_epochs": epochs}
+        for name, model in (("fp32", task), ("int8", artifact)):
+            results[f"{name}_acc"] = round(report[name]["acc"], 4)
+
+            def run(model: Any = model) -> int:
+                with torch.no_grad():
+                    model(waveform)
+                return len(waveform)
+
+            results[f"{name}_clips_per_s"] = round(_rate(run, seconds), 1)
+        results["acc_gap_pp"] = round(100 * (results["fp32_acc"] - results["int8_acc"]), 2)
+        results["speedup_int8_over_fp32"] = round(
+            results["int8_clips_per_s"] / results["fp32_clips_per_s"], 2
+        )
+        results["mem_bytes_int8"] = report["mem_bytes"]
+        results["artifact_bytes_int8"] = report["artifact_bytes"]
+        results["data"] = "synthetic" if root is None else str(root)
+    return results

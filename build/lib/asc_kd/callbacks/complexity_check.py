@@ -1,0 +1,47 @@
+"""Log the model's NeSsi complexity at fit start and refuse students over the DCASE limits."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+
+from asc_kd.complexity import Precision, check_limits, count_complexity
+
+log = logging.getLogger(__name__)
+
+
+class ComplexityCheck(L.Callback):
+    """Count MACs / params / MEM of ``pl_module.model`` on one clip and log them as hyperparameters.
+
+    The input shape comes from the task's own front-end on one model window (DCASE: 1 s), so
+    the count always matches what the model is trained on. With the W&B logger the numbers land in
+    the run's config (``complexity/macs`` ...).
+
+    Args:
+        precision: parameter precision MEM is counted at (the submission's: int8).
+        clip_seconds: clip length the MACs are counted for (default: the task's window).
+        allow_over_limits: log but do not stop when the model is over 128 KB or 30 M MACs.
+    """
+
+    def __init__(
+        self,
+        precision: Precision = "int8",
+        clip_seconds: float | None = None,
+        allow_over_limits: bool = False,
+    ) -> None:
+        self.precision = precision
+        self.clip_seconds = clip_seconds
+        self.allow_over_limits = allow_over_limits
+        self.result = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        shape = pl_module.input_shape(self.clip_seconds)
+        self.result = count_complexity(pl_module.model, shape, self.precision)
+        values = {f"complexity/{k}": v for k, v in self.result.summary().items()}
+        values["complexity/input_shape"] = list(shape)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(values)
+        log.info("student complexity: %s", self.result.summary())
+        if not self.allow_over_limits:
+            check_limits(self.result, name=f"model {pl_module.hparams.get('model', '?')!r}")

@@ -1,0 +1,220 @@
+"""The training command line: ``AscKdCLI`` (LightningCLI) and ``fit``, which ``python -m
+asc_kd.fit`` and the pipeline run.
+
+Configs compose left to right and any key can be overridden on the command line. Model
+classes, callbacks and loggers may be given by their short names (``DistillationTask``,
+``Mixup``) or import paths (``mytask.TinyKD``). Every run gets a ``CheckpointSelection``
+(``last.ckpt``, plus the best by a held-out metric when asked), a ``ComplexityCheck`` and a
+learning-rate log, configured under ``checkpoint:``, ``complexity:`` and ``lr_monitor:``. The
+dataset's spec (classes, devices and groups), its rate, window length and front-end are
+linked into the task, so one recipe runs on TAU22, TAU20 or your own folders.
+
+Each run has its own folder, ``<trainer.default_root_dir>/<name>-seed<seed>`` (the recipe's
+``name:``, else the model's): checkpoints, ``config.yaml``, the W&B run and ``summary.json``
+go there, so ``--ckpt_path last`` finds the last checkpoint of the same recipe and seed again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from asc_kd.augmentations import FreqMixStyle, Mixup  # noqa: F401  (short names in YAML)
+from asc_kd.callbacks import (  # noqa: F401
+    CheckpointSelection,
+    ComplexityCheck,
+    LearningRateLog,
+    QuantizationExport,
+)
+from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.io import atomic_write
+from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
+from asc_kd.noise import silence
+from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+
+class AscKdCLI(LightningCLI):
+    """LightningCLI with the callbacks every run needs, a folder per run, and the links that
+    carry the dataset's spec into the task."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(CheckpointSelection, "checkpoint")
+        parser.add_lightning_class_args(ComplexityCheck, "complexity")
+        parser.add_lightning_class_args(LearningRateLog, "lr_monitor")
+        # One value, two consumers: the cache resamples to the rate and cuts the windows the
+        # front-end expects; the recipe names its front-end with the data, the task applies it.
+        for key in ("sample_rate", "segment_seconds", "frontend", "frontend_kwargs"):
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
+        for key in ("classes", "devices", "device_groups"):
+            parser.link_arguments(
+                "data", f"model.init_args.{key}", compute_fn=_spec_value(key), apply_on="instantiate"
+            )
+        parser.add_argument(
+            "--name", type=str | None, default=None, help="run name (recipes set it; default: the model)"
+        )
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="resume: 'last' (this recipe and seed's last.ckpt in its run folder) or a checkpoint file",
+        )
+        parser.add_argument(
+            "--test", type=bool, default=True, help="test the reported checkpoint after fitting"
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """Give the run its folder and name; when resuming, continue the checkpoint's W&B run."""
+        config = self.config
+        folder = run_folder(config)
+        config["trainer.default_root_dir"] = str(folder)
+        if not config.get("checkpoint.dirpath"):
+            config["checkpoint.dirpath"] = str(folder / "checkpoints")
+        logger = config.get("trainer.logger")
+        if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("WandbLogger"):
+            logger.init_args.name = logger.init_args.get("name") or folder.name
+            if not logger.init_args.get("save_dir") or logger.init_args.save_dir == "outputs":
+                logger.init_args.save_dir = str(folder)
+            run_id = _resumed_wandb_run(config)
+            if run_id:
+                logger.init_args.id = run_id
+                logger.init_args.resume = "allow"
+
+
+def run_name(config: Namespace) -> str:
+    """``<recipe name or model>-seed<seed>``: the run's folder and W&B name."""
+    name = config.get("name") or str(config.get("model.init_args.model") or "run")
+    name = name.replace(":", ".").rsplit(".", 1)[-1]  # an import path names a class
+    return f"{name}-seed{config.get('seed_everything')}"
+
+
+def run_folder(config: Namespace) -> Path:
+    """Where a run's outputs go: ``<trainer.default_root_dir>/<run name>``, said once."""
+    root = Path(config.get("trainer.default_root_dir") or "outputs")
+    name = run_name(config)
+    return root if root.name == name else root / name
+
+
+def _spec_value(attribute: str):
+    def value(datamodule: SceneDataModule):
+        spec_value = getattr(datamodule.spec, attribute)
+        if isinstance(spec_value, dict):
+            return {k: list(v) for k, v in spec_value.items()}
+        return list(spec_value)
+
+    return value
+
+
+def _resumed_wandb_run(config: Namespace) -> str | None:
+    path = config.get("ckpt_path")
+    if path == "last":
+        path = str(Path(config.get("checkpoint.dirpath")) / "last.ckpt")
+    if not path or not Path(path).is_file():
+        return None
+    from asc_kd.tasks.restore import read_checkpoint
+
+    return read_checkpoint(path).get("asc_kd", {}).get("wandb_run_id")
+
+
+def fit(args: list[str] | None = None, description: str | None = None) -> AscKdCLI:
+    """Parse ``args`` (``sys.argv`` when None), fit, test the reported checkpoint, say where
+    everything went."""
+    silence()
+    cli = AscKdCLI(
+        ClassificationTask,
+        SceneDataModule,
+        subclass_mode_model=True,
+        run=False,
+        args=args,
+        seed_everything_default=0,
+        save_config_callback=LogConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": description or __doc__.split("\n\n")[0], "allow_abbrev": False},
+    )
+    seed = cli.config.get("seed_everything")
+    cli.model.run_info = {"recipe": cli.config.get("name") or str(cli.model.hparams.model), "seed": seed}
+    ckpt_path = cli.config["ckpt_path"]
+    if ckpt_path == "last":
+        ckpt_path = str(Path(cli.config["checkpoint.dirpath"]) / "last.ckpt")
+        if not Path(ckpt_path).is_file():
+            log.warning("no %s to resume from: this run starts from the first epoch", ckpt_path)
+            ckpt_path = None
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
+        if cli.config["test"]:
+            selected = getattr(cli.trainer.checkpoint_callback, "selected_path", None)
+            cli.trainer.test(
+                cli.model, datamodule=cli.datamodule, ckpt_path=selected or None, weights_only=True
+            )
+        if cli.trainer.is_global_zero:
+            _report(cli)
+    finally:
+        _finish_wandb()  # otherwise the next fit in this process would log into this run
+    return cli
+
+
+def run_summary(cli: AscKdCLI) -> dict[str, Any]:
+    """What a run made, as plain data: final metrics, complexity, int8 report, config, files."""
+    trainer = cli.trainer
+    callbacks = trainer.callbacks
+    complexity = next((c.result for c in callbacks if isinstance(c, ComplexityCheck) and c.result), None)
+    export = next((c for c in callbacks if isinstance(c, QuantizationExport) and c.report), None)
+    checkpoint = trainer.checkpoint_callback
+    wandb = next((lg for lg in trainer.loggers if isinstance(lg, AutoWandbLogger)), None)
+    return {
+        "run": Path(trainer.default_root_dir).name,
+        "metrics": {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1},
+        "complexity": complexity.summary() if complexity else None,
+        "int8": {k: v for k, v in export.report.items() if k not in ("fp32", "int8")} if export else None,
+        "int8_metrics": {k: v for k, v in export.report["int8"].items() if k != "confusion"}
+        if export
+        else None,
+        "files": {
+            "run_folder": trainer.default_root_dir,
+            "checkpoints": getattr(checkpoint, "dirpath", None),
+            "reported_checkpoint": getattr(checkpoint, "selected_path", None),
+            "selection": getattr(checkpoint, "selection_label", None),
+            "int8_artifact": str(export.artifact) if export else None,
+            "config": str(Path(trainer.default_root_dir) / "config.yaml"),
+            "wandb_run": wandb.experiment.dir
+            if wandb is not None and wandb._experiment is not None
+            else None,
+        },
+        "config": json.loads(cli.parser.dump(cli.config, skip_unset=False, format="json")),
+    }
+
+
+def _report(cli: AscKdCLI) -> None:
+    """Write ``summary.json`` (a readable record beside the binary W&B log) and say where the
+    run's files are."""
+    summary = run_summary(cli)
+    folder = Path(cli.trainer.default_root_dir)
+    with atomic_write(folder / "summary.json") as handle:
+        json.dump(summary, handle, indent=2)
+    if summary["files"]["wandb_run"]:
+        with atomic_write(Path(summary["files"]["wandb_run"]) / "asc_kd_summary.json") as handle:
+            json.dump(summary, handle, indent=2)
+    files = summary["files"]
+    lines = [
+        f"run {summary['run']}: {folder}",
+        f"  reported checkpoint ({files['selection']}): {files['reported_checkpoint']}",
+        f"  config: {files['config']}",
+        f"  summary: {folder / 'summary.json'}",
+    ]
+    if files["int8_artifact"]:
+        lines.insert(2, f"  int8 artifact: {files['int8_artifact']}")
+    if files["wandb_run"]:
+        lines.append(f"  W&B run files: {files['wandb_run']}")
+    print("\n".join(lines))
+
+
+def _finish_wandb() -> None:
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()

@@ -1,0 +1,33 @@
+"""Scene datasets: specs and layouts (TAU22, TAU20, folders), audio, cache, the DataModule.
+
+Synthetic scenes live in ``asc_kd.data.synthetic`` (not re-exported here, so that
+``python -m asc_kd.data.synthetic`` runs without a second import of itself).
+"""
+
+from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files
+from asc_kd.data.datamodule import (
+    ClipDataset,
+    FolderDataModule,
+    SceneDataModule,
+    TAU20DataModule,
+    TAU22DataModule,
+)
+from asc_kd.data.layouts import LAYOUTS, detect_layout, make_layout
+from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
+
+__all__ = [
+    "LAYOUTS",
+    "AudioCache",
+    "ClipDataset",
+    "DatasetError",
+    "DatasetSpec",
+    "FolderDataModule",
+    "Layout",
+    "SceneDataModule",
+    "TAU20DataModule",
+    "TAU22DataModule",
+    "build_cache",
+    "detect_layout",
+    "fingerprint_files",
+    "make_layout",
+]

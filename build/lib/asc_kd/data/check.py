@@ -1,0 +1,58 @@
+"""``python -m asc_kd.data.check ROOT``: is this a complete, readable scene dataset?
+
+    python -m asc_kd.data.check data/TAU-urban-acoustic-scenes-2022-mobile-development
+    python -m asc_kd.data.check my_scenes/ --layout folders
+
+Prints clips per split, device and class, and one line per problem (file, field, what was
+expected); exits 1 on any problem. See ``asc_kd.data.integrity`` for what is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from asc_kd.data.integrity import check_dataset, summary
+from asc_kd.data.layouts import LAYOUTS
+from asc_kd.errors import command_parser, run_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.data.check", __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "root", help="dataset root (TAU: meta.csv, audio/, evaluation_setup/; folders: ROOT/<class>/)"
+    )
+    parser.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="dataset layout")
+    parser.add_argument(
+        "--train-split-file", default=None, help="training split file, e.g. a DCASE24 split25.csv"
+    )
+    parser.add_argument("--max-problems", type=int, default=50, help="problems listed (all are counted)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result = check_dataset(args.root, args.layout, args.train_split_file)
+    print(summary(result))
+    if result.ok:
+        print(
+            f"\nOK ({result.layout}): {len(result.counts)} clips in the splits; all {result.n_files} listed "
+            "audio files are readable, non-empty and at the expected rate, channels and length"
+        )
+        return 0
+    kinds = pd.Series([p.field for p in result.problems]).value_counts().to_dict()
+    print(f"\n{len(result.problems)} problem(s): {kinds}")
+    for problem in result.problems[: args.max_problems]:
+        print(f"  {problem}")
+    missing = [p for p in result.problems if p.field == "exists" and "part of the" in p.message]
+    if missing:
+        archive = missing[0].message.split("part of the ", 1)[1]
+        print(f"\nMissing files come from the {archive} (for TAU22: audio.1.zip ... audio.21.zip).")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,537 @@
+"""``SceneDataModule``: any scene dataset's splits as dict batches of waveforms at one rate.
+
+One DataModule over every layout (``asc_kd.data.layouts``: TAU22, TAU20, folder-per-class),
+chosen with ``layout`` or detected from the root; ``TAU22DataModule``, ``TAU20DataModule`` and
+``FolderDataModule`` fix the layout for Python users. The DataModule owns:
+
+- the dataset's spec (``spec``: classes, devices, rates, clip length), which the CLI links
+  into the task;
+- the splits: ``train`` (fold1_train or a subset file), ``test`` (fold1_evaluate, the labelled
+  development-test split every paper reports), ``val`` (the test split as a monitoring curve,
+  or a split held out of ``train`` by recording with ``validation="holdout"``), ``predict``
+  (fold1_test or any folder of audio files);
+- the audio: one resampled memmap cache (``asc_kd.data.cache``), clips stored whole; training
+  examples are ``segment_seconds`` windows of them (every window, or one random crop per clip
+  per epoch), evaluation examples are whole clips that the task scores window by window;
+- the waveform augmentations (time roll, device impulse responses), on the device after the
+  batch transfer;
+- which front-end the recipe uses (``frontend``, ``frontend_kwargs``): the CLI links it into
+  the task, which applies it on the device after waveform Mixup and keeps it in its checkpoint.
+
+Batches are described in ``asc_kd.data.batch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from asc_kd.augmentations.waveform import convolve_impulse_responses, load_impulse_responses, time_roll
+from asc_kd.data.audio import Resampler, fit_length, list_audio_files, read_clip, window_starts
+from asc_kd.data.batch import Batch
+from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files
+from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
+from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
+from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
+from asc_kd.data.splitting import hold_out
+from asc_kd.data.teacher_logits import LogitsMismatchError, load_logits
+from asc_kd.errors import ConfigError
+from asc_kd.io import atomic_write
+
+log = logging.getLogger(__name__)
+Validation = Literal["test", "holdout", "none"]
+
+
+def default_workers() -> int:
+    """DataLoader workers for this machine: one per CPU this process may use, minus one, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(0, min(8, cpus - 1))
+
+
+class WavSource:
+    """Decode and resample clips on every read: the slow path the cache replaces."""
+
+    def __init__(self, root: Path, filenames: list[str], sample_rate: int, spec: DatasetSpec) -> None:
+        self.root = root
+        self.filenames = filenames
+        self.row_of = {name: row for row, name in enumerate(filenames)}
+        self.spec = spec
+        self.n_samples = round(sample_rate * spec.clip_seconds)
+        self.sample_rate = sample_rate
+        self.resamplers: dict[int, Resampler] = {}
+
+    def read(
+        self, rows: np.ndarray, starts: np.ndarray | None = None, length: int | None = None
+    ) -> torch.Tensor:
+        spec = self.spec
+        exact = spec.source_sample_rate and spec.exact_length
+        source_n = round(spec.source_sample_rate * spec.clip_seconds) if exact else None
+        clips = []
+        for r in rows:
+            audio, rate = read_clip(
+                self.root / self.filenames[r], spec.source_sample_rate, source_n, spec.mono, spec.archive
+            )
+            if rate not in self.resamplers:
+                self.resamplers[rate] = Resampler(rate, self.sample_rate)
+            clips.append(fit_length(self.resamplers[rate](audio), self.n_samples))
+        waveform = torch.stack(clips)
+        if starts is None or length is None:
+            return waveform
+        return torch.stack([w[s : s + length] for w, s in zip(waveform, starts, strict=True)])
+
+
+class ClipDataset(Dataset):
+    """Examples of one split; fetches whole batches at once through ``__getitems__``.
+
+    An example is a whole clip, or, with ``segment`` set, a ``segment``-sample window of a
+    clip: every window in turn (``crop="segments"``, keys ``filename#k``) or one random window
+    per fetch (``crop="random"``).
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        audio: AudioCache | WavSource,
+        teacher_logits: torch.Tensor | None = None,
+        segment: int | None = None,
+        crop: Literal["segments", "random"] = "segments",
+    ) -> None:
+        self.frame = frame.reset_index(drop=True)
+        self.audio = audio
+        clip_rows = np.array([audio.row_of[name] for name in self.frame["filename"]], dtype=np.int64)
+        clip_n = audio.n_samples
+        self.segment = segment if segment is not None and segment < clip_n else None
+        self.crop = crop
+        names = list(self.frame["filename"])
+        if self.segment is not None and crop == "segments":
+            starts = window_starts(clip_n, self.segment, self.segment)
+            self.item_clip = np.repeat(np.arange(len(self.frame)), len(starts))
+            self.starts = np.tile(np.asarray(starts, dtype=np.int64), len(self.frame))
+            self.keys = [f"{name}#{k}" for name in names for k in range(len(starts))]
+        else:
+            self.item_clip = np.arange(len(self.frame))
+            self.starts = None
+            self.keys = names
+        self.rows = clip_rows[self.item_clip]
+        self.max_start = clip_n - (self.segment or clip_n)
+        self.labels = {
+            "target": torch.tensor(self.frame["target"].to_numpy()[self.item_clip], dtype=torch.long),
+            "device": torch.tensor(self.frame["device_index"].to_numpy()[self.item_clip], dtype=torch.long),
+        }
+        self.teacher_logits = teacher_logits
+
+    def __len__(self) -> int:
+        return len(self.item_clip)
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if self.segment is None:
+            waveform = self.audio.read(self.rows[indices])
+        else:
+            if self.starts is not None:
+                starts = self.starts[indices]
+            else:
+                starts = torch.randint(self.max_start + 1, (len(indices),)).numpy()
+            waveform = self.audio.read(self.rows[indices], starts, self.segment)
+        batch = {"waveform": waveform, "index": index}
+        batch.update({key: values[index] for key, values in self.labels.items()})
+        if self.teacher_logits is not None:
+            batch["teacher_logits"] = self.teacher_logits[index]
+        return batch
+
+    def __getitem__(self, i: int) -> Batch:
+        return {key: value[0] for key, value in self.__getitems__([i]).items()}
+
+
+def _already_batched(batch: Batch) -> Batch:
+    return batch
+
+
+def _world_size() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+class SceneDataModule(L.LightningDataModule):
+    """A scene dataset (TAU22, TAU20, folder-per-class, or synthetic scenes) for Lightning.
+
+    Args:
+        root: dataset root.
+        layout: ``auto`` (detect from the root), ``tau22``, ``tau20`` or ``folders``.
+        generate_synthetic: if ``root`` holds no dataset, write synthetic scenes of ``layout``
+            there (``auto``: TAU22).
+        cache_dir: where the resampled-audio cache lives (default ``$ASC_KD_CACHE`` or
+            ``~/.cache/asc_kd``).
+        train_split_file: replaces the layout's training split, e.g. a DCASE24 ``split25.csv``.
+        predict_folder: folder of audio files to predict (default: fold1_test.csv of ``root``).
+        sample_rate: rate the models see; the cache resamples to it once.
+        segment_seconds: length of the windows models see; clips longer than this (TAU20's
+            10 s) are trained on windows and evaluated window by window and per file.
+        train_crop: train on every window of a long clip (``segments``) or on one random
+            window per clip and epoch (``random``).
+        clip_seconds: folders layout: crop or pad clips of different lengths to this length.
+        test_fraction: folders layout without split files: share of each class tested on.
+        recording_pattern: folders layout: regex with a ``recording`` group over file stems;
+            files of one recording stay on one side of every split (``none``: one per file).
+        validation: what ``val`` is: ``test`` (the development-test split, a monitoring curve:
+            never select checkpoints on it), ``holdout`` (a split held out of ``train`` by
+            recording, stratified by class and device, for selection and early stopping) or
+            ``none``.
+        holdout_fraction: share of the training split held out with ``validation="holdout"``.
+        holdout_file: where the held-out split is written (default: ``holdout_split.csv`` in
+            the trainer's ``default_root_dir``); an existing file is reused.
+        frontend: the front-end the recipe's task applies (linked into the task by the CLI).
+        frontend_kwargs: its keyword arguments (linked likewise).
+        batch_size: training batch size.
+        eval_batch_size: batch size of val / test / predict, in clips.
+        num_workers: DataLoader processes (default: the CPUs available minus one, at most 8).
+        use_cache: read the resampled cache (fast) instead of decoding audio per batch.
+        roll_seconds: maximum time roll of training clips (0 disables it).
+        dir_folder: folder of device impulse responses for DIR augmentation (None disables it).
+        dir_p: probability of convolving a training clip of ``dir_devices`` with a response.
+        dir_devices: devices whose clips DIR may convolve (TAU: the real device a).
+        teacher_logits: ensemble logits file for distillation (``python -m asc_kd.logits``).
+        seed: seed of the training shuffle order and of the held-out split.
+        pin_memory: pin host memory (default: when CUDA is available).
+        check_data: run the data check (headers only) before caching.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/synthetic",
+        layout: LayoutName = "auto",
+        generate_synthetic: bool = False,
+        cache_dir: str | None = None,
+        train_split_file: str | None = None,
+        predict_folder: str | None = None,
+        sample_rate: int = 32_000,
+        segment_seconds: float = 1.0,
+        train_crop: Literal["segments", "random"] = "segments",
+        clip_seconds: float | None = None,
+        test_fraction: float = 0.2,
+        recording_pattern: str | None = DEFAULT_RECORDING_PATTERN,
+        validation: Validation = "test",
+        holdout_fraction: float = 0.1,
+        holdout_file: str | None = None,
+        frontend: str = "student_mel",
+        frontend_kwargs: dict[str, Any] | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int | None = None,
+        use_cache: bool = True,
+        roll_seconds: float = 0.1,
+        dir_folder: str | None = None,
+        dir_p: float = 0.4,
+        dir_devices: tuple[str, ...] = ("a",),
+        teacher_logits: str | None = None,
+        seed: int = 0,
+        pin_memory: bool | None = None,
+        check_data: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        if validation not in ("test", "holdout", "none"):
+            raise ConfigError(f"data.validation must be test, holdout or none, got {validation!r}")
+        if segment_seconds <= 0:
+            raise ConfigError(f"data.segment_seconds must be > 0, got {segment_seconds}")
+        self.root = Path(root)
+        self.validation = validation
+        default_cache = os.environ.get("ASC_KD_CACHE", Path.home() / ".cache" / "asc_kd")
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(default_cache)
+        self.num_workers = default_workers() if num_workers is None else num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.datasets: dict[str, ClipDataset] = {}
+        self._layout: Layout | None = None
+        self._frames: dict[str, pd.DataFrame] | None = None
+        self._responses: torch.Tensor | None = None
+        #: Content fingerprint of the train + test clips, recorded in checkpoints.
+        self.fingerprint: str | None = None
+
+    # -- the dataset ------------------------------------------------------------------------
+    def _ensure_root(self) -> None:
+        if self.root.is_dir() and any(self.root.iterdir()):
+            return
+        if self.hparams.generate_synthetic:
+            from asc_kd.data.synthetic import ensure_synthetic
+
+            layout = self.hparams.layout if self.hparams.layout != "auto" else "tau22"
+            ensure_synthetic(self.root, layout=layout)
+            return
+        raise DatasetError(
+            f"dataset root {self.root} is missing or empty; put the dataset there (TAU22/TAU20: the "
+            "unpacked development set; your own: one folder of audio files per class), or set "
+            "data.generate_synthetic=true for synthetic scenes"
+        )
+
+    @property
+    def layout(self) -> Layout:
+        """The reader of this dataset's layout (detected on first use when ``auto``)."""
+        if self._layout is None:
+            self._ensure_root()
+            hp = self.hparams
+            self._layout = make_layout(
+                self.root,
+                hp.layout if hp.layout != "auto" else detect_layout(self.root),
+                train_split_file=hp.train_split_file,
+                clip_seconds=hp.clip_seconds,
+                test_fraction=hp.test_fraction,
+                split_seed=hp.seed,
+                recording_pattern=hp.recording_pattern,
+            )
+        return self._layout
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """Classes, devices, rates and clip length of the dataset (linked into the task)."""
+        return self.layout.spec
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Split name -> frame, with ``val`` per ``validation``; read once."""
+        if self._frames is None:
+            frames = dict(self.layout.frames())
+            if self.hparams.predict_folder is not None:
+                frames["predict"] = self._predict_folder_frame()
+            if self.validation == "holdout":
+                frames["train"], frames["val"] = self._hold_out(frames["train"])
+            elif self.validation == "test":
+                frames["val"] = frames["test"]
+            for split in ("train", "test", "val"):
+                if split in frames and frames[split].empty:
+                    raise DatasetError(f"the {split} split of {self.root} is empty")
+            self._frames = frames
+        return self._frames
+
+    def _predict_folder_frame(self) -> pd.DataFrame:
+        folder = Path(self.hparams.predict_folder)
+        files, _ = list_audio_files(folder)
+        if not files:
+            raise DatasetError(f"{folder} holds no audio files")
+        names = [str(p.relative_to(folder.parent)) for p in files]
+        return pd.DataFrame({"filename": names, "target": -1, "device_index": -1, "recording": names})
+
+    def _holdout_path(self) -> Path:
+        if self.hparams.holdout_file:
+            return Path(self.hparams.holdout_file)
+        if self.trainer is None:
+            raise ConfigError(
+                "data.validation=holdout outside a Trainer needs data.holdout_file (where the split goes)"
+            )
+        return Path(self.trainer.default_root_dir) / "holdout_split.csv"
+
+    def _hold_out(self, train: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        path = self._holdout_path()
+        if path.is_file():
+            listed = pd.read_csv(path, sep="\t", dtype=str)["filename"]
+            unknown = sorted(set(listed) - set(train["filename"]))
+            if unknown:
+                raise DatasetError(
+                    f"{path} holds out {unknown[0]!r}, which is not in the training split of {self.root}; "
+                    "delete the file to hold out a new validation split"
+                )
+            held = train["filename"].isin(set(listed)).to_numpy()
+        else:
+            held = hold_out(train, self.hparams.holdout_fraction, self.hparams.seed, what="validation split")
+            with atomic_write(path) as handle:
+                train.loc[held, ["filename", "recording"]].to_csv(handle, sep="\t", index=False)
+            log.info("held out %d of %d training clips for validation: %s", held.sum(), len(train), path)
+        return train[~held].reset_index(drop=True), train[held].reset_index(drop=True)
+
+    # -- audio ------------------------------------------------------------------------------
+    def _audio(self, filenames: list[str], root: Path, any_file: bool = False) -> AudioCache | WavSource:
+        spec = self.spec
+        if any_file:  # a folder to predict: any rate, channels and length
+            spec = DatasetSpec(
+                name="predict",
+                classes=spec.classes,
+                clip_seconds=spec.clip_seconds,
+                mono=False,
+                exact_length=False,
+            )
+        if not self.hparams.use_cache:
+            return WavSource(root, filenames, self.hparams.sample_rate, spec)
+        return build_cache(
+            root,
+            filenames,
+            self.cache_dir,
+            self.hparams.sample_rate,
+            spec.source_sample_rate,
+            spec.clip_seconds,
+            mono=spec.mono,
+            exact_length=spec.exact_length,
+            name=spec.name,
+            archive=spec.archive,
+        )
+
+    def _sources(self, frames: dict[str, pd.DataFrame]) -> dict[str, AudioCache | WavSource]:
+        # One cache for the labelled splits (they share the root), one for a predict folder.
+        shared = list(
+            dict.fromkeys(
+                name for s in ("train", "val", "test") if s in frames for name in frames[s]["filename"]
+            )
+        )
+        source = self._audio(shared, self.root)
+        sources = {split: source for split in ("train", "val", "test", "predict")}
+        if self.hparams.predict_folder is not None:
+            folder = Path(self.hparams.predict_folder)
+            sources["predict"] = self._audio(
+                list(frames["predict"]["filename"]), folder.parent, any_file=True
+            )
+        return sources
+
+    def prepare_data(self) -> None:
+        """Generate (if asked), check and cache the audio once per node, before any rank reads it."""
+        frames = self.frames()
+        if self.hparams.check_data:
+            from asc_kd.data.integrity import check_dataset
+
+            result = check_dataset(self.layout, progress=False)
+            if not result.ok:
+                listed = "\n  ".join(str(p) for p in result.problems[:10])
+                raise DatasetError(
+                    f"{self.root} failed the data check ({len(result.problems)} problem(s); "
+                    f"`python -m asc_kd.data.check {self.root}` lists all):\n  {listed}"
+                )
+        self._sources(frames)
+
+    def setup(self, stage: str | None = None) -> None:
+        frames = self.frames()
+        sources = self._sources(frames)
+        segment = round(self.hparams.segment_seconds * self.hparams.sample_rate)
+        train = ClipDataset(frames["train"], sources["train"], None, segment, self.hparams.train_crop)
+        if self.hparams.teacher_logits:
+            train.teacher_logits = self._teacher_logits(train)
+        self.fingerprint = fingerprint_files(
+            self.root, list(dict.fromkeys([*frames["train"]["filename"], *frames["test"]["filename"]]))
+        )
+        self.datasets = {"train": train, "test": ClipDataset(frames["test"], sources["test"])}
+        if "val" in frames:
+            self.datasets["val"] = ClipDataset(frames["val"], sources["val"])
+        if "predict" in frames:
+            self.datasets["predict"] = ClipDataset(frames["predict"], sources["predict"])
+        if self.hparams.dir_folder is not None:
+            self._responses = load_impulse_responses(self.hparams.dir_folder, self.hparams.sample_rate)
+
+    def _teacher_logits(self, train: ClipDataset) -> torch.Tensor:
+        path = self.hparams.teacher_logits
+        if train.segment is not None and train.crop == "random":
+            raise DatasetError(
+                f"teacher logits ({path}) are per training window; data.train_crop=random has no fixed "
+                "windows. Use data.train_crop=segments with a logits file"
+            )
+        keys, logits, metadata = load_logits(path, split="train", classes=self.spec.classes)
+        row_of = {key: row for row, key in enumerate(keys)}
+        missing = [key for key in train.keys if key not in row_of]
+        if missing:
+            raise LogitsMismatchError(
+                f"teacher logits file {path} does not match the dataset at {self.root}: no logits for "
+                f"{len(missing)} training example(s), first {missing[0]!r}; it was made for another "
+                "split, window length or dataset"
+            )
+        recorded = metadata.get("dataset_fingerprint")
+        # The file's own clips, whatever their order: a subset split (DCASE24) still checks out.
+        filenames = list(dict.fromkeys(k.rsplit("#", 1)[0] if metadata.get("windowed") else k for k in keys))
+        if recorded is not None and recorded != fingerprint_files(self.root, filenames):
+            raise LogitsMismatchError(
+                f"teacher logits file {path} does not match the dataset at {self.root}: its clips hold "
+                "other audio than when the logits were made (fingerprint differs); rebuild it with "
+                "`python -m asc_kd.logits`"
+            )
+        return logits[[row_of[key] for key in train.keys]]
+
+    # -- loaders ----------------------------------------------------------------------------
+    def loader(self, split: str, shuffle: bool = False, distributed: bool = True) -> DataLoader:
+        """DataLoader of any split; shuffled (with the seed) only when asked.
+
+        Under DDP the evaluation splits are divided between the processes without repeating
+        a clip (Lightning's default sampler pads the last shard with repeats, which would count
+        some clips twice in the reported numbers); ``distributed=False`` reads the whole split.
+        """
+        if not self.datasets:
+            raise RuntimeError("call setup() before asking for a DataLoader")
+        if split not in self.datasets:
+            raise DatasetError(f"{self.root} has no {split!r} split (data.validation={self.validation!r})")
+        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
+        batch_size = self.hparams.batch_size if split == "train" else self.hparams.eval_batch_size
+        sampler = None
+        if split != "train" and distributed and _world_size() > 1:
+            sampler = UnrepeatedDistributedSampler(self.datasets[split], shuffle=False)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            drop_last=shuffle and len(self.datasets[split]) > batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            collate_fn=_already_batched,
+            generator=generator,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self.loader("val") if "val" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader("predict")
+
+    # -- on the device ----------------------------------------------------------------------
+    def augment(self, batch: Batch) -> Batch:
+        """Training-time waveform augmentation: time roll, then device impulse responses."""
+        waveform = time_roll(batch["waveform"], round(self.hparams.roll_seconds * self.hparams.sample_rate))
+        if self._responses is not None:
+            responses = self._responses.to(waveform.device)
+            self._responses = responses
+            devices = [self.spec.devices.index(d) for d in self.hparams.dir_devices if d in self.spec.devices]
+            eligible = (
+                torch.isin(batch["device"], torch.tensor(devices, device=waveform.device))
+                if self.spec.devices
+                else torch.ones_like(batch["device"], dtype=torch.bool)
+            )
+            draw = torch.rand(eligible.shape, device=waveform.device) < self.hparams.dir_p
+            waveform = convolve_impulse_responses(waveform, responses, eligible & draw)
+        return {**batch, "waveform": waveform}
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        if self.trainer is not None and self.trainer.training:
+            return self.augment(batch)
+        return batch
+
+
+class TAU22DataModule(SceneDataModule):
+    """TAU Urban Acoustic Scenes 2022 Mobile (1-s clips); see ``SceneDataModule``."""
+
+    def __init__(self, root: str = "data/synthetic", **kwargs: Any) -> None:
+        super().__init__(root=root, layout="tau22", **kwargs)
+
+
+class TAU20DataModule(SceneDataModule):
+    """TAU Urban Acoustic Scenes 2020 Mobile (10-s clips); see ``SceneDataModule``."""
+
+    def __init__(self, root: str, **kwargs: Any) -> None:
+        super().__init__(root=root, layout="tau20", **kwargs)
+
+
+class FolderDataModule(SceneDataModule):
+    """One folder of audio files per class; see ``SceneDataModule``."""
+
+    def __init__(self, root: str, **kwargs: Any) -> None:
+        super().__init__(root=root, layout="folders", **kwargs)

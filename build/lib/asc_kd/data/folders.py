@@ -1,0 +1,200 @@
+"""Bring your own dataset: one folder per class, any rate, any clip length.
+
+::
+
+    ROOT/<class>/**/<file>.{wav,flac,ogg,mp3,...}         any extension case, any channels
+    ROOT/evaluation_setup/fold1_train.csv                   optional: column ``filename``
+    ROOT/evaluation_setup/fold1_evaluate.csv                optional: column ``filename``
+
+Class names are the folder names, sorted. Files may have any sample rate (each is resampled
+once into the cache) and any channel count (mixed to mono). Clips should share one length;
+``clip_seconds`` crops or zero-pads them to a common length when they do not. Without split
+files, a seeded split stratified by class holds out ``test_fraction`` of the clips, keeping
+every recording on one side: the recording of a file is parsed from its name with
+``recording_pattern`` (default: everything before the last ``-`` or ``_`` token, so
+``park/rec12-003.wav`` belongs to ``rec12``; ``none`` makes every file its own recording).
+There are no devices, so metrics report overall and per-class numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import soundfile
+
+from asc_kd.data.audio import AudioFileError, check_clip_header, list_audio_files
+from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
+from asc_kd.data.splitting import hold_out
+
+SPLIT_FILES = {"train": "evaluation_setup/fold1_train.csv", "test": "evaluation_setup/fold1_evaluate.csv"}
+DEFAULT_RECORDING_PATTERN = r"^(?P<recording>.+)[-_][^-_]+$"
+
+
+def recording_of(stem: str, pattern: str | None) -> str:
+    """The recording a file stem belongs to (the stem itself when the pattern does not match)."""
+    if pattern is None or pattern == "none":
+        return stem
+    match = re.match(pattern, stem)
+    return match.group("recording") if match and match.group("recording") else stem
+
+
+class FolderLayout(Layout):
+    """Folder-per-class datasets.
+
+    Args:
+        root: folder holding one sub-folder per class.
+        clip_seconds: crop or pad every clip to this length; ``None`` requires one common length.
+        train_split_file: a split file to use for training instead of the generated split.
+        test_fraction: share of each class held out for testing when there are no split files.
+        split_seed: seed of the generated split.
+        recording_pattern: regular expression with a ``recording`` group, applied to file stems.
+    """
+
+    name = "folders"
+
+    def __init__(
+        self,
+        root: str | Path,
+        clip_seconds: float | None = None,
+        train_split_file: str | Path | None = None,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
+        recording_pattern: str | None = DEFAULT_RECORDING_PATTERN,
+    ) -> None:
+        super().__init__(root)
+        self.clip_seconds = clip_seconds
+        self.train_split_file = train_split_file
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+        self.recording_pattern = recording_pattern
+        if recording_pattern not in (None, "none"):
+            compiled = re.compile(recording_pattern)
+            if "recording" not in compiled.groupindex:
+                raise ValueError(f"recording_pattern {recording_pattern!r} has no (?P<recording>...) group")
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        if not root.is_dir() or (root / "meta.csv").is_file():
+            return False
+        return any(d.is_dir() and cls._is_class_dir(d) for d in root.iterdir())
+
+    @staticmethod
+    def _is_class_dir(folder: Path) -> bool:
+        return not folder.name.startswith(".") and folder.name != "evaluation_setup"
+
+    @cached_property
+    def _listing(self) -> pd.DataFrame:
+        if not self.root.is_dir():
+            raise DatasetError(f"dataset root {self.root} is not a folder")
+        rows = []
+        for folder in sorted(d for d in self.root.iterdir() if d.is_dir() and self._is_class_dir(d)):
+            files, _ = list_audio_files(folder)
+            rows += [(str(f.relative_to(self.root)), folder.name, f.stem) for f in files]
+        if not rows:
+            raise DatasetError(
+                f"{self.root} holds no class folders with audio files; expected ROOT/<class>/<file>.wav"
+            )
+        return pd.DataFrame(rows, columns=["filename", "label", "stem"])
+
+    @cached_property
+    def _files(self) -> pd.DataFrame:
+        """The listing with each file's rate and length, read from the headers (in threads)."""
+        frame = self._listing.copy()
+        with ThreadPoolExecutor(16) as pool:
+            infos = list(pool.map(self._header, frame["filename"]))
+        problems = [info for info in infos if isinstance(info, AudioFileError)]
+        if problems:
+            raise DatasetError(
+                f"{len(problems)} audio file(s) under {self.root} cannot be used, first: {problems[0]}; "
+                f"`python -m asc_kd.data.check {self.root}` lists all"
+            )
+        frame["samplerate"] = [i.samplerate for i in infos]
+        frame["frames"] = [i.frames for i in infos]
+        return frame
+
+    def _header(self, name: str) -> soundfile._SoundFileInfo | AudioFileError:
+        try:
+            return check_clip_header(self.root / name, None, None, mono=False)
+        except AudioFileError as err:
+            return err
+
+    @cached_property
+    def spec(self) -> DatasetSpec:
+        files = self._files
+        rates = set(files["samplerate"])
+        seconds = self.clip_seconds
+        if seconds is None:
+            lengths = Counter(
+                round(f / r, 3) for f, r in zip(files["frames"], files["samplerate"], strict=True)
+            )
+            if len(lengths) > 1:
+                (common, _), *_ = lengths.most_common()
+                odd = files[(files["frames"] / files["samplerate"]).round(3) != common].iloc[0]
+                raise DatasetError(
+                    f"{self.root}: clips differ in length ({len(lengths)} lengths, most {common} s; e.g. "
+                    f"{odd['filename']} is {odd['frames'] / odd['samplerate']:.3f} s); set data.clip_seconds "
+                    "to crop or pad them to one length"
+                )
+            seconds = next(iter(lengths))
+        return DatasetSpec(
+            name=self.name,
+            classes=tuple(sorted(set(files["label"]))),
+            source_sample_rate=rates.pop() if len(rates) == 1 else None,
+            clip_seconds=float(seconds),
+            mono=False,
+            exact_length=False,
+            split_files={k: v for k, v in SPLIT_FILES.items() if (self.root / v).is_file()},
+        )
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        files = self._files
+        classes = self.spec.classes
+        frame = pd.DataFrame(
+            {
+                "filename": files["filename"],
+                "target": files["label"].map(classes.index).astype("int64"),
+                "device_index": -1,
+                "recording": [
+                    f"{label}/{recording_of(stem, self.recording_pattern)}"
+                    for label, stem in zip(files["label"], files["stem"], strict=True)
+                ],
+            }
+        )
+        listed = {split: self.root / path for split, path in SPLIT_FILES.items()}
+        if self.train_split_file is not None:
+            listed["train"] = Path(self.train_split_file)
+        if all(path.is_file() for path in listed.values()):
+            return {split: self._listed(frame, path, split) for split, path in listed.items()}
+        test = hold_out(frame, self.test_fraction, self.split_seed, balance=None, what="generated test split")
+        return {
+            "train": frame[~test].reset_index(drop=True),
+            "test": frame[test].reset_index(drop=True),
+        }
+
+    def _listed(self, frame: pd.DataFrame, path: Path, split: str) -> pd.DataFrame:
+        try:
+            listing = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        except (OSError, pd.errors.ParserError) as err:
+            raise DatasetError(f"{path}: not a readable split file ({err})") from err
+        if "filename" not in listing.columns:
+            raise DatasetError(f"{path}: no 'filename' column; found {', '.join(listing.columns)}")
+        if listing.empty:
+            raise DatasetError(f"{path} lists no clips (only a header); split {split!r} would be empty")
+        indexed = frame.set_index("filename", drop=False)
+        absent = listing.loc[~listing["filename"].isin(indexed.index), "filename"]
+        if len(absent):
+            raise AudioFileError(
+                f"{path}: {len(absent)} listed file(s) are not audio files in a class folder of "
+                f"{self.root}, first {absent.iloc[0]!r}",
+                "exists",
+            )
+        return indexed.loc[listing["filename"]].reset_index(drop=True)
+
+    def listed_files(self) -> pd.DataFrame:
+        """Every audio file in a class folder (what the data check reads)."""
+        return self._listing

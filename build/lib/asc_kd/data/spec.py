@@ -1,0 +1,121 @@
+"""What a scene dataset is, and the interface every on-disk layout implements.
+
+A ``DatasetSpec`` is all the rest of asc_kd knows about a dataset: class names, devices and
+their groups, source rate, clip length, split files and metadata columns. A ``Layout`` reads
+one kind of dataset from disk (``asc_kd.data.tau``, ``asc_kd.data.folders``) and returns its
+spec and its splits as frames. The DataModule exposes the spec, the CLI links its classes and
+devices into the task, and the task keeps them in its checkpoint, so metrics, logits files,
+int8 artifacts, predict and the tables take them from the data or the checkpoint, never from
+one dataset's module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from asc_kd.errors import UserError
+
+#: Columns of every split frame a layout returns. ``target`` and ``device_index`` are -1 where
+#: unknown (unlabelled files, datasets without devices); ``recording`` groups the clips of one
+#: recording, so splits never put parts of one recording on both sides.
+FRAME_COLUMNS = ("filename", "target", "device_index", "recording")
+
+
+class DatasetError(UserError, ValueError):
+    """The dataset on disk is not what its layout promises; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything about a dataset that models, metrics and outputs depend on.
+
+    Attributes:
+        name: layout name (``tau22``, ``tau20``, ``folders``); also names cache folders.
+        classes: class names in label order (the order of logits and submission columns).
+        devices: recording devices in index order; empty when the dataset has none.
+        device_groups: named groups of devices reported together (TAU: real, seen, unseen).
+        source_sample_rate: rate every source file has; ``None`` when files may differ.
+        clip_seconds: length of every clip as the models receive it.
+        mono: every file must be mono (TAU); otherwise channels are mixed down.
+        exact_length: every file must last ``clip_seconds`` (TAU); otherwise clips are
+            cropped or zero-padded to it after resampling.
+        split_files: split name -> file (relative to the root) listing it, where one exists.
+        meta_columns: columns the metadata file must have (empty without a metadata file).
+        archive: where the dataset is published, for messages about missing files.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    devices: tuple[str, ...] = ()
+    device_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source_sample_rate: int | None = None
+    clip_seconds: float = 1.0
+    mono: bool = True
+    exact_length: bool = True
+    split_files: dict[str, str] = field(default_factory=dict)
+    meta_columns: tuple[str, ...] = ()
+    archive: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(set(self.classes)) != len(self.classes) or not self.classes:
+            raise DatasetError(f"{self.name}: class names must be unique and non-empty, got {self.classes}")
+        unknown = sorted({d for members in self.device_groups.values() for d in members} - set(self.devices))
+        if unknown:
+            raise DatasetError(f"{self.name}: device group members {unknown} are not devices")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for checkpoints, JSON reports and YAML configs."""
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "devices": list(self.devices),
+            "device_groups": {k: list(v) for k, v in self.device_groups.items()},
+            "source_sample_rate": self.source_sample_rate,
+            "clip_seconds": self.clip_seconds,
+        }
+
+
+class Layout(ABC):
+    """How one kind of scene dataset lies on disk.
+
+    Subclasses set ``name``, say whether a root holds their layout (``detect``) and read it:
+    ``spec`` and ``frames`` (``train``, ``test`` and, where the layout has one, an unlabelled
+    ``predict`` listing), each frame with ``FRAME_COLUMNS`` and filenames relative to ``root``.
+    Register a new layout in ``asc_kd.data.layouts.LAYOUTS``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    @abstractmethod
+    def detect(cls, root: Path) -> bool:
+        """Whether ``root`` holds a dataset of this layout (cheap: a few file checks)."""
+
+    @property
+    @abstractmethod
+    def spec(self) -> DatasetSpec:
+        """The dataset's spec."""
+
+    @abstractmethod
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Split name -> frame of its clips (``FRAME_COLUMNS``), in the split's own order."""
+
+    def listing(self, split: str) -> pd.DataFrame:
+        """One split's frame (for predict: the unlabelled listing), reading no more than needed."""
+        frames = self.frames()
+        if split not in frames:
+            raise DatasetError(f"{self.root} has no {split!r} split")
+        return frames[split]
+
+    def listed_files(self) -> pd.DataFrame:
+        """Every file the dataset lists (what the data check reads)."""
+        frames = self.frames()
+        return pd.concat(frames.values()).drop_duplicates("filename").reset_index(drop=True)

@@ -1,0 +1,203 @@
+"""Teacher ensembles: every teacher's logits, their average for distillation, and Table 1.
+
+A teacher is a task checkpoint (``.ckpt``) or, with a recipe, a plain weights file such as
+CP-JKU's released PaSST teachers (``passt_253.pt`` ...): the recipe builds the model and its
+front-end, the file fills it. The teachers that make up the distillation ensemble are chosen
+apart from the rows of Table 1 (the report's Table 1 lists five teachers; its students learn
+from the PaSST ensemble only). The ensemble's logits over the training split are saved keyed
+by clip, with their provenance, for ``SceneDataModule(teacher_logits=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import yaml
+
+from asc_kd import __version__
+from asc_kd.data.cache import fingerprint_files
+from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.teacher_logits import save_logits
+from asc_kd.errors import ConfigError
+from asc_kd.inference import predict_logits, rank_and_world, resolve_device
+from asc_kd.metrics import scene_metrics
+from asc_kd.models.pretrained import load_pretrained
+from asc_kd.tables import seed_row, summarize, write_results
+from asc_kd.tasks.classification import ClassificationTask
+from asc_kd.tasks.restore import load_task, read_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TeacherRun:
+    """One teacher: where its weights are, its Table 1 row, and whether the ensemble uses it.
+
+    Attributes:
+        source: a task checkpoint, or a weights file when ``recipe`` is given.
+        name: its row in Table 1 (runs of one name are summarised over seeds).
+        seed: the seed it was trained with, if known.
+        selection: how the checkpoint was chosen (``last``, ``best-val-holdout`` ...).
+        in_ensemble: whether its logits enter the distillation ensemble.
+        recipe: YAML recipe that builds the model for a plain weights file.
+    """
+
+    source: str
+    name: str
+    seed: int | None = None
+    selection: str = "-"
+    in_ensemble: bool = True
+    recipe: str | None = None
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The task arguments of a recipe YAML: model and front-end (data section), no optimiser."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"teacher recipe {path} not found")
+    config = yaml.safe_load(path.read_text()) or {}
+    init = dict((config.get("model") or {}).get("init_args") or {})
+    data = config.get("data") or {}
+    if "model" not in init:
+        raise ConfigError(f"{path}: no model.init_args.model; it is not a task recipe")
+    arguments = {
+        key: init[key] for key in ("model", "model_kwargs", "frontend", "frontend_kwargs") if key in init
+    }
+    for key in ("frontend", "frontend_kwargs", "sample_rate", "segment_seconds"):
+        if key in data:
+            arguments.setdefault(key, data[key])
+    return arguments
+
+
+def load_teacher(run: TeacherRun, datamodule: SceneDataModule | None = None) -> ClassificationTask:
+    """The teacher of ``run`` in eval mode: its checkpoint, or its recipe filled with its weights."""
+    if run.recipe is None:
+        return load_task(run.source)
+    arguments = read_recipe(run.recipe)
+    kwargs = dict(arguments.get("model_kwargs") or {})
+    kwargs["checkpoint"] = None  # the weights file replaces the recipe's pretrained weights
+    spec = datamodule.spec if datamodule is not None else None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*has random weights.*")
+        task = ClassificationTask(
+            **{**arguments, "model_kwargs": kwargs},
+            classes=spec.classes if spec else None,
+            devices=spec.devices if spec else None,
+            device_groups=spec.device_groups if spec else None,
+        )
+    load_pretrained(task.model, run.source, fine_tuned=True)
+    return task.eval()
+
+
+def describe(source: str | Path, name: str | None = None, recipe: str | None = None) -> TeacherRun:
+    """A ``TeacherRun`` named from the checkpoint's record (recipe, seed, selection) when it has one."""
+    if recipe is not None:
+        return TeacherRun(str(source), name or Path(recipe).stem, recipe=str(recipe))
+    record = read_checkpoint(source).get("asc_kd", {})
+    run = record.get("run") or {}
+    return TeacherRun(
+        str(source),
+        name or run.get("recipe") or str(record.get("model", Path(source).stem)),
+        run.get("seed"),
+        record.get("selection", "-"),
+    )
+
+
+def export_logits(
+    teachers: list[TeacherRun],
+    datamodule: SceneDataModule,
+    out: str | Path,
+    split: str = "train",
+    table: str | Path | None = None,
+    device: str = "auto",
+    title: str = "Table 1: teachers on the development-test split",
+) -> pd.DataFrame | None:
+    """Save the ensemble's logits over ``split`` and return Table 1 (or None without ``table``).
+
+    Every teacher is scored on the test split for Table 1; only ``in_ensemble`` teachers are
+    run over ``split`` and averaged into the logits file.
+    """
+    members = [t for t in teachers if t.in_ensemble]
+    if not members:
+        raise ConfigError("no teacher is in the ensemble; choose at least one")
+    target = resolve_device(device)
+    rank, world = rank_and_world()
+    if rank == 0:  # one process builds the cache; the others wait and read it
+        datamodule.prepare_data()
+    if world > 1:
+        torch.distributed.barrier()
+    datamodule.setup("predict")
+    spec = datamodule.spec
+    export_loader = datamodule.loader(split)
+    test_loader = datamodule.loader("test")
+    labels = test_loader.dataset.labels
+    window = round(datamodule.hparams.segment_seconds * datamodule.hparams.sample_rate)
+    ensemble: torch.Tensor | float = 0.0
+    ensemble_test: torch.Tensor | float = 0.0
+    rows = []
+    for run in teachers:
+        task = load_teacher(run, datamodule)
+        if list(task.classes) != list(spec.classes):
+            raise ConfigError(
+                f"teacher {run.source} predicts {len(task.classes)} classes "
+                f"({', '.join(task.classes[:3])}, ...), the dataset at {datamodule.root} has "
+                f"{len(spec.classes)} ({', '.join(spec.classes[:3])}, ...)"
+            )
+        label = f"{run.name}" + (f" (seed {run.seed})" if run.seed is not None else "")
+        if run.in_ensemble:
+            logits = predict_logits(task, export_loader, target, window, f"{label} on {split}")
+            ensemble = ensemble + logits / len(members)
+        if table is not None:
+            test_logits = predict_logits(task, test_loader, target, window, f"{label} on test")
+            if run.in_ensemble:
+                ensemble_test = ensemble_test + test_logits / len(members)
+            metrics = scene_metrics(
+                test_logits,
+                labels["target"],
+                labels["device"],
+                spec.classes,
+                spec.devices,
+                spec.device_groups,
+            )
+            rows.append(seed_row(metrics, teacher=run.name, seed=run.seed, selection=run.selection))
+    dataset = export_loader.dataset
+    keys = dataset.keys
+    filenames = list(dict.fromkeys(dataset.frame["filename"]))
+    metadata = {
+        "teachers": [
+            {"checkpoint": t.source, "name": t.name, "seed": t.seed, "recipe": t.recipe} for t in members
+        ],
+        "split": split,
+        "split_file": datamodule.hparams.train_split_file if split == "train" else None,
+        "dataset_fingerprint": fingerprint_files(datamodule.root, filenames),
+        "windowed": dataset.starts is not None,  # keys are filename#k, one per window
+        "segment_seconds": datamodule.hparams.segment_seconds,
+        "classes": list(spec.classes),
+        "asc_kd_version": __version__,
+    }
+    assert isinstance(ensemble, torch.Tensor)
+    if rank == 0:  # every rank holds the gathered logits; one writes
+        save_logits(out, keys, ensemble.mean(1), metadata)
+        log.info("wrote ensemble logits of %d teachers for %d examples to %s", len(members), len(keys), out)
+    if table is None:
+        return None
+    assert isinstance(ensemble_test, torch.Tensor)
+    metrics = scene_metrics(
+        ensemble_test, labels["target"], labels["device"], spec.classes, spec.devices, spec.device_groups
+    )
+    names = list(dict.fromkeys(t.name for t in members))
+    selections = ", ".join(sorted({t.selection for t in members}))
+    ensemble_name = f"ensemble of {len(members)} ({', '.join(names)})"
+    rows.append(seed_row(metrics, teacher=ensemble_name, seed=None, selection=selections))
+    frame = pd.DataFrame(rows)
+    if rank == 0:
+        summary, written = write_results(frame, ["teacher", "selection"], table, title)
+        log.info("wrote Table 1 to %s", ", ".join(map(str, written)))
+        return summary
+    return summarize(frame, ["teacher", "selection"])  # the same table, unwritten

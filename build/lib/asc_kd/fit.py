@@ -1,0 +1,36 @@
+"""``python -m asc_kd.fit``: train a task from YAML configs, then test the reported checkpoint.
+
+    python -m asc_kd.fit --config experiments/base.yaml --config experiments/students/kd.yaml \\
+        --config experiments/students/system1.yaml --data.root DATA
+
+Configs compose left to right and any key can be overridden on the command line (``--help``
+lists every option); see ``asc_kd.cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from asc_kd.cli import AscKdCLI, fit
+from asc_kd.errors import run_command
+
+__all__ = ["AscKdCLI", "main"]
+
+
+def main(args: list[str] | None = None) -> AscKdCLI:
+    """Fit, then test the reported checkpoint on the development-test split."""
+    return fit(args, __doc__.split("\n\n")[0])
+
+
+def _command(argv: list[str] | None) -> int:
+    # LightningCLI reads sys.argv, and DDP relaunches the command from it: keep the arguments
+    # there (without --debug, which run_command took).
+    sys.argv = [sys.argv[0], *(argv or [])]
+    main(None)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("WANDB_SILENT", "true")
+    sys.exit(run_command(_command))

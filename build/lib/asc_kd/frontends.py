@@ -1,0 +1,368 @@
+"""Waveform-to-log-mel front-ends for the student and the two teachers.
+
+Each front-end turns a ``(batch, samples)`` waveform into a ``(batch, 1, mel bins, frames)``
+log-mel batch on whatever device the module lives on, so feature extraction can run after the
+batch is moved to the GPU. Filterbanks and windows are built once in ``__init__`` and kept as
+non-persistent buffers: they follow ``.to()`` but stay out of ``state_dict()``, because
+``config()`` already rebuilds them and pretrained teacher checkpoints do not contain them.
+
+- ``StudentMel``: the CP-ResNet student's mel spectrogram, torchaudio-style or in CP-JKU's
+  convention (pre-emphasis, Kaldi mel banks, symmetric window).
+- ``PasstMel``: PaSST's ``AugmentMelSTFT`` (Kaldi mel banks, fmin/fmax jitter, masking).
+- ``ASTFbank``: AST's Kaldi fbank at 16 kHz, with AudioSet normalisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torchaudio
+from torch import Tensor, nn
+from torchaudio.compliance.kaldi import get_mel_banks
+
+from asc_kd.augmentations.spectrogram import mask_time_frequency
+from asc_kd.errors import ConfigError
+
+LOG_OFFSET = 1e-5
+"""Added before the log in ``StudentMel`` and ``PasstMel``, as in CP-JKU's code."""
+
+
+def _prepare_waveform(x: Tensor, like: Tensor, owner: str) -> Tensor:
+    if x.dim() != 2:
+        raise ConfigError(
+            f"{owner} expects a waveform batch of shape (batch, samples); got shape {tuple(x.shape)}."
+        )
+    return x.to(like.dtype)
+
+
+def _kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, fmin: float, fmax: float) -> Tensor:
+    """Kaldi triangular mel banks padded to the ``n_fft // 2 + 1`` rfft bins.
+
+    ``get_mel_banks`` leaves out the Nyquist bin, so a zero column is appended.
+    """
+    banks, _ = get_mel_banks(n_mels, n_fft, sample_rate, fmin, fmax, 100.0, -500.0, 1.0)
+    return nn.functional.pad(banks, (0, 1))
+
+
+class FrontEnd(nn.Module):
+    """Base of the front-ends: remembers its init arguments so a checkpoint can rebuild it."""
+
+    def _remember(self, init_args: dict[str, Any]) -> None:
+        self._init_args = {k: v for k, v in init_args.items() if k not in ("self", "__class__")}
+
+    def config(self) -> dict[str, Any]:
+        """Init arguments, so a checkpoint can rebuild the same front-end."""
+        return dict(self._init_args)
+
+
+class StudentMel(FrontEnd):
+    """Log-mel spectrogram for the CP-ResNet student.
+
+    With the defaults it equals ``log(torchaudio.transforms.MelSpectrogram(...)(x) + 1e-5)``
+    followed by CP-JKU's fast normalisation ``(x + 4.5) / 5``, which centres log-mels near
+    zero. ``preemphasis=0.97, mel_scale="kaldi", periodic_window=False`` is CP-JKU's
+    ``AugmentMelSTFT`` (their DCASE22/23 student front-end, which the Tencent systems follow):
+    pre-emphasis ``x[t] - 0.97 x[t-1]`` (one sample shorter), a symmetric Hann window, Kaldi
+    triangular mel banks, then the same log and normalisation. The two conventions differ by
+    1.7-4 log-mel units on the same audio, so a model must be run with the one it was trained on.
+
+    Args:
+        sample_rate: Rate of the input waveform in Hz.
+        n_fft: FFT size.
+        win_length: Hann window length in samples.
+        hop_length: Frame shift in samples. 737 / 2048 is the reports' "36 %" hop.
+        n_mels: Number of mel bins.
+        fmin: Lowest filterbank frequency in Hz.
+        fmax: Highest filterbank frequency in Hz; ``None`` means ``sample_rate / 2``.
+        normalize: Apply ``(x + 4.5) / 5`` after the log.
+        preemphasis: Pre-emphasis coefficient (CP-JKU: 0.97); 0 disables it.
+        mel_scale: ``htk`` (torchaudio's mel filterbank) or ``kaldi`` (CP-JKU's).
+        periodic_window: Periodic Hann window (torch's default) or symmetric (CP-JKU's).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 32000,
+        n_fft: int = 2048,
+        win_length: int = 2048,
+        hop_length: int = 737,
+        n_mels: int = 256,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        normalize: bool = True,
+        preemphasis: float = 0.0,
+        mel_scale: Literal["htk", "kaldi"] = "htk",
+        periodic_window: bool = True,
+    ) -> None:
+        super().__init__()
+        self._remember(locals())
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.fmin = fmin
+        self.fmax = fmax
+        self.normalize = normalize
+        self.preemphasis = preemphasis
+        high = sample_rate / 2 if fmax is None else fmax
+        if mel_scale == "kaldi":
+            mel_fb = _kaldi_mel_banks(n_mels, n_fft, sample_rate, fmin, high)
+        elif mel_scale == "htk":
+            mel_fb = torchaudio.functional.melscale_fbanks(
+                n_freqs=n_fft // 2 + 1,
+                f_min=fmin,
+                f_max=high,
+                n_mels=n_mels,
+                sample_rate=sample_rate,
+                mel_scale="htk",
+            ).T.contiguous()
+        else:
+            raise ConfigError(f"StudentMel: mel_scale must be 'htk' or 'kaldi', got {mel_scale!r}")
+        window = torch.hann_window(win_length, periodic=periodic_window)
+        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("mel_fb", mel_fb, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``(batch, samples)`` to ``(batch, 1, n_mels, frames)``.
+
+        The centred STFT yields ``1 + samples // hop_length`` frames: a 1-s clip at 32 kHz
+        gives 1 + 32000 // 737 = 1 + 43 = 44 frames (1 + 31999 // 737 = 44 with pre-emphasis).
+        """
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = _prepare_waveform(x, self.window, type(self).__name__)
+            if self.preemphasis:
+                x = x[:, 1:] - self.preemphasis * x[:, :-1]
+            spec = torch.stft(
+                x,
+                self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            )
+            mel = torch.matmul(self.mel_fb, spec.abs().pow(2))
+            mel = torch.log(mel + LOG_OFFSET)
+        if self.normalize:
+            mel = (mel + 4.5) / 5.0
+        return mel.unsqueeze(1)
+
+
+class PasstMel(FrontEnd):
+    """PaSST's log-mel front-end (``AugmentMelSTFT`` in hear21passt), with its augmentation.
+
+    In training mode the filterbank's fmin/fmax are jittered and frequency and time masks are
+    drawn per example; in eval mode the output is deterministic. The original rebuilds a
+    jittered filterbank every batch; here ``n_jitter`` jittered filterbanks are drawn once,
+    with a fixed seed so ``config()`` rebuilds the same ones, and one is picked per batch.
+
+    Args:
+        sample_rate: Rate of the input waveform in Hz.
+        n_fft: FFT size.
+        win_length: Hann window length in samples.
+        hop_length: Frame shift in samples.
+        n_mels: Number of Kaldi mel bins.
+        fmin: Lowest filterbank frequency in Hz.
+        fmax: Highest filterbank frequency in Hz. ``None`` means
+            ``sample_rate // 2 - fmax_aug_range // 2``, as in PaSST, so the jittered fmax
+            never passes Nyquist (15000 Hz with the defaults, which pretrained PaSST saw).
+        fmin_aug_range: Training fmin is ``fmin + randint(fmin_aug_range)``; 1 disables it.
+        fmax_aug_range: Training fmax is ``fmax + fmax_aug_range // 2 -
+            randint(fmax_aug_range)``; 1 disables it.
+        freqm: Largest frequency mask in mel bins; 0 disables it.
+        timem: Largest time mask in frames; 0 disables it. PaSST's 192 was made for 10-s
+            AudioSet clips of 1,000 frames.
+        max_time_mask_fraction: A time mask never exceeds this share of the clip's frames, so
+            ``timem`` fits any clip length: 192 frames on 10-s clips, 20 on 1-s clips
+            (CP-JKU's DCASE22 teacher setting); about 10 % of a clip is masked on average.
+        n_jitter: Number of jittered filterbanks precomputed for training.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 32000,
+        n_fft: int = 1024,
+        win_length: int = 800,
+        hop_length: int = 320,
+        n_mels: int = 128,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        fmin_aug_range: int = 10,
+        fmax_aug_range: int = 2000,
+        freqm: int = 48,
+        timem: int = 192,
+        max_time_mask_fraction: float = 0.2,
+        n_jitter: int = 16,
+    ) -> None:
+        super().__init__()
+        self._remember(locals())
+        for name, value in (
+            ("fmin_aug_range", fmin_aug_range),
+            ("fmax_aug_range", fmax_aug_range),
+            ("n_jitter", n_jitter),
+        ):
+            if value < 1:
+                raise ConfigError(f"PasstMel: {name}={value} must be >= 1 (1 disables jitter).")
+        nyquist = sample_rate // 2
+        eval_fmax = nyquist - fmax_aug_range // 2 if fmax is None else fmax
+        if eval_fmax + fmax_aug_range // 2 > nyquist:
+            raise ConfigError(
+                f"PasstMel: fmax={fmax} plus fmax_aug_range // 2 = {fmax_aug_range // 2} "
+                f"exceeds the Nyquist frequency {nyquist} Hz; lower fmax or pass fmax=None."
+            )
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.fmin = fmin
+        self.fmax = fmax
+        self.fmin_aug_range = fmin_aug_range
+        self.fmax_aug_range = fmax_aug_range
+        self.freqm = freqm
+        self.timem = timem
+        if not 0.0 < max_time_mask_fraction <= 1.0:
+            raise ConfigError(f"PasstMel: max_time_mask_fraction={max_time_mask_fraction} must lie in (0, 1]")
+        self.max_time_mask_fraction = max_time_mask_fraction
+        self.n_jitter = n_jitter
+
+        generator = torch.Generator().manual_seed(0)
+        fmins = fmin + torch.randint(fmin_aug_range, (n_jitter,), generator=generator)
+        fmaxs = (
+            eval_fmax + fmax_aug_range // 2 - torch.randint(fmax_aug_range, (n_jitter,), generator=generator)
+        )
+        jittered = [
+            _kaldi_mel_banks(n_mels, n_fft, sample_rate, float(low), float(high))
+            for low, high in zip(fmins, fmaxs, strict=True)
+        ]
+        # PaSST uses a symmetric Hann window, unlike torch's periodic default.
+        window = torch.hann_window(win_length, periodic=False)
+        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("preemphasis", torch.tensor([[[-0.97, 1.0]]]), persistent=False)
+        self.register_buffer(
+            "mel_fb",
+            _kaldi_mel_banks(n_mels, n_fft, sample_rate, fmin, eval_fmax),
+            persistent=False,
+        )
+        self.register_buffer("jittered_mel_fb", torch.stack(jittered), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``(batch, samples)`` to ``(batch, 1, n_mels, frames)``.
+
+        The pre-emphasis conv drops one sample, so a 1-s clip at 32 kHz gives
+        1 + 31999 // 320 = 100 frames (1000 for 10 s), as in PaSST.
+        """
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = _prepare_waveform(x, self.window, type(self).__name__)
+            x = nn.functional.conv1d(x.unsqueeze(1), self.preemphasis).squeeze(1)
+            spec = torch.stft(
+                x,
+                self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            )
+            if self.training:
+                mel_fb = self.jittered_mel_fb[int(torch.randint(self.n_jitter, ()))]
+            else:
+                mel_fb = self.mel_fb
+            mel = torch.log(torch.matmul(mel_fb, spec.abs().pow(2)) + LOG_OFFSET).unsqueeze(1)
+        if self.training:
+            # Masks fill with 0 before normalisation, so masked bins read 0.9 afterwards.
+            mel = mask_time_frequency(mel, self.freqm, self.timem, self.max_time_mask_fraction)
+        return (mel + 4.5) / 5.0
+
+
+class ASTFbank(FrontEnd):
+    """AST's input features: Kaldi fbank of 16 kHz audio with AudioSet normalisation.
+
+    A batched version of ``torchaudio.compliance.kaldi.fbank(wave, htk_compat=True,
+    sample_frequency=16000, use_energy=False, window_type="hanning", num_mel_bins=128,
+    dither=0.0, frame_shift=10, frame_length=25)``, preceded by resampling because the data
+    cache holds audio at ``sample_rate``. AST's loader also subtracts each clip's mean;
+    the per-frame DC removal makes that a no-op, so it is not repeated. Normalisation is
+    ``(fbank - mean) / (2 * std)``: AST divides by twice the AudioSet std.
+
+    Args:
+        sample_rate: Rate of the input waveform in Hz; resampled to 16 kHz inside.
+        n_mels: Number of Kaldi mel bins.
+        target_length: Pad (with zero fbank values, before normalisation, as AST does) or crop
+            to this many frames; ``None`` keeps ``1 + (samples_16k - 400) // 160`` frames.
+        mean: AudioSet fbank mean from AST.
+        std: AudioSet fbank standard deviation from AST.
+    """
+
+    fbank_sample_rate = 16000
+    frame_length = 400  # 25 ms at 16 kHz
+    frame_shift = 160  # 10 ms at 16 kHz
+    n_fft = 512  # frame length rounded up to a power of two, as Kaldi does
+
+    def __init__(
+        self,
+        sample_rate: int = 32000,
+        n_mels: int = 128,
+        target_length: int | None = None,
+        mean: float = -4.2677393,
+        std: float = 4.5689974,
+    ) -> None:
+        super().__init__()
+        self._remember(locals())
+        self.sample_rate = sample_rate
+        self.n_mels = n_mels
+        self.target_length = target_length
+        self.mean = mean
+        self.std = std
+        self.resample = torchaudio.transforms.Resample(sample_rate, self.fbank_sample_rate)
+        if hasattr(self.resample, "kernel"):  # absent when no resampling is needed
+            # Re-register as non-persistent so state_dict() holds no derived tensors.
+            self.resample.register_buffer("kernel", self.resample.kernel, persistent=False)
+        window = torch.hann_window(self.frame_length, periodic=False)
+        mel_fb = _kaldi_mel_banks(n_mels, self.n_fft, self.fbank_sample_rate, 20.0, 0.0)
+        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("mel_fb", mel_fb, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``(batch, samples)`` at ``sample_rate`` to ``(batch, 1, n_mels, frames)``."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = self.resample(_prepare_waveform(x, self.window, type(self).__name__))
+            if x.shape[-1] < self.frame_length:
+                raise ConfigError(
+                    f"ASTFbank needs at least {self.frame_length} samples at 16 kHz for one "
+                    f"frame; got {x.shape[-1]} after resampling."
+                )
+            frames = x.unfold(-1, self.frame_length, self.frame_shift)
+            frames = frames - frames.mean(dim=-1, keepdim=True)
+            # Kaldi's pre-emphasis treats the sample before each frame's first as itself.
+            previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+            frames = (frames - 0.97 * previous) * self.window
+            spec = torch.fft.rfft(frames, n=self.n_fft).abs().pow(2)
+            fbank = torch.matmul(self.mel_fb, spec.transpose(-1, -2))
+            fbank = fbank.clamp_min(torch.finfo(torch.float32).eps).log()
+        if self.target_length is not None:
+            n_frames = fbank.shape[-1]
+            if n_frames < self.target_length:
+                fbank = nn.functional.pad(fbank, (0, self.target_length - n_frames))
+            else:
+                fbank = fbank[..., : self.target_length]
+        return ((fbank - self.mean) / (2 * self.std)).unsqueeze(1)
+
+
+#: Front-ends by name, so a task's config (and checkpoint) names its front-end in plain data.
+FRONTENDS: dict[str, type[nn.Module]] = {
+    "student_mel": StudentMel,
+    "passt_mel": PasstMel,
+    "ast_fbank": ASTFbank,
+}
+
+
+def get_frontend(name: str, **kwargs: Any) -> nn.Module:
+    """Build the front-end registered as ``name`` with keyword overrides."""
+    if name not in FRONTENDS:
+        raise ConfigError(f"unknown front-end {name!r}; choose one of {', '.join(sorted(FRONTENDS))}")
+    return FRONTENDS[name](**kwargs)

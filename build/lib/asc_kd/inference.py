@@ -1,0 +1,95 @@
+"""Running a trained model over data: windows of long clips, loaders, several processes.
+
+One path for every caller: validation and test inside a task, the teacher logits export, the
+int8 evaluation, and predict on any audio (``asc_kd.submission``). A model sees fixed-length
+windows (its ``segment_seconds``, 1 s for DCASE); longer clips are cut into windows and each
+window is scored, so a 10-s clip gives ten logit rows and its file-level logits are their mean.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from asc_kd.data.audio import split_windows
+
+log = logging.getLogger(__name__)
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size under ``torch.distributed`` (0, 1 otherwise)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def window_logits(
+    model: LogitsFn, waveform: torch.Tensor, window: int, chunk: int | None = None
+) -> torch.Tensor:
+    """(batch, samples) waveforms -> (batch, windows, classes) logits of consecutive windows.
+
+    Clips of exactly one window go through the model as they are. Longer clips are cut into
+    non-overlapping windows (the last aligned to the end, see ``window_starts``) and run
+    ``chunk`` windows at a time (default: as many as the batch has clips, so memory stays
+    that of a batch of single windows).
+    """
+    if waveform.shape[-1] == window:
+        return model(waveform).unsqueeze(1)
+    windows = split_windows(waveform, window)  # (batch, n, window)
+    batch, n = windows.shape[:2]
+    flat = windows.reshape(batch * n, window)
+    step = chunk or batch
+    logits = torch.cat([model(flat[i : i + step]) for i in range(0, len(flat), step)])
+    return logits.view(batch, n, -1)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module | LogitsFn,
+    loader: DataLoader,
+    device: torch.device,
+    window: int,
+    desc: str = "",
+    shard: bool = True,
+) -> torch.Tensor:
+    """Logits of ``model`` for every example of the loader's dataset, in dataset order.
+
+    Returns (examples, windows, classes): one window per example for clips of one window.
+    Under ``torch.distributed`` (e.g. ``torchrun``) each rank scores every world-size-th
+    example and the shards are summed into place, so every rank returns the full, ordered
+    tensor with each example computed exactly once; ``shard=False`` scores everything here.
+    """
+    rank, world = rank_and_world() if shard else (0, 1)
+    n = len(loader.dataset)
+    if world > 1:
+        shard = Subset(loader.dataset, list(range(rank, n, world)))
+        loader = DataLoader(
+            shard, batch_size=loader.batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn
+        )
+    if isinstance(model, torch.nn.Module):
+        model.eval().to(device)
+    out: torch.Tensor | None = None
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=rank > 0 or not desc):
+        logits = window_logits(model, batch["waveform"].to(device), window).float().cpu()
+        if out is None:
+            out = torch.zeros(n, *logits.shape[1:])
+        out[batch["index"]] = logits
+    if out is None:
+        raise ValueError(f"no examples to score: the {desc or 'split'} is empty")
+    if world > 1:
+        reduced = out.to(device)
+        torch.distributed.all_reduce(reduced)
+        out = reduced.cpu()
+    return out

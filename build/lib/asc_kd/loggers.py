@@ -1,0 +1,102 @@
+"""W&B as the default logger, usable without an account or network.
+
+Training must not fail because nobody ran ``wandb login`` (a recurring complaint about the
+recipes we replace): ``AutoWandbLogger`` goes online only when an API key is configured and
+``WANDB_MODE`` does not say otherwise, and tells once how to upload an offline run later.
+The project never reads, writes or logs the key itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import netrc
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+log = logging.getLogger(__name__)
+
+
+def wandb_logged_in() -> bool:
+    """Whether an API key is configured (environment or ~/.netrc); the key is not read out."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+class AutoWandbLogger(WandbLogger):
+    """``WandbLogger`` that runs offline when not logged in (or when ``offline=True``).
+
+    Args:
+        project: W&B project name.
+        save_dir: folder for the ``wandb/`` run directories.
+        offline: force offline (True) or online (False); default: decide from the login.
+        **kwargs: anything ``WandbLogger`` takes (``name``, ``id``, ``tags``, ...).
+    """
+
+    def __init__(
+        self,
+        project: str = "asc_kd",
+        save_dir: str = "outputs",
+        offline: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        mode = os.environ.get("WANDB_MODE")
+        if offline is None:
+            offline = mode in ("offline", "dryrun") or (mode != "online" and not wandb_logged_in())
+        if offline:
+            log.warning(
+                "W&B is offline (no login found); upload later with `wandb sync %s/wandb/offline-run-*`",
+                save_dir,
+            )
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)
+        # Lightning passes anonymous=None, which wandb answers with a warning no one can act on.
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log at W&B step = the trainer's global step, so a resumed run (whose offline part
+        starts a new folder) continues the step count instead of starting again at 0."""
+        if step is None:
+            return super().log_metrics(metrics, step)
+        values = {
+            f"{self._prefix}{self.LOGGER_JOIN_CHAR}{k}" if self._prefix else k: v for k, v in metrics.items()
+        }
+        self.experiment.log({**values, "trainer/global_step": step}, step=max(step, self.experiment.step))
+
+
+class LogConfigCallback(SaveConfigCallback):
+    """Save the resolved CLI config as ``config.yaml`` in the run's own folder (the trainer's
+    ``default_root_dir``, one per recipe and seed, so runs never overwrite each other's), make it
+    the logger's run config (one level: ``model``, ``data``, ``trainer``, ...) and, for W&B, also
+    keep the YAML in the run's files (offline runs too, so a later ``wandb sync`` uploads it)."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = Path(trainer.default_root_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(
+                self.config, str(folder / self.config_filename), skip_unset=False, overwrite=True
+            )
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        config = json.loads(self.parser.dump(self.config, skip_unset=False, format="json"))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
+            if isinstance(logger, WandbLogger):
+                run_dir = Path(logger.experiment.dir)
+                (run_dir / "asc_kd_config.yaml").write_text(self.parser.dump(self.config, skip_unset=False))

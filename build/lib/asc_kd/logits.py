@@ -1,0 +1,110 @@
+"""``python -m asc_kd.logits``: ensemble teacher logits for distillation, and Table 1.
+
+    python -m asc_kd.logits T1.ckpt T2.ckpt ... --root DATA
+    python -m asc_kd.logits passt_253.pt passt_254.pt passt_255.pt passt_256.pt \\
+        --recipe experiments/teachers/passt.yaml --root DATA          # published weights files
+    python -m asc_kd.logits passt*.ckpt ast.ckpt --ensemble passt --root DATA
+
+Runs the ensemble's teachers over the training split (no augmentation), averages their
+logits and writes them keyed by clip with their provenance (teachers, classes, split, dataset
+fingerprint): ``SceneDataModule(teacher_logits=...)`` refuses a file made for other clips.
+Then scores every teacher and the ensemble on the development-test split and writes Table 1
+(mean ± std over seeds of each teacher) and the per-seed rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import torch
+
+from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.layouts import LAYOUTS
+from asc_kd.ensemble import describe, export_logits
+from asc_kd.errors import ConfigError, command_parser, run_command
+from asc_kd.tables import to_markdown
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.logits", __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "teachers", nargs="+", help="teacher checkpoints (.ckpt), or weights files with --recipe"
+    )
+    parser.add_argument(
+        "--recipe", default=None, help="teacher recipe (YAML) that builds the model for weights files"
+    )
+    parser.add_argument("--names", nargs="+", default=None, help="Table 1 row names, one per teacher")
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=None,
+        help="names of the teachers whose logits are averaged (default: all)",
+    )
+    parser.add_argument("--root", required=True, help="dataset root")
+    parser.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="dataset layout")
+    parser.add_argument(
+        "--cache-dir", default=None, help="audio cache folder (default: $ASC_KD_CACHE or ~/.cache/asc_kd)"
+    )
+    parser.add_argument(
+        "--split", choices=["train", "test"], default="train", help="split whose logits are saved"
+    )
+    parser.add_argument(
+        "--train-split-file", default=None, help="training split file, e.g. a DCASE24 split25.csv"
+    )
+    parser.add_argument("--out", default="outputs/teachers/ensemble_train.npz", help="logits file to write")
+    parser.add_argument("--table", default="outputs/teachers/table1", help="Table 1 stem ('' to skip)")
+    parser.add_argument("--batch-size", type=int, default=64, help="clips per batch")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.names and len(args.names) != len(args.teachers):
+        raise ConfigError(f"--names gives {len(args.names)} names for {len(args.teachers)} teachers")
+    runs = [
+        describe(source, args.names[i] if args.names else None, args.recipe)
+        for i, source in enumerate(args.teachers)
+    ]
+    if args.ensemble:
+        unknown = sorted(set(args.ensemble) - {r.name for r in runs})
+        if unknown:
+            raise ConfigError(
+                f"--ensemble names {unknown} match no teacher; names are {sorted({r.name for r in runs})}"
+            )
+        for run in runs:
+            run.in_ensemble = run.name in args.ensemble
+    device = args.device
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one shard per rank
+        cuda = torch.cuda.is_available() and device != "cpu"
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local_rank)
+            device = f"cuda:{local_rank}"
+    datamodule = SceneDataModule(
+        root=args.root,
+        layout=args.layout,
+        cache_dir=args.cache_dir,
+        train_split_file=args.train_split_file,
+        batch_size=args.batch_size,
+        eval_batch_size=args.batch_size,
+        num_workers=args.num_workers,
+    )
+    frame = export_logits(runs, datamodule, args.out, args.split, args.table or None, device)
+    if frame is not None:
+        print(to_markdown(frame))
+        print(f"\nlogits: {args.out}\nTable 1: {args.table}.md, {args.table}.csv, {args.table}_seeds.csv")
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,115 @@
+"""``python -m asc_kd.pipeline``: the report's whole system in one command (``make demo``).
+
+    python -m asc_kd.pipeline                       # synthetic scenes, tiny teachers, CPU
+    python -m asc_kd.pipeline --seeds 3             # every teacher and student run 3 times
+    python -m asc_kd.pipeline --root DATA --no-demo \\
+        --teachers experiments/teachers/passt.yaml experiments/teachers/ast.yaml ... \\
+        --teacher-seeds 4 --ensemble passt
+
+Stages (each skipped when its output exists; ``--force`` redoes the chosen ones): teachers,
+logits (+ Table 1), students, quantize, tables (Table 2). See ``asc_kd.stages``. Every
+(recipe, seed) run keeps its config, checkpoints and W&B run under ``--out``. With the default
+synthetic scenes every accuracy is synthetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from asc_kd.errors import command_parser, run_command
+from asc_kd.stages import EXPERIMENTS, STAGES, SYSTEMS, Pipeline, PipelineConfig
+
+DEMO_TEACHERS = [str(EXPERIMENTS / "demo" / "teachers" / name) for name in ("cnn_tiny.yaml", "ast_tiny.yaml")]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.pipeline", __doc__.split("\n\n")[0])
+    parser.add_argument("--root", default="data/synthetic", help="dataset root (default: synthetic scenes)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="audio cache folder (default: $ASC_KD_CACHE or ~/.cache/asc_kd)"
+    )
+    parser.add_argument("--out", default="outputs/pipeline", help="folder of every run, manifest and table")
+    parser.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="synthetic scenes and CPU-sized recipes (--no-demo for the full recipes)",
+    )
+    parser.add_argument(
+        "--teachers",
+        nargs="+",
+        default=None,
+        help="teacher recipes (YAML); a recipe listed twice runs twice "
+        "(default: the demo's two small teachers)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=None,
+        help="teacher recipe names whose runs make up the distillation ensemble (default: all teachers)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="runs of every teacher and student recipe, seeds 0..N-1"
+    )
+    parser.add_argument(
+        "--teacher-seeds", type=int, default=None, help="runs of every teacher recipe (default: --seeds)"
+    )
+    parser.add_argument(
+        "--student-seeds", type=int, default=None, help="runs of every student system (default: --seeds)"
+    )
+    parser.add_argument(
+        "--teacher-logits",
+        default=None,
+        help="existing logits file when skipping the teacher stages (default: the logits stage's)",
+    )
+    parser.add_argument(
+        "--student-config", default=str(EXPERIMENTS / "students" / "kd.yaml"), help="distillation recipe"
+    )
+    parser.add_argument(
+        "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="student systems"
+    )
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run")
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="override every recipe's epochs (default: the recipes')"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="redo the chosen stages even when their outputs exist"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="extra `asc_kd.fit` options after --")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> PipelineConfig:
+    args = build_parser().parse_args(argv)
+    return PipelineConfig(
+        root=args.root,
+        out=args.out,
+        cache_dir=args.cache_dir,
+        demo=args.demo,
+        teachers=args.teachers if args.teachers is not None else DEMO_TEACHERS,
+        ensemble=args.ensemble,
+        teacher_seeds=args.teacher_seeds or args.seeds,
+        student_seeds=args.student_seeds or args.seeds,
+        teacher_logits=args.teacher_logits,
+        student_config=args.student_config,
+        systems=args.systems,
+        stages=args.stages,
+        max_epochs=args.max_epochs,
+        force=args.force,
+        quiet=args.quiet,
+        fit_args=[a for a in args.fit_args if a != "--"],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    Pipeline(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

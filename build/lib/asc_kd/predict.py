@@ -1,0 +1,72 @@
+"""``python -m asc_kd.predict MODEL``: the DCASE submission file for a folder or a split.
+
+    python -m asc_kd.predict outputs/system1.int8.pt --folder EVAL_ROOT/audio --out submission.csv
+    python -m asc_kd.predict last.ckpt --root DATA            # fold1_test.csv of the dev set
+
+MODEL is a checkpoint of any asc_kd task or an int8 artifact (``*.int8.pt``). The output is
+tab-separated: ``filename``, ``scene_label`` and one probability column per class of the
+model, in its class order. Every audio file soundfile reads is taken, whatever the case of its
+extension (other files are listed as skipped); recordings of any length, rate and channel
+count are mixed to mono, resampled to the model's rate, scored in windows of the model's
+length with a configurable hop, and the window probabilities averaged into one row per file
+(``--per-window`` writes one row per window with its start time instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from asc_kd.data.audio import list_audio_files
+from asc_kd.data.layouts import make_layout
+from asc_kd.data.spec import DatasetError
+from asc_kd.errors import command_parser, run_command
+from asc_kd.submission import load_scorer, predict_files, write_submission
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("python -m asc_kd.predict", __doc__.split("\n\n")[0])
+    parser.add_argument("model", help="checkpoint (.ckpt) or int8 artifact (.int8.pt)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--folder", help="folder of audio files (e.g. the evaluation set's audio/), searched recursively"
+    )
+    source.add_argument(
+        "--root", help="TAU dataset root: predicts the files of evaluation_setup/fold1_test.csv"
+    )
+    parser.add_argument("--out", default="submission.csv", help="submission file to write")
+    parser.add_argument("--hop-seconds", type=float, default=1.0, help="hop between the model's windows")
+    parser.add_argument("--per-window", action="store_true", help="one row per window, with its start_s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    scorer = load_scorer(args.model)
+    if args.folder:
+        folder = Path(args.folder)
+        files, skipped = list_audio_files(folder)
+        if skipped:
+            shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:5])
+            log.warning("skipped %d file(s) that are not audio by extension: %s", len(skipped), shown)
+        if not files:
+            raise DatasetError(f"{folder} holds no audio files ({len(skipped)} other file(s))")
+        root = folder.parent
+        filenames = [str(p.relative_to(root)) for p in files]
+    else:
+        root = Path(args.root)
+        filenames = list(make_layout(root).listing("predict")["filename"])
+    frame = predict_files(scorer, root, filenames, args.hop_seconds, args.per_window)
+    out = write_submission(frame, args.out)
+    print(f"wrote {len(frame)} rows x {len(scorer.classes)} class probabilities to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,301 @@
+"""The report's whole system as resumable stages, recorded in a manifest (``pipeline.json``).
+
+1. ``teachers``: fine-tune every teacher recipe, once per seed (``asc_kd.fit``);
+2. ``logits``: average the ensemble teachers' logits over the training split; Table 1 scores
+   every teacher run and the ensemble on the development-test split;
+3. ``students``: distil each system, once per seed, from the ensemble logits;
+4. ``quantize``: int8 post-training quantization of each student run, evaluated like fp32;
+5. ``tables``: Table 2 (per system and precision, mean ± std over seeds: accuracy, log loss,
+   accuracy per device group, MEM, MACs), plus one row per seed.
+
+Every (recipe, seed) run has its own folder (``teachers/passt-seed0/``) and W&B run. A stage
+is skipped when its recorded output exists, so an interrupted pipeline resumes where it
+stopped; ``force`` redoes the chosen stages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from asc_kd.errors import ConfigError
+from asc_kd.io import atomic_write
+from asc_kd.tables import seed_row, to_markdown, write_results
+
+log = logging.getLogger(__name__)
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+STAGES = ("teachers", "logits", "students", "quantize", "tables")
+SYSTEMS = ("system1", "system2", "system3", "system4")
+
+
+@dataclass
+class PipelineConfig:
+    """What the pipeline runs and where; ``python -m asc_kd.pipeline --help`` documents each."""
+
+    root: str = "data/synthetic"
+    out: str = "outputs/pipeline"
+    cache_dir: str | None = None
+    demo: bool = True
+    teachers: list[str] = field(default_factory=list)
+    ensemble: list[str] | None = None
+    teacher_seeds: int = 1
+    student_seeds: int = 1
+    teacher_logits: str | None = None
+    student_config: str = str(EXPERIMENTS / "students" / "kd.yaml")
+    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    max_epochs: int | None = None
+    force: bool = False
+    quiet: bool = False
+    fit_args: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (recipe, seed) fit: its manifest key, folder and seed."""
+
+    kind: str
+    name: str
+    seed: int
+    recipe: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}-seed{self.seed}"
+
+
+def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
+    """Run ``asc_kd.fit`` and return its reported checkpoint, selection and test metrics."""
+    from asc_kd.cli import fit
+
+    args = [arg for config in configs for arg in ("--config", str(config))]
+    args += [
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.logger.init_args.save_dir",
+        str(out),
+        "--checkpoint.dirpath",
+        str(out / "checkpoints"),
+        *extra,
+    ]
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the fit's arguments are these, not the pipeline's
+    try:
+        cli = fit(args)
+    finally:
+        sys.argv = argv
+    callback = cli.trainer.checkpoint_callback
+    metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
+    return {"checkpoint": callback.selected_path, "selection": callback.selection_label, "test": metrics}
+
+
+def _stage_of(key: str) -> str | None:
+    """The stage that wrote a manifest entry."""
+    return {"teacher": "teachers", "logits": "logits", "student": "students", "int8": "quantize"}.get(
+        key.split(":", 1)[0]
+    )
+
+
+class Pipeline:
+    """The stages above, with a manifest recording what each produced."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.manifest_path = self.out / "pipeline.json"
+        self.manifest: dict[str, Any] = (
+            json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
+        )
+        if config.force:  # forget what the chosen stages made; keep the others' outputs
+            self.manifest = {
+                k: v for k, v in self.manifest.items() if _stage_of(k) not in (None, *config.stages)
+            }
+        self.teacher_runs = self._runs("teacher", [Path(r) for r in config.teachers], config.teacher_seeds)
+        names = {run.name for run in self.teacher_runs}
+        self.ensemble = set(config.ensemble or names)
+        unknown = sorted(self.ensemble - names)
+        if unknown and self.teacher_runs:
+            raise ConfigError(f"--ensemble names {unknown} are not teacher recipes; recipes: {sorted(names)}")
+        student_recipes = [EXPERIMENTS / "students" / f"{system}.yaml" for system in config.systems]
+        self.student_runs = self._runs("student", student_recipes, config.student_seeds)
+
+    @staticmethod
+    def _runs(kind: str, recipes: list[Path], seeds: int) -> list[Run]:
+        """One run per recipe and seed; a recipe listed k times gets k x ``seeds`` distinct seeds."""
+        taken: Counter[str] = Counter()
+        runs = []
+        for recipe in recipes:
+            for _ in range(seeds):
+                runs.append(Run(kind, recipe.stem, taken[recipe.stem], recipe))
+                taken[recipe.stem] += 1
+        return runs
+
+    def _save(self) -> None:
+        with atomic_write(self.manifest_path) as handle:
+            json.dump(self.manifest, handle, indent=2)
+
+    def _done(self, key: str, *paths: str) -> bool:
+        """Whether a step's recorded output exists (``force`` redoes the chosen stages only)."""
+        return key in self.manifest and all(Path(p).exists() for p in paths if p)
+
+    def _data_args(self) -> list[str]:
+        config = self.config
+        args = ["--data.root", config.root]
+        if config.cache_dir:
+            args += ["--data.cache_dir", config.cache_dir]
+        if config.demo:
+            args += ["--data.generate_synthetic", "true"]
+        if config.max_epochs:
+            args += ["--trainer.max_epochs", str(config.max_epochs)]
+        return [*args, "--trainer.enable_progress_bar", str(not config.quiet).lower(), *config.fit_args]
+
+    def _fit(self, run: Run, configs: list[Path], extra: list[str]) -> dict[str, Any]:
+        folder = self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
+        if not self._done(run.key, self.manifest.get(run.key, {}).get("checkpoint", "")):
+            log.info("stage %ss: fitting %s, seed %d", run.kind, run.name, run.seed)
+            args = [*extra, "--seed_everything", str(run.seed), "--name", run.name]
+            self.manifest[run.key] = {**fit_run(configs, folder, args), "name": run.name, "seed": run.seed}
+            self._save()
+        return self.manifest[run.key]
+
+    def teachers(self) -> list[dict[str, Any]]:
+        return [
+            self._fit(run, [EXPERIMENTS / "base.yaml", run.recipe], self._data_args())
+            for run in self.teacher_runs
+        ]
+
+    def logits(self, teachers: list[dict[str, Any]]) -> str:
+        from asc_kd.data.datamodule import SceneDataModule
+        from asc_kd.ensemble import TeacherRun, export_logits
+
+        out = str(self.out / "teachers" / "ensemble_train.npz")
+        if not self._done("logits", out):
+            log.info("stage logits: ensemble of %s", ", ".join(sorted(self.ensemble)))
+            datamodule = SceneDataModule(
+                root=self.config.root,
+                cache_dir=self.config.cache_dir,
+                num_workers=0,
+                generate_synthetic=self.config.demo,
+            )
+            runs = [
+                TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
+                for t in teachers
+            ]
+            frame = export_logits(runs, datamodule, out, "train", self.out / "table1")
+            self.manifest["logits"] = {"file": out, "table1": frame.to_dict("records")}
+            self._save()
+        return out
+
+    def students(self, logits: str | None) -> dict[Run, dict[str, Any]]:
+        if not logits:
+            raise ConfigError(
+                "the students stage needs teacher logits: run the logits stage or give --teacher-logits"
+            )
+        configs = [Path(self.config.student_config)]
+        if self.config.demo:
+            overlay = [EXPERIMENTS / "demo" / "synthetic.yaml"]
+        else:
+            overlay = []
+        return {
+            run: self._fit(
+                run,
+                [EXPERIMENTS / "base.yaml", *configs, run.recipe, *overlay],
+                [*self._data_args(), "--data.teacher_logits", logits],
+            )
+            for run in self.student_runs
+        }
+
+    def quantize(self, students: dict[Run, dict[str, Any]]) -> dict[Run, dict[str, Any]]:
+        from asc_kd.data.datamodule import SceneDataModule
+        from asc_kd.int8 import quantize_task
+        from asc_kd.tasks.restore import load_task
+
+        reports = {}
+        datamodule = SceneDataModule(root=self.config.root, cache_dir=self.config.cache_dir, num_workers=0)
+        for run, fitted in students.items():
+            key = f"int8:{run.name}-seed{run.seed}"
+            artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")
+            if not self._done(key, artifact):
+                log.info("stage quantize: %s, seed %d", run.name, run.seed)
+                checkpoint = fitted["checkpoint"]
+                made_at_fit_end = Path(checkpoint).parent / f"{run.name}.int8.json"  # QuantizationExport
+                report = json.loads(made_at_fit_end.read_text()) if made_at_fit_end.is_file() else None
+                if (
+                    report is not None
+                    and report.get("source_checkpoint") == checkpoint
+                    and not self.config.force
+                ):
+                    shutil.copyfile(report["artifact"], artifact)
+                    report["artifact"] = artifact
+                    with atomic_write(Path(artifact).with_suffix(".json")) as handle:
+                        json.dump(report, handle, indent=2)
+                else:
+                    report = quantize_task(load_task(checkpoint), datamodule, artifact, source=checkpoint)
+                self.manifest[key] = {**report, "selection": fitted["selection"]}
+                self._save()
+            reports[run] = self.manifest[key]
+        return reports
+
+    def tables(self, reports: dict[Run, dict[str, Any]]) -> pd.DataFrame:
+        rows = []
+        for run, report in reports.items():
+            for precision in ("fp32", "int8"):
+                row = seed_row(
+                    report[precision],
+                    system=run.name,
+                    precision=precision,
+                    selection=report.get("selection", "-"),
+                    seed=run.seed,
+                )
+                if precision == "int8":
+                    row.update(mem_bytes=report["mem_bytes"], artifact_bytes=report["artifact_bytes"])
+                else:
+                    row.update(mem_bytes=4 * report["params"], artifact_bytes=None)
+                row.update(params=report["params"], params_fused=report["params_fused"], macs=report["macs"])
+                rows.append(row)
+        title = "Table 2: students on the development-test split"
+        if self.config.demo:
+            title += " (SYNTHETIC scenes: not TAU22 numbers)"
+        frame = pd.DataFrame(rows).astype({"artifact_bytes": "Int64"})  # none for fp32
+        summary, written = write_results(
+            frame, ["system", "precision", "selection"], self.out / "table2", title
+        )
+        log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
+        return summary
+
+    def run(self) -> pd.DataFrame | None:
+        stages = set(self.config.stages)
+        teachers = self.teachers() if stages & {"teachers", "logits"} else []
+        if "logits" in stages:
+            logits = self.logits(teachers)
+        else:
+            logits = self.config.teacher_logits or self.manifest.get("logits", {}).get("file")
+        students = self.students(logits) if "students" in stages else {}
+        if not stages & {"quantize", "tables"}:
+            return None
+        if not students:
+            missing = [run.key for run in self.student_runs if run.key not in self.manifest]
+            if missing:
+                raise ConfigError(f"no trained student for {missing[0]}; run the students stage first")
+            students = {run: self.manifest[run.key] for run in self.student_runs}
+        reports = self.quantize(students)
+        if "tables" not in stages:
+            return None
+        table1 = self.out / "table1.md"
+        if table1.is_file():
+            print(table1.read_text())
+        frame = self.tables(reports)
+        print(to_markdown(frame))
+        print(
+            f"\nTables: {self.out}/table1.md, {self.out}/table2.md (per seed: *_seeds.csv); "
+            f"runs in {self.out}/"
+        )
+        return frame

@@ -1,0 +1,115 @@
+"""DCASE submissions: any model (task checkpoint or int8 artifact) scored over audio files of
+any length, rate and channel count, and the tab-separated submission file."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import soundfile
+import torch
+from tqdm.auto import tqdm
+
+from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
+from asc_kd.int8 import load_artifact
+from asc_kd.io import atomic_write
+from asc_kd.tasks.restore import load_task
+
+log = logging.getLogger(__name__)
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Scorer:
+    """A waveform -> logits function with what it expects and what it predicts."""
+
+    logits: LogitsFn
+    sample_rate: int
+    window: int
+    classes: list[str]
+    source: str
+
+
+def load_scorer(model: str | Path) -> Scorer:
+    """A scorer from a task checkpoint (``.ckpt``) or an int8 artifact (``.int8.pt``)."""
+    path = Path(model)
+    if path.suffix == ".pt":
+        module, meta = load_artifact(path)
+        rate = int(meta.get("sample_rate", 32000))
+        window = round(float(meta.get("segment_seconds", 1.0)) * rate)
+        return Scorer(module, rate, window, list(meta["classes"]), str(path))
+    task = load_task(path)
+    return Scorer(task, task.sample_rate, task.segment_samples, list(task.classes), str(path))
+
+
+class _Notes:
+    """Log each kind of input conversion once per run, not once per file."""
+
+    def __init__(self) -> None:
+        self.said: set[str] = set()
+
+    def __call__(self, key: str, message: str, *args: object) -> None:
+        if key not in self.said:
+            self.said.add(key)
+            log.warning(message, *args)
+
+
+@torch.no_grad()
+def predict_files(
+    scorer: Scorer,
+    root: Path,
+    filenames: list[str],
+    hop_seconds: float = 1.0,
+    per_window: bool = False,
+) -> pd.DataFrame:
+    """Class probabilities per file (or per window), one column per class of the model.
+
+    Files of any length, rate and channel count are mixed to mono, resampled to the model's
+    rate (each conversion said once) and scored in windows every ``hop_seconds``; per file, the
+    window probabilities are averaged.
+    """
+    size = scorer.window
+    hop = max(1, round(hop_seconds * scorer.sample_rate))
+    notes, resamplers, rows = _Notes(), {}, []
+    for name in tqdm(filenames, desc="predicting", unit="file"):
+        path = root / name
+        audio, rate = read_clip(path, mono=False)
+        channels = soundfile.info(str(path)).channels
+        if channels > 1:
+            notes("mono", "mixing %d-channel audio to mono (first: %s)", channels, path)
+        if rate != scorer.sample_rate:
+            notes(
+                f"rate{rate}",
+                "resampling %d Hz audio to the model's %d Hz (first: %s)",
+                rate,
+                scorer.sample_rate,
+                path,
+            )
+            if rate not in resamplers:
+                resamplers[rate] = Resampler(rate, scorer.sample_rate)
+        waveform = resamplers[rate](audio) if rate != scorer.sample_rate else torch.from_numpy(audio)
+        starts = window_starts(waveform.shape[0], size, hop)
+        windows = split_windows(waveform.unsqueeze(0), size, hop)[0]
+        probabilities = scorer.logits(windows).float().softmax(-1)
+        if per_window:
+            rows += [(name, s / scorer.sample_rate, p) for s, p in zip(starts, probabilities, strict=True)]
+        else:
+            rows.append((name, None, probabilities.mean(0)))
+    probs = torch.stack([r[2] for r in rows]).numpy()
+    frame = pd.DataFrame({"filename": [r[0] for r in rows]})
+    if per_window:
+        frame["start_s"] = [r[1] for r in rows]
+    frame["scene_label"] = [scorer.classes[i] for i in probs.argmax(1)]
+    for i, label in enumerate(scorer.classes):
+        frame[label] = probs[:, i]
+    return frame
+
+
+def write_submission(frame: pd.DataFrame, out: str | Path) -> Path:
+    """Write the predictions of ``predict_files`` as a submission, atomically."""
+    with atomic_write(out) as handle:
+        frame.to_csv(handle, sep="\t", index=False, float_format="%.6f")
+    return Path(out)

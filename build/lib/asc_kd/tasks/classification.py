@@ -1,0 +1,310 @@
+"""``ClassificationTask``: a front-end plus a model, trained with cross-entropy.
+
+Everything that defines the network is a plain hyperparameter (model name or import path and
+keyword arguments, front-end name and keyword arguments, the dataset's classes and devices),
+saved by ``save_hyperparameters``: ``asc_kd.tasks.restore.load_task`` rebuilds model and
+front-end from a checkpoint alone, without the YAML that trained it. Validation and test share
+one code path and one metric definition (``asc_kd.metrics.SceneMetrics``), cloned with
+``val/`` and ``test/`` prefixes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from torch import nn
+from torchmetrics import MetricCollection
+
+from asc_kd import __version__
+from asc_kd.data.batch import Batch
+from asc_kd.errors import ConfigError
+from asc_kd.frontends import get_frontend
+from asc_kd.inference import window_logits
+from asc_kd.losses import classification_loss
+from asc_kd.metrics import SceneMetrics, labelled_confusion_image
+from asc_kd.models import get_model, model_path
+
+Schedule = Literal["constant", "cosine", "linear", "exponential"]
+
+
+def lr_factor(
+    epoch: float,
+    max_epochs: float,
+    schedule: Schedule = "cosine",
+    warmup_epochs: float = 0.0,
+    lr_decay: float = 0.85,
+    decay_start_epoch: int = 0,
+    min_factor: float = 0.0,
+) -> float:
+    """Multiplier of the base learning rate at a (fractional) epoch.
+
+    ``cosine`` and ``linear`` hold 1 after warm-up until ``decay_start_epoch``, then decay to
+    ``min_factor`` at ``max_epochs`` (CP-JKU's students: warm-up, plateau, linear ramp down);
+    ``exponential`` multiplies by ``lr_decay`` for every epoch completed after
+    ``decay_start_epoch`` (the report's AST recipe: 0.5 after the 2nd epoch on AudioSet, 0.85
+    after the 5th on TAU22).
+    """
+    if warmup_epochs > 0 and epoch < warmup_epochs:
+        return (epoch + 1e-3) / warmup_epochs
+    if schedule == "constant":
+        return 1.0
+    if schedule == "exponential":
+        return lr_decay ** max(0, math.floor(epoch) - decay_start_epoch + 1)
+    start = max(warmup_epochs, decay_start_epoch)
+    progress = min(1.0, max(0.0, epoch - start) / max(max_epochs - start, 1e-9))
+    if schedule == "cosine":
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - (1.0 - min_factor) * progress
+    raise ConfigError(f"unknown schedule {schedule!r}")
+
+
+#: Classes of a task built without a dataset (unit tests, quick experiments).
+DEFAULT_CLASSES = tuple(f"class{i}" for i in range(10))
+
+
+class ClassificationTask(L.LightningModule):
+    """Scene classifier: waveform -> front-end -> model -> logits.
+
+    Subclass hooks (each has a default; override what your method changes):
+
+    - ``configure_models()`` builds ``self.frontend`` and ``self.model``;
+    - ``configure_metrics()`` builds the ``val/`` and ``test/`` metric collections;
+    - ``training_loss(logits, batch)`` returns a dict with at least ``loss`` (the tensor that
+      is back-propagated); every entry is logged as ``train/<key>``. ``batch`` is described in
+      ``asc_kd.data.batch`` (after Mixup it also holds ``soft_target``).
+
+    Args:
+        model: registered model name (``asc_kd.models.list_models()``) or an import path
+            (``mypkg.models:TinyCNN``).
+        model_kwargs: keyword arguments of the model builder (``n_classes`` is set from
+            ``classes``).
+        frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``);
+            ``asc_kd.fit`` links it from ``data.frontend``.
+        frontend_kwargs: keyword arguments of the front-end (linked from ``data.frontend_kwargs``).
+        sample_rate: waveform rate the front-end receives (linked from ``data.sample_rate``).
+        segment_seconds: length of the windows the model sees (linked from
+            ``data.segment_seconds``); longer clips are scored window by window.
+        classes: class names in label order (linked from the dataset's spec).
+        devices: device names in index order (linked from the dataset's spec).
+        device_groups: named device groups reported together (linked from the dataset's spec).
+        optimizer: ``adam`` (L2 weight decay, as CP-JKU) or ``adamw`` (decoupled decay).
+        lr: peak learning rate.
+        weight_decay: weight decay of the optimizer.
+        schedule: learning-rate schedule, see ``lr_factor``.
+        warmup_epochs: linear warm-up length in epochs (fractions allowed).
+        lr_decay: per-epoch factor of the ``exponential`` schedule.
+        decay_start_epoch: first epoch after which ``exponential`` decays.
+        min_lr_factor: final factor of ``cosine`` / ``linear``.
+        channels_last: feed the model channels-last tensors (faster convs on GPU).
+        compile: compile the model with ``torch.compile`` (in place; the state dict is unchanged).
+    """
+
+    def __init__(
+        self,
+        model: str = "system1",
+        model_kwargs: dict[str, Any] | None = None,
+        frontend: str = "student_mel",
+        frontend_kwargs: dict[str, Any] | None = None,
+        sample_rate: int = 32_000,
+        segment_seconds: float = 1.0,
+        classes: Sequence[str] | None = None,
+        devices: Sequence[str] | None = None,
+        device_groups: Mapping[str, Sequence[str]] | None = None,
+        optimizer: Literal["adam", "adamw"] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-3,
+        schedule: Schedule = "cosine",
+        warmup_epochs: float = 0.0,
+        lr_decay: float = 0.85,
+        decay_start_epoch: int = 0,
+        min_lr_factor: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.classes: tuple[str, ...] = tuple(classes) if classes else DEFAULT_CLASSES
+        self.devices: tuple[str, ...] = tuple(devices or ())
+        self.device_groups = {name: tuple(members) for name, members in (device_groups or {}).items()}
+        #: Which recipe and seed made this run (set by ``asc_kd.fit``; recorded in checkpoints).
+        self.run_info: dict[str, Any] = {}
+        self.configure_models()
+        self.configure_metrics()
+
+    # -- hooks subclasses override ----------------------------------------------------------
+    def configure_models(self) -> None:
+        """Build ``self.frontend`` and ``self.model`` from the hyperparameters."""
+        hp = self.hparams
+        self.frontend = get_frontend(
+            hp.frontend, **{"sample_rate": hp.sample_rate, **(hp.frontend_kwargs or {})}
+        )
+        kwargs = {"n_classes": len(self.classes), **(hp.model_kwargs or {})}
+        if kwargs["n_classes"] != len(self.classes):
+            raise ConfigError(
+                f"model_kwargs.n_classes={kwargs['n_classes']} disagrees with the {len(self.classes)} "
+                "classes of the data; leave n_classes out, it is set from the classes"
+            )
+        self.model: nn.Module = get_model(hp.model, **kwargs)
+        if hp.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if hp.compile:
+            self.model.compile()
+
+    def configure_metrics(self) -> None:
+        """One metric definition, cloned per stage so validation and test agree by design.
+
+        ``file/`` collections score long clips by their mean window logits.
+        """
+        metrics = MetricCollection({"scene": SceneMetrics(self.classes, self.devices, self.device_groups)})
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_file_metrics = metrics.clone(prefix="val/file/")
+        self.test_file_metrics = metrics.clone(prefix="test/file/")
+
+    def training_loss(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """Cross-entropy against Mixup's soft targets when present, else the labels."""
+        return {"loss": classification_loss(logits, batch.get("soft_target", batch["target"]))}
+
+    # -- forward ----------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return int(self.hparams.sample_rate)
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples of one model input window."""
+        return round(self.hparams.segment_seconds * self.hparams.sample_rate)
+
+    def features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Log-mel features on the waveform's device; (batch, 1, bins, frames)."""
+        x = self.frontend(waveform)
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.model(self.features(waveform))
+
+    def input_shape(self, seconds: float | None = None) -> tuple[int, ...]:
+        """Shape of the model input for one clip of ``seconds`` (default: one window)."""
+        n = self.segment_samples if seconds is None else round(self.sample_rate * seconds)
+        with torch.no_grad():
+            was_training = self.frontend.training
+            self.frontend.eval()
+            shape = tuple(self.frontend(torch.zeros(1, n, device=self.device)).shape)
+            self.frontend.train(was_training)
+        return shape
+
+    # -- steps ------------------------------------------------------------------------------
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["waveform"])
+        losses = self.training_loss(logits, batch)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(logits))
+        return losses["loss"]
+
+    def _evaluate(self, batch: Batch, metrics: MetricCollection, file_metrics: MetricCollection) -> None:
+        logits = window_logits(self, batch["waveform"], self.segment_samples)  # (B, windows, C)
+        n = logits.shape[1]
+        metrics.update(
+            logits.flatten(0, 1), batch["target"].repeat_interleave(n), batch["device"].repeat_interleave(n)
+        )
+        if n > 1:
+            file_metrics.update(logits.mean(1), batch["target"], batch["device"])
+
+    def _log_metrics(self, *collections: MetricCollection) -> None:
+        for metrics in collections:
+            if metrics["scene"].update_called:
+                # compute() already reduced the counts over every process; the values are the
+                # same on every rank, and averaging them (sync_dist) keeps them so, as Lightning
+                # expects of epoch-level values in a distributed run.
+                self.log_dict(metrics.compute(), sync_dist=True)
+            metrics.reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, self.val_file_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics, self.val_file_metrics)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, self.test_file_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_confusion(self.test_metrics["scene"].confusion(), "test/confusion_matrix")
+        self._log_metrics(self.test_metrics, self.test_file_metrics)
+
+    def _log_confusion(self, confusion: torch.Tensor, key: str) -> None:
+        """Confusion matrix as an image for loggers that take images (W&B)."""
+        if self._trainer is None or not self.trainer.is_global_zero:
+            return
+        image = labelled_confusion_image(confusion.cpu(), self.classes)
+        caption = "rows: true classes, columns: predicted classes (each row sums to 1)"
+        for logger in self.trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key=key, images=[image], caption=[caption])
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        logits = window_logits(self, batch["waveform"], self.segment_samples).mean(1)
+        return {"index": batch["index"], "logits": logits, "probabilities": logits.softmax(-1)}
+
+    # -- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer_class = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+        # One fused kernel per step instead of a loop over parameter tensors (CPU and CUDA).
+        optimizer = optimizer_class(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=True)
+        steps_per_epoch = max(1, self._steps_per_epoch())
+        max_epochs = max(1, self.trainer.max_epochs or 1)
+
+        def factor(step: int) -> float:
+            return lr_factor(
+                step / steps_per_epoch,
+                max_epochs,
+                hp.schedule,
+                hp.warmup_epochs,
+                hp.lr_decay,
+                hp.decay_start_epoch,
+                hp.min_lr_factor,
+            )
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def _steps_per_epoch(self) -> int:
+        trainer = self.trainer
+        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        return math.ceil(trainer.estimated_stepping_batches / max_epochs)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record what made the checkpoint, so it describes itself (pyannote does the same)."""
+        trainer = self._trainer
+        loggers = trainer.loggers if trainer is not None else []
+        cls = type(self)
+        checkpoint.setdefault("asc_kd", {}).update(
+            {
+                "version": __version__,
+                "task": cls.__name__,
+                "task_class": f"{cls.__module__}:{cls.__qualname__}",
+                "model": self.hparams.model,
+                "model_import_path": model_path(self.hparams.model),
+                "frontend": {"name": self.hparams.frontend, **self.frontend.config()},
+                "classes": list(self.classes),
+                "devices": list(self.devices),
+                "device_groups": {k: list(v) for k, v in self.device_groups.items()},
+                "model_kwargs": dict(self.hparams.model_kwargs or {}),
+                "run": dict(self.run_info),
+                "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
+                # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
+                "wandb_run_id": next((lg.version for lg in loggers if isinstance(lg, WandbLogger)), None),
+            }
+        )

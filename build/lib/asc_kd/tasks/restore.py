@@ -1,0 +1,109 @@
+"""Rebuild a trained task from its checkpoint alone (no training YAML needed).
+
+Lightning checkpoints of asc_kd tasks hold the model and front-end names and arguments, the
+classes and devices as plain hyperparameters, and the task's class as an import path, so
+``load_task`` rebuilds the task (the student or teacher with its front-end; no online
+teachers, no optimiser state) for predict, quantize, export and logits. A task or model
+defined in your own module is imported from the working directory or ``PYTHONPATH``.
+Checkpoints are read with ``weights_only=True``: nothing in them is executed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from asc_kd.errors import UserError
+from asc_kd.imports import ImportPathError, import_object
+from asc_kd.io import PickledObjectsError, torch_load
+from asc_kd.models import MODELS
+from asc_kd.tasks.classification import ClassificationTask
+
+
+class CheckpointError(UserError, ValueError):
+    """A file is not a usable asc_kd checkpoint; the message says why."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True`` and errors that name the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; give the .ckpt file inside it")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        checkpoint = torch_load(path)
+    except PickledObjectsError:
+        raise CheckpointError(
+            f"{path} holds pickled objects or code besides tensors and plain data; asc_kd never "
+            "loads such files (they can run code when opened)"
+        ) from None
+    except ValueError as err:
+        raise CheckpointError(f"{err}; not a checkpoint") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    return checkpoint
+
+
+def _task_class(path: Path, record: dict[str, Any]) -> type[ClassificationTask]:
+    """The task class the checkpoint records, imported; ``ClassificationTask`` when absent."""
+    recorded = record.get("task_class")
+    if not recorded:
+        return ClassificationTask
+    try:
+        cls = import_object(recorded, "task class")
+    except ImportPathError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    if not (isinstance(cls, type) and issubclass(cls, ClassificationTask)):
+        raise CheckpointError(f"{path}: task class {recorded!r} is not a ClassificationTask")
+    return cls
+
+
+def load_task(path: str | Path) -> ClassificationTask:
+    """The model and front-end of any asc_kd task checkpoint, as an eval-mode task of its class."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    record = checkpoint.get("asc_kd") or {}
+    if "model" not in hparams:
+        raise CheckpointError(f"{path} holds no asc_kd hyperparameters (model name missing)")
+    for key in ("classes", "devices", "device_groups"):  # checkpoints written before the spec
+        if hparams.get(key) is None and record.get(key) is not None:
+            hparams[key] = record[key]
+    model = hparams["model"]
+    if model not in MODELS and record.get("model_import_path"):
+        hparams["model"] = record["model_import_path"]  # registered in a module not imported here
+    cls = _task_class(path, record)
+    accepted = _init_arguments(cls)
+    try:
+        task = cls(**{k: v for k, v in hparams.items() if accepted is None or k in accepted})
+    except ImportPathError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    except (KeyError, ValueError) as err:  # a model or front-end name this version does not know
+        raise CheckpointError(f"{path}: {err.args[0] if err.args else err}") from err
+    state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(("model.", "frontend."))}
+    try:
+        task.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not fit the model it names ({model!r}): {err}") from err
+    missing = [k for k in task.state_dict() if k.startswith("model.") and k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: no weights for {len(missing)} parameter(s), first {missing[0]!r}")
+    return task.eval()
+
+
+def _init_arguments(cls: type) -> set[str] | None:
+    """Names ``cls.__init__`` accepts along its ``**kwargs`` chain; ``None`` when open-ended."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters
+        names.update(k for k, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return names
+        if klass is ClassificationTask:
+            return names
+    return None

@@ -1,0 +1,70 @@
+"""Every command's ``--help`` explains each option and shows its default."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import pytest
+
+from asc_kd.errors import HelpFormatter
+
+COMMANDS = [
+    "asc_kd.bench",
+    "asc_kd.complexity",
+    "asc_kd.data.check",
+    "asc_kd.data.synthetic",
+    "asc_kd.export",
+    "asc_kd.logits",
+    "asc_kd.pipeline",
+    "asc_kd.predict",
+    "asc_kd.quantize",
+]
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str) -> list[tuple[str, argparse.ArgumentParser]]:
+    found = [(name, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                found += _parsers(sub, f"{name} {sub_name}")
+    return found
+
+
+def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        action
+        for action in parser._actions
+        if action.option_strings and not isinstance(action, argparse._HelpAction)
+    ]
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_every_option_has_a_description_and_its_default(module: str) -> None:
+    for name, parser in _parsers(importlib.import_module(module).build_parser(), module):
+        assert parser.formatter_class is HelpFormatter, name
+        formatter = parser._get_formatter()
+        for action in _options(parser):
+            assert action.help, f"{name} {action.option_strings[0]} has no description"
+            text = formatter._get_help_string(action) % {"default": action.default}
+            is_flag = action.nargs == 0 and action.default is False
+            assert is_flag or action.required or "default" in text, (
+                f"{name} {action.option_strings[0]}: {text!r}"
+            )
+            assert text.count("default") <= 2, f"{name} {action.option_strings[0]} says its default twice"
+
+
+def test_a_default_the_help_explains_is_not_repeated() -> None:
+    from asc_kd.quantize import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: $ASC_KD_CACHE or ~/.cache/asc_kd)" in text
+    assert "(default: None)" not in text
+    assert "(default: 20)" in text  # --calibration-batches, added by the formatter
+
+
+def test_options_cannot_be_abbreviated() -> None:
+    from asc_kd.quantize import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ckpt", "--root", "r", "--calib", "3"])
