@@ -56,6 +56,9 @@ def test_own_model_and_task_fit_quantize_export_predict(
     wandb.finish()
     monkeypatch.chdir(work)
     monkeypatch.syspath_prepend(str(work))  # what `python -m` does for the working folder
+    # Start and end without the module and its short name (teardown restores what was there).
+    monkeypatch.delitem(sys.modules, "mywork", raising=False)
+    monkeypatch.delitem(MODELS, "tiny_cnn", raising=False)
     monkeypatch.setenv("ASC_KD_CACHE", str(cache_dir))
     shrink = ["--config", str(CONF / "student.yaml")]  # a few CPU seconds instead of 150 epochs
 

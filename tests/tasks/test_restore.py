@@ -262,6 +262,9 @@ def test_your_own_task_and_model_load_from_their_module(
     monkeypatch.syspath_prepend(str(package))
     import importlib
 
+    # Start and end without the module and its short name (teardown restores what was there).
+    monkeypatch.delitem(__import__("sys").modules, "mywork", raising=False)
+    monkeypatch.delitem(__import__("asc_kd.models").models.MODELS, "tiny_cnn", raising=False)
     mywork = importlib.import_module("mywork")
     task = mywork.DoubledLoss(model="tiny_cnn", factor=3.0, classes=["x", "y", "z"])
     path = fit_checkpoint(task, tmp_path / "own.ckpt")
