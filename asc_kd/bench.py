@@ -4,6 +4,7 @@
     python -m asc_kd.bench train [--compile] [--json]    # KD training step, clips/s vs CP-JKU's way
     python -m asc_kd.bench train --epoch --clips N [--device cuda]   # one epoch from the memmap
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
+    python -m asc_kd.bench teacher [--model passt] [--device cuda]   # teacher train/eval clips/s
     python -m asc_kd.bench keys --root DIR               # seconds of cache keys + fingerprint
 
 Numbers depend on the machine; every figure in the README names the command that made it.
@@ -18,7 +19,7 @@ import logging
 import sys
 from typing import Any
 
-from asc_kd.benchmarks import bench_data, bench_epoch, bench_keys, bench_quant, bench_train
+from asc_kd.benchmarks import bench_data, bench_epoch, bench_keys, bench_quant, bench_teacher, bench_train
 from asc_kd.errors import HelpFormatter, command_parser, run_command
 
 
@@ -60,9 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--epochs", type=int, default=8, help="training epochs when no checkpoint is given")
     quant.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     quant.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
+    teacher = command("teacher", "a teacher's training step and eval forward: recipe baseline vs asc_kd")
+    teacher.add_argument(
+        "--model",
+        default="passt",
+        help="teacher recipe: a name in experiments/teachers/ (passt, ast, convnext, ...) or a YAML path",
+    )
+    teacher.add_argument("--batch-size", type=int, default=8, help="clips per step")
+    teacher.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    teacher.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")
+    teacher.add_argument("--device", default="cpu", help="cpu or cuda")
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
     keys.add_argument("--root", required=True, help="dataset root (TAU22 layout)")
-    for sub_parser in (data, train, quant, keys):
+    for sub_parser in (data, train, quant, teacher, keys):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -73,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.what == "data":
         results = bench_data(args.root, args.batch_size, args.seconds, args.num_workers)
+    elif args.what == "teacher":
+        results = bench_teacher(args.model, args.batch_size, args.threads, args.seconds, args.device)
     elif args.what == "keys":
         results = bench_keys(args.root)
     elif args.what == "quant":

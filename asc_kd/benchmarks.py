@@ -201,6 +201,113 @@ def bench_train(
     return results
 
 
+def _teacher_task(model: str, manual_attention: bool) -> Any:
+    """The teacher task ``experiments/teachers/<model>.yaml`` builds, with random weights;
+    ``manual_attention`` gives the attention code of the recipes asc_kd replaces (hear21passt's
+    matmul-softmax-matmul; timm's unfused path)."""
+    import warnings
+
+    import timm.layers
+
+    from asc_kd.ensemble import read_recipe
+    from asc_kd.stages import EXPERIMENTS
+    from asc_kd.tasks import ClassificationTask
+
+    recipe = Path(model) if model.endswith((".yaml", ".yml")) else EXPERIMENTS / "teachers" / f"{model}.yaml"
+    arguments = read_recipe(recipe)
+    kwargs = {**(arguments.get("model_kwargs") or {}), "checkpoint": None}
+    if arguments["model"] == "passt":
+        kwargs["attention"] = "manual" if manual_attention else "fused"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*has random weights.*")
+        timm.layers.set_fused_attn(not manual_attention)  # read by timm blocks when built
+        try:
+            return ClassificationTask(**{**arguments, "model_kwargs": kwargs})
+        finally:
+            timm.layers.set_fused_attn(True)
+
+
+def bench_teacher(
+    model: str = "passt", batch_size: int = 8, threads: int = 2, seconds: float = 10.0, device: str = "cpu"
+) -> dict[str, Any]:
+    """A teacher's training step and eval forward, clips/s: the baseline vs asc_kd's path.
+
+    The teacher is built as ``experiments/teachers/<model>.yaml`` (or ``model``, a recipe path)
+    builds it (random weights, the
+    same front-end with its masks, patchout in training). ``baseline``: the attention code of the
+    public recipes (hear21passt's own; timm's unfused path), fp32, eval under ``no_grad``.
+    ``asc_kd``: fused attention (``scaled_dot_product_attention``), eval under
+    ``inference_mode``, bf16 autocast where the device does bf16 fast (``fast_bf16``). A
+    training step is front-end + forward + cross-entropy + backward + Adam step. Also reported:
+    the largest absolute logit difference and top-1 agreement of asc_kd's eval vs the baseline's
+    on the benchmark batch (same weights).
+    """
+    from asc_kd.inference import autocast, fast_bf16
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    target_device = torch.device(device)
+    baseline = _teacher_task(model, manual_attention=True).to(target_device)
+    ours = _teacher_task(model, manual_attention=False).to(target_device)
+    ours.load_state_dict(baseline.state_dict())
+    waveform = 0.1 * torch.randn(batch_size, ours.segment_samples, device=target_device)
+    target = torch.randint(0, len(ours.classes), (batch_size,), device=target_device)
+    bf16 = fast_bf16(target_device)
+    optimizers = {
+        name: torch.optim.Adam(task.parameters(), lr=1e-5, fused=True)
+        for name, task in (("baseline", baseline), ("asc_kd", ours))
+    }
+
+    def train_step(name: str, task: Any) -> None:
+        task.train()
+        with autocast(target_device, "auto" if name == "asc_kd" else "fp32"):
+            loss = F.cross_entropy(task(waveform), target)
+        optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers[name].step()
+
+    def eval_forward(name: str, task: Any) -> torch.Tensor:
+        task.eval()
+        if name == "baseline":
+            with torch.no_grad():
+                return task(waveform)
+        with torch.inference_mode(), autocast(target_device, "auto"):
+            return task(waveform).float()
+
+    # parity before any training step changes the weights apart
+    reference, fast = eval_forward("baseline", baseline), eval_forward("asc_kd", ours)
+    results: dict[str, Any] = {
+        "model": model,
+        "batch_size": batch_size,
+        "threads": threads,
+        "device": device,
+        "bf16_autocast": bf16,
+        "eval_max_abs_logit_diff": float((fast - reference).abs().max()),
+        "eval_top1_agreement": float((fast.argmax(1) == reference.argmax(1)).float().mean()),
+    }
+    tasks = {"baseline": baseline, "asc_kd": ours}
+    for phase, run in (("train", train_step), ("eval", eval_forward)):
+        for name, task in tasks.items():  # warm-up
+            run(name, task)
+        times: dict[str, list[float]] = {name: [] for name in tasks}
+        deadline = time.perf_counter() + seconds * len(tasks)
+        while time.perf_counter() < deadline or min(len(t) for t in times.values()) < 3:
+            for name, task in tasks.items():
+                start = time.perf_counter()
+                run(name, task)
+                if target_device.type == "cuda":
+                    torch.cuda.synchronize()
+                times[name].append(time.perf_counter() - start)
+        for name, values in times.items():
+            results[f"{name}_{phase}_clips_per_s"] = round(batch_size / float(np.median(values)), 2)
+        results[f"{phase}_ratio"] = round(
+            results[f"asc_kd_{phase}_clips_per_s"] / results[f"baseline_{phase}_clips_per_s"], 2
+        )
+    results["train_clips_per_s"] = results["asc_kd_train_clips_per_s"]
+    results["eval_clips_per_s"] = results["asc_kd_eval_clips_per_s"]
+    return results
+
+
 def _memory_kib() -> dict[str, int]:
     """Current anonymous and file-backed resident memory of this process (Linux)."""
     fields = {}

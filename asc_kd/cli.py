@@ -157,6 +157,7 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
             )
         if cli.trainer.is_global_zero:
             _report(cli)
+            _log_lineage(cli)
     finally:
         _finish_wandb()  # otherwise the next fit in this process would log into this run
     return cli
@@ -215,6 +216,43 @@ def _report(cli: AscKdCLI) -> None:
     if files["wandb_run"]:
         lines.append(f"  W&B run files: {files['wandb_run']}")
     print("\n".join(lines))
+
+
+def _log_lineage(cli: AscKdCLI) -> None:
+    """Declare the run's inputs (teacher logits, online teachers) and log its outputs (the
+    reported checkpoint, the int8 artifact) as W&B artifacts; see ``asc_kd.lineage``."""
+    logger = next((lg for lg in cli.trainer.loggers if isinstance(lg, AutoWandbLogger)), None)
+    if logger is None:
+        return
+    from asc_kd import lineage
+
+    run = logger.experiment
+    inputs = []
+    if cli.datamodule.hparams.get("teacher_logits"):
+        inputs.append(lineage.logits_ref(cli.datamodule.hparams.teacher_logits))
+    inputs += [lineage.model_ref(path) for path in cli.model.hparams.get("teacher_checkpoints") or []]
+    lineage.declare_inputs(run, inputs)
+    summary = run_summary(cli)
+    checkpoint = summary["files"]["reported_checkpoint"]
+    outputs = []
+    if checkpoint:
+        metadata = {
+            "selection": summary["files"]["selection"],
+            "run": cli.model.run_info,
+            "metrics": summary["metrics"],
+            "complexity": summary["complexity"],
+        }
+        outputs.append(lineage.Output(lineage.model_ref(checkpoint), metadata))
+    if checkpoint and summary["files"]["int8_artifact"]:
+        artifact = Path(summary["files"]["int8_artifact"])
+        outputs.append(
+            lineage.Output(
+                lineage.int8_ref(artifact, checkpoint),
+                {**summary["int8"], "metrics": summary["int8_metrics"]},
+                [str(artifact.with_suffix(".json"))],
+            )
+        )
+    lineage.log_outputs(run, outputs, inputs)
 
 
 def _finish_wandb() -> None:

@@ -25,7 +25,7 @@ from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.teacher_logits import save_logits
 from asc_kd.errors import ConfigError
-from asc_kd.inference import predict_logits, rank_and_world, resolve_device
+from asc_kd.inference import Precision, autocast, predict_logits, rank_and_world, resolve_device
 from asc_kd.metrics import scene_metrics
 from asc_kd.models.pretrained import load_pretrained
 from asc_kd.tables import seed_row, summarize, write_results
@@ -117,11 +117,15 @@ def export_logits(
     table: str | Path | None = None,
     device: str = "auto",
     title: str = "Table 1: teachers on the development-test split",
+    progress: bool = True,
+    precision: Precision = "auto",
 ) -> pd.DataFrame | None:
     """Save the ensemble's logits over ``split`` and return Table 1 (or None without ``table``).
 
     Every teacher is scored on the test split for Table 1; only ``in_ensemble`` teachers are
-    run over ``split`` and averaged into the logits file.
+    run over ``split`` and averaged into the logits file. ``precision`` ``auto`` runs the
+    teachers under bf16 autocast where the device does bf16 fast (``asc_kd.inference.fast_bf16``),
+    else in fp32; the logits file records which.
     """
     members = [t for t in teachers if t.in_ensemble]
     if not members:
@@ -151,10 +155,19 @@ def export_logits(
             )
         label = f"{run.name}" + (f" (seed {run.seed})" if run.seed is not None else "")
         if run.in_ensemble:
-            logits = predict_logits(task, export_loader, target, window, f"{label} on {split}")
+            logits = predict_logits(
+                task,
+                export_loader,
+                target,
+                window,
+                f"{label} on {split}" if progress else "",
+                precision=precision,
+            )
             ensemble = ensemble + logits / len(members)
         if table is not None:
-            test_logits = predict_logits(task, test_loader, target, window, f"{label} on test")
+            test_logits = predict_logits(
+                task, test_loader, target, window, f"{label} on test" if progress else "", precision=precision
+            )
             if run.in_ensemble:
                 ensemble_test = ensemble_test + test_logits / len(members)
             metrics = scene_metrics(
@@ -179,6 +192,7 @@ def export_logits(
         "windowed": dataset.starts is not None,  # keys are filename#k, one per window
         "segment_seconds": datamodule.hparams.segment_seconds,
         "classes": list(spec.classes),
+        "precision": "bf16" if isinstance(autocast(target, precision), torch.autocast) else "fp32",
         "asc_kd_version": __version__,
     }
     assert isinstance(ensemble, torch.Tensor)

@@ -8,8 +8,10 @@ window is scored, so a 10-s clip gives ten logit rows and its file-level logits 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -19,6 +21,24 @@ from asc_kd.data.audio import split_windows
 
 log = logging.getLogger(__name__)
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds ``device`` up: GPUs with bf16, CPUs with AVX512-BF16 or AMX.
+    Elsewhere (AVX2 CPUs such as this project's CI machines) bf16 is emulated and slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (
+        torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    )
+
+
+def autocast(device: torch.device, precision: Precision = "auto") -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision="bf16"``, or for ``auto`` where it is fast; else nothing."""
+    if precision == "bf16" or (precision == "auto" and fast_bf16(device)):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -55,7 +75,7 @@ def window_logits(
     return logits.view(batch, n, -1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(
     model: torch.nn.Module | LogitsFn,
     loader: DataLoader,
@@ -63,10 +83,13 @@ def predict_logits(
     window: int,
     desc: str = "",
     shard: bool = True,
+    precision: Precision = "fp32",
 ) -> torch.Tensor:
     """Logits of ``model`` for every example of the loader's dataset, in dataset order.
 
-    Returns (examples, windows, classes): one window per example for clips of one window.
+    Returns (examples, windows, classes) in fp32: one window per example for clips of one
+    window. ``precision`` ``bf16`` runs the model under bf16 autocast, ``auto`` only where that
+    is fast (``fast_bf16``).
     Under ``torch.distributed`` (e.g. ``torchrun``) each rank scores every world-size-th
     example and the shards are summed into place, so every rank returns the full, ordered
     tensor with each example computed exactly once; ``shard=False`` scores everything here.
@@ -82,7 +105,8 @@ def predict_logits(
         model.eval().to(device)
     out: torch.Tensor | None = None
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=rank > 0 or not desc):
-        logits = window_logits(model, batch["waveform"].to(device), window).float().cpu()
+        with autocast(device, precision):
+            logits = window_logits(model, batch["waveform"].to(device), window).float().cpu()
         if out is None:
             out = torch.zeros(n, *logits.shape[1:])
         out[batch["index"]] = logits

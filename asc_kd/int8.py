@@ -257,6 +257,7 @@ def quantize_task(
     source: str | None = None,
     qat_epochs: int = 0,
     qat_lr: float = 1e-4,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Quantize ``task.model``, export the artifact, evaluate fp32 vs int8; returns the report.
 
@@ -314,7 +315,7 @@ def quantize_task(
     cpu = torch.device("cpu")
 
     def evaluate(model: Any, desc: str) -> dict[str, Any]:
-        logits = predict_logits(model, test, cpu, task.segment_samples, desc, shard=False)
+        logits = predict_logits(model, test, cpu, task.segment_samples, desc if progress else "", shard=False)
         spec = (task.classes, task.devices, task.device_groups)
         return scene_metrics(logits, labels["target"], labels["device"], *spec, confusion=True)
 

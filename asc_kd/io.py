@@ -36,8 +36,11 @@ class PickledObjectsError(ValueError):
     """A PyTorch file holds pickled objects or code, which ``weights_only`` loading refuses."""
 
 
-def torch_load(path: str | Path) -> Any:
+def torch_load(path: str | Path, mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain data only.
+
+    ``mmap`` maps the tensors instead of reading them: reading a 1 GB checkpoint's record costs
+    no I/O for its weights.
 
     A file holding classes or functions raises ``PickledObjectsError`` (asc_kd never runs code
     from a file, so torch's hint to retry with ``weights_only=False`` does not apply); bytes
@@ -48,7 +51,7 @@ def torch_load(path: str | Path) -> Any:
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "global" in str(err).lower():
             raise PickledObjectsError(f"{path} holds pickled objects or code besides tensors") from None

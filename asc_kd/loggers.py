@@ -39,6 +39,8 @@ class AutoWandbLogger(WandbLogger):
         project: W&B project name.
         save_dir: folder for the ``wandb/`` run directories.
         offline: force offline (True) or online (False); default: decide from the login.
+        group: W&B group (the pipeline puts all its runs in one).
+        job_type: W&B job type (the pipeline's: teacher, logits, student, quantize, tables).
         **kwargs: anything ``WandbLogger`` takes (``name``, ``id``, ``tags``, ...).
     """
 
@@ -47,6 +49,8 @@ class AutoWandbLogger(WandbLogger):
         project: str = "asc_kd",
         save_dir: str = "outputs",
         offline: bool | None = None,
+        group: str | None = None,
+        job_type: str | None = None,
         **kwargs: Any,
     ) -> None:
         mode = os.environ.get("WANDB_MODE")
@@ -58,6 +62,9 @@ class AutoWandbLogger(WandbLogger):
                 save_dir,
             )
         Path(save_dir).mkdir(parents=True, exist_ok=True)
+        for key, value in (("group", group), ("job_type", job_type)):
+            if value is not None:
+                kwargs[key] = value
         super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)
         # Lightning passes anonymous=None, which wandb answers with a warning no one can act on.
         if self._wandb_init.get("anonymous") is None:
@@ -72,6 +79,22 @@ class AutoWandbLogger(WandbLogger):
             f"{self._prefix}{self.LOGGER_JOIN_CHAR}{k}" if self._prefix else k: v for k, v in metrics.items()
         }
         self.experiment.log({**values, "trainer/global_step": step}, step=max(step, self.experiment.step))
+
+
+def log_to_wandb(trainer: Any, values: Mapping[str, Any]) -> None:
+    """Log media (tables, charts) to each W&B logger of ``trainer`` at its global step.
+
+    A bare ``experiment.log`` would advance W&B's own step counter, and the trainer's next
+    metrics, logged at their global step, would then merge into a later row (two training
+    steps' values in one row, the first lost). Logging at the global step keeps one row per step.
+    """
+    if not trainer.is_global_zero:
+        return
+    step = trainer.global_step
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            experiment = logger.experiment
+            experiment.log({**values, "trainer/global_step": step}, step=max(step, experiment.step))
 
 
 class LogConfigCallback(SaveConfigCallback):

@@ -18,6 +18,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -25,6 +26,7 @@ from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.layouts import LAYOUTS
 from asc_kd.ensemble import describe, export_logits
 from asc_kd.errors import ConfigError, command_parser, run_command
+from asc_kd.lineage import add_wandb_arguments, record_logits, stage_run
 from asc_kd.tables import to_markdown
 
 
@@ -59,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="clips per batch")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="bf16 autocast for the teachers: auto = where the device does bf16 fast (GPU, AVX512-BF16)",
+    )
+    add_wandb_arguments(parser, default=False)
     return parser
 
 
@@ -97,7 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         eval_batch_size=args.batch_size,
         num_workers=args.num_workers,
     )
-    frame = export_logits(runs, datamodule, args.out, args.split, args.table or None, device)
+    frame = export_logits(
+        runs, datamodule, args.out, args.split, args.table or None, device, precision=args.precision
+    )
+    if args.wandb and frame is not None:  # rank 0 (the one that wrote the files)
+        with stage_run(
+            "logits", "logits", Path(args.out).parent, args.wandb_project, args.wandb_group
+        ) as run:
+            teachers = [r.source for r in runs if r.in_ensemble]
+            record_logits(run, teachers, args.out, args.table or None, frame)
     if frame is not None:
         print(to_markdown(frame))
         print(f"\nlogits: {args.out}\nTable 1: {args.table}.md, {args.table}.csv, {args.table}_seeds.csv")

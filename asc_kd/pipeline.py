@@ -19,6 +19,7 @@ import logging
 import sys
 
 from asc_kd.errors import command_parser, run_command
+from asc_kd.lineage import add_wandb_arguments
 from asc_kd.stages import EXPERIMENTS, STAGES, SYSTEMS, Pipeline, PipelineConfig
 
 DEMO_TEACHERS = [str(EXPERIMENTS / "demo" / "teachers" / name) for name in ("cnn_tiny.yaml", "ast_tiny.yaml")]
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="redo the chosen stages even when their outputs exist"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_wandb_arguments(
+        parser, default=True, group_help="W&B group of every run (default: --out's name and the start time)"
+    )
     parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="extra `asc_kd.fit` options after --")
     return parser
 
@@ -100,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         max_epochs=args.max_epochs,
         force=args.force,
         quiet=args.quiet,
+        wandb=args.wandb,
+        wandb_project=args.wandb_project,
+        wandb_group=args.wandb_group,
         fit_args=[a for a in args.fit_args if a != "--"],
     )
 

@@ -19,6 +19,7 @@ from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.layouts import LAYOUTS
 from asc_kd.errors import command_parser, run_command
 from asc_kd.int8 import quantize_task
+from asc_kd.lineage import add_wandb_arguments, record_quantize, stage_run
 from asc_kd.tasks.restore import load_task
 
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--qat-epochs", type=int, default=0, help="quantization-aware fine-tuning epochs (0: PTQ)"
     )
     parser.add_argument("--qat-lr", type=float, default=1e-4, help="learning rate of the QAT fine-tuning")
+    add_wandb_arguments(parser, default=False)
     return parser
 
 
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         args.qat_epochs,
         args.qat_lr,
     )
+    if args.wandb:
+        name = f"quantize-{Path(out).stem}"
+        with stage_run("quantize", name, Path(out).parent, args.wandb_project, args.wandb_group) as run:
+            record_quantize(run, args.checkpoint, out, report)
     for precision in ("fp32", "int8"):
         metrics = report[precision]
         groups = "  ".join(f"{g} {metrics[f'acc_{g}']:.4f}" for g in task.device_groups)

@@ -8,9 +8,12 @@
 5. ``tables``: Table 2 (per system and precision, mean ± std over seeds: accuracy, log loss,
    accuracy per device group, MEM, MACs), plus one row per seed.
 
-Every (recipe, seed) run has its own folder (``teachers/passt-seed0/``) and W&B run. A stage
-is skipped when its recorded output exists, so an interrupted pipeline resumes where it
-stopped; ``force`` redoes the chosen stages.
+Every (recipe, seed) run has its own folder (``teachers/passt-seed0/``) and W&B run. All W&B
+runs of a pipeline form one group (recorded in the manifest, so a resumed pipeline keeps it),
+with job types ``teacher``, ``logits``, ``student``, ``quantize`` and ``tables``; each logs its
+outputs as artifacts and declares its inputs (``asc_kd.lineage``). A stage is skipped when its
+recorded output exists, so an interrupted pipeline resumes where it stopped; ``force`` redoes
+the chosen stages.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import logging
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,9 @@ class PipelineConfig:
     max_epochs: int | None = None
     force: bool = False
     quiet: bool = False
+    wandb: bool = True
+    wandb_project: str = "asc_kd"
+    wandb_group: str | None = None
     fit_args: list[str] = field(default_factory=list)
 
 
@@ -97,6 +106,11 @@ def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
     return {"checkpoint": callback.selected_path, "selection": callback.selection_label, "test": metrics}
 
 
+def _new_group(out: Path) -> str:
+    """A W&B group name for a new pipeline: its folder's name and the start time."""
+    return f"{out.resolve().name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
 def _stage_of(key: str) -> str | None:
     """The stage that wrote a manifest entry."""
     return {"teacher": "teachers", "logits": "logits", "student": "students", "int8": "quantize"}.get(
@@ -114,9 +128,11 @@ class Pipeline:
         self.manifest: dict[str, Any] = (
             json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
         )
-        if config.force:  # forget what the chosen stages made; keep the others' outputs
+        if config.force:  # forget what the chosen stages made; keep the others' outputs and the group
             self.manifest = {
-                k: v for k, v in self.manifest.items() if _stage_of(k) not in (None, *config.stages)
+                k: v
+                for k, v in self.manifest.items()
+                if k == "wandb_group" or _stage_of(k) not in (None, *config.stages)
             }
         self.teacher_runs = self._runs("teacher", [Path(r) for r in config.teachers], config.teacher_seeds)
         names = {run.name for run in self.teacher_runs}
@@ -126,6 +142,30 @@ class Pipeline:
             raise ConfigError(f"--ensemble names {unknown} are not teacher recipes; recipes: {sorted(names)}")
         student_recipes = [EXPERIMENTS / "students" / f"{system}.yaml" for system in config.systems]
         self.student_runs = self._runs("student", student_recipes, config.student_seeds)
+        self.group = config.wandb_group or self.manifest.get("wandb_group") or _new_group(self.out)
+
+    @contextmanager
+    def _stage_run(self, job_type: str, name: str, folder: Path) -> Iterator[Any]:
+        """A W&B run of this pipeline's group for a stage outside ``asc_kd.fit`` (None without W&B)."""
+        if not self.config.wandb:
+            yield None
+            return
+        from asc_kd.lineage import stage_run
+
+        with stage_run(job_type, name, folder, self.config.wandb_project, self.group) as run:
+            yield run
+
+    def _wandb_args(self, job_type: str) -> list[str]:
+        if not self.config.wandb:
+            return ["--trainer.logger", "false"]
+        return [
+            "--trainer.logger.init_args.project",
+            self.config.wandb_project,
+            "--trainer.logger.init_args.group",
+            self.group,
+            "--trainer.logger.init_args.job_type",
+            job_type,
+        ]
 
     @staticmethod
     def _runs(kind: str, recipes: list[Path], seeds: int) -> list[Run]:
@@ -139,6 +179,7 @@ class Pipeline:
         return runs
 
     def _save(self) -> None:
+        self.manifest["wandb_group"] = self.group
         with atomic_write(self.manifest_path) as handle:
             json.dump(self.manifest, handle, indent=2)
 
@@ -161,7 +202,14 @@ class Pipeline:
         folder = self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
         if not self._done(run.key, self.manifest.get(run.key, {}).get("checkpoint", "")):
             log.info("stage %ss: fitting %s, seed %d", run.kind, run.name, run.seed)
-            args = [*extra, "--seed_everything", str(run.seed), "--name", run.name]
+            args = [
+                *self._wandb_args(run.kind),
+                *extra,
+                "--seed_everything",
+                str(run.seed),
+                "--name",
+                run.name,
+            ]
             self.manifest[run.key] = {**fit_run(configs, folder, args), "name": run.name, "seed": run.seed}
             self._save()
         return self.manifest[run.key]
@@ -189,7 +237,15 @@ class Pipeline:
                 TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
                 for t in teachers
             ]
-            frame = export_logits(runs, datamodule, out, "train", self.out / "table1")
+            frame = export_logits(
+                runs, datamodule, out, "train", self.out / "table1", progress=not self.config.quiet
+            )
+            with self._stage_run("logits", "logits", self.out / "teachers") as run:
+                if run is not None:
+                    from asc_kd.lineage import record_logits
+
+                    teachers_used = [t["checkpoint"] for t in teachers if t["name"] in self.ensemble]
+                    record_logits(run, teachers_used, out, self.out / "table1", frame)
             self.manifest["logits"] = {"file": out, "table1": frame.to_dict("records")}
             self._save()
         return out
@@ -238,7 +294,19 @@ class Pipeline:
                     with atomic_write(Path(artifact).with_suffix(".json")) as handle:
                         json.dump(report, handle, indent=2)
                 else:
-                    report = quantize_task(load_task(checkpoint), datamodule, artifact, source=checkpoint)
+                    report = quantize_task(
+                        load_task(checkpoint),
+                        datamodule,
+                        artifact,
+                        source=checkpoint,
+                        progress=not self.config.quiet,
+                    )
+                    name = f"quantize-{run.name}-seed{run.seed}"
+                    with self._stage_run("quantize", name, self.out / "students") as wandb_run:
+                        if wandb_run is not None:
+                            from asc_kd.lineage import record_quantize
+
+                            record_quantize(wandb_run, checkpoint, artifact, report)
                 self.manifest[key] = {**report, "selection": fitted["selection"]}
                 self._save()
             reports[run] = self.manifest[key]
@@ -269,6 +337,14 @@ class Pipeline:
             frame, ["system", "precision", "selection"], self.out / "table2", title
         )
         log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
+        with self._stage_run("tables", "tables", self.out) as run:
+            if run is not None:
+                from asc_kd.lineage import record_tables
+
+                students = [
+                    (self.manifest[r.key]["checkpoint"], report["artifact"]) for r, report in reports.items()
+                ]
+                record_tables(run, students, self.out / "table2", summary)
         return summary
 
     def run(self) -> pd.DataFrame | None:

@@ -147,6 +147,42 @@ def wandb_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+@dataclass
+class OfflineRun:
+    """What an offline W&B run recorded: its identity, config and logged artifacts."""
+
+    folder: Path
+    name: str
+    group: str
+    job_type: str
+    config: dict[str, Any]
+    #: type, name, aliases and metadata of each logged artifact
+    artifacts: list[dict[str, Any]]
+
+
+def offline_run(run_dir: Path) -> OfflineRun:
+    run, artifacts = None, []
+    for record in wandb_records(run_dir):
+        kind = record.WhichOneof("record_type")
+        if kind == "run" and run is None:
+            run = record.run
+        elif kind == "artifact":
+            artifact = record.artifact
+            artifacts.append(
+                {
+                    "type": artifact.type,
+                    "name": artifact.name,
+                    "aliases": list(artifact.aliases),
+                    "metadata": json.loads(artifact.metadata or "{}"),
+                    "files": [entry.path for entry in artifact.manifest.contents],
+                }
+            )
+    assert run is not None, f"{run_dir} holds no run record"
+    return OfflineRun(
+        run_dir, run.display_name, run.run_group, run.job_type, wandb_config(run_dir), artifacts
+    )
+
+
 # -- the tiny pipeline --------------------------------------------------------------------------
 PIPELINE_SYSTEM = "system1"
 PIPELINE_TEACHERS = (CONF / "teacher.yaml", CONF / "teacher_small.yaml")

@@ -19,6 +19,7 @@ COMMANDS = {
     "asc_kd.export",
     "asc_kd.pipeline",
     "asc_kd.bench",
+    "asc_kd.relink",
     "asc_kd.data.check",
 }
 #: The only modules that may know TAU's labels: its reader, the layout registry, its generator.

@@ -19,6 +19,7 @@ COMMANDS = [
     "asc_kd.pipeline",
     "asc_kd.predict",
     "asc_kd.quantize",
+    "asc_kd.relink",
 ]
 
 

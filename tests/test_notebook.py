@@ -29,7 +29,7 @@ def test_results_notebook_writes_its_figures(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("ASC_KD_PIPELINE_OUT", str(tiny_pipeline.out))
+    monkeypatch.setenv("ASC_KD_RESULTS", str(tiny_pipeline.out))
     monkeypatch.setenv("ASC_KD_FIGURES", str(tmp_path / "figures"))
     monkeypatch.chdir(NOTEBOOK.parent)
     matplotlib.use("Agg")
@@ -48,3 +48,63 @@ def test_results_notebook_writes_its_figures(
     assert "2 quantized student runs" in printed and "system1-seed1" in printed
     assert "table1" in printed and "table2" in printed
     assert "accuracy_std" in printed
+
+
+def test_results_from_a_wandb_project_equal_those_from_the_folder(
+    tiny_pipeline: TinyPipeline, tmp_path: Path
+) -> None:
+    """``wandb:ENTITY/PROJECT/GROUP`` reads the pipeline's artifacts through the public API (here a
+    stand-in that serves the pipeline's own files as the artifacts' downloads)."""
+    import shutil
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from asc_kd.results import load_results
+
+    out = tiny_pipeline.out
+
+    def artifact(kind: str, name: str, files: list[Path]) -> SimpleNamespace:
+        folder = tmp_path / name
+        folder.mkdir()
+        for file in files:
+            shutil.copy(file, folder / file.name)
+        return SimpleNamespace(type=kind, name=f"{name}:v0", download=lambda: str(folder))
+
+    runs = [
+        SimpleNamespace(
+            logged_artifacts=lambda seed=seed: [
+                artifact(
+                    "int8-model",
+                    f"int8-system1-seed{seed}",
+                    [out / "students" / f"system1-seed{seed}.int8.json"],
+                ),
+                SimpleNamespace(type="run_table", name="x", download=None),
+            ]
+        )
+        for seed in (0, 1)
+    ]
+    runs.append(
+        SimpleNamespace(
+            logged_artifacts=lambda: [
+                artifact("results-table", "table2", [out / "table2.csv", out / "table2_seeds.csv"]),
+                artifact("results-table", "table1", [out / "table1.csv", out / "table1_seeds.csv"]),
+            ]
+        )
+    )
+    asked = []
+
+    class Api:
+        def runs(self, path, filters=None):
+            asked.append((path, filters))
+            return runs
+
+    remote = load_results("wandb:team/asc_kd/out-1", api=Api())
+    local = load_results(out)
+    assert asked == [("team/asc_kd", {"group": "out-1"})]
+    assert sorted(remote.reports) == sorted(local.reports) == ["system1-seed0", "system1-seed1"]
+    for run, report in local.reports.items():
+        assert remote.reports[run]["int8"] == report["int8"] and remote.reports[run]["fp32"] == report["fp32"]
+    assert sorted(remote.tables) == sorted(local.tables)
+    for name, frame in local.tables.items():
+        pd.testing.assert_frame_equal(remote.tables[name], frame)

@@ -15,14 +15,17 @@ from fit_helpers import (
     PIPELINE_TEACHERS,
     TinyPipeline,
     command_line,
+    offline_run,
     pipeline_argv,
     tree_state,
+    wandb_records,
 )
 
 import asc_kd.ensemble
 import asc_kd.int8
 import asc_kd.stages
 from asc_kd.complexity import MAX_PARAM_BYTES
+from asc_kd.lineage import ARTIFACT_TYPES
 from asc_kd.pipeline import main
 
 #: One worker builds the session's tiny pipeline for every test that reads it.
@@ -58,7 +61,7 @@ def test_manifest_records_every_run(tiny_pipeline: TinyPipeline) -> None:
     teachers = [f"teacher:{stem}-seed0" for stem in STEMS]
     students = [f"student:{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)]
     int8 = [f"int8:{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)]
-    assert list(manifest) == [*teachers, "logits", *students, *int8]
+    assert [key for key in manifest if key != "wandb_group"] == [*teachers, "logits", *students, *int8]
     for key in (*teachers, *students):
         entry = manifest[key]
         assert Path(entry["checkpoint"]).is_file() and Path(entry["checkpoint"]).name == "last.ckpt"
@@ -75,6 +78,71 @@ def test_manifest_records_every_run(tiny_pipeline: TinyPipeline) -> None:
         assert f"seed_everything: {seed}" in config
     checkpoints = {manifest[k]["checkpoint"] for k in students}
     assert len(checkpoints) == 2  # two seeds, two checkpoints, nothing overwritten
+
+
+def _alias(artifact: dict[str, Any]) -> str:
+    (alias,) = [a for a in artifact["aliases"] if a.startswith("sha256-")]
+    return alias
+
+
+def test_wandb_runs_form_one_group_with_lineage(tiny_pipeline: TinyPipeline) -> None:
+    runs = [offline_run(folder) for folder in sorted(tiny_pipeline.out.rglob("offline-run-*"))]
+    group = _manifest(tiny_pipeline.out)["wandb_group"]
+    assert {run.group for run in runs} == {group} and group.startswith("out-")
+    jobs = sorted(run.job_type for run in runs)
+    # system1's QuantizationExport made the int8 models in the student runs: no quantize runs.
+    assert jobs == ["logits", "student", "student", "tables", "teacher", "teacher"]
+    # (W&B also logs each wandb.Table as a "run_table" artifact of its own.)
+    logged = {(a["type"], a["name"]): a for run in runs for a in run.artifacts if a["type"] in ARTIFACT_TYPES}
+    assert sorted(logged) == sorted(
+        [
+            *[("model", f"model-{stem}-seed0") for stem in STEMS],
+            *[("model", f"model-{PIPELINE_SYSTEM}-seed{s}") for s in (0, 1)],
+            ("teacher-logits", "teacher-logits-train"),
+            *[("int8-model", f"int8-{PIPELINE_SYSTEM}-seed{s}") for s in (0, 1)],
+            ("results-table", "table1"),
+            ("results-table", "table2"),
+        ]
+    )
+
+    def inputs(job: str) -> list[list[tuple[str, str]]]:
+        return [
+            [(item["name"], item["alias"]) for item in run.config.get("asc_kd_inputs", [])]
+            for run in runs
+            if run.job_type == job
+        ]
+
+    def ref(kind: str, name: str) -> tuple[str, str]:
+        return name, _alias(logged[(kind, name)])
+
+    # Teacher runs -> logits: the ensemble teacher's checkpoint, the very version its run logged.
+    assert inputs("logits") == [[ref("model", f"model-{STEMS[0]}-seed0")]]
+    logits = logged[("teacher-logits", "teacher-logits-train")]
+    assert [(i["name"], i["alias"]) for i in logits["metadata"]["inputs"]] == inputs("logits")[0]
+    assert logits["metadata"]["dataset_fingerprint"] and logits["metadata"]["split"] == "train"
+    # Logits -> students -> int8 models and Table 2.
+    assert inputs("student") == [[ref("teacher-logits", "teacher-logits-train")]] * 2
+    (tables,) = inputs("tables")
+    for seed in (0, 1):
+        assert ref("model", f"model-{PIPELINE_SYSTEM}-seed{seed}") in tables
+        assert ref("int8-model", f"int8-{PIPELINE_SYSTEM}-seed{seed}") in tables
+    int8 = logged[("int8-model", f"int8-{PIPELINE_SYSTEM}-seed0")]
+    assert int8["metadata"]["mem_bytes"] == SYSTEM1_PARAMS and "acc" in int8["metadata"]["metrics"]
+    assert sorted(int8["files"]) == [f"{PIPELINE_SYSTEM}.int8.json", f"{PIPELINE_SYSTEM}.int8.pt"]
+    assert sorted(logged[("results-table", "table2")]["files"]) == [
+        "table2.csv",
+        "table2.md",
+        "table2_seeds.csv",
+    ]
+    # The dashboards: tables, per-device bars, per-layer complexity.
+    keys = {run.job_type: set() for run in runs}
+    for run in runs:
+        for record in wandb_records(run.folder):
+            if record.WhichOneof("record_type") == "history":
+                keys[run.job_type] |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+    assert "table1/_type" in keys["logits"] and "table2/_type" in keys["tables"]
+    assert "test/device_accuracy_table/_type" in keys["student"]  # the bar chart's data
+    assert "complexity/layers/_type" in keys["student"]
 
 
 def test_table1_lists_teachers_and_the_ensemble(tiny_pipeline: TinyPipeline) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 import lightning as L
+from lightning.pytorch.loggers import WandbLogger
 
 from asc_kd.complexity import Precision, check_limits, count_complexity
+from asc_kd.loggers import log_to_wandb
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +18,7 @@ class ComplexityCheck(L.Callback):
 
     The input shape comes from the task's own front-end on one model window (DCASE: 1 s), so
     the count always matches what the model is trained on. With the W&B logger the numbers land in
-    the run's config (``complexity/macs`` ...).
+    the run's config (``complexity/macs`` ...) and the per-layer table in ``complexity/layers``.
 
     Args:
         precision: parameter precision MEM is counted at (the submission's: int8).
@@ -45,3 +47,17 @@ class ComplexityCheck(L.Callback):
         log.info("student complexity: %s", self.result.summary())
         if not self.allow_over_limits:
             check_limits(self.result, name=f"model {pl_module.hparams.get('model', '?')!r}")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Here, not at fit start: a resumed fit knows its global step only now, and the table
+        # belongs at that step of the run's history.
+        if self.result is None or not any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+            return
+        import wandb
+
+        columns = ["layer", "input_shape", "output_shape", "params", "macs"]
+        rows = [
+            [row.layer, str(tuple(row.input_shape)), str(tuple(row.output_shape)), row.params, row.macs]
+            for row in self.result.layers
+        ]
+        log_to_wandb(trainer, {"complexity/layers": wandb.Table(columns=columns, data=rows)})

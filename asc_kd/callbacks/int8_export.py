@@ -49,7 +49,13 @@ class QuantizationExport(L.Callback):
         name = str(task.hparams.model).replace(":", ".").rsplit(".", 1)[-1]
         self.artifact = folder / f"{name}.int8.pt"
         self.report = quantize_task(
-            task, trainer.datamodule, self.artifact, self.calibration_batches, self.backend, selected or None
+            task,
+            trainer.datamodule,
+            self.artifact,
+            self.calibration_batches,
+            self.backend,
+            selected or None,
+            progress=trainer.progress_bar_callback is not None,
         )
         if not selected:
             pl_module.to(trainer.strategy.root_device)  # quantize_task moved it to the CPU

@@ -7,8 +7,10 @@ a local file through ``asc_kd.models.pretrained``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import hear21passt.models.passt as upstream_passt
+import torch.nn.functional as F
 from torch import Tensor
 
 from asc_kd.errors import ConfigError
@@ -28,15 +30,35 @@ PASST_ARCHS: dict[str, tuple[int, int]] = {
 }
 
 
+class FusedAttention(upstream_passt.Attention):
+    """hear21passt's attention through ``scaled_dot_product_attention``: one fused kernel
+    (flash / memory-efficient on GPU, a fused CPU kernel) instead of materialising the
+    attention matrix, softmax and dropout as separate ops. Same parameters, same state dict."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, tokens, channels = x.shape
+        heads = self.num_heads
+        qkv = self.qkv(x).reshape(batch, tokens, 3, heads, channels // heads).permute(2, 0, 3, 1, 4)
+        dropout = self.attn_drop.p if self.training else 0.0
+        x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=dropout, scale=self.scale)
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(batch, tokens, channels)))
+
+
 class PaSSTLogits(upstream_passt.PaSST):
-    """hear21passt's ``PaSST``, returning only the logits instead of ``(logits, embedding)``."""
+    """hear21passt's ``PaSST``, returning only the logits instead of ``(logits, embedding)``,
+    with fused attention unless ``attention="manual"`` (hear21passt's own, for comparison)."""
 
     classifier_names = ("head.1", "head_dist")
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, attention: Literal["fused", "manual"] = "fused", **kwargs) -> None:
         # hear21passt prints tensor shapes on its first forward; library code must not print.
         upstream_passt.first_RUN = False
         super().__init__(**kwargs)
+        if attention not in ("fused", "manual"):
+            raise ConfigError(f"attention must be 'fused' or 'manual', got {attention!r}")
+        if attention == "fused":
+            for block in self.blocks:
+                block.attn.__class__ = FusedAttention
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x)[0]
@@ -55,6 +77,7 @@ def passt(
     depth: int | None = None,
     num_heads: int = 12,
     drop_path_rate: float = 0.0,
+    attention: Literal["fused", "manual"] = "fused",
 ) -> PaSSTLogits:
     """PaSST, the teacher the report keeps: an ensemble of them reached 62.5 % (Table 1).
 
@@ -78,6 +101,8 @@ def passt(
         depth: transformer blocks; ``None`` means the architecture's.
         num_heads: attention heads.
         drop_path_rate: stochastic depth at the last block.
+        attention: ``fused`` (``scaled_dot_product_attention``) or ``manual`` (hear21passt's
+            matmul-softmax-matmul); the same parameters and, up to rounding, the same outputs.
     """
     if arch not in PASST_ARCHS:
         raise ConfigError(f"unknown PaSST architecture {arch!r}; choose one of {sorted(PASST_ARCHS)}")
@@ -86,6 +111,7 @@ def passt(
         require_file(checkpoint, f"PaSST {arch}", source)
     arch_depth, stride = PASST_ARCHS[arch]
     model = PaSSTLogits(
+        attention=attention,
         u_patchout=u_patchout,
         s_patchout_t=s_patchout_t,
         s_patchout_f=s_patchout_f,

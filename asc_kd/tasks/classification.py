@@ -25,6 +25,7 @@ from asc_kd.data.batch import Batch
 from asc_kd.errors import ConfigError
 from asc_kd.frontends import get_frontend
 from asc_kd.inference import window_logits
+from asc_kd.loggers import log_to_wandb
 from asc_kd.losses import classification_loss
 from asc_kd.metrics import SceneMetrics, labelled_confusion_image
 from asc_kd.models import get_model, model_path
@@ -217,14 +218,18 @@ class ClassificationTask(L.LightningModule):
         if n > 1:
             file_metrics.update(logits.mean(1), batch["target"], batch["device"])
 
-    def _log_metrics(self, *collections: MetricCollection) -> None:
+    def _log_metrics(self, *collections: MetricCollection) -> dict[str, torch.Tensor]:
+        logged: dict[str, torch.Tensor] = {}
         for metrics in collections:
             if metrics["scene"].update_called:
                 # compute() already reduced the counts over every process; the values are the
                 # same on every rank, and averaging them (sync_dist) keeps them so, as Lightning
                 # expects of epoch-level values in a distributed run.
-                self.log_dict(metrics.compute(), sync_dist=True)
+                values = metrics.compute()
+                self.log_dict(values, sync_dist=True)
+                logged.update(values)
             metrics.reset()
+        return logged
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, self.val_file_metrics)
@@ -237,7 +242,20 @@ class ClassificationTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_confusion(self.test_metrics["scene"].confusion(), "test/confusion_matrix")
-        self._log_metrics(self.test_metrics, self.test_file_metrics)
+        self._log_device_chart(self._log_metrics(self.test_metrics, self.test_file_metrics), "test/")
+
+    def _log_device_chart(self, values: Mapping[str, torch.Tensor], prefix: str) -> None:
+        """Accuracy per device as a W&B bar chart (``<prefix>device_accuracy``)."""
+        head = f"{prefix}acc_device_"
+        rows = [[key[len(head) :], float(value)] for key, value in values.items() if key.startswith(head)]
+        if not rows or self._trainer is None or not self.trainer.is_global_zero:
+            return
+        if any(isinstance(logger, WandbLogger) for logger in self.trainer.loggers):
+            import wandb
+
+            table = wandb.Table(columns=["device", "accuracy"], data=rows)
+            chart = wandb.plot.bar(table, "device", "accuracy", title="accuracy per device")
+            log_to_wandb(self.trainer, {f"{prefix}device_accuracy": chart})
 
     def _log_confusion(self, confusion: torch.Tensor, key: str) -> None:
         """Confusion matrix as an image for loggers that take images (W&B)."""
@@ -247,7 +265,7 @@ class ClassificationTask(L.LightningModule):
         caption = "rows: true classes, columns: predicted classes (each row sums to 1)"
         for logger in self.trainer.loggers:
             if hasattr(logger, "log_image"):
-                logger.log_image(key=key, images=[image], caption=[caption])
+                logger.log_image(key=key, images=[image], caption=[caption], step=self.trainer.global_step)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         logits = window_logits(self, batch["waveform"], self.segment_samples).mean(1)

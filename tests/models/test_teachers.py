@@ -312,3 +312,26 @@ def test_classification_task_runs_ast_teacher(monkeypatch: pytest.MonkeyPatch) -
         task = ClassificationTask(model="ast", model_kwargs=SMALL_VIT, frontend="ast_fbank").eval()
     with torch.no_grad():
         assert task(torch.randn(2, 32000)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fused_attention_matches_hear21passt(training: bool) -> None:
+    """``attention="fused"`` (SDPA) and hear21passt's own attention share parameters and agree."""
+    torch.manual_seed(0)
+    fused = passt(**SMALL_VIT, n_classes=10, attention="fused")
+    manual = passt(**SMALL_VIT, n_classes=10, attention="manual")
+    manual.load_state_dict(fused.state_dict())
+    assert type(fused.blocks[0].attn).__name__ == "FusedAttention"
+    assert type(manual.blocks[0].attn).__name__ == "Attention"
+    x = torch.randn(3, 1, 128, 100)
+    fused.train(training), manual.train(training)
+    torch.manual_seed(1)  # patchout draws the same patches in both
+    a = fused(x)
+    torch.manual_seed(1)
+    b = manual(x)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    if training:  # gradients agree too
+        a.square().sum().backward()
+        b.square().sum().backward()
+        for (name, p), q in zip(fused.named_parameters(), manual.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-3, msg=name)

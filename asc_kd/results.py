@@ -1,0 +1,82 @@
+"""A pipeline's results, read from its output folder or from a W&B project: the same frames either
+way, so ``notebooks/results.ipynb`` plots a local run and a synced one alike.
+
+* a folder: ``pipeline.json`` (each student's int8 report) and the tables' CSVs;
+* ``wandb:ENTITY/PROJECT`` or ``wandb:ENTITY/PROJECT/GROUP``: the ``int8-model`` artifacts'
+  reports (``*.int8.json``) and the ``results-table`` artifacts' CSVs, through W&B's public API
+  (needs a login and network).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+#: The CSV files of the results tables (``asc_kd.tables.write_results``).
+TABLE_FILES = ("table1", "table1_seeds", "table2", "table2_seeds")
+
+
+@dataclass
+class Results:
+    """Each student run's int8 report (``system1-seed0`` -> report with ``fp32``/``int8``
+    metrics, ``classes``, ``devices``) and the tables by name (``table2``, ``table2_seeds``...)."""
+
+    source: str
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def load_results(source: str | Path, api: Any = None) -> Results:
+    """Read results from a pipeline output folder or ``wandb:ENTITY/PROJECT[/GROUP]``."""
+    text = str(source)
+    if text.startswith("wandb:"):
+        return _from_wandb(text[len("wandb:") :], api)
+    return _from_folder(Path(source))
+
+
+def _from_folder(folder: Path) -> Results:
+    manifest_path = folder / "pipeline.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path} not found: is {folder} a pipeline's --out folder?")
+    manifest = json.loads(manifest_path.read_text())
+    results = Results(str(folder))
+    for key, value in manifest.items():
+        if key.startswith("int8:"):
+            results.reports[key.split(":", 1)[1]] = value
+    for name in TABLE_FILES:
+        if (folder / f"{name}.csv").is_file():
+            results.tables[name] = pd.read_csv(folder / f"{name}.csv")
+    return results
+
+
+def _from_wandb(path: str, api: Any) -> Results:
+    parts = path.strip("/").split("/")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"give wandb:ENTITY/PROJECT or wandb:ENTITY/PROJECT/GROUP, got wandb:{path}")
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    project = "/".join(parts[:2])
+    filters = {"group": parts[2]} if len(parts) == 3 else None
+    results = Results(f"wandb:{path}")
+    for run in api.runs(project, filters=filters):
+        for artifact in run.logged_artifacts():
+            if artifact.type == "int8-model":
+                folder = Path(artifact.download())
+                (report,) = folder.glob("*.int8.json")
+                results.reports[artifact.name.split(":")[0].removeprefix("int8-")] = json.loads(
+                    report.read_text()
+                )
+            elif artifact.type == "results-table":
+                folder = Path(artifact.download())
+                for name in TABLE_FILES:
+                    if (folder / f"{name}.csv").is_file():
+                        results.tables[name] = pd.read_csv(folder / f"{name}.csv")
+    if not results.reports and not results.tables:
+        raise ValueError(f"no int8-model or results-table artifacts in W&B {path}")
+    return results
