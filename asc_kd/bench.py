@@ -3,6 +3,7 @@
     python -m asc_kd.bench data  [--root DIR] [--json]   # wav decode+resample vs cache
     python -m asc_kd.bench train [--compile] [--json]    # KD training step, clips/s vs CP-JKU's way
     python -m asc_kd.bench train --epoch --clips N [--device cuda]   # one epoch from the memmap
+    python -m asc_kd.bench train --fit [--root DIR]      # a KD epoch of asc_kd.fit vs the bare step
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
     python -m asc_kd.bench teacher [--model passt] [--device cuda]   # teacher train/eval clips/s
     python -m asc_kd.bench keys --root DIR               # seconds of cache keys + fingerprint
@@ -19,7 +20,16 @@ import logging
 import sys
 from typing import Any
 
-from asc_kd.benchmarks import bench_data, bench_epoch, bench_keys, bench_quant, bench_teacher, bench_train
+from asc_kd.benchmarks import (
+    bench_data,
+    bench_epoch,
+    bench_fit_epoch,
+    bench_keys,
+    bench_quant,
+    bench_teacher,
+    bench_train,
+)
+from asc_kd.data.datamodule import default_workers
 from asc_kd.errors import HelpFormatter, command_parser, run_command
 
 
@@ -54,7 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on cuda)")
     train.add_argument("--epoch", action="store_true", help="time one epoch from a memmap cache instead")
     train.add_argument("--clips", type=int, default=139_620, help="clips of --epoch (TAU22 train: 139,620)")
-    train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of --epoch")
+    train.add_argument(
+        "--fit",
+        action="store_true",
+        help="time a KD epoch through asc_kd.fit (DataModule, Lightning loop, Mixup, Freq-MixStyle, "
+        "logging) against the bare step instead",
+    )
+    train.add_argument("--root", default=None, help="dataset root of --fit (default: synthetic scenes)")
+    train.add_argument(
+        "--num-workers", type=int, default=None, help="DataLoader workers of --epoch (2) and --fit (CPUs - 1)"
+    )
     quant = command("quant", "fp32 vs int8 accuracy and CPU clips/s")
     quant.add_argument("--root", default=None, help="dataset root (default: generated synthetic scenes)")
     quant.add_argument("--checkpoint", default=None, help="student checkpoint (default: train system1)")
@@ -90,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         results = bench_keys(args.root)
     elif args.what == "quant":
         results = bench_quant(args.root, args.checkpoint, args.epochs, args.threads, args.seconds)
+    elif args.fit:
+        workers = default_workers() if args.num_workers is None else args.num_workers
+        results = bench_fit_epoch(args.root, args.batch_size, args.threads, workers)
     elif args.epoch:
-        results = bench_epoch(
-            args.clips, args.batch_size, args.threads, args.num_workers, args.compile, args.device
-        )
+        workers = 2 if args.num_workers is None else args.num_workers
+        results = bench_epoch(args.clips, args.batch_size, args.threads, workers, args.compile, args.device)
     else:
         results = bench_train(args.batch_size, args.seconds, args.threads, args.compile, args.device)
     _print(results, args.json)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -396,6 +398,120 @@ def bench_epoch(
         "rss_anon_peak_mib": round(peak_anon / 1024),
         "rss_file_end_mib": round(after["RssFile"] / 1024),
     }
+
+
+class EpochTimer(L.Callback):
+    """Wall time and clips of every training epoch (``bench_fit_epoch``'s stopwatch)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[tuple[float, int]] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start, self._clips = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._clips += trainer.datamodule.hparams.batch_size
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs.append((time.perf_counter() - self._start, self._clips))
+
+
+_EPOCH_RECIPE = """\
+name: bench_epoch
+model:
+  init_args:
+    model: system1
+trainer:
+  max_epochs: {epochs}
+  limit_val_batches: 0
+  callbacks:
+    - class_path: Mixup
+      init_args:
+        alpha: 0.3
+    - class_path: FreqMixStyle
+      init_args:
+        alpha: 0.3
+        p: 0.6
+    - class_path: asc_kd.benchmarks.EpochTimer
+"""
+
+
+def bench_fit_epoch(
+    root: str | None, batch_size: int, threads: int, num_workers: int, epochs: int = 3
+) -> dict[str, Any]:
+    """A KD epoch of system 1 through ``asc_kd.fit`` against the bare step, clips/s.
+
+    The fit is the shipped recipe (``base.yaml`` + ``students/kd.yaml``, system 1) with Mixup and
+    Freq-MixStyle, on the synthetic scenes (or ``root``) read by the real DataModule from its
+    cache, with random teacher logits, W&B logging offline and checkpointing; only validation is
+    off. Its last epoch is timed (the first ones warm up). ``bare`` is the same KD step
+    (front-end, Freq-MixStyle, forward/backward, Adam) on one resident batch in a Python loop:
+    what the epoch would reach without loading, callbacks or logging.
+    """
+    from asc_kd.cli import fit
+    from asc_kd.data.datamodule import SceneDataModule
+    from asc_kd.data.teacher_logits import save_logits
+    from asc_kd.frontends import StudentMel
+    from asc_kd.stages import EXPERIMENTS
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data_root = _synthetic_root(root, work)
+        datamodule = SceneDataModule(root=str(data_root), validation="none")
+        train = datamodule.frames()["train"]
+        keys = list(train["filename"])
+        classes = list(datamodule.spec.classes)
+        logits = work / "logits.npz"
+        save_logits(
+            logits, keys, torch.randn(len(keys), len(classes)), {"split": "train", "classes": classes}
+        )
+        recipe = work / "bench_epoch.yaml"
+        recipe.write_text(_EPOCH_RECIPE.format(epochs=epochs))
+        out = work / "out"
+        args = [
+            *("--config", str(EXPERIMENTS / "base.yaml")),
+            *("--config", str(EXPERIMENTS / "students" / "kd.yaml")),
+            *("--config", str(recipe)),
+            *("--data.root", str(data_root), "--data.teacher_logits", str(logits)),
+            *("--data.cache_dir", str(work / "cache"), "--data.validation", "none"),
+            *("--data.batch_size", str(batch_size), "--data.num_workers", str(num_workers)),
+            *("--model.init_args.warmup_epochs", "0", "--model.init_args.decay_start_epoch", "0"),
+            *("--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)),
+            *("--trainer.enable_progress_bar", "false", "--checkpoint.dirpath", str(out / "ckpt")),
+            *("--test", "false"),
+        ]
+        argv, sys.argv = sys.argv, sys.argv[:1]
+        try:
+            cli = fit(args)
+        finally:
+            sys.argv = argv
+        (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, EpochTimer)]
+        seconds, clips = timer.epochs[-1]
+    step = _KDStep(
+        StudentMel(**(cli.datamodule.hparams.frontend_kwargs or {})), False, False, torch.device("cpu")
+    )
+    waveform = 0.1 * torch.randn(batch_size, 32000)
+    target = torch.randint(0, 10, (batch_size,))
+    teacher = torch.randn(batch_size, 10)
+    for _ in range(3):
+        step(waveform, target, teacher)
+    times = []
+    for _ in range(max(10, clips // batch_size)):
+        start = time.perf_counter()
+        step(waveform, target, teacher)
+        times.append(time.perf_counter() - start)
+    results: dict[str, Any] = {
+        "clips": clips,
+        "batch_size": batch_size,
+        "threads": threads,
+        "num_workers": num_workers,
+        "epoch_s": round(seconds, 2),
+        "epoch_clips_per_s": round(clips / seconds, 1),
+        "bare_step_clips_per_s": round(batch_size / float(np.median(times)), 1),
+    }
+    results["epoch_over_bare"] = round(results["epoch_clips_per_s"] / results["bare_step_clips_per_s"], 3)
+    return results
 
 
 def bench_keys(root: str) -> dict[str, Any]:

@@ -3,9 +3,13 @@ the same thing. How fast each path is belongs to the bench command, not to tests
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from fit_helpers import EXPERIMENTS
 
-from asc_kd.benchmarks import bench_teacher
+from asc_kd.benchmarks import bench_fit_epoch, bench_teacher
+from asc_kd.data.datamodule import TAU22DataModule
 
 
 def test_bench_teacher_compares_the_same_teacher_both_ways() -> None:
@@ -18,3 +22,15 @@ def test_bench_teacher_compares_the_same_teacher_both_ways() -> None:
     if not results["bf16_autocast"]:  # fused attention alone: the same logits up to rounding
         assert results["eval_max_abs_logit_diff"] < 1e-4
         assert results["eval_top1_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    results = bench_fit_epoch(str(tiny_root), batch_size=8, threads=1, num_workers=0, epochs=2)
+    train_clips = len(TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"])
+    assert results["clips"] == train_clips // 8 * 8  # one epoch of whole batches (drop_last)
+    assert results["epoch_clips_per_s"] == pytest.approx(results["clips"] / results["epoch_s"], rel=0.02)
+    assert results["epoch_over_bare"] == pytest.approx(
+        results["epoch_clips_per_s"] / results["bare_step_clips_per_s"], abs=1e-3
+    )

@@ -60,7 +60,7 @@ def test_own_model_and_task_fit_quantize_export_predict(
     monkeypatch.delitem(sys.modules, "mywork", raising=False)
     monkeypatch.delitem(MODELS, "tiny_cnn", raising=False)
     monkeypatch.setenv("ASC_KD_CACHE", str(cache_dir))
-    shrink = ["--config", str(CONF / "student.yaml")]  # a few CPU seconds instead of 150 epochs
+    shrink = ["--config", str(CONF / "student.yaml")]  # a few CPU seconds instead of 100 epochs
 
     for command in commands:
         module, args = command[2], [arg.replace("ROOT", str(tiny_root)) for arg in command[3:]]

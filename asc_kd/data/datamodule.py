@@ -373,7 +373,12 @@ class SceneDataModule(L.LightningDataModule):
             exact_length=spec.exact_length,
             name=spec.name,
             archive=spec.archive,
+            progress=self._progress_bars(),
         )
+
+    def _progress_bars(self) -> bool:
+        """Whether long data work shows a bar: as the trainer's (``enable_progress_bar``)."""
+        return self.trainer is None or self.trainer.progress_bar_callback is not None
 
     def _sources(self, frames: dict[str, pd.DataFrame]) -> dict[str, AudioCache | WavSource]:
         # One cache for the labelled splits (they share the root), one for a predict folder.

@@ -353,3 +353,18 @@ def test_folder_datamodule(folders_root, cache_dir):
     assert batch["waveform"].shape == (8, 32000) and set(batch["device"].tolist()) == {-1}
     assert next(iter(module.test_dataloader()))["waveform"].shape[1] == 64000
     assert SceneDataModule(str(folders_root)).spec.classes == spec.classes  # layout auto-detected
+
+
+@pytest.mark.parametrize("bars", [False, True])
+def test_cache_progress_bar_follows_the_trainer(
+    tiny_root, tmp_path, capfd: pytest.CaptureFixture[str], bars: bool
+) -> None:
+    import lightning as L
+
+    datamodule = TAU22DataModule(
+        root=str(tiny_root), cache_dir=str(tmp_path), validation="none", check_data=False, num_workers=0
+    )
+    datamodule.trainer = L.Trainer(enable_progress_bar=bars, logger=False, enable_checkpointing=False)
+    capfd.readouterr()
+    datamodule.setup("fit")
+    assert ("caching audio" in capfd.readouterr().err) is bars  # `pipeline --quiet`: no bar at all
