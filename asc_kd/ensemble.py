@@ -23,6 +23,7 @@ import yaml
 from asc_kd import __version__
 from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
 from asc_kd.errors import ConfigError
 from asc_kd.inference import Precision, autocast, predict_logits, rank_and_world, resolve_device
@@ -211,6 +212,8 @@ def export_logits(
     rows.append(seed_row(metrics, teacher=ensemble_name, seed=None, selection=selections))
     frame = pd.DataFrame(rows)
     if rank == 0:
+        if is_synthetic(datamodule.root):
+            title += SYNTHETIC_NOTE
         summary, written = write_results(frame, ["teacher", "selection"], table, title)
         log.info("wrote Table 1 to %s", ", ".join(map(str, written)))
         return summary

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write
 from asc_kd.tables import seed_row, to_markdown, write_results
@@ -330,8 +331,8 @@ class Pipeline:
                 row.update(params=report["params"], params_fused=report["params_fused"], macs=report["macs"])
                 rows.append(row)
         title = "Table 2: students on the development-test split"
-        if self.config.demo:
-            title += " (SYNTHETIC scenes: not TAU22 numbers)"
+        if self.config.demo or is_synthetic(self.config.root):
+            title += SYNTHETIC_NOTE
         frame = pd.DataFrame(rows).astype({"artifact_bytes": "Int64"})  # none for fp32
         summary, written = write_results(
             frame, ["system", "precision", "selection"], self.out / "table2", title

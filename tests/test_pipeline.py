@@ -156,6 +156,7 @@ def test_table1_lists_teachers_and_the_ensemble(tiny_pipeline: TinyPipeline) -> 
     assert list(seeds["teacher"]) == list(table["teacher"])
     markdown = (tiny_pipeline.out / "table1.md").read_text()
     assert markdown.startswith("# Table 1") and "| " + " | ".join(TABLE1_COLUMNS) + " |" in markdown
+    assert "SYNTHETIC" in markdown.splitlines()[0]  # the tiny root was generated
 
 
 def test_the_ensemble_logits_are_the_ensemble_teachers_only(tiny_pipeline: TinyPipeline) -> None:

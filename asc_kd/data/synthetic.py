@@ -25,11 +25,12 @@ Run ``python -m asc_kd.data.synthetic OUT_DIR`` (``--help`` for the layout and s
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -46,6 +47,17 @@ log = logging.getLogger(__name__)
 TRAIN_DEVICES = ("a", "b", "c", "s1", "s2", "s3")
 SyntheticLayout = Literal["tau22", "tau20", "folders"]
 DEFAULT_SECONDS = {"tau22": 1.0, "tau20": 10.0, "folders": 1.0}
+MARKER = "ASC_KD_SYNTHETIC.json"  # in the root of every generated set; no layout reads root files
+SYNTHETIC_NOTE = " (SYNTHETIC scenes: not TAU22 numbers)"
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """Whether ``root`` was written by this module: results on it must say they are synthetic."""
+    return (Path(root) / MARKER).is_file()
+
+
+def _mark(folder: Path, what: dict) -> None:
+    (folder / MARKER).write_text(json.dumps({"generator": "asc_kd.data.synthetic", **what}, indent=2))
 
 
 @dataclass(frozen=True)
@@ -270,6 +282,7 @@ def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progres
     try:
         writer = _write_folders if config.layout == "folders" else _write_tau
         writer(partial, config, progress)
+        _mark(partial, asdict(config))
         try:
             os.replace(partial, out_dir)
         except OSError:
@@ -441,6 +454,7 @@ def write_linked(source: str | Path, out_dir: str | Path, n: int, progress: bool
                 partial / "evaluation_setup" / file, sep="\t", index=False
             )
         meta[["filename"]].to_csv(partial / "evaluation_setup" / "fold1_test.csv", sep="\t", index=False)
+        _mark(partial, {"linked_from": str(source), "clips": n})
         os.replace(partial, out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -129,7 +129,7 @@ def test_tau20_layout_writes_10_s_clips(tau20_root):
 
 
 def test_folders_layout_writes_class_folders(folders_root):
-    classes = sorted(p.name for p in folders_root.iterdir())
+    classes = sorted(p.name for p in folders_root.iterdir() if p.is_dir())
     assert classes == [f"scene{i:02d}" for i in range(13)]
     files = sorted((folders_root / "scene04").iterdir())
     assert [f.name for f in files] == [f"rec{r:03d}-{s}.wav" for r in range(4) for s in range(2)]
@@ -153,7 +153,7 @@ def test_folders_cli(tmp_path):
         "0.5",
     ]
     assert main([*argv, "--recordings-per-class", "2", "--segments-per-recording", "1"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["scene00", "scene01", "scene02"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["scene00", "scene01", "scene02"]
     assert soundfile.info(out / "scene01" / "rec001-0.wav").frames == 8000
 
 
@@ -194,3 +194,18 @@ def test_learnable_but_not_trivial_and_device_shift_costs(tmp_path):
     # Measured (seed 0): real 0.83, seen 0.82, unseen 0.63; chance is 0.1.
     assert 0.4 < accuracy["real"] < 0.97
     assert accuracy["unseen"] < accuracy["real"] - 0.08
+
+
+def test_generated_sets_are_marked_synthetic(small_root, folders_root, tmp_path):
+    import json
+
+    from asc_kd.data.synthetic import MARKER, is_synthetic, write_linked
+
+    assert is_synthetic(small_root) and is_synthetic(folders_root)
+    assert json.loads((small_root / MARKER).read_text())["seed"] == SMALL.seed
+    linked = write_linked(small_root, tmp_path / "linked", 40, progress=False)
+    assert is_synthetic(linked)
+    (tmp_path / "real").mkdir()  # a dataset someone unpacked: no marker, no label
+    assert not is_synthetic(tmp_path / "real")
+    layout = make_layout(folders_root, "folders")
+    assert MARKER not in {Path(f).name for f in layout.frames()["train"]["filename"]}
