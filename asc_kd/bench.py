@@ -29,7 +29,6 @@ from asc_kd.benchmarks import (
     bench_teacher,
     bench_train,
 )
-from asc_kd.data.datamodule import default_workers
 from asc_kd.errors import HelpFormatter, command_parser, run_command
 
 
@@ -72,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--root", default=None, help="dataset root of --fit (default: synthetic scenes)")
     train.add_argument(
-        "--num-workers", type=int, default=None, help="DataLoader workers of --epoch (2) and --fit (CPUs - 1)"
+        "--num-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of --epoch (2) and --fit (the DataModule's default)",
     )
     quant = command("quant", "fp32 vs int8 accuracy and CPU clips/s")
     quant.add_argument("--root", default=None, help="dataset root (default: generated synthetic scenes)")
@@ -110,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "quant":
         results = bench_quant(args.root, args.checkpoint, args.epochs, args.threads, args.seconds)
     elif args.fit:
-        workers = default_workers() if args.num_workers is None else args.num_workers
-        results = bench_fit_epoch(args.root, args.batch_size, args.threads, workers)
+        results = bench_fit_epoch(args.root, args.batch_size, args.threads, args.num_workers)
     elif args.epoch:
         workers = 2 if args.num_workers is None else args.num_workers
         results = bench_epoch(args.clips, args.batch_size, args.threads, workers, args.compile, args.device)

@@ -368,3 +368,27 @@ def test_cache_progress_bar_follows_the_trainer(
     capfd.readouterr()
     datamodule.setup("fit")
     assert ("caching audio" in capfd.readouterr().err) is bars  # `pipeline --quiet`: no bar at all
+
+
+def test_a_cpu_model_reading_the_cache_gets_no_loader_workers(tiny_root, tmp_path) -> None:
+    import lightning as L
+
+    from asc_kd.data.datamodule import default_workers
+
+    workers = {}
+    for use_cache in (True, False):
+        datamodule = TAU22DataModule(
+            root=str(tiny_root),
+            cache_dir=str(tmp_path),
+            validation="none",
+            check_data=False,
+            use_cache=use_cache,
+        )
+        datamodule.trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+        datamodule.setup("fit")
+        workers[use_cache] = datamodule.train_dataloader().num_workers
+    # memmap batches cost less than a worker's core; decoding wavs is worth the workers
+    assert workers == {True: 0, False: default_workers()}
+    explicit = TAU22DataModule(root=str(tiny_root), cache_dir=str(tmp_path), validation="none", num_workers=1)
+    explicit.setup("fit")
+    assert explicit.train_dataloader().num_workers == 1
