@@ -56,9 +56,11 @@ def default_workers(cpu_model_from_cache: bool = False) -> int:
     """DataLoader workers for this machine: one per CPU this process may use, minus one, at most 8.
 
     None when the model runs on the CPU and batches come from the memmap cache: a batch is then
-    one memory-mapped read, and a worker process only takes a core from the model's threads
-    (``python -m asc_kd.bench train --fit`` on 2 cores: a KD epoch at 84 % of the bare step rate
-    with one worker, 98 % with none). Workers pay off when they decode wavs or feed a GPU.
+    one memory-mapped read, and a worker process competes for the cores the model's threads use
+    (``python -m asc_kd.bench train --fit`` on 2 cores, a KD epoch against the bare step: 87-98 %,
+    mean 92 %, over four runs with no worker; 84-92 %, mean 88 %, over three with one; the
+    machine's run-to-run noise is of the same size). Workers pay off when they decode wavs or
+    feed a GPU.
     """
     if cpu_model_from_cache:
         return 0
