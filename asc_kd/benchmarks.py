@@ -447,11 +447,11 @@ def bench_fit_epoch(
     The fit is the shipped recipe (``base.yaml`` + ``students/kd.yaml``, system 1) with Mixup and
     Freq-MixStyle, on the synthetic scenes (or ``root``) read by the real DataModule from its
     cache, with random teacher logits, W&B logging offline and checkpointing; only validation is
-    off. Every epoch after the first (which warms up) is timed, and the median is reported. ``bare`` is the same KD step
-    (the recipe's front-end, Freq-MixStyle, forward/backward, Adam) on one resident batch in a
-    Python loop: what the epoch would reach without loading, callbacks or logging. It is timed
-    before and after the fit and the faster is the reference, so machine drift cannot flatter
-    the ratio.
+    off. Every epoch after the first (which warms up) is timed, and the median is reported.
+    ``bare`` is the same KD step (the recipe's front-end, Freq-MixStyle, forward/backward, Adam)
+    on one resident batch in a Python loop: what the epoch would reach without loading,
+    callbacks or logging. It is timed before and after the fit and the faster is the reference,
+    so machine drift cannot flatter the ratio.
     """
     from asc_kd.cli import fit
     from asc_kd.data.datamodule import SceneDataModule

@@ -212,7 +212,7 @@ def export_logits(
     rows.append(seed_row(metrics, teacher=ensemble_name, seed=None, selection=selections))
     frame = pd.DataFrame(rows)
     if rank == 0:
-        if is_synthetic(datamodule.root):
+        if is_synthetic(datamodule.root) and SYNTHETIC_NOTE not in title:
             title += SYNTHETIC_NOTE
         summary, written = write_results(frame, ["teacher", "selection"], table, title)
         log.info("wrote Table 1 to %s", ", ".join(map(str, written)))

@@ -238,9 +238,12 @@ class Pipeline:
                 TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
                 for t in teachers
             ]
-            frame = export_logits(
-                runs, datamodule, out, "train", self.out / "table1", progress=not self.config.quiet
-            )
+            title = "Table 1: teachers on the development-test split"
+            if self.config.demo:  # a demo root made before generated sets were marked
+                title += SYNTHETIC_NOTE
+            table = self.out / "table1"
+            progress = not self.config.quiet
+            frame = export_logits(runs, datamodule, out, "train", table, title=title, progress=progress)
             with self._stage_run("logits", "logits", self.out / "teachers") as run:
                 if run is not None:
                     from asc_kd.lineage import record_logits
