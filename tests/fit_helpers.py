@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import lightning as L
 import pytest
 import torch
 import wandb
+from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,12 +112,32 @@ def offline_runs(save_dir: Path) -> list[Path]:
     return sorted((save_dir / "wandb").glob("offline-run-*"))
 
 
-def wandb_records(run_dir: Path) -> Iterator[wandb_internal_pb2.Record]:
-    """Every record of an offline run's ``run-*.wandb`` log, in order."""
+def wandb_records(run_dir: Path, timeout: float = 30.0) -> Iterator[wandb_internal_pb2.Record]:
+    """Every record of an offline run's ``run-*.wandb`` log, in order.
+
+    W&B's writer process can still be appending after ``wandb.finish()`` returns, so the log is
+    read again until it parses whole and ends with the ``exit`` record (or ``timeout`` passes).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = _read_wandb_log(run_dir)
+            if records and records[-1].WhichOneof("record_type") == "exit":
+                return iter(records)
+            problem = "no exit record yet"
+        except DecodeError as err:
+            problem = f"a record does not parse yet ({err})"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{run_dir}: the W&B log is incomplete after {timeout:.0f} s: {problem}")
+        time.sleep(0.2)
+
+
+def _read_wandb_log(run_dir: Path) -> list[wandb_internal_pb2.Record]:
     (path,) = run_dir.glob("run-*.wandb")
     data = path.read_bytes()
     if data[:4] != b":W&B":
         raise ValueError(f"{path} is not a W&B transaction log (starts with {data[:7]!r})")
+    records = []
     position, pending = _FILE_HEADER, b""
     while position + _RECORD_HEADER <= len(data):
         left_in_block = _BLOCK - position % _BLOCK
@@ -125,13 +147,16 @@ def wandb_records(run_dir: Path) -> Iterator[wandb_internal_pb2.Record]:
         _, length, kind = struct.unpack("<IHB", data[position : position + _RECORD_HEADER])
         if kind == 0:  # zero padding: nothing more was written
             break
+        if position + _RECORD_HEADER + length > len(data):  # a record still being written
+            break
         payload = data[position + _RECORD_HEADER : position + _RECORD_HEADER + length]
         position += _RECORD_HEADER + length
         pending = payload if kind in (_FULL, _FIRST) else pending + payload
         if kind in (_FULL, _LAST):
             record = wandb_internal_pb2.Record()
             record.ParseFromString(pending)
-            yield record
+            records.append(record)
+    return records
 
 
 def wandb_config(run_dir: Path) -> dict[str, Any]:
