@@ -39,12 +39,14 @@ def _rate(fn: Callable[[], int], min_seconds: float, warmup: int = 1) -> float:
             return items / elapsed
 
 
-def _synthetic_root(root: str | None, workdir: Path) -> Path:
+def _synthetic_root(root: str | None, workdir: Path, config: Any = None) -> Path:
+    """``root``, else synthetic scenes generated under ``workdir`` (``config``, by default a
+    small set of 60 training segments per scene)."""
     from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
 
     if root is not None:
         return Path(root)
-    return ensure_synthetic(workdir / "synthetic", SyntheticConfig(train_segments_per_scene=60))
+    return ensure_synthetic(workdir / "synthetic", config or SyntheticConfig(train_segments_per_scene=60))
 
 
 def bench_data(root: str | None, batch_size: int, seconds: float, num_workers: int) -> dict[str, Any]:
@@ -455,7 +457,7 @@ def bench_fit_epoch(
     """
     from asc_kd.cli import fit
     from asc_kd.data.datamodule import SceneDataModule
-    from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
+    from asc_kd.data.synthetic import SyntheticConfig
     from asc_kd.data.teacher_logits import save_logits
     from asc_kd.frontends import StudentMel
     from asc_kd.stages import EXPERIMENTS
@@ -481,7 +483,7 @@ def bench_fit_epoch(
     before = bare_rate(20)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data_root = Path(root) if root else ensure_synthetic(work / "synthetic", SyntheticConfig())
+        data_root = _synthetic_root(root, work, SyntheticConfig())  # the demo's size
         datamodule = SceneDataModule(root=str(data_root), validation="none")
         keys = list(datamodule.frames()["train"]["filename"])
         classes = list(datamodule.spec.classes)

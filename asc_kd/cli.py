@@ -156,8 +156,9 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
                 cli.model, datamodule=cli.datamodule, ckpt_path=selected or None, weights_only=True
             )
         if cli.trainer.is_global_zero:
-            _report(cli)
-            _log_lineage(cli)
+            summary = run_summary(cli)
+            _report(cli, summary)
+            _log_lineage(cli, summary)
     finally:
         _finish_wandb()  # otherwise the next fit in this process would log into this run
     return cli
@@ -194,10 +195,9 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
     }
 
 
-def _report(cli: AscKdCLI) -> None:
-    """Write ``summary.json`` (a readable record beside the binary W&B log) and say where the
-    run's files are."""
-    summary = run_summary(cli)
+def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
+    """Write ``summary`` to ``summary.json`` (a readable record beside the binary W&B log) and
+    say where the run's files are."""
     folder = Path(cli.trainer.default_root_dir)
     with atomic_write(folder / "summary.json") as handle:
         json.dump(summary, handle, indent=2)
@@ -218,7 +218,7 @@ def _report(cli: AscKdCLI) -> None:
     print("\n".join(lines))
 
 
-def _log_lineage(cli: AscKdCLI) -> None:
+def _log_lineage(cli: AscKdCLI, summary: dict[str, Any]) -> None:
     """Declare the run's inputs (teacher logits, online teachers) and log its outputs (the
     reported checkpoint, the int8 artifact) as W&B artifacts; see ``asc_kd.lineage``."""
     logger = next((lg for lg in cli.trainer.loggers if isinstance(lg, AutoWandbLogger)), None)
@@ -232,7 +232,6 @@ def _log_lineage(cli: AscKdCLI) -> None:
         inputs.append(lineage.logits_ref(cli.datamodule.hparams.teacher_logits))
     inputs += [lineage.model_ref(path) for path in cli.model.hparams.get("teacher_checkpoints") or []]
     lineage.declare_inputs(run, inputs)
-    summary = run_summary(cli)
     checkpoint = summary["files"]["reported_checkpoint"]
     outputs = []
     if checkpoint:

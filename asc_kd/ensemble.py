@@ -26,7 +26,7 @@ from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
 from asc_kd.errors import ConfigError
-from asc_kd.inference import Precision, autocast, predict_logits, rank_and_world, resolve_device
+from asc_kd.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
 from asc_kd.metrics import scene_metrics
 from asc_kd.models.pretrained import load_pretrained
 from asc_kd.tables import seed_row, summarize, write_results
@@ -193,7 +193,7 @@ def export_logits(
         "windowed": dataset.starts is not None,  # keys are filename#k, one per window
         "segment_seconds": datamodule.hparams.segment_seconds,
         "classes": list(spec.classes),
-        "precision": "bf16" if isinstance(autocast(target, precision), torch.autocast) else "fp32",
+        "precision": "bf16" if uses_bf16(target, precision) else "fp32",
         "asc_kd_version": __version__,
     }
     assert isinstance(ensemble, torch.Tensor)

@@ -34,9 +34,14 @@ def fast_bf16(device: torch.device) -> bool:
     )
 
 
+def uses_bf16(device: torch.device, precision: Precision = "auto") -> bool:
+    """Whether ``precision`` means bf16 on ``device``: ``bf16``, or ``auto`` where it is fast."""
+    return precision == "bf16" or (precision == "auto" and fast_bf16(device))
+
+
 def autocast(device: torch.device, precision: Precision = "auto") -> contextlib.AbstractContextManager:
-    """bf16 autocast for ``precision="bf16"``, or for ``auto`` where it is fast; else nothing."""
-    if precision == "bf16" or (precision == "auto" and fast_bf16(device)):
+    """bf16 autocast where ``uses_bf16``; else nothing."""
+    if uses_bf16(device, precision):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -249,7 +249,7 @@ class Pipeline:
                     from asc_kd.lineage import record_logits
 
                     teachers_used = [t["checkpoint"] for t in teachers if t["name"] in self.ensemble]
-                    record_logits(run, teachers_used, out, self.out / "table1", frame)
+                    record_logits(run, teachers_used, out, table, frame)
             self.manifest["logits"] = {"file": out, "table1": frame.to_dict("records")}
             self._save()
         return out
