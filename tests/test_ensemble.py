@@ -17,6 +17,7 @@ from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
 from asc_kd.data.teacher_logits import load_logits
 from asc_kd.ensemble import TeacherRun, export_logits, load_teacher, read_recipe
 from asc_kd.errors import ConfigError
+from asc_kd.inference import autocast, fast_bf16, uses_bf16
 from asc_kd.logits import main
 from asc_kd.models.pretrained import WeightsError
 from asc_kd.tasks import ClassificationTask
@@ -65,6 +66,7 @@ def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
     torch.testing.assert_close(logits[rows], each.mean(0), rtol=0, atol=1e-5)
     assert [t["checkpoint"] for t in metadata["teachers"]] == [str(p) for p in teachers]
     assert metadata["classes"] == list(SCENES) and metadata["windowed"] is False
+    assert metadata["precision"] == ("bf16" if fast_bf16(torch.device("cpu")) else "fp32")  # auto
     # Table 1: one row per teacher name (two seeds summarised) and the ensemble.
     assert list(table["teacher"]) == ["debug", "ensemble of 2 (debug)"]
     assert list(table["seeds"]) == [2, 1]
@@ -160,3 +162,11 @@ def test_a_weights_file_without_the_classifier_is_refused(
         load_teacher(run, _datamodule(tiny_root, cache_dir))
     assert str(broken) in str(info.value) and "head" in str(info.value)
     assert np.isfinite(state["head.1.weight"].numpy()).all()
+
+
+def test_precision_means_bf16_only_when_asked_or_fast() -> None:
+    cpu = torch.device("cpu")
+    assert uses_bf16(cpu, "bf16") and not uses_bf16(cpu, "fp32")
+    assert uses_bf16(cpu, "auto") == fast_bf16(cpu)
+    assert isinstance(autocast(cpu, "bf16"), torch.autocast)
+    assert not isinstance(autocast(cpu, "fp32"), torch.autocast)
