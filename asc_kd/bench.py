@@ -5,6 +5,7 @@
     python -m asc_kd.bench train --epoch --clips N [--device cuda]   # one epoch from the memmap
     python -m asc_kd.bench train --fit [--root DIR]      # a KD epoch of asc_kd.fit vs the bare step
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
+    python -m asc_kd.bench eval [--batch-size 256]       # eval clips/s: malloc default vs kept memory
     python -m asc_kd.bench teacher [--model passt] [--device cuda]   # teacher train/eval clips/s
     python -m asc_kd.bench keys --root DIR               # seconds of cache keys + fingerprint
 
@@ -23,6 +24,7 @@ from typing import Any
 from asc_kd.benchmarks import (
     bench_data,
     bench_epoch,
+    bench_eval,
     bench_fit_epoch,
     bench_keys,
     bench_quant,
@@ -82,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--epochs", type=int, default=8, help="training epochs when no checkpoint is given")
     quant.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     quant.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
+    evaluation = command(
+        "eval", "eval forward clips/s of a student with glibc's default malloc vs asc_kd's kept memory"
+    )
+    evaluation.add_argument("--model", default="system1", help="student model name")
+    evaluation.add_argument("--batch-size", type=int, default=256, help="clips per batch (eval_batch_size)")
+    evaluation.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    evaluation.add_argument("--seconds", type=float, default=5.0, help="measuring time per variant and round")
+    evaluation.add_argument("--rounds", type=int, default=2, help="alternating runs of each variant")
     teacher = command("teacher", "a teacher's training step and eval forward: recipe baseline vs asc_kd")
     teacher.add_argument(
         "--model",
@@ -94,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
     keys.add_argument("--root", required=True, help="dataset root (TAU22 layout)")
-    for sub_parser in (data, train, quant, teacher, keys):
+    for sub_parser in (data, train, quant, evaluation, teacher, keys):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -107,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         results = bench_data(args.root, args.batch_size, args.seconds, args.num_workers)
     elif args.what == "teacher":
         results = bench_teacher(args.model, args.batch_size, args.threads, args.seconds, args.device)
+    elif args.what == "eval":
+        results = bench_eval(args.model, args.batch_size, args.seconds, args.threads, args.rounds)
     elif args.what == "keys":
         results = bench_keys(args.root)
     elif args.what == "quant":

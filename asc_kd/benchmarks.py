@@ -206,6 +206,74 @@ def bench_train(
     return results
 
 
+def _eval_child(model: str, batch_size: int, seconds: float, threads: int) -> dict[str, Any]:
+    """One ``bench eval`` variant, in a fresh process: eval clips/s and page faults per clip."""
+    import resource
+
+    from asc_kd.allocator import keep_freed_memory
+    from asc_kd.frontends import StudentMel
+    from asc_kd.models import get_model
+
+    kept = keep_freed_memory()  # a no-op under ASC_KD_KEEP_FREED_MEMORY=0
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    frontend, network = StudentMel(), get_model(model).eval()
+    waveform = 0.1 * torch.randn(batch_size, 32000)
+
+    def forward() -> int:
+        return len(network(frontend(waveform)))
+
+    with torch.inference_mode():
+        forward()
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        clips, start = 0, time.perf_counter()
+        while clips == 0 or time.perf_counter() - start < seconds:
+            clips += forward()
+        elapsed = time.perf_counter() - start
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return {"kept": kept, "clips_per_s": clips / elapsed, "faults_per_clip": faults / clips}
+
+
+def bench_eval(
+    model: str = "system1", batch_size: int = 256, seconds: float = 5.0, threads: int = 2, rounds: int = 2
+) -> dict[str, Any]:
+    """Eval forward (front-end + model) clips/s with glibc's default malloc vs asc_kd's setting.
+
+    ``asc_kd.allocator.keep_freed_memory`` is set once per process, so each variant runs in a
+    fresh child process (``ASC_KD_KEEP_FREED_MEMORY=0`` or 1), alternating for ``rounds``
+    rounds; the median of each is reported, with the page faults per clip behind the difference.
+    """
+    import os
+    import subprocess
+
+    from asc_kd.allocator import ENV
+
+    code = (
+        "import json; from asc_kd.benchmarks import _eval_child; "
+        f"print(json.dumps(_eval_child({model!r}, {batch_size}, {seconds}, {threads})))"
+    )
+    runs: dict[str, list[dict[str, Any]]] = {"malloc_default": [], "asc_kd": []}
+    for _ in range(rounds):
+        for name, setting in (("malloc_default", "0"), ("asc_kd", "1")):
+            child = subprocess.run(
+                [sys.executable, "-c", code],
+                env={**os.environ, ENV: setting},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs[name].append(json.loads(child.stdout.strip().splitlines()[-1]))
+    results: dict[str, Any] = {"model": model, "batch_size": batch_size, "threads": threads, "rounds": rounds}
+    for name, values in runs.items():
+        results[f"{name}_kept_freed_memory"] = values[0]["kept"]
+        results[f"{name}_clips_per_s"] = round(float(np.median([v["clips_per_s"] for v in values])), 1)
+        results[f"{name}_page_faults_per_clip"] = round(
+            float(np.median([v["faults_per_clip"] for v in values])), 1
+        )
+    results["ratio"] = round(results["asc_kd_clips_per_s"] / results["malloc_default_clips_per_s"], 2)
+    return results
+
+
 def _teacher_task(model: str, manual_attention: bool) -> Any:
     """The teacher task ``experiments/teachers/<model>.yaml`` builds, with random weights;
     ``manual_attention`` gives the attention code of the recipes asc_kd replaces (hear21passt's

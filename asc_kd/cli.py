@@ -25,6 +25,7 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from asc_kd.allocator import keep_freed_memory
 from asc_kd.augmentations import FreqMixStyle, Mixup  # noqa: F401  (short names in YAML)
 from asc_kd.callbacks import (  # noqa: F401
     CheckpointSelection,
@@ -129,6 +130,7 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
     """Parse ``args`` (``sys.argv`` when None), fit, test the reported checkpoint, say where
     everything went."""
     silence()
+    keep_freed_memory()
     cli = AscKdCLI(
         ClassificationTask,
         SceneDataModule,

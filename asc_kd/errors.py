@@ -47,9 +47,11 @@ def debugging(argv: list[str] | None = None) -> bool:
 
 def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a command's ``main``; a user error becomes one line on stderr and exit code 1."""
+    from asc_kd.allocator import keep_freed_memory
     from asc_kd.noise import silence
 
     silence()
+    keep_freed_memory()
     debug = debugging(argv)
     if argv is None:
         argv = sys.argv[1:]

@@ -3,12 +3,13 @@ the same thing. How fast each path is belongs to the bench command, not to tests
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import pytest
 from fit_helpers import EXPERIMENTS
 
-from asc_kd.benchmarks import bench_fit_epoch, bench_teacher
+from asc_kd.benchmarks import bench_eval, bench_fit_epoch, bench_teacher
 from asc_kd.data.datamodule import TAU22DataModule
 
 
@@ -33,4 +34,14 @@ def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: py
     assert results["epoch_clips_per_s"] == pytest.approx(results["clips"] / results["epoch_s"], rel=0.02)
     assert results["epoch_over_bare"] == pytest.approx(
         results["epoch_clips_per_s"] / results["bare_step_clips_per_s"], abs=1e-3
+    )
+
+
+@pytest.mark.slow
+def test_bench_eval_runs_each_malloc_setting_in_its_own_process() -> None:
+    results = bench_eval(batch_size=4, seconds=0.1, threads=1, rounds=1)
+    assert results["malloc_default_kept_freed_memory"] is False
+    assert results["asc_kd_kept_freed_memory"] is (platform.libc_ver()[0] == "glibc")
+    assert results["ratio"] == pytest.approx(
+        results["asc_kd_clips_per_s"] / results["malloc_default_clips_per_s"], abs=0.01
     )

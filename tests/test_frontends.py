@@ -9,7 +9,15 @@ import torchaudio
 import yaml
 from torchaudio.compliance import kaldi
 
-from asc_kd.frontends import ASTFbank, PasstMel, StudentMel, get_frontend
+from asc_kd.frontends import (
+    ASTFbank,
+    PasstMel,
+    StudentMel,
+    apply_banks,
+    band_spans,
+    get_frontend,
+    power_spectrum,
+)
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -263,3 +271,34 @@ def test_passt_default_mask_fits_the_clip_length():
     short = frontend(0.1 * torch.randn(64, 32000))[:, 0]
     share = (short == short[:, :1, :]).all(dim=1).float().mean()
     assert share < 0.15  # capped at 20 % of 100 frames, ~10 % on average
+
+
+@pytest.mark.parametrize("frontend", [StudentMel(), StudentMel(mel_scale="kaldi"), PasstMel(), ASTFbank()])
+def test_banded_filterbank_product_equals_the_dense_one(frontend):
+    banks = frontend.mel_fb
+    spans = band_spans(banks)
+    power = torch.rand(3, banks.shape[1], 7, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(apply_banks(banks, spans, power), banks @ power, atol=1e-6, rtol=1e-5)
+    # every non-zero filter entry lies inside its block's span, and the spans are sparse
+    inside = torch.zeros_like(banks, dtype=torch.bool)
+    for r0, r1, c0, c1 in spans:
+        inside[r0:r1, c0:c1] = True
+    assert not banks[~inside].any()
+    assert inside.float().mean() < 0.3
+
+
+def test_band_spans_of_empty_filters_give_exact_zeros():
+    banks = torch.zeros(40, 9)
+    banks[20:24, 3:5] = 1.0  # blocks 0 and 2 have no non-zero entry
+    spans = band_spans(banks, rows=16)
+    assert spans == ((0, 16, 0, 1), (16, 32, 3, 5), (32, 40, 0, 1))
+    power = torch.rand(2, 9, 4)
+    out = apply_banks(banks, spans, power)
+    assert out.shape == (2, 40, 4)
+    assert torch.equal(out[:, :16], torch.zeros(2, 16, 4))
+    torch.testing.assert_close(out, banks @ power)
+
+
+def test_power_spectrum_is_squared_magnitude():
+    spec = torch.complex(torch.tensor([3.0, 0.0, -1.5]), torch.tensor([4.0, -2.0, 2.0]))
+    torch.testing.assert_close(power_spectrum(spec), torch.tensor([25.0, 4.0, 6.25]))
