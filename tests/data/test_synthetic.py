@@ -47,6 +47,21 @@ def test_same_config_same_bytes(small_root, tmp_path):
     assert (first / names.iloc[0]).read_bytes() != (third / other).read_bytes()
 
 
+def test_worker_processes_write_the_same_bytes_as_one(tmp_path, monkeypatch):
+    import asc_kd.data.synthetic as synthetic
+
+    written = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(synthetic, "generation_workers", lambda workers=workers: workers)
+        root = generate(tmp_path / f"workers{workers}", SMALL, progress=False)
+        written[workers] = {
+            path: (root / path).read_bytes() for path in _tree(root) if (root / path).is_file()
+        }
+    assert written[1].keys() == written[3].keys()
+    differing = [path for path in written[1] if written[1][path] != written[3][path]]
+    assert not differing, differing[:3]
+
+
 def test_files_are_tau22_clips(small_root):
     root = small_root  # short name for the many uses below
     meta = read_meta(root)
