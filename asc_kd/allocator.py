@@ -4,7 +4,7 @@ PyTorch frees a CPU tensor with ``free``. glibc serves a block over its mmap thr
 at first, adapting up to 32 MiB) with new ``mmap`` pages and unmaps them on ``free``, and it
 hands the top of its heap back to the system once more than 128 KiB of it is free. Every batch
 then touches its activations as fresh zeroed pages, one page fault per 4 KiB: system1's eval
-forward at batch 256 took about 880 faults per clip and ran at half the speed it runs with the
+forward at batch 256 took about 800 faults per clip and ran at 0.54x the speed it runs with the
 pages kept (``python -m asc_kd.bench eval`` measures both). Raising both thresholds to 1 GiB
 keeps the memory for the next batch, as the tcmalloc/jemalloc setups recommended for PyTorch
 on CPU do; the cost is that the process keeps its peak memory until it exits.

@@ -151,9 +151,12 @@ def bench_train(
 ) -> dict[str, Any]:
     """KD training step of system1 (front-end + Freq-MixStyle + fwd/bwd + Adam step), clips/s.
 
-    ``baseline`` rebuilds the filterbank per batch and runs the model in NCHW, as the public
-    CP-JKU DCASE23 components do; the other variants are asc_kd's front-end with the
-    filterbank built once, with channels-last and (optionally) ``torch.compile``.
+    ``baseline`` rebuilds the filterbank per batch, takes ``|X|`` then squares it and multiplies
+    by the dense filterbank, and runs the model in NCHW, as the public CP-JKU DCASE23 components
+    do; the other variants are asc_kd's front-end (filterbank built once, ``re² + im²``, the
+    banded product of ``apply_banks``), with channels-last on CUDA and (optionally)
+    ``torch.compile``. Both run in this process, so both have ``keep_freed_memory``'s malloc
+    settings when started as ``python -m asc_kd.bench``.
     """
     from asc_kd.frontends import StudentMel
 
