@@ -154,8 +154,8 @@ def bench_train(
     ``baseline`` rebuilds the filterbank per batch, takes ``|X|`` then squares it and multiplies
     by the dense filterbank, and runs the model in NCHW, as the public CP-JKU DCASE23 components
     do; the other variants are asc_kd's front-end (filterbank built once, ``re² + im²``, the
-    banded product of ``apply_banks``), with channels-last on CUDA and (optionally)
-    ``torch.compile``. Both run in this process, so both have ``keep_freed_memory``'s malloc
+    banded product of ``apply_banks``), in NCHW and channels-last, each also with
+    ``torch.compile`` when asked. Both run in this process, so both have ``keep_freed_memory``'s malloc
     settings when started as ``python -m asc_kd.bench``.
     """
     from asc_kd.frontends import StudentMel
@@ -170,10 +170,10 @@ def bench_train(
         "baseline": (_PerBatchFilterbankMel(), False, False),
         "asc_kd": (StudentMel(), False, False),
     }
-    if target_device.type == "cuda":  # channels-last only pays off with GPU conv kernels
-        variants["asc_kd_channels_last"] = (StudentMel(), True, False)
+    variants["asc_kd_channels_last"] = (StudentMel(), True, False)  # which pays depends on the CPU
     if compile_model:
-        variants["asc_kd_compiled"] = (StudentMel(), target_device.type == "cuda", True)
+        variants["asc_kd_compiled"] = (StudentMel(), False, True)
+        variants["asc_kd_compiled_channels_last"] = (StudentMel(), True, True)
     results: dict[str, Any] = {
         "batch_size": batch_size,
         "threads": threads,
