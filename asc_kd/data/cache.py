@@ -39,6 +39,15 @@ from asc_kd.data.spec import DatasetError
 
 log = logging.getLogger(__name__)
 
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask on Linux, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 CACHE_VERSION = 2
 _CHUNK = 64
 #: Files whose full content enters the fingerprint: enough to tell two generated or edited

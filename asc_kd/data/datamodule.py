@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from asc_kd.augmentations.waveform import convolve_impulse_responses, load_impulse_responses, time_roll
 from asc_kd.data.audio import Resampler, fit_length, list_audio_files, read_clip, window_starts
 from asc_kd.data.batch import Batch
-from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files
+from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files, usable_cpus
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
 from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
@@ -55,7 +55,7 @@ Validation = Literal["test", "holdout", "none"]
 def default_workers(cpu_model_from_cache: bool = False) -> int:
     """DataLoader workers for this machine: one per CPU this process may use, minus one, at most 8.
 
-    None when the model runs on the CPU and batches come from the memmap cache: a batch is then
+    No worker (0) when the model runs on the CPU and batches come from the memmap cache: a batch is then
     one memory-mapped read, and a worker process competes for the cores the model's threads use
     (``python -m asc_kd.bench train --fit`` on 2 cores, a KD epoch against the bare step: 87-98 %,
     mean 92 %, over four runs with no worker; 84-92 %, mean 88 %, over three with one; the
@@ -64,11 +64,7 @@ def default_workers(cpu_model_from_cache: bool = False) -> int:
     """
     if cpu_model_from_cache:
         return 0
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(0, min(8, cpus - 1))
+    return max(0, min(8, usable_cpus() - 1))
 
 
 class WavSource:

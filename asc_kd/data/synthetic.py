@@ -39,6 +39,7 @@ import pandas as pd
 import soundfile
 from tqdm.auto import tqdm
 
+from asc_kd.data.cache import usable_cpus
 from asc_kd.data.tau import CITIES, DEVICES, SCENES, SOURCE_SAMPLE_RATE
 from asc_kd.errors import command_parser
 
@@ -355,7 +356,7 @@ def generation_workers() -> int:
 
     if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    return max(1, min(8, len(os.sched_getaffinity(0))))
+    return max(1, min(8, usable_cpus()))
 
 
 def _write_tau(out: Path, config: SyntheticConfig, progress: bool) -> None:
