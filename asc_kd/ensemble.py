@@ -34,6 +34,8 @@ from asc_kd.tasks.classification import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
 log = logging.getLogger(__name__)
+#: Table 1's row identity: the teacher, the precision its logits were computed at, its selection.
+TABLE1_KEYS = ["teacher", "precision", "selection"]
 
 
 @dataclass
@@ -119,14 +121,16 @@ def export_logits(
     device: str = "auto",
     title: str = "Table 1: teachers on the development-test split",
     progress: bool = True,
-    precision: Precision = "auto",
+    precision: Precision = "fp32",
 ) -> pd.DataFrame | None:
     """Save the ensemble's logits over ``split`` and return Table 1 (or None without ``table``).
 
     Every teacher is scored on the test split for Table 1; only ``in_ensemble`` teachers are
-    run over ``split`` and averaged into the logits file. ``precision`` ``auto`` runs the
-    teachers under bf16 autocast where the device does bf16 fast (``asc_kd.inference.fast_bf16``),
-    else in fp32; the logits file records which.
+    run over ``split`` and averaged into the logits file. The default ``fp32`` gives the same
+    logits on every host; ``bf16`` runs the teachers under bf16 autocast, and ``auto`` does so
+    only where the device does bf16 fast (``asc_kd.inference.fast_bf16``), which makes the
+    numbers depend on the host's CPU or GPU. The logits file and Table 1's ``precision`` column
+    record which ran.
     """
     members = [t for t in teachers if t.in_ensemble]
     if not members:
@@ -143,6 +147,7 @@ def export_logits(
     test_loader = datamodule.loader("test")
     labels = test_loader.dataset.labels
     window = round(datamodule.hparams.segment_seconds * datamodule.hparams.sample_rate)
+    ran_at = "bf16" if uses_bf16(target, precision) else "fp32"
     ensemble: torch.Tensor | float = 0.0
     ensemble_test: torch.Tensor | float = 0.0
     rows = []
@@ -179,7 +184,10 @@ def export_logits(
                 spec.devices,
                 spec.device_groups,
             )
-            rows.append(seed_row(metrics, teacher=run.name, seed=run.seed, selection=run.selection))
+            rows.append(seed_row(
+                    metrics, teacher=run.name, precision=ran_at, seed=run.seed, selection=run.selection
+                )
+            )
     dataset = export_loader.dataset
     keys = dataset.keys
     filenames = list(dict.fromkeys(dataset.frame["filename"]))
@@ -193,7 +201,7 @@ def export_logits(
         "windowed": dataset.starts is not None,  # keys are filename#k, one per window
         "segment_seconds": datamodule.hparams.segment_seconds,
         "classes": list(spec.classes),
-        "precision": "bf16" if uses_bf16(target, precision) else "fp32",
+        "precision": ran_at,
         "asc_kd_version": __version__,
     }
     assert isinstance(ensemble, torch.Tensor)
@@ -209,12 +217,12 @@ def export_logits(
     names = list(dict.fromkeys(t.name for t in members))
     selections = ", ".join(sorted({t.selection for t in members}))
     ensemble_name = f"ensemble of {len(members)} ({', '.join(names)})"
-    rows.append(seed_row(metrics, teacher=ensemble_name, seed=None, selection=selections))
+    rows.append(seed_row(metrics, teacher=ensemble_name, precision=ran_at, seed=None, selection=selections))
     frame = pd.DataFrame(rows)
     if rank == 0:
         if is_synthetic(datamodule.root) and SYNTHETIC_NOTE not in title:
             title += SYNTHETIC_NOTE
-        summary, written = write_results(frame, ["teacher", "selection"], table, title)
+        summary, written = write_results(frame, TABLE1_KEYS, table, title)
         log.info("wrote Table 1 to %s", ", ".join(map(str, written)))
         return summary
-    return summarize(frame, ["teacher", "selection"])  # the same table, unwritten
+    return summarize(frame, TABLE1_KEYS)  # the same table, unwritten

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Literal
 
@@ -22,11 +23,27 @@ from asc_kd.data.audio import split_windows
 log = logging.getLogger(__name__)
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 Precision = Literal["auto", "fp32", "bf16"]
+#: Set to 1 or 0 to take ``fast_bf16``'s answer instead of the hardware's: the tests run both
+#: branches on any machine, and a user can make ``auto`` agree across hosts of different CPUs.
+FAST_BF16_ENV = "ASC_KD_FAST_BF16"
 
 
 def fast_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast speeds ``device`` up: GPUs with bf16, CPUs with AVX512-BF16 or AMX.
-    Elsewhere (AVX2 CPUs such as this project's CI machines) bf16 is emulated and slower."""
+
+    Elsewhere (AVX2 CPUs) bf16 is emulated: correct, but slower than fp32. ``$ASC_KD_FAST_BF16``
+    (``1`` or ``0``) overrides the hardware's answer for every device.
+    """
+    forced = os.environ.get(FAST_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        raise ValueError(f"${FAST_BF16_ENV} must be 0 or 1, got {forced!r}")
+    return hardware_bf16(device)
+
+
+def hardware_bf16(device: torch.device) -> bool:
+    """``fast_bf16``'s answer from the hardware alone, whatever ``$ASC_KD_FAST_BF16`` says."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return device.type == "cpu" and (

@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16"],
-        default="auto",
-        help="bf16 autocast for the teachers: auto = where the device does bf16 fast (GPU, AVX512-BF16)",
+        default="fp32",
+        help="fp32 (the same logits on every host), bf16 autocast, or auto: bf16 where the device "
+        "does it fast (GPU, AVX512-BF16/AMX CPU; $ASC_KD_FAST_BF16=0|1 overrides the detection)",
     )
     add_wandb_arguments(parser, default=False)
     return parser

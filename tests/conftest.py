@@ -38,6 +38,35 @@ TINY_TAU20 = SyntheticConfig(
 )
 
 
+#: ``fast_bf16``'s two answers, each forced through ``$ASC_KD_FAST_BF16`` whatever this host has.
+BF16_BRANCHES = {"with-fast-bf16": "1", "without-fast-bf16": "0"}
+
+
+@pytest.fixture(params=list(BF16_BRANCHES))
+def bf16_branch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Runs the test once as on a host where bf16 is fast and once as on one where it is not.
+
+    Returns whether ``asc_kd.inference.fast_bf16`` now says yes. bf16 is only emulated (slowly)
+    on a CPU without AVX512-BF16/AMX, but its numbers are the same, so both branches run here.
+    """
+    monkeypatch.setenv("ASC_KD_FAST_BF16", BF16_BRANCHES[request.param])
+    return BF16_BRANCHES[request.param] == "1"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which bf16 branches ran, and this host's own answer: CI's log shows both were taken."""
+    passed = terminalreporter.stats.get("passed", [])
+    counts = {name: sum(f"[{name}" in r.nodeid for r in passed) for name in BF16_BRANCHES}
+    if any(counts.values()):
+        import torch
+
+        from asc_kd.inference import hardware_bf16
+
+        host = "with" if hardware_bf16(torch.device("cpu")) else "without"
+        ran = ", ".join(f"{n} passed as on a host {name.replace('-', ' ')}" for name, n in counts.items())
+        terminalreporter.write_line(f"bf16 branches: {ran} (this host: {host} fast bf16)")
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Read-only tiny synthetic TAU22 dataset; copy it before changing anything in it."""

@@ -17,7 +17,7 @@ from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
 from asc_kd.data.teacher_logits import load_logits
 from asc_kd.ensemble import TeacherRun, export_logits, load_teacher, read_recipe
 from asc_kd.errors import ConfigError
-from asc_kd.inference import autocast, fast_bf16, uses_bf16
+from asc_kd.inference import autocast, fast_bf16, hardware_bf16, uses_bf16
 from asc_kd.logits import main
 from asc_kd.models.pretrained import WeightsError
 from asc_kd.tasks import ClassificationTask
@@ -51,22 +51,33 @@ def _own_logits(paths: list[Path], datamodule: TAU22DataModule, names: list[str]
         return torch.stack([load_task(p)(waveform) for p in paths])
 
 
+#: How far one teacher's logits may move under bf16 autocast: 8 mantissa bits, a few layers.
+BF16_ATOL = 5e-2
+
+
 def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
-    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path
+    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path, bf16_branch: bool
 ) -> None:
     datamodule = _datamodule(tiny_root, cache_dir)
     runs = [TeacherRun(str(p), "debug", seed) for seed, p in enumerate(teachers)]
-    table = export_logits(runs, datamodule, tmp_path / "ensemble.npz", table=tmp_path / "table1")
-    keys, logits, metadata = load_logits(tmp_path / "ensemble.npz", split="train", classes=SCENES)
+    out = tmp_path / "ensemble.npz"
+    table = export_logits(runs, datamodule, out, table=tmp_path / "table1", precision="auto")
+    keys, logits, metadata = load_logits(out, split="train", classes=SCENES)
     assert sorted(keys) == sorted(datamodule.datasets["train"].keys)
     picked = [keys[i] for i in (0, 7, 55, len(keys) - 1)]
     each = _own_logits(teachers, datamodule, picked)
     assert not torch.allclose(each[0], each[1])
     rows = [keys.index(name) for name in picked]
-    torch.testing.assert_close(logits[rows], each.mean(0), rtol=0, atol=1e-5)
+    # auto: bf16 autocast exactly where fast_bf16 says so, and the file and Table 1 say which.
+    assert metadata["precision"] == ("bf16" if bf16_branch else "fp32")
+    assert set(table["precision"]) == {metadata["precision"]}
+    if bf16_branch:
+        torch.testing.assert_close(logits[rows], each.mean(0), rtol=0, atol=BF16_ATOL)
+        assert not torch.allclose(logits[rows], each.mean(0), rtol=0, atol=1e-6)  # bf16 did run
+    else:
+        torch.testing.assert_close(logits[rows], each.mean(0), rtol=0, atol=1e-5)
     assert [t["checkpoint"] for t in metadata["teachers"]] == [str(p) for p in teachers]
     assert metadata["classes"] == list(SCENES) and metadata["windowed"] is False
-    assert metadata["precision"] == ("bf16" if fast_bf16(torch.device("cpu")) else "fp32")  # auto
     # Table 1: one row per teacher name (two seeds summarised) and the ensemble.
     assert list(table["teacher"]) == ["debug", "ensemble of 2 (debug)"]
     assert list(table["seeds"]) == [2, 1]
@@ -75,8 +86,9 @@ def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
 
 
 def test_the_ensemble_is_chosen_apart_from_the_table_rows(
-    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path
+    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path, bf16_branch: bool
 ) -> None:
+    """The command's default precision is fp32 on every host: the same logits at 1e-5."""
     datamodule = _datamodule(tiny_root, cache_dir)
     out = tmp_path / "ensemble.npz"
     args = [*map(str, teachers), "--names", "passt", "ast", "--ensemble", "passt", "--root", str(tiny_root)]
@@ -85,7 +97,9 @@ def test_the_ensemble_is_chosen_apart_from_the_table_rows(
     )
     table = pd.read_csv(tmp_path / "t1.csv")
     assert list(table["teacher"]) == ["passt", "ast", "ensemble of 1 (passt)"]
-    keys, logits, _ = load_logits(out)
+    assert (table["precision"] == "fp32").all()
+    keys, logits, metadata = load_logits(out)
+    assert metadata["precision"] == "fp32"
     datamodule.setup("fit")
     torch.testing.assert_close(
         logits[:3], _own_logits(teachers[:1], datamodule, keys[:3])[0], rtol=0, atol=1e-5
@@ -164,9 +178,19 @@ def test_a_weights_file_without_the_classifier_is_refused(
     assert np.isfinite(state["head.1.weight"].numpy()).all()
 
 
-def test_precision_means_bf16_only_when_asked_or_fast() -> None:
+def test_precision_means_bf16_only_when_asked_or_fast(bf16_branch: bool) -> None:
     cpu = torch.device("cpu")
+    assert fast_bf16(cpu) is bf16_branch
     assert uses_bf16(cpu, "bf16") and not uses_bf16(cpu, "fp32")
-    assert uses_bf16(cpu, "auto") == fast_bf16(cpu)
+    assert uses_bf16(cpu, "auto") is bf16_branch
     assert isinstance(autocast(cpu, "bf16"), torch.autocast)
     assert not isinstance(autocast(cpu, "fp32"), torch.autocast)
+
+
+def test_the_fast_bf16_override_takes_only_0_or_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("ASC_KD_FAST_BF16", raising=False)
+    assert fast_bf16(cpu) is hardware_bf16(cpu)
+    monkeypatch.setenv("ASC_KD_FAST_BF16", "yes")
+    with pytest.raises(ValueError, match="ASC_KD_FAST_BF16 must be 0 or 1, got 'yes'"):
+        fast_bf16(cpu)

@@ -35,7 +35,7 @@ STEMS = [Path(recipe).stem for recipe in PIPELINE_TEACHERS]
 GROUPS = ("real", "seen", "unseen")
 METRICS = ["accuracy", "macro_accuracy", "log_loss", *(f"accuracy_{g}" for g in GROUPS)]
 SUMMARY = [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
-TABLE1_COLUMNS = ["teacher", "selection", "seeds", *SUMMARY]
+TABLE1_COLUMNS = ["teacher", "precision", "selection", "seeds", *SUMMARY]
 TABLE2_COLUMNS = [
     "system",
     "precision",
@@ -151,6 +151,7 @@ def test_table1_lists_teachers_and_the_ensemble(tiny_pipeline: TinyPipeline) -> 
     assert list(table["teacher"]) == [*STEMS, f"ensemble of 1 ({STEMS[0]})"]  # --ensemble picks one
     assert (table["seeds"] == 1).all() and table["accuracy_std"].isna().all()
     assert (table["selection"] == "last").all()
+    assert (table["precision"] == "fp32").all()  # the default, whatever the host's bf16
     assert table[[f"{m}_mean" for m in METRICS]].notna().all().all()
     seeds = pd.read_csv(tiny_pipeline.out / "table1_seeds.csv")
     assert list(seeds["teacher"]) == list(table["teacher"])
