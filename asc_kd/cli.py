@@ -34,6 +34,7 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.synthetic import is_demo_root
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
 from asc_kd.noise import silence
@@ -71,9 +72,25 @@ class AscKdCLI(LightningCLI):
             "--test", type=bool, default=True, help="test the reported checkpoint after fitting"
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse as LightningCLI does, keeping the command line to tell a user's choice from a recipe's."""
+        self.command_line = list(args) if isinstance(args, list | tuple) else sys.argv[1:]
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
-        """Give the run its folder and name; when resuming, continue the checkpoint's W&B run."""
+        """Give the run its folder and name; when resuming, continue the checkpoint's W&B run.
+
+        A recipe's ``data.generate_synthetic`` writes scenes only into the demo root: a root the
+        user typed gets them only with ``--data.generate_synthetic true`` on the command line,
+        so a mistyped path is an error, not a new synthetic dataset.
+        """
         config = self.config
+        if (
+            config.get("data.generate_synthetic")
+            and not is_demo_root(config.get("data.root"))
+            and not given_on_command_line(self.command_line, "--data.generate_synthetic")
+        ):
+            config["data.generate_synthetic"] = False
         folder = run_folder(config)
         config["trainer.default_root_dir"] = str(folder)
         if not config.get("checkpoint.dirpath"):
@@ -89,6 +106,11 @@ class AscKdCLI(LightningCLI):
             if run_id:
                 logger.init_args.id = run_id
                 logger.init_args.resume = "allow"
+
+
+def given_on_command_line(args: list[str], option: str) -> bool:
+    """Whether ``option`` (``--a.b``) was typed in ``args``, as ``--a.b value`` or ``--a.b=value``."""
+    return any(arg == option or arg.startswith(f"{option}=") for arg in args)
 
 
 def run_name(config: Namespace) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
+from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_demo_root, is_synthetic
 from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write
 from asc_kd.tables import seed_row, to_markdown, write_results
@@ -193,7 +193,7 @@ class Pipeline:
         args = ["--data.root", config.root]
         if config.cache_dir:
             args += ["--data.cache_dir", config.cache_dir]
-        if config.demo:
+        if config.demo and is_demo_root(config.root):  # never into a root the user typed
             args += ["--data.generate_synthetic", "true"]
         if config.max_epochs:
             args += ["--trainer.max_epochs", str(config.max_epochs)]
@@ -232,7 +232,7 @@ class Pipeline:
                 root=self.config.root,
                 cache_dir=self.config.cache_dir,
                 num_workers=0,
-                generate_synthetic=self.config.demo,
+                generate_synthetic=self.config.demo and is_demo_root(self.config.root),
             )
             runs = [
                 TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)

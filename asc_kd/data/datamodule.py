@@ -44,6 +44,7 @@ from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
 from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
 from asc_kd.data.splitting import hold_out
+from asc_kd.data.synthetic import DEMO_ROOT
 from asc_kd.data.teacher_logits import LogitsMismatchError, load_logits
 from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write
@@ -179,7 +180,9 @@ class SceneDataModule(L.LightningDataModule):
         root: dataset root.
         layout: ``auto`` (detect from the root), ``tau22``, ``tau20`` or ``folders``.
         generate_synthetic: if ``root`` holds no dataset, write synthetic scenes of ``layout``
-            there (``auto``: TAU22).
+            there (``auto``: TAU22). From ``asc_kd.fit``, a recipe's ``true`` applies only to
+            the demo root ``data/synthetic``; another root needs ``--data.generate_synthetic
+            true`` on the command line.
         cache_dir: where the resampled-audio cache lives (default ``$ASC_KD_CACHE`` or
             ``~/.cache/asc_kd``).
         train_split_file: replaces the layout's training split, e.g. a DCASE24 ``split25.csv``.
@@ -219,7 +222,7 @@ class SceneDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        root: str = "data/synthetic",
+        root: str = DEMO_ROOT,
         layout: LayoutName = "auto",
         generate_synthetic: bool = False,
         cache_dir: str | None = None,
@@ -280,8 +283,8 @@ class SceneDataModule(L.LightningDataModule):
             return
         raise DatasetError(
             f"dataset root {self.root} is missing or empty; put the dataset there (TAU22/TAU20: the "
-            "unpacked development set; your own: one folder of audio files per class), or set "
-            "data.generate_synthetic=true for synthetic scenes"
+            "unpacked development set; your own: one folder of audio files per class), or pass "
+            "--data.generate_synthetic true to write synthetic scenes there"
         )
 
     @property
