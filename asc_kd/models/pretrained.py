@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -24,6 +26,7 @@ from asc_kd.errors import UserError
 from asc_kd.io import PickledObjectsError, torch_load
 
 logger = logging.getLogger(__name__)
+RANDOM_WEIGHTS_WARNING = ".*has random weights: no checkpoint was given.*"
 
 Anchor = Literal["start", "center"]
 Model = TypeVar("Model", bound=nn.Module)
@@ -251,6 +254,15 @@ def load_pretrained(
     model.load_state_dict(adapted, strict=False)
     logger.info("loaded %s into %s", path, type(model).__name__)
     return model
+
+
+@contextmanager
+def trained_weights_follow() -> Iterator[None]:
+    """Build teachers without the random-weights warning of ``load_or_warn``: a trained
+    checkpoint's weights are loaded into them next."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=RANDOM_WEIGHTS_WARNING)
+        yield
 
 
 def load_or_warn(model: Model, checkpoint: str | Path | None, what: str, source: str) -> Model:

@@ -18,6 +18,7 @@ from asc_kd.errors import UserError
 from asc_kd.imports import ImportPathError, import_object
 from asc_kd.io import PickledObjectsError, torch_load
 from asc_kd.models import MODELS
+from asc_kd.models.pretrained import trained_weights_follow
 from asc_kd.tasks.classification import ClassificationTask
 
 
@@ -74,10 +75,13 @@ def load_task(path: str | Path) -> ClassificationTask:
     model = hparams["model"]
     if model not in MODELS and record.get("model_import_path"):
         hparams["model"] = record["model_import_path"]  # registered in a module not imported here
+    if "checkpoint" in (hparams.get("model_kwargs") or {}):  # a teacher's pretrained file is not read:
+        hparams["model_kwargs"] = {**hparams["model_kwargs"], "checkpoint": None}  # the state dict follows
     cls = _task_class(path, record)
     accepted = _init_arguments(cls)
     try:
-        task = cls(**{k: v for k, v in hparams.items() if accepted is None or k in accepted})
+        with trained_weights_follow():
+            task = cls(**{k: v for k, v in hparams.items() if accepted is None or k in accepted})
     except ImportPathError as err:
         raise CheckpointError(f"{path}: {err}") from err
     except (KeyError, ValueError) as err:  # a model or front-end name this version does not know
