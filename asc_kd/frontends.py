@@ -7,7 +7,7 @@ non-persistent buffers: they follow ``.to()`` but stay out of ``state_dict()``, 
 ``config()`` already rebuilds them and pretrained teacher checkpoints do not contain them.
 
 - ``StudentMel``: the CP-ResNet student's mel spectrogram, torchaudio-style or in CP-JKU's
-  convention (pre-emphasis, Kaldi mel banks, symmetric window).
+  convention (pre-emphasis, Kaldi mel banks, symmetric window, optional band jitter and masks).
 - ``PasstMel``: PaSST's ``AugmentMelSTFT`` (Kaldi mel banks, fmin/fmax jitter, masking).
 - ``ASTFbank``: AST's Kaldi fbank at 16 kHz, with AudioSet normalisation.
 """
@@ -77,6 +77,48 @@ def power_spectrum(spec: Tensor) -> Tensor:
     return spec.real.square() + spec.imag.square()
 
 
+def centre_band(
+    owner: str, sample_rate: int, fmax: float | None, fmin_aug_range: int, fmax_aug_range: int
+) -> float:
+    """The eval filterbank's top edge, checked so that no jittered band passes Nyquist.
+
+    ``fmax=None`` means ``sample_rate / 2 - fmax_aug_range // 2``, CP-JKU's ``AugmentMelSTFT``
+    rule: the eval band is the centre of the training jitter, so eval sees the average band
+    the model trained on (15,500 Hz at 32 kHz with ``fmax_aug_range=1000``; Nyquist with 1).
+    """
+    for name, value in (("fmin_aug_range", fmin_aug_range), ("fmax_aug_range", fmax_aug_range)):
+        if value < 1:
+            raise ConfigError(f"{owner}: {name}={value} must be >= 1 (1 disables jitter).")
+    nyquist = sample_rate / 2
+    high = nyquist - fmax_aug_range // 2 if fmax is None else fmax
+    if high + fmax_aug_range // 2 > nyquist:
+        raise ConfigError(
+            f"{owner}: fmax={fmax} plus fmax_aug_range // 2 = {fmax_aug_range // 2} "
+            f"exceeds the Nyquist frequency {nyquist:g} Hz; lower fmax or pass fmax=None."
+        )
+    return high
+
+
+def draw_mel_bands(
+    fmin: float,
+    fmax: float,
+    fmin_aug_range: int,
+    fmax_aug_range: int,
+    n: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``n`` jittered training bands ``(low, high)`` around the eval band ``(fmin, fmax)``.
+
+    ``low = fmin + randint(fmin_aug_range)`` and ``high = fmax + fmax_aug_range // 2 -
+    randint(fmax_aug_range)``, CP-JKU's mel-band jitter: low in ``[fmin, fmin + fmin_aug_range
+    - 1]``, high in ``[fmax - (fmax_aug_range - 1) // 2, fmax + fmax_aug_range // 2]`` Hz, so
+    the filters move by up to a few bins and the model cannot rely on their exact edges.
+    """
+    lows = fmin + torch.randint(fmin_aug_range, (n,), generator=generator)
+    highs = fmax + fmax_aug_range // 2 - torch.randint(fmax_aug_range, (n,), generator=generator)
+    return lows, highs
+
+
 class FrontEnd(nn.Module):
     """Base of the front-ends: remembers its init arguments so a checkpoint can rebuild it."""
 
@@ -99,6 +141,11 @@ class StudentMel(FrontEnd):
     triangular mel banks, then the same log and normalisation. The two conventions differ by
     1.7-4 log-mel units on the same audio, so a model must be run with the one it was trained on.
 
+    ``AugmentMelSTFT``'s training augmentations are off by default and each has its setting:
+    a mel band jittered per batch (``draw_mel_bands``; a fresh filterbank per batch, as CP-JKU,
+    about 3 ms on a CPU) and frequency/time masks drawn per example, filled with 0 before the
+    normalisation. In eval mode the output is deterministic.
+
     Args:
         sample_rate: Rate of the input waveform in Hz.
         n_fft: FFT size.
@@ -106,11 +153,18 @@ class StudentMel(FrontEnd):
         hop_length: Frame shift in samples. 737 / 2048 is the reports' "36 %" hop.
         n_mels: Number of mel bins.
         fmin: Lowest filterbank frequency in Hz.
-        fmax: Highest filterbank frequency in Hz; ``None`` means ``sample_rate / 2``.
+        fmax: Highest filterbank frequency in Hz in eval; ``None`` means ``sample_rate / 2 -
+            fmax_aug_range // 2`` (``centre_band``): Nyquist without jitter, 15,500 Hz at
+            32 kHz with CP-JKU's students' ``fmax_aug_range=1000``.
         normalize: Apply ``(x + 4.5) / 5`` after the log.
         preemphasis: Pre-emphasis coefficient (CP-JKU: 0.97); 0 disables it.
         mel_scale: ``htk`` (torchaudio's mel filterbank) or ``kaldi`` (CP-JKU's).
         periodic_window: Periodic Hann window (torch's default) or symmetric (CP-JKU's).
+        fmin_aug_range: Training fmin is ``fmin + randint(fmin_aug_range)``; 1 disables it.
+        fmax_aug_range: Training fmax is ``fmax + fmax_aug_range // 2 -
+            randint(fmax_aug_range)``; 1 disables it.
+        freqm: Largest frequency mask in mel bins (training only); 0 disables it.
+        timem: Largest time mask in frames (training only); 0 disables it.
     """
 
     def __init__(
@@ -126,36 +180,47 @@ class StudentMel(FrontEnd):
         preemphasis: float = 0.0,
         mel_scale: Literal["htk", "kaldi"] = "htk",
         periodic_window: bool = True,
+        fmin_aug_range: int = 1,
+        fmax_aug_range: int = 1,
+        freqm: int = 0,
+        timem: int = 0,
     ) -> None:
         super().__init__()
         self._remember(locals())
+        if mel_scale not in ("htk", "kaldi"):
+            raise ConfigError(f"StudentMel: mel_scale must be 'htk' or 'kaldi', got {mel_scale!r}")
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
         self.n_mels = n_mels
         self.fmin = fmin
-        self.fmax = fmax
+        self.fmax = centre_band(type(self).__name__, sample_rate, fmax, fmin_aug_range, fmax_aug_range)
         self.normalize = normalize
         self.preemphasis = preemphasis
-        high = sample_rate / 2 if fmax is None else fmax
-        if mel_scale == "kaldi":
-            mel_fb = _kaldi_mel_banks(n_mels, n_fft, sample_rate, fmin, high)
-        elif mel_scale == "htk":
-            mel_fb = torchaudio.functional.melscale_fbanks(
-                n_freqs=n_fft // 2 + 1,
-                f_min=fmin,
-                f_max=high,
-                n_mels=n_mels,
-                sample_rate=sample_rate,
-                mel_scale="htk",
-            ).T.contiguous()
-        else:
-            raise ConfigError(f"StudentMel: mel_scale must be 'htk' or 'kaldi', got {mel_scale!r}")
+        self.mel_scale = mel_scale
+        self.fmin_aug_range = fmin_aug_range
+        self.fmax_aug_range = fmax_aug_range
+        self.freqm = freqm
+        self.timem = timem
+        mel_fb = self.filterbank(fmin, self.fmax)
         window = torch.hann_window(win_length, periodic=periodic_window)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("mel_fb", mel_fb, persistent=False)
         self.spans = band_spans(mel_fb)
+
+    def filterbank(self, low: float, high: float) -> Tensor:
+        """The ``(n_mels, n_fft // 2 + 1)`` mel filterbank from ``low`` to ``high`` Hz."""
+        if self.mel_scale == "kaldi":
+            return _kaldi_mel_banks(self.n_mels, self.n_fft, self.sample_rate, low, high)
+        return torchaudio.functional.melscale_fbanks(
+            n_freqs=self.n_fft // 2 + 1,
+            f_min=low,
+            f_max=high,
+            n_mels=self.n_mels,
+            sample_rate=self.sample_rate,
+            mel_scale="htk",
+        ).T.contiguous()
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(batch, samples)`` to ``(batch, 1, n_mels, frames)``.
@@ -177,11 +242,18 @@ class StudentMel(FrontEnd):
                 pad_mode="reflect",
                 return_complex=True,
             )
-            mel = apply_banks(self.mel_fb, self.spans, power_spectrum(spec))
-            mel = torch.log(mel + LOG_OFFSET)
+            mel_fb, spans = self.mel_fb, self.spans
+            if self.training and (self.fmin_aug_range > 1 or self.fmax_aug_range > 1):
+                lows, highs = draw_mel_bands(self.fmin, self.fmax, self.fmin_aug_range, self.fmax_aug_range)
+                mel_fb = self.filterbank(float(lows[0]), float(highs[0])).to(self.mel_fb)
+                spans = band_spans(mel_fb)
+            mel = apply_banks(mel_fb, spans, power_spectrum(spec))
+            mel = torch.log(mel + LOG_OFFSET).unsqueeze(1)
+        if self.training:
+            mel = mask_time_frequency(mel, self.freqm, self.timem)
         if self.normalize:
             mel = (mel + 4.5) / 5.0
-        return mel.unsqueeze(1)
+        return mel
 
 
 class PasstMel(FrontEnd):
@@ -189,8 +261,10 @@ class PasstMel(FrontEnd):
 
     In training mode the filterbank's fmin/fmax are jittered and frequency and time masks are
     drawn per example; in eval mode the output is deterministic. The original rebuilds a
-    jittered filterbank every batch; here ``n_jitter`` jittered filterbanks are drawn once,
-    with a fixed seed so ``config()`` rebuilds the same ones, and one is picked per batch.
+    jittered filterbank every batch; here ``n_jitter`` jittered filterbanks
+    (``draw_mel_bands``) are drawn once, with a fixed seed so ``config()`` rebuilds the same
+    ones, and one is picked per batch (``StudentMel`` draws a fresh band per batch instead, as
+    CP-JKU's students did).
 
     Args:
         sample_rate: Rate of the input waveform in Hz.
@@ -200,8 +274,9 @@ class PasstMel(FrontEnd):
         n_mels: Number of Kaldi mel bins.
         fmin: Lowest filterbank frequency in Hz.
         fmax: Highest filterbank frequency in Hz. ``None`` means
-            ``sample_rate // 2 - fmax_aug_range // 2``, as in PaSST, so the jittered fmax
-            never passes Nyquist (15000 Hz with the defaults, which pretrained PaSST saw).
+            ``sample_rate / 2 - fmax_aug_range // 2`` (``centre_band``), as in PaSST, so the
+            jittered fmax never passes Nyquist (15000 Hz with the defaults, which pretrained
+            PaSST saw).
         fmin_aug_range: Training fmin is ``fmin + randint(fmin_aug_range)``; 1 disables it.
         fmax_aug_range: Training fmax is ``fmax + fmax_aug_range // 2 -
             randint(fmax_aug_range)``; 1 disables it.
@@ -232,20 +307,9 @@ class PasstMel(FrontEnd):
     ) -> None:
         super().__init__()
         self._remember(locals())
-        for name, value in (
-            ("fmin_aug_range", fmin_aug_range),
-            ("fmax_aug_range", fmax_aug_range),
-            ("n_jitter", n_jitter),
-        ):
-            if value < 1:
-                raise ConfigError(f"PasstMel: {name}={value} must be >= 1 (1 disables jitter).")
-        nyquist = sample_rate // 2
-        eval_fmax = nyquist - fmax_aug_range // 2 if fmax is None else fmax
-        if eval_fmax + fmax_aug_range // 2 > nyquist:
-            raise ConfigError(
-                f"PasstMel: fmax={fmax} plus fmax_aug_range // 2 = {fmax_aug_range // 2} "
-                f"exceeds the Nyquist frequency {nyquist} Hz; lower fmax or pass fmax=None."
-            )
+        if n_jitter < 1:
+            raise ConfigError(f"PasstMel: n_jitter={n_jitter} must be >= 1.")
+        eval_fmax = centre_band(type(self).__name__, sample_rate, fmax, fmin_aug_range, fmax_aug_range)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
@@ -263,10 +327,7 @@ class PasstMel(FrontEnd):
         self.n_jitter = n_jitter
 
         generator = torch.Generator().manual_seed(0)
-        fmins = fmin + torch.randint(fmin_aug_range, (n_jitter,), generator=generator)
-        fmaxs = (
-            eval_fmax + fmax_aug_range // 2 - torch.randint(fmax_aug_range, (n_jitter,), generator=generator)
-        )
+        fmins, fmaxs = draw_mel_bands(fmin, eval_fmax, fmin_aug_range, fmax_aug_range, n_jitter, generator)
         jittered = [
             _kaldi_mel_banks(n_mels, n_fft, sample_rate, float(low), float(high))
             for low, high in zip(fmins, fmaxs, strict=True)

@@ -1,5 +1,6 @@
 """Front-ends against independent computations of their definitions, and every recipe's masks."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from asc_kd.frontends import (
     StudentMel,
     apply_banks,
     band_spans,
+    draw_mel_bands,
     get_frontend,
     power_spectrum,
 )
@@ -199,10 +201,10 @@ def _kaldi_mel_banks_numpy(n_mels: int, n_fft: int, rate: float, low: float, hig
     return banks
 
 
-def _cpjku_student_mel(audio: np.ndarray, hop: int = 737) -> np.ndarray:
+def _cpjku_student_mel(audio: np.ndarray, hop: int = 737, fmax: float = 16000.0) -> np.ndarray:
     """AugmentMelSTFT's eval path written from its definition in numpy, float64: pre-emphasis
-    0.97, centred STFT (reflect padding, symmetric Hann 2048), power, Kaldi mel banks,
-    log(x + 1e-5), (x + 4.5) / 5."""
+    0.97, centred STFT (reflect padding, symmetric Hann 2048), power, Kaldi mel banks from 0 to
+    ``fmax``, log(x + 1e-5), (x + 4.5) / 5."""
     n_fft = 2048
     emphasised = audio[:, 1:] - 0.97 * audio[:, :-1]
     padded = np.pad(emphasised, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
@@ -210,7 +212,7 @@ def _cpjku_student_mel(audio: np.ndarray, hop: int = 737) -> np.ndarray:
     window = np.hanning(n_fft)  # symmetric
     frames = np.stack([padded[:, t * hop : t * hop + n_fft] for t in range(n_frames)], axis=1)
     power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2  # (batch, frames, bins)
-    mel = _kaldi_mel_banks_numpy(256, n_fft, 32000.0, 0.0, 16000.0) @ power.transpose(0, 2, 1)
+    mel = _kaldi_mel_banks_numpy(256, n_fft, 32000.0, 0.0, fmax) @ power.transpose(0, 2, 1)
     return (np.log(mel + 1e-5) + 4.5) / 5.0
 
 
@@ -223,6 +225,96 @@ def test_student_mel_in_cpjku_convention_matches_its_definition(waveform):
     # The torchaudio-style default is a different front-end: a model must keep its own.
     default = StudentMel().eval()(waveform)[:, 0].double().numpy()
     assert np.abs(default - reference).max() > 1.0
+
+
+def _student_recipe_frontend(**overrides) -> StudentMel:
+    data = yaml.safe_load((EXPERIMENTS / "students" / "kd.yaml").read_text())["data"]
+    assert data["frontend"] == "student_mel"
+    return StudentMel(**{**data["frontend_kwargs"], **overrides})
+
+
+def _kaldi_mel(f: float) -> float:
+    return 1127.0 * math.log(1.0 + f / 700.0)
+
+
+def test_student_recipe_eval_front_end_is_cpjku_students(waveform):
+    """CP-JKU's students set fmax=None, fmax_aug_range=1000: their eval band ends at
+    32000 // 2 - 1000 // 2 = 15500 Hz, not at Nyquist."""
+    frontend = _student_recipe_frontend().eval()
+    assert frontend.fmax == 15500.0
+    banks = frontend.mel_fb.double()
+    # FFT bin k sits at k * 32000 / 2048 = 15.625 k Hz: bin 992 is 15500 Hz exactly, the top
+    # edge, where the last filter reaches 0; bin 991 (15484.375 Hz) is the last one it weights.
+    assert banks[:, 992:].abs().max() == 0
+    # 256 filters: 258 equally spaced mel edges from 0; Kaldi computes in float32, hence 2e-5.
+    delta = _kaldi_mel(15500.0) / 257
+    top = (_kaldi_mel(15500.0) - _kaldi_mel(15484.375)) / delta  # 0.0789, falling edge
+    assert banks[255, 991].item() == pytest.approx(top, abs=2e-5)
+    # The first filter peaks at 13.8 mel (8.6 Hz), so 15.625 Hz (24.9 mel) is on its falling side.
+    assert banks[0, 1].item() == pytest.approx(2 - _kaldi_mel(15.625) / delta, abs=2e-5)  # 0.194
+    assert banks[0, 0] == 0  # the left edge, 0 Hz
+    # Whole output on the same audio against the numpy definition with fmax = 15500.
+    ours = frontend(waveform)[:, 0].double().numpy()
+    reference = _cpjku_student_mel(waveform.double().numpy(), fmax=15500.0)
+    assert np.abs(ours - reference).max() < 1e-4
+    # Up to Nyquist instead, the top bins move by far more than that.
+    assert np.abs(_cpjku_student_mel(waveform.double().numpy(), fmax=16000.0) - reference).max() > 0.1
+    assert torch.equal(frontend(waveform), frontend(waveform))
+
+
+def test_mel_band_jitter_stays_in_its_stated_range():
+    lows, highs = draw_mel_bands(0.0, 15500.0, 10, 1000, n=20000, generator=torch.Generator().manual_seed(0))
+    # low = fmin + randint(10): 0..9 Hz; high = 15500 + 500 - randint(1000): 15001..16000 Hz.
+    assert set(lows.tolist()) == set(range(10))
+    assert highs.min() == 15001 and highs.max() == 16000
+    assert len(set(highs.tolist())) > 990
+    lows, highs = draw_mel_bands(0.0, 15500.0, 1, 1, n=100)
+    assert set(lows.tolist()) == {0} and set(highs.tolist()) == {15500}
+
+
+def test_student_training_draws_a_fresh_band_per_batch_from_the_global_seed(waveform):
+    frontend = _student_recipe_frontend(fmin_aug_range=10, freqm=0).train()
+    torch.manual_seed(3)
+    low, high = (float(v[0]) for v in draw_mel_bands(0.0, 15500.0, 10, 1000))
+    torch.manual_seed(3)
+    jittered = frontend(waveform)
+    fixed = _student_recipe_frontend(fmin=low, fmax=high, fmax_aug_range=1, freqm=0).eval()
+    assert torch.equal(jittered, fixed(waveform))
+    assert not torch.equal(jittered, frontend.eval()(waveform))
+    frontend.train()
+    assert not torch.equal(frontend(waveform), frontend(waveform))  # another band each batch
+
+
+def test_student_recipe_masks_up_to_47_mel_bins_in_training_only():
+    # fmax 15500 without jitter: the recipe's eval band with only the masks left on.
+    frontend = _student_recipe_frontend(fmax=15500.0, fmax_aug_range=1)
+    assert frontend.freqm == 48 and frontend.timem == 0
+    waveform = 0.1 * torch.randn(64, 32000, generator=torch.Generator().manual_seed(1))
+    clean = frontend.eval()(waveform)[:, 0]
+    torch.manual_seed(0)
+    masked = frontend.train()(waveform)[:, 0]
+    widths = []
+    for example in range(64):
+        rows = (masked[example] != clean[example]).any(-1).nonzero().flatten()
+        if len(rows):
+            assert rows[-1] - rows[0] + 1 == len(rows)  # one band of bins
+            assert (masked[example, rows] == 0.9).all()  # log-mel 0 after (x + 4.5) / 5
+        widths.append(len(rows))
+    assert max(widths) <= 47  # torchaudio's mask width is floor(U(0, 48))
+    assert max(widths) >= 30 and sum(w > 0 for w in widths) > 50
+
+
+def test_student_mel_defaults_do_not_augment(waveform):
+    frontend = StudentMel(preemphasis=0.97, mel_scale="kaldi", periodic_window=False)
+    assert frontend.fmax == 16000
+    state = torch.get_rng_state()
+    assert torch.equal(frontend.train()(waveform), frontend.eval()(waveform))
+    assert torch.equal(torch.get_rng_state(), state)  # draws nothing: other recipes' seeds hold
+
+
+def test_student_mel_refuses_a_jitter_beyond_nyquist():
+    with pytest.raises(ValueError, match="Nyquist"):
+        StudentMel(fmax=16000.0, fmax_aug_range=1000)
 
 
 def test_student_mel_refuses_an_unknown_mel_scale():
