@@ -113,6 +113,28 @@ def given_on_command_line(args: list[str], option: str) -> bool:
     return any(arg == option or arg.startswith(f"{option}=") for arg in args)
 
 
+def data_options(args: list[str]) -> list[str]:
+    """The ``--data.*`` options of a fit's command line (``--data.k v`` or ``--data.k=v``), in order."""
+    kept: list[str] = []
+    for i, arg in enumerate(args):
+        if arg.startswith("--data."):
+            kept += [arg] if "=" in arg else [arg, *args[i + 1 : i + 2]]
+    return kept
+
+
+def build_datamodule(args: list[str]) -> SceneDataModule:
+    """The DataModule that ``asc_kd.fit`` would build from ``args``' ``--data.*`` options.
+
+    One definition of the data options (the fit's own parser) for every reader of a fit's data,
+    so a pipeline stage that scores or quantizes a fit's model sees the fit's clips and splits.
+    Options other than ``--data.*`` are ignored.
+    """
+    parser = LightningArgumentParser(exit_on_error=False)
+    parser.add_lightning_class_args(SceneDataModule, "data")
+    config = parser.parse_args(data_options(args))
+    return parser.instantiate_classes(config).data
+
+
 def run_name(config: Namespace) -> str:
     """``<recipe name or model>-seed<seed>``: the run's folder and W&B name."""
     name = config.get("name") or str(config.get("model.init_args.model") or "run")

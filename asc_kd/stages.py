@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_demo_root, is_synthetic
 from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write
@@ -197,7 +198,16 @@ class Pipeline:
             args += ["--data.generate_synthetic", "true"]
         if config.max_epochs:
             args += ["--trainer.max_epochs", str(config.max_epochs)]
+        # One held-out validation split for every fit and stage (used with data.validation=holdout).
+        args += ["--data.holdout_file", str(self.out / "holdout_split.csv")]
         return [*args, "--trainer.enable_progress_bar", str(not config.quiet).lower(), *config.fit_args]
+
+    def _datamodule(self) -> SceneDataModule:
+        """The data every fit of this pipeline reads: the same ``--data.*`` options (those after
+        ``--`` included), parsed by the fit's own parser; no loader workers unless they ask."""
+        from asc_kd.cli import build_datamodule
+
+        return build_datamodule(["--data.num_workers", "0", *self._data_args()])
 
     def _fit(self, run: Run, configs: list[Path], extra: list[str]) -> dict[str, Any]:
         folder = self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
@@ -222,18 +232,12 @@ class Pipeline:
         ]
 
     def logits(self, teachers: list[dict[str, Any]]) -> str:
-        from asc_kd.data.datamodule import SceneDataModule
         from asc_kd.ensemble import TeacherRun, export_logits
 
         out = str(self.out / "teachers" / "ensemble_train.npz")
         if not self._done("logits", out):
             log.info("stage logits: ensemble of %s", ", ".join(sorted(self.ensemble)))
-            datamodule = SceneDataModule(
-                root=self.config.root,
-                cache_dir=self.config.cache_dir,
-                num_workers=0,
-                generate_synthetic=self.config.demo and is_demo_root(self.config.root),
-            )
+            datamodule = self._datamodule()
             runs = [
                 TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
                 for t in teachers
@@ -274,12 +278,11 @@ class Pipeline:
         }
 
     def quantize(self, students: dict[Run, dict[str, Any]]) -> dict[Run, dict[str, Any]]:
-        from asc_kd.data.datamodule import SceneDataModule
         from asc_kd.int8 import quantize_task
         from asc_kd.tasks.restore import load_task
 
         reports = {}
-        datamodule = SceneDataModule(root=self.config.root, cache_dir=self.config.cache_dir, num_workers=0)
+        datamodule = self._datamodule()
         for run, fitted in students.items():
             key = f"int8:{run.name}-seed{run.seed}"
             artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")

@@ -25,6 +25,7 @@ import asc_kd.ensemble
 import asc_kd.int8
 import asc_kd.stages
 from asc_kd.complexity import MAX_PARAM_BYTES
+from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.lineage import ARTIFACT_TYPES
 from asc_kd.pipeline import main
 
@@ -308,3 +309,49 @@ def test_unknown_ensemble_name_is_refused(tiny_root: Path, cache_dir: Path, tmp_
     argv = pipeline_argv(tiny_root, cache_dir, tmp_path / "out", "--ensemble", "nonesuch")
     with command_line("python -m asc_kd.pipeline"), pytest.raises(ValueError, match="nonesuch"):
         main(argv)
+
+
+def test_every_stage_sees_the_fits_data_options(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data option after ``--`` (here a held-out validation split) reaches the logits and
+    quantize stages too: every DataModule of the run serves the same training and test clips."""
+    from asc_kd.data.datamodule import SceneDataModule
+
+    seen: dict[str, tuple[frozenset[str], frozenset[str], str]] = {}
+    who = ["?"]
+
+    def recorded(label: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            who[0] = label(*args) if callable(label) else label
+            return function(*args, **kwargs)
+
+        return call
+
+    setup = SceneDataModule.setup
+
+    def spy(self: SceneDataModule, stage: str | None = None) -> None:
+        setup(self, stage)
+        train, test = (frozenset(self.datasets[s].frame["filename"]) for s in ("train", "test"))
+        seen[who[0]] = (train, test, self.hparams.validation)
+
+    monkeypatch.setattr(SceneDataModule, "setup", spy)
+    monkeypatch.setattr(asc_kd.stages, "fit_run", recorded(lambda c, out, e: out.name, asc_kd.stages.fit_run))
+    monkeypatch.setattr(asc_kd.ensemble, "export_logits", recorded("logits", asc_kd.ensemble.export_logits))
+    monkeypatch.setattr(asc_kd.int8, "quantize_task", recorded("quantize", asc_kd.int8.quantize_task))
+    teacher = PIPELINE_TEACHERS[0]
+    argv = pipeline_argv(
+        tiny_root,
+        cache_dir,
+        tmp_path / "out",
+        *("--teachers", str(teacher), "--ensemble", teacher.stem, "--student-seeds", "1", "--no-wandb"),
+    )
+    with command_line("python -m asc_kd.pipeline"):
+        assert main([*argv, "--data.validation", "holdout", "--data.holdout_fraction", "0.5"]) == 0
+    fits = {f"{teacher.stem}-seed0", f"{PIPELINE_SYSTEM}-seed0"}
+    assert fits | {"logits", "quantize"} <= set(seen), sorted(seen)
+    assert len({(train, test) for train, test, _ in seen.values()}) == 1
+    assert {validation for *_, validation in seen.values()} == {"holdout"}
+    train, test, _ = seen["logits"]
+    every_train_clip = TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"]
+    assert 0 < len(train) < len(every_train_clip)  # half the recordings were held out
