@@ -12,8 +12,12 @@ once into the cache) and any channel count (mixed to mono). Clips should share o
 files, a seeded split stratified by class holds out ``test_fraction`` of the clips, keeping
 every recording on one side: the recording of a file is parsed from its name with
 ``recording_pattern`` (default: everything before the last ``-`` or ``_`` token, so
-``park/rec12-003.wav`` belongs to ``rec12``; ``none`` makes every file its own recording).
-There are no devices, so metrics report overall and per-class numbers.
+``park/rec12-003.wav`` belongs to ``rec12``, and ``birds_00.wav`` ... ``birds_11.wav`` are all
+``birds``: a class of one recording is an error that names ``--data.recording_pattern none``,
+which makes every file its own recording). Segments of one recording sound alike, so
+segments on both sides of a split would inflate the test accuracy. A class folder without
+audio, audio directly under ROOT, or fewer than two classes are errors: nothing is dropped
+silently. There are no devices, so metrics report overall and per-class numbers.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import soundfile
 
-from asc_kd.data.audio import AudioFileError, check_clip_header, list_audio_files
+from asc_kd.data.audio import AUDIO_EXTENSIONS, AudioFileError, check_clip_header, list_audio_files
 from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
 from asc_kd.data.splitting import hold_out
 
@@ -89,17 +93,43 @@ class FolderLayout(Layout):
 
     @cached_property
     def _listing(self) -> pd.DataFrame:
+        """Every audio file of every class folder. Nothing is dropped without a word: a class
+        folder without audio, audio outside any class folder, or fewer than two classes is an
+        error that names the folder or file."""
         if not self.root.is_dir():
             raise DatasetError(f"dataset root {self.root} is not a folder")
-        rows = []
+        rows, empty = [], []
         for folder in sorted(d for d in self.root.iterdir() if d.is_dir() and self._is_class_dir(d)):
-            files, _ = list_audio_files(folder)
+            files, skipped = list_audio_files(folder)
             rows += [(str(f.relative_to(self.root)), folder.name, f.stem) for f in files]
+            if not files:
+                empty.append((folder, skipped))
         if not rows:
             raise DatasetError(
                 f"{self.root} holds no class folders with audio files; expected ROOT/<class>/<file>.wav"
             )
-        return pd.DataFrame(rows, columns=["filename", "label", "stem"])
+        if empty:
+            folder, skipped = empty[0]
+            held = f"{len(skipped)} other file(s), e.g. {skipped[0].name}" if skipped else "nothing"
+            raise DatasetError(
+                f"class folder {folder} holds no audio files ({held}; audio is "
+                f"{', '.join(sorted(AUDIO_EXTENSIONS))}); add its audio or move the folder out of "
+                f"{self.root}" + (f" ({len(empty)} such folders)" if len(empty) > 1 else "")
+            )
+        stray, _ = list_audio_files(self.root, recursive=False)
+        if stray:
+            raise DatasetError(
+                f"{stray[0]} is in no class folder ({len(stray)} audio file(s) directly under "
+                f"{self.root}); move it into {self.root}/<class>/ or out of the dataset"
+            )
+        frame = pd.DataFrame(rows, columns=["filename", "label", "stem"])
+        classes = sorted(set(frame["label"]))
+        if len(classes) < 2:
+            raise DatasetError(
+                f"{self.root} has a single class folder ({classes[0]}); a scene classifier needs "
+                "at least two classes, one folder of audio files each"
+            )
+        return frame
 
     @cached_property
     def _files(self) -> pd.DataFrame:
@@ -170,11 +200,36 @@ class FolderLayout(Layout):
             listed["train"] = Path(self.train_split_file)
         if all(path.is_file() for path in listed.values()):
             return {split: self._listed(frame, path, split) for split, path in listed.items()}
+        self._require_two_recordings(frame, classes)
         test = hold_out(frame, self.test_fraction, self.split_seed, balance=None, what="generated test split")
         return {
             "train": frame[~test].reset_index(drop=True),
             "test": frame[test].reset_index(drop=True),
         }
+
+    def _require_two_recordings(self, frame: pd.DataFrame, classes: tuple[str, ...]) -> None:
+        """The generated split keeps recordings whole: every class needs two. Say how to get them."""
+        for target, rows in frame.groupby("target", sort=True):
+            recordings = set(rows["recording"])
+            if len(recordings) > 1:
+                continue
+            name = classes[target]
+            parsed = (
+                " (a name's part before its last - or _)"
+                if self.recording_pattern == DEFAULT_RECORDING_PATTERN
+                else ""
+            )
+            if len(rows) == 1:
+                raise DatasetError(
+                    f"class {name!r} of {self.root} has a single file; the generated test split needs "
+                    "at least two per class"
+                )
+            raise DatasetError(
+                f"class {name!r} of {self.root}: its {len(rows)} files are all one recording "
+                f"({next(iter(recordings))!r}) by data.recording_pattern {self.recording_pattern!r}"
+                f"{parsed}, and a recording is never split; if every file is its own recording, pass "
+                "--data.recording_pattern none"
+            )
 
     def _listed(self, frame: pd.DataFrame, path: Path, split: str) -> pd.DataFrame:
         try:

@@ -92,7 +92,7 @@ def test_generated_split_keeps_recordings_together(tmp_path):
 
 def test_a_class_of_one_recording_cannot_be_split(tmp_path):
     root = _dataset(tmp_path / "d", recordings=1)
-    with pytest.raises(DatasetError, match="target 0 has a single recording"):
+    with pytest.raises(DatasetError, match="class 'c0' of .*: its 2 files are all one recording"):
         FolderLayout(root).frames()
     frames = FolderLayout(root, recording_pattern="none").frames()  # every file its own
     assert len(frames["test"]) == 3
