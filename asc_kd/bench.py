@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument(
         "--model",
         default="passt",
-        help="teacher recipe: a name in experiments/teachers/ (passt, ast, convnext, ...) or a YAML path",
+        help="teacher: a shipped teacher's name (passt, ast, convnext, ...), a recipe name or a YAML path",
     )
     teacher.add_argument("--batch-size", type=int, default=8, help="clips per step")
     teacher.add_argument("--threads", type=int, default=2, help="torch CPU threads")

@@ -278,7 +278,7 @@ def bench_eval(
 
 
 def _teacher_task(model: str, manual_attention: bool) -> Any:
-    """The teacher task ``experiments/teachers/<model>.yaml`` builds, with random weights;
+    """The teacher task shipped recipe ``teachers/<model>`` builds, with random weights;
     ``manual_attention`` gives the attention code of the recipes asc_kd replaces (hear21passt's
     matmul-softmax-matmul; timm's unfused path)."""
     import warnings
@@ -286,10 +286,12 @@ def _teacher_task(model: str, manual_attention: bool) -> Any:
     import timm.layers
 
     from asc_kd.ensemble import read_recipe
-    from asc_kd.stages import EXPERIMENTS
+    from asc_kd.recipes import resolve_recipe
     from asc_kd.tasks import ClassificationTask
 
-    recipe = Path(model) if model.endswith((".yaml", ".yml")) else EXPERIMENTS / "teachers" / f"{model}.yaml"
+    recipe = resolve_recipe(
+        model if model.endswith((".yaml", ".yml")) or "/" in model else f"teachers/{model}"
+    )
     arguments = read_recipe(recipe)
     kwargs = {**(arguments.get("model_kwargs") or {}), "checkpoint": None}
     if arguments["model"] == "passt":
@@ -308,7 +310,7 @@ def bench_teacher(
 ) -> dict[str, Any]:
     """A teacher's training step and eval forward, clips/s: the baseline vs asc_kd's path.
 
-    The teacher is built as ``experiments/teachers/<model>.yaml`` (or ``model``, a recipe path)
+    The teacher is built as the shipped recipe ``teachers/<model>`` (or ``model``, a recipe name or path)
     builds it (random weights, the
     same front-end with its masks, patchout in training). ``baseline``: the attention code of the
     public recipes (hear21passt's own; timm's unfused path), fp32, eval under ``no_grad``.
@@ -531,10 +533,10 @@ def bench_fit_epoch(
     from asc_kd.data.synthetic import SyntheticConfig
     from asc_kd.data.teacher_logits import save_logits
     from asc_kd.frontends import StudentMel
-    from asc_kd.stages import EXPERIMENTS
+    from asc_kd.recipes import RECIPES
 
     torch.set_num_threads(threads)
-    recipe_data = yaml.safe_load((EXPERIMENTS / "students" / "kd.yaml").read_text())["data"]
+    recipe_data = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["data"]
     frontend_kwargs = recipe_data.get("frontend_kwargs") or {}
     step = _KDStep(StudentMel(**frontend_kwargs), False, False, torch.device("cpu"))
     waveform = 0.1 * torch.randn(batch_size, 32000)
@@ -565,8 +567,8 @@ def bench_fit_epoch(
         recipe.write_text(_EPOCH_RECIPE.format(epochs=epochs))
         out = work / "out"
         args = [
-            *("--config", str(EXPERIMENTS / "base.yaml")),
-            *("--config", str(EXPERIMENTS / "students" / "kd.yaml")),
+            *("--config", str(RECIPES / "base.yaml")),
+            *("--config", str(RECIPES / "students" / "kd.yaml")),
             *("--config", str(recipe)),
             *("--data.root", str(data_root), "--data.teacher_logits", str(logits)),
             *("--data.cache_dir", str(work / "cache"), "--data.validation", "none"),

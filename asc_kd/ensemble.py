@@ -184,9 +184,8 @@ def export_logits(
                 spec.devices,
                 spec.device_groups,
             )
-            rows.append(seed_row(
-                    metrics, teacher=run.name, precision=ran_at, seed=run.seed, selection=run.selection
-                )
+            rows.append(
+                seed_row(metrics, teacher=run.name, precision=ran_at, seed=run.seed, selection=run.selection)
             )
     dataset = export_loader.dataset
     keys = dataset.keys

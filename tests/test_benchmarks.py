@@ -7,16 +7,14 @@ import platform
 from pathlib import Path
 
 import pytest
-from fit_helpers import EXPERIMENTS
+from fit_helpers import RECIPES
 
 from asc_kd.benchmarks import bench_eval, bench_fit_epoch, bench_teacher
 from asc_kd.data.datamodule import TAU22DataModule
 
 
 def test_bench_teacher_compares_the_same_teacher_both_ways(bf16_branch: bool) -> None:
-    results = bench_teacher(
-        str(EXPERIMENTS / "demo" / "teachers" / "passt_tiny.yaml"), batch_size=2, seconds=0
-    )
+    results = bench_teacher(str(RECIPES / "demo" / "teachers" / "passt_tiny.yaml"), batch_size=2, seconds=0)
     for key in ("train_clips_per_s", "eval_clips_per_s", "train_ratio", "eval_ratio"):
         assert results[key] > 0, key
     assert results["train_clips_per_s"] == results["asc_kd_train_clips_per_s"]

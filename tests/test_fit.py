@@ -12,7 +12,7 @@ import wandb
 import yaml
 from fit_helpers import (
     CONF,
-    EXPERIMENTS,
+    RECIPES,
     command_line,
     fit_args,
     offline_runs,
@@ -30,11 +30,11 @@ from asc_kd.tasks.restore import read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("fit_command")
 
-TEACHER = (EXPERIMENTS / "base.yaml", CONF / "teacher.yaml")
+TEACHER = (RECIPES / "base.yaml", CONF / "teacher.yaml")
 STUDENT = (
-    EXPERIMENTS / "base.yaml",
-    EXPERIMENTS / "students" / "kd.yaml",
-    EXPERIMENTS / "students" / "system1.yaml",
+    RECIPES / "base.yaml",
+    RECIPES / "students" / "kd.yaml",
+    RECIPES / "students" / "system1.yaml",
     CONF / "student.yaml",
 )
 SYSTEM1_MACS = 28_840_396
@@ -385,7 +385,7 @@ def test_a_student_recipe_trains_on_other_layouts(
     layout: str, folders_root: Path, tau20_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     root = folders_root if layout == "folders" else tau20_root
-    configs = (EXPERIMENTS / "base.yaml", EXPERIMENTS / "students" / "system1.yaml", CONF / "student.yaml")
+    configs = (RECIPES / "base.yaml", RECIPES / "students" / "system1.yaml", CONF / "student.yaml")
     args = [*fit_args(root, cache_dir, tmp_path, *configs), "--data.layout", layout]
     cli = main([*args, "--trainer.callbacks", "[]"])
     task, spec = cli.model, cli.datamodule.spec

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import wandb
-from fit_helpers import CONF, EXPERIMENTS, command_line, fit_args, offline_runs
+from fit_helpers import CONF, RECIPES, command_line, fit_args, offline_runs
 
 from asc_kd.fit import main
 from asc_kd.loggers import AutoWandbLogger, wandb_logged_in
@@ -94,7 +94,7 @@ def test_offline_run_never_writes_the_key(
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = tmp_path / "run"
-    args = fit_args(tiny_root, cache_dir, out, EXPERIMENTS / "base.yaml", CONF / "teacher.yaml")
+    args = fit_args(tiny_root, cache_dir, out, RECIPES / "base.yaml", CONF / "teacher.yaml")
     with command_line("python -m asc_kd.fit"):
         main(args)
     assert len(offline_runs(out / "teacher-seed0")) == 1
