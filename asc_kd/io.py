@@ -3,11 +3,17 @@ PyTorch files without ever running code from them."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
+#: The suffix of a file being written (``last.ckpt.partial-<pid>``, ``.summary.json.partial-<pid>``).
+PARTIAL_SUFFIX = re.compile(r"\.partial-(?P<pid>\d+)$")
 
 
 @contextmanager
@@ -30,6 +36,38 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def process_runs(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str | Path) -> list[Path]:
+    """Delete the partial files in ``folder`` whose writer no longer runs, and return them.
+
+    A process killed while writing (SIGKILL, a node lost) cannot remove its own
+    ``*.partial-<pid>``; the next one to write in the folder does, so a killed fit leaves no
+    1 GB file behind for good. Files of processes that still run are kept.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        match = PARTIAL_SUFFIX.search(path.name)
+        if match and path.is_file() and not process_runs(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d partial file(s) of killed processes from %s", len(removed), folder)
+    return removed
 
 
 class PickledObjectsError(ValueError):

@@ -20,6 +20,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from asc_kd.errors import ConfigError
+from asc_kd.io import remove_stale_partials
 
 Selection = Literal["last", "best"]
 #: How a table row labels a checkpoint chosen each way.
@@ -77,6 +78,8 @@ class CheckpointSelection(ModelCheckpoint):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath:
+            remove_stale_partials(self.dirpath)  # a fit killed while writing left them
         self.validation = str(getattr(trainer.datamodule, "validation", "test"))
         if self.selection == "best" and self.validation == "none":
             raise ConfigError(
