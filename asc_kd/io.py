@@ -3,9 +3,11 @@ PyTorch files without ever running code from them."""
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,35 +40,42 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         partial.unlink(missing_ok=True)
 
 
-def process_runs(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (another user's counts too)."""
+def abandoned(pid: int) -> bool:
+    """Whether a partial file of process ``pid`` is abandoned: that process no longer runs on
+    this machine, or is this one (which is not writing it while it looks)."""
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:
         return True
-    return True
+    except PermissionError:  # another user's process, running
+        return False
+    return False
 
 
-def remove_stale_partials(folder: str | Path) -> list[Path]:
-    """Delete the partial files in ``folder`` whose writer no longer runs, and return them.
+def remove_stale_partials(folder: str | Path, prefix: str = "") -> list[Path]:
+    """Delete the abandoned partial files and folders in ``folder`` (``<prefix>*.partial-<pid>``)
+    and return them.
 
-    A process killed while writing (SIGKILL, a node lost) cannot remove its own
-    ``*.partial-<pid>``; the next one to write in the folder does, so a killed fit leaves no
-    1 GB file behind for good. Files of processes that still run are kept.
+    A process killed while writing (SIGKILL, a node lost) cannot remove its own partial
+    output; the next one to write in the folder does, so a killed fit leaves no 1 GB
+    ``last.ckpt.partial-<pid>`` behind for good. Outputs of processes that still run are kept.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
     removed = []
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.glob(f"{glob.escape(prefix)}*.partial-*")):
         match = PARTIAL_SUFFIX.search(path.name)
-        if match and path.is_file() and not process_runs(int(match["pid"])):
-            path.unlink(missing_ok=True)
+        if match and abandoned(int(match["pid"])):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     if removed:
-        log.info("removed %d partial file(s) of killed processes from %s", len(removed), folder)
+        log.info("removed %d partial output(s) of stopped processes from %s", len(removed), folder)
     return removed
 
 

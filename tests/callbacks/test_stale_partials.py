@@ -10,7 +10,7 @@ from pathlib import Path
 from fit_helpers import fit_on_noise
 
 from asc_kd.callbacks import CheckpointSelection
-from asc_kd.io import process_runs, remove_stale_partials
+from asc_kd.io import abandoned, remove_stale_partials
 from asc_kd.tasks import ClassificationTask
 
 
@@ -25,7 +25,7 @@ def _killed_pid() -> int:
 def test_partials_of_killed_processes_are_removed_and_others_kept(tmp_path: Path) -> None:
     dead, alive = _killed_pid(), subprocess.Popen(["sleep", "60"])
     try:
-        assert not process_runs(dead) and process_runs(alive.pid)
+        assert abandoned(dead) and not abandoned(alive.pid)
         names = [
             f"last.ckpt.partial-{dead}",
             f".summary.json.partial-{dead}",
