@@ -112,7 +112,7 @@ def draw_mel_bands(
     ``low = fmin + randint(fmin_aug_range)`` and ``high = fmax + fmax_aug_range // 2 -
     randint(fmax_aug_range)``, CP-JKU's mel-band jitter: low in ``[fmin, fmin + fmin_aug_range
     - 1]``, high in ``[fmax - (fmax_aug_range - 1) // 2, fmax + fmax_aug_range // 2]`` Hz, so
-    the filters move by up to a few bins and the model cannot rely on their exact edges.
+    the model cannot rely on the exact edges of its mel filters.
     """
     lows = fmin + torch.randint(fmin_aug_range, (n,), generator=generator)
     highs = fmax + fmax_aug_range // 2 - torch.randint(fmax_aug_range, (n,), generator=generator)

@@ -3,11 +3,19 @@ PyTorch files without ever running code from them."""
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
+#: The suffix of a file being written (``last.ckpt.partial-<pid>``, ``.summary.json.partial-<pid>``).
+PARTIAL_SUFFIX = re.compile(r"\.partial-(?P<pid>\d+)$")
 
 
 @contextmanager
@@ -30,6 +38,45 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def abandoned(pid: int) -> bool:
+    """Whether a partial file of process ``pid`` is abandoned: that process no longer runs on
+    this machine, or is this one (which is not writing it while it looks)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process, running
+        return False
+    return False
+
+
+def remove_stale_partials(folder: str | Path, prefix: str = "") -> list[Path]:
+    """Delete the abandoned partial files and folders in ``folder`` (``<prefix>*.partial-<pid>``)
+    and return them.
+
+    A process killed while writing (SIGKILL, a node lost) cannot remove its own partial
+    output; the next one to write in the folder does, so a killed fit leaves no 1 GB
+    ``last.ckpt.partial-<pid>`` behind for good. Outputs of processes that still run are kept.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.glob(f"{glob.escape(prefix)}*.partial-*")):
+        match = PARTIAL_SUFFIX.search(path.name)
+        if match and abandoned(int(match["pid"])):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d partial output(s) of stopped processes from %s", len(removed), folder)
+    return removed
 
 
 class PickledObjectsError(ValueError):

@@ -21,6 +21,24 @@ from torchmetrics import Metric
 LOG_LOSS_EPS = 1e-15
 
 
+def file_logits(window_logits: torch.Tensor) -> torch.Tensor:
+    """A file's logits from its windows' logits ``(..., windows, classes)``: their mean.
+
+    The one rule for a long clip's file-level score (the DCASE metric is per file): the
+    ``file/`` metrics of validation, test and the tables, ``predict_step``, and
+    ``python -m asc_kd.predict``, whose probability columns are the softmax of these logits.
+    The mean of logits rather than of probabilities, because:
+
+    - the softmax of the mean logits is the normalised geometric mean of the window
+      probabilities: windows add evidence, where an arithmetic mean of probabilities caps a
+      confident window at 1 and lets a few undecided windows outvote it;
+    - the submission's probabilities are then exactly those the ``file/log_loss`` scores, so
+      a submission file's log loss and accuracy are the reported ``file/`` values;
+    - one window gives its own logits back, so 1-s clips are unchanged.
+    """
+    return window_logits.mean(dim=-2)
+
+
 class SceneMetrics(Metric):
     """Accuracy, macro class accuracy, log loss, and accuracy per device, group and class.
 
@@ -107,8 +125,8 @@ def scene_metrics(
 
     ``logits`` is (examples, classes) or (examples, windows, classes) for clips scored in
     several windows: the plain keys are then per window (each window carries its clip's
-    label), and ``file/...`` keys score each clip by its mean window logits (the DCASE 2020
-    per-file metric). With ``confusion`` the (true, predicted) count matrix is added as a
+    label), and ``file/...`` keys score each clip by ``file_logits`` (the DCASE 2020 per-file
+    metric). With ``confusion`` the (true, predicted) count matrix is added as a
     nested list.
     """
     if logits.ndim == 2:
@@ -127,7 +145,7 @@ def scene_metrics(
         out["confusion"] = metric.confusion().tolist()
     if n_windows > 1:
         per_file = SceneMetrics(classes, devices, groups, sync_on_compute=False)
-        per_file.update(logits.mean(1), target, device)
+        per_file.update(file_logits(logits), target, device)
         out.update({f"file/{k}": float(v) for k, v in per_file.compute().items()})
     return out
 

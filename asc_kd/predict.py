@@ -8,8 +8,9 @@ tab-separated: ``filename``, ``scene_label`` and one probability column per clas
 model, in its class order. Every audio file soundfile reads is taken, whatever the case of its
 extension (other files are listed as skipped); recordings of any length, rate and channel
 count are mixed to mono, resampled to the model's rate, scored in windows of the model's
-length with a configurable hop, and the window probabilities averaged into one row per file
-(``--per-window`` writes one row per window with its start time instead).
+length with a configurable hop, and one row per file written with the softmax of the mean
+window logits, the rule validation and test score files by (``--per-window`` writes one row per
+window with its start time instead).
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--root", help="TAU dataset root: predicts the files of evaluation_setup/fold1_test.csv"
     )
     parser.add_argument("--out", default="submission.csv", help="submission file to write")
-    parser.add_argument("--hop-seconds", type=float, default=1.0, help="hop between the model's windows")
+    parser.add_argument(
+        "--hop-seconds",
+        type=float,
+        default=None,
+        help="hop between the model's windows (default: the window length, as validation and test)",
+    )
     parser.add_argument("--per-window", action="store_true", help="one row per window, with its start_s")
     return parser
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
 from asc_kd.int8 import load_artifact
 from asc_kd.io import atomic_write
+from asc_kd.metrics import file_logits
 from asc_kd.tasks.restore import load_task
 
 log = logging.getLogger(__name__)
@@ -62,17 +63,19 @@ def predict_files(
     scorer: Scorer,
     root: Path,
     filenames: list[str],
-    hop_seconds: float = 1.0,
+    hop_seconds: float | None = None,
     per_window: bool = False,
 ) -> pd.DataFrame:
     """Class probabilities per file (or per window), one column per class of the model.
 
     Files of any length, rate and channel count are mixed to mono, resampled to the model's
-    rate (each conversion said once) and scored in windows every ``hop_seconds``; per file, the
-    window probabilities are averaged.
+    rate (each conversion said once) and scored in windows every ``hop_seconds`` (default: one
+    window, back to back, as validation and test cut long clips); a file's
+    probabilities are the softmax of ``file_logits`` (the mean of its window logits), the rule
+    validation and test score files by.
     """
     size = scorer.window
-    hop = max(1, round(hop_seconds * scorer.sample_rate))
+    hop = size if hop_seconds is None else max(1, round(hop_seconds * scorer.sample_rate))
     notes, resamplers, rows = _Notes(), {}, []
     for name in tqdm(filenames, desc="predicting", unit="file"):
         path = root / name
@@ -93,11 +96,13 @@ def predict_files(
         waveform = resamplers[rate](audio) if rate != scorer.sample_rate else torch.from_numpy(audio)
         starts = window_starts(waveform.shape[0], size, hop)
         windows = split_windows(waveform.unsqueeze(0), size, hop)[0]
-        probabilities = scorer.logits(windows).float().softmax(-1)
+        logits = scorer.logits(windows).float()
         if per_window:
-            rows += [(name, s / scorer.sample_rate, p) for s, p in zip(starts, probabilities, strict=True)]
+            rows += [
+                (name, s / scorer.sample_rate, p) for s, p in zip(starts, logits.softmax(-1), strict=True)
+            ]
         else:
-            rows.append((name, None, probabilities.mean(0)))
+            rows.append((name, None, file_logits(logits).softmax(-1)))
     probs = torch.stack([r[2] for r in rows]).numpy()
     frame = pd.DataFrame({"filename": [r[0] for r in rows]})
     if per_window:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import soundfile
 import wandb
 import yaml
 from fit_helpers import (
@@ -24,7 +26,8 @@ from fit_helpers import (
 from asc_kd.augmentations import Mixup
 from asc_kd.callbacks import ComplexityCheck
 from asc_kd.complexity import ComplexityError
-from asc_kd.fit import AscKdCLI, main
+from asc_kd.errors import run_command
+from asc_kd.fit import AscKdCLI, _command, main
 from asc_kd.tasks import DistillationTask
 from asc_kd.tasks.restore import read_checkpoint
 
@@ -304,6 +307,47 @@ def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path
         [*args, "--trainer.logger", "false", "--trainer.max_epochs", "2", "--ckpt_path", str(last)]
     )
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
+
+
+def _other_audio(tiny_root: Path, copy: Path) -> Path:
+    """A copy of the tiny set whose clips are played backwards: same names, classes and sizes,
+    other audio (another dataset fingerprint)."""
+    shutil.copytree(tiny_root, copy)
+    for path in copy.rglob("*.wav"):
+        info = soundfile.info(path)
+        audio, rate = soundfile.read(path, dtype="float64")
+        soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
+    return copy
+
+
+def test_resume_on_changed_data_is_refused_unless_asked(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        "--test",
+        "false",
+        "--trainer.logger",
+        "false",
+    ]
+    main(args)
+    last = tmp_path / "teacher-seed0" / "checkpoints" / "last.ckpt"
+    recorded = read_checkpoint(last)["asc_kd"]["dataset_fingerprint"]
+    other = _other_audio(tiny_root, tmp_path / "other")
+    resume = [*args, "--data.root", str(other), "--trainer.max_epochs", "2", "--ckpt_path", "last"]
+    assert run_command(_command, resume) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert line.startswith(
+        f"error: --ckpt_path {last} was trained on other data (dataset fingerprint {recorded[:12]}) "
+    )
+    assert f"than {other} holds now (" in line and recorded[:12] not in line.split("holds now")[1]
+    assert line.endswith("or on this data on purpose with --checkpoint.resume_on_changed_data true")
+    assert read_checkpoint(last)["epoch"] == 0  # nothing was trained or written
+    resumed = main([*resume, "--checkpoint.resume_on_changed_data", "true"])
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
+    # The checkpoint now records the data it was resumed on: resuming there again needs no flag.
+    same = main([*args, "--data.root", str(other), "--trainer.max_epochs", "3", "--ckpt_path", "last"])
+    assert same.trainer.current_epoch == 3
 
 
 def test_resume_last_without_a_checkpoint_starts_fresh_and_says_so(

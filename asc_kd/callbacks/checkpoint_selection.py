@@ -18,8 +18,11 @@ from weakref import proxy
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
+from asc_kd.data.spec import DatasetError
 from asc_kd.errors import ConfigError
+from asc_kd.io import remove_stale_partials
 
 Selection = Literal["last", "best"]
 #: How a table row labels a checkpoint chosen each way.
@@ -43,6 +46,8 @@ class CheckpointSelection(ModelCheckpoint):
         dirpath: folder of the checkpoints (default: under the logger's run folder).
         filename: name pattern of the best checkpoints.
         save_top_k: how many best checkpoints to keep (default: 1 with ``best``, 0 with ``last``).
+        resume_on_changed_data: let ``--ckpt_path`` resume a fit on data whose fingerprint differs
+            from the one the checkpoint records (refused by default: the run would mix datasets).
         **kwargs: anything else ``ModelCheckpoint`` takes.
     """
 
@@ -57,6 +62,7 @@ class CheckpointSelection(ModelCheckpoint):
         dirpath: str | None = None,
         filename: str | None = "best-{epoch}",
         save_top_k: int | None = None,
+        resume_on_changed_data: bool = False,
         **kwargs: Any,
     ) -> None:
         if selection not in ("last", "best"):
@@ -72,11 +78,14 @@ class CheckpointSelection(ModelCheckpoint):
         )
         self.selection = selection
         self.allow_selection_on_test = allow_selection_on_test
+        self.resume_on_changed_data = resume_on_changed_data
         self.validation: str = "test"
         self._saving: str | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath:
+            remove_stale_partials(self.dirpath)  # a fit killed while writing left them
         self.validation = str(getattr(trainer.datamodule, "validation", "test"))
         if self.selection == "best" and self.validation == "none":
             raise ConfigError(
@@ -88,6 +97,24 @@ class CheckpointSelection(ModelCheckpoint):
                 "split, the split that is then reported (a biased number). Hold out a validation split "
                 "with --data.validation holdout, keep the default checkpoint.selection=last, or opt in "
                 "with --checkpoint.allow_selection_on_test true (tables then say 'best-on-test (biased)')"
+            )
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """A resumed fit continues on the data it started on: the checkpoint's dataset
+        fingerprint must be the data module's, unless ``resume_on_changed_data``."""
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        if trainer.state.fn != TrainerFn.FITTING or self.resume_on_changed_data:
+            return
+        recorded = (checkpoint.get("asc_kd") or {}).get("dataset_fingerprint")
+        datamodule = getattr(trainer, "datamodule", None)
+        current = getattr(datamodule, "fingerprint", None)
+        if recorded and current and recorded != current:
+            raise DatasetError(
+                f"--ckpt_path {trainer.ckpt_path} was trained on other data (dataset fingerprint "
+                f"{recorded[:12]}) than {datamodule.root} holds now ({current[:12]}); resume on the data "
+                "it was trained on, or on this data on purpose with --checkpoint.resume_on_changed_data true"
             )
 
     @property

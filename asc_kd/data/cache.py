@@ -18,6 +18,7 @@ keyed by row index only, so 1-s and 10-s audio could silently mix; cpjku_dcase23
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 
 from asc_kd.data.audio import AudioFileError, Resampler, fit_length, from_int16, read_clip, to_int16
 from asc_kd.data.spec import DatasetError
+from asc_kd.io import remove_stale_partials
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +163,11 @@ class AudioCache:
         return from_int16(block)
 
 
-def _process_alive(pid: str) -> bool:
-    """Whether a build's owner still runs (its partial folder must then be left alone)."""
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return int(pid) != os.getpid()
+def _unwritable(cache_dir: Path, error: OSError) -> CacheError:
+    return CacheError(
+        f"cannot write the audio cache in {cache_dir} ({error.strerror or error}); choose another "
+        "folder with --data.cache_dir DIR or $ASC_KD_CACHE"
+    )
 
 
 def cache_key(
@@ -285,11 +283,10 @@ def build_cache(
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CacheError(f"cannot create cache folder {cache_dir}: {err.strerror}") from err
-    for stale in cache_dir.glob(f"{folder.name}.partial-*"):
-        if not _process_alive(stale.name.rsplit("-", 1)[-1]):
-            log.info("removing interrupted cache build %s", stale)
-            shutil.rmtree(stale, ignore_errors=True)
+        raise _unwritable(cache_dir, err) from err
+    if not os.access(cache_dir, os.W_OK):
+        raise _unwritable(cache_dir, PermissionError(errno.EACCES, "not writable"))
+    remove_stale_partials(cache_dir, prefix=folder.name)  # builds interrupted by a kill
     needed = len(filenames) * target_n * 2
     free = shutil.disk_usage(cache_dir).free
     if needed > free:
@@ -298,7 +295,10 @@ def build_cache(
             f"{free / 2**20:,.1f} MiB are free; free space or set data.cache_dir (or $ASC_KD_CACHE)"
         )
     partial = cache_dir / f"{folder.name}.partial-{os.getpid()}"
-    partial.mkdir()
+    try:
+        partial.mkdir()
+    except OSError as err:  # a read-only mount, whatever the folder's mode says
+        raise _unwritable(cache_dir, err) from err
     try:
         _fill(
             partial,

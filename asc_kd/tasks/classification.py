@@ -27,7 +27,7 @@ from asc_kd.frontends import get_frontend
 from asc_kd.inference import window_logits
 from asc_kd.loggers import log_to_wandb
 from asc_kd.losses import classification_loss
-from asc_kd.metrics import SceneMetrics, labelled_confusion_image
+from asc_kd.metrics import SceneMetrics, file_logits, labelled_confusion_image
 from asc_kd.models import get_model, model_path
 
 Schedule = Literal["constant", "cosine", "linear", "exponential"]
@@ -160,7 +160,7 @@ class ClassificationTask(L.LightningModule):
     def configure_metrics(self) -> None:
         """One metric definition, cloned per stage so validation and test agree by design.
 
-        ``file/`` collections score long clips by their mean window logits.
+        ``file/`` collections score long clips by ``file_logits`` (the mean of the window logits).
         """
         metrics = MetricCollection({"scene": SceneMetrics(self.classes, self.devices, self.device_groups)})
         self.val_metrics = metrics.clone(prefix="val/")
@@ -216,7 +216,7 @@ class ClassificationTask(L.LightningModule):
             logits.flatten(0, 1), batch["target"].repeat_interleave(n), batch["device"].repeat_interleave(n)
         )
         if n > 1:
-            file_metrics.update(logits.mean(1), batch["target"], batch["device"])
+            file_metrics.update(file_logits(logits), batch["target"], batch["device"])
 
     def _log_metrics(self, *collections: MetricCollection) -> dict[str, torch.Tensor]:
         logged: dict[str, torch.Tensor] = {}
@@ -268,7 +268,7 @@ class ClassificationTask(L.LightningModule):
                 logger.log_image(key=key, images=[image], caption=[caption], step=self.trainer.global_step)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        logits = window_logits(self, batch["waveform"], self.segment_samples).mean(1)
+        logits = file_logits(window_logits(self, batch["waveform"], self.segment_samples))
         return {"index": batch["index"], "logits": logits, "probabilities": logits.softmax(-1)}
 
     # -- optimisation -----------------------------------------------------------------------
