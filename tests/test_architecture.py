@@ -107,6 +107,13 @@ def test_commands_are_thin() -> None:
         assert classes in ([], ["AscKdCLI"]), name
 
 
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("asc_kd.augmentations")))
+def test_augmentations_take_tensors_not_the_data_package(name: str) -> None:
+    """One direction between folders: the DataModule applies augmentations; augmentations know no
+    dataset (what both need, such as the batch's type, lives below both)."""
+    assert not {m for m in GRAPH[name] if m.startswith("asc_kd.data")}
+
+
 @pytest.mark.parametrize("name", sorted(set(MODULES) - TAU_MODULES))
 def test_only_the_tau_reader_knows_tau(name: str) -> None:
     assert "asc_kd.data.tau" not in GRAPH[name]
