@@ -275,6 +275,12 @@ def _history(run_dir: Path) -> list[dict[str, float]]:
     return rows
 
 
+def _run_id(run_dir: Path) -> str:
+    """The W&B run id an offline run folder logs to (its ``run-<id>.wandb``)."""
+    (log,) = run_dir.glob("run-*.wandb")
+    return log.stem.removeprefix("run-")
+
+
 def test_resume_last_finds_the_run_folder_and_continues_the_wandb_run(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -288,8 +294,10 @@ def test_resume_last_finds_the_run_folder_and_continues_the_wandb_run(
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
     runs = sorted(offline_runs(folder), key=lambda run: run.stat().st_mtime_ns)
     # W&B offline writes the resumed part into a second folder under the same run id;
-    # `wandb sync` uploads both into one run.
-    assert len(runs) == 2 and len({run.name.rsplit("-", 1)[-1] for run in runs}) == 1
+    # `wandb sync` uploads both into one run. The id is read from each folder's log
+    # (run-<id>.wandb): the folder's name gains a "-1" when both parts start in the same second.
+    assert len(runs) == 2
+    assert [_run_id(run) for run in runs] == [first.trainer.logger.version] * 2
     before, after = (_history(run) for run in runs)
     assert {row["epoch"] for row in before} == {0} and {row["epoch"] for row in after} == {1}
     # The step count continues: nothing of the first part is logged again under its steps.

@@ -1,0 +1,75 @@
+"""What a checkpoint records about the data it was trained on, so that a resume or a restore can
+check it: the fingerprint of the train and test clips (``fingerprint_files`` over the names the
+split files list, computed here from the CSVs), and the dataset's classes and devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import pytest
+from fit_helpers import make_cpu_trainer
+
+from asc_kd.data.cache import fingerprint_files
+from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.tasks import ClassificationTask
+from asc_kd.tasks.restore import load_task, read_checkpoint
+
+
+def _names(root: Path, split_file: str) -> list[str]:
+    return list(pd.read_csv(root / "evaluation_setup" / split_file, sep="\t")["filename"])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("checkpoint_data")
+    L.seed_everything(0, verbose=False)
+    task = ClassificationTask(model="debug", classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS)
+    datamodule = TAU22DataModule(
+        root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=16, check_data=False
+    )
+    trainer = make_cpu_trainer(folder, max_steps=1, limit_val_batches=0)
+    trainer.fit(task, datamodule=datamodule)
+    path = folder / "one_step.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_the_checkpoint_records_the_fingerprint_of_the_train_and_test_clips(
+    checkpoint: Path, tiny_root: Path
+) -> None:
+    train, test = _names(tiny_root, "fold1_train.csv"), _names(tiny_root, "fold1_evaluate.csv")
+    assert len(train) == len(test) == 180 and not set(train) & set(test)
+    recorded = read_checkpoint(checkpoint)["asc_kd"]["dataset_fingerprint"]
+    assert recorded == fingerprint_files(tiny_root, train + test)
+    # The record would tell a dataset that lost its test split, or its training clips, apart.
+    assert recorded != fingerprint_files(tiny_root, train)
+    assert recorded != fingerprint_files(tiny_root, test)
+
+
+def test_the_fingerprint_changes_with_one_clip_of_other_audio(tiny_root: Path, tmp_path: Path) -> None:
+    """What a resume on changed data would compare: a copy elsewhere gives the same fingerprint,
+    the same names with one clip grown by two bytes another."""
+    train, test = _names(tiny_root, "fold1_train.csv"), _names(tiny_root, "fold1_evaluate.csv")
+    names = train + test
+    copy = tmp_path / "copy"
+    for name in names:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes((tiny_root / name).read_bytes())
+    assert fingerprint_files(copy, names) == fingerprint_files(
+        tiny_root, names
+    )  # a copy elsewhere checks out
+    with open(copy / test[0], "ab") as handle:
+        handle.write(b"\0\0")
+    assert fingerprint_files(copy, names) != fingerprint_files(tiny_root, names)
+
+
+def test_the_checkpoint_records_the_dataset_spec_and_restores_with_it(checkpoint: Path) -> None:
+    record = read_checkpoint(checkpoint)["asc_kd"]
+    assert record["classes"] == list(SCENES)
+    assert record["devices"] == list(DEVICES)
+    assert record["device_groups"] == {k: list(v) for k, v in DEVICE_GROUPS.items()}
+    task = load_task(checkpoint)
+    assert task.classes == tuple(SCENES) and task.devices == tuple(DEVICES)

@@ -1,0 +1,137 @@
+"""Which teacher runs make up Table 1's ensemble row: the runs marked ``in_ensemble`` (the
+pipeline's ``--ensemble`` names), averaged with equal weights; the other runs get their own rows
+and nothing else. The ensemble row's numbers are checked against the metrics of the mean of the
+chosen teachers' own test logits, computed here without the export code."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+from tiny_checkpoints import fit_checkpoint
+
+import asc_kd.ensemble as ensemble_module
+import asc_kd.lineage as lineage_module
+from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.ensemble import TeacherRun, export_logits
+from asc_kd.metrics import scene_metrics
+from asc_kd.stages import Pipeline, PipelineConfig
+from asc_kd.tasks import ClassificationTask
+from asc_kd.tasks.restore import load_task
+
+SPEC = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
+#: A small front-end: the teachers score the 180 test clips several times over.
+SMALL_FRONTEND = {"n_fft": 512, "win_length": 512, "hop_length": 1024, "n_mels": 32}
+
+
+@pytest.fixture(scope="module")
+def three_teachers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("table1")
+    paths = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        paths.append(
+            fit_checkpoint(
+                ClassificationTask(model="debug", lr=0.05, frontend_kwargs=SMALL_FRONTEND, **SPEC),
+                folder / f"t{seed}.ckpt",
+            )
+        )
+    return paths
+
+
+def _test_logits(paths: list[Path], datamodule: TAU22DataModule) -> list[torch.Tensor]:
+    """Each teacher's logits on every test clip, read from the cache in the split's order."""
+    dataset = datamodule.datasets["test"]
+    waveform = dataset.audio.read([dataset.audio.row_of[n] for n in dataset.frame["filename"]])
+    with torch.no_grad():
+        return [load_task(p)(waveform) for p in paths]
+
+
+def test_the_ensemble_row_is_the_mean_of_the_marked_runs_only(
+    three_teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    datamodule = TAU22DataModule(
+        root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, eval_batch_size=90, check_data=False
+    )
+    runs = [
+        TeacherRun(str(three_teachers[0]), "passt", 0, "last"),
+        TeacherRun(str(three_teachers[1]), "passt", 1, "last"),
+        TeacherRun(str(three_teachers[2]), "cnn", 0, "last", in_ensemble=False),
+    ]
+    table = export_logits(runs, datamodule, tmp_path / "e.npz", table=tmp_path / "table1", progress=False)
+    assert list(table["teacher"]) == ["passt", "cnn", "ensemble of 2 (passt)"]
+    assert list(table["seeds"]) == [2, 1, 1]
+    a, b, c = _test_logits(three_teachers, datamodule)
+    labels = datamodule.datasets["test"].labels
+
+    def metrics(logits: torch.Tensor) -> dict[str, float]:
+        return scene_metrics(logits, labels["target"], labels["device"], SCENES, DEVICES, DEVICE_GROUPS)
+
+    chosen, everyone = metrics((a + b) / 2), metrics((a + b + c) / 3)
+    assert abs(chosen["log_loss"] - everyone["log_loss"]) > 1e-3  # the test can tell them apart
+    assert abs(chosen["log_loss"] - metrics(a + b)["log_loss"]) > 1e-3  # and a sum from a mean
+    row = table.iloc[2]
+    assert row["log_loss_mean"] == pytest.approx(chosen["log_loss"], abs=1e-5)
+    assert row["accuracy_mean"] == pytest.approx(chosen["acc"], abs=1e-9)
+    assert row["accuracy_unseen_mean"] == pytest.approx(chosen["acc_unseen"], abs=1e-9)
+    # The cnn row is the third teacher alone; the passt row the mean over its two seeds.
+    assert table.iloc[1]["log_loss_mean"] == pytest.approx(metrics(c)["log_loss"], abs=1e-5)
+    passt = (metrics(a)["log_loss"] + metrics(b)["log_loss"]) / 2
+    assert table.iloc[0]["log_loss_mean"] == pytest.approx(passt, abs=1e-5)
+    seeds = pd.read_csv(tmp_path / "table1_seeds.csv")
+    assert list(seeds["teacher"]) == ["passt", "passt", "cnn", "ensemble of 2 (passt)"]
+
+
+class _FakeRun:
+    pass
+
+
+def test_the_pipeline_marks_the_ensemble_by_name_and_declares_only_its_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--ensemble passt`` out of passt (two seeds) and cp_resnet: the export gets passt's runs
+    marked and cp_resnet's unmarked, and the logits run declares the passt checkpoints only."""
+    config = PipelineConfig(
+        out=str(tmp_path / "out"),
+        teachers=["experiments/teachers/passt.yaml", "experiments/teachers/cp_resnet.yaml"],
+        teacher_seeds=2,
+        ensemble=["passt"],
+        stages=["logits"],
+    )
+    pipeline = Pipeline(config)
+    seen: dict[str, Any] = {}
+
+    def export(runs: list[TeacherRun], *args: Any, **kwargs: Any) -> pd.DataFrame:
+        seen["runs"] = [(r.source, r.name, r.in_ensemble) for r in runs]
+        return pd.DataFrame({"teacher": [r.name for r in runs]})
+
+    def record(run: Any, teachers: list[str], *args: Any) -> None:
+        seen["declared"] = list(teachers)
+
+    @contextlib.contextmanager
+    def stage_run(*args: Any) -> Any:
+        yield _FakeRun()
+
+    monkeypatch.setattr(ensemble_module, "export_logits", export)
+    monkeypatch.setattr(lineage_module, "record_logits", record)
+    monkeypatch.setattr(pipeline, "_stage_run", stage_run)
+    monkeypatch.setattr(pipeline, "_datamodule", lambda *args, **kwargs: SimpleNamespace())
+    teachers = [
+        {"checkpoint": f"/ckpt/{name}-seed{seed}.ckpt", "name": name, "seed": seed, "selection": "last"}
+        for name in ("passt", "cp_resnet")
+        for seed in (0, 1)
+    ]
+    pipeline.logits(teachers)
+    assert seen["runs"] == [
+        ("/ckpt/passt-seed0.ckpt", "passt", True),
+        ("/ckpt/passt-seed1.ckpt", "passt", True),
+        ("/ckpt/cp_resnet-seed0.ckpt", "cp_resnet", False),
+        ("/ckpt/cp_resnet-seed1.ckpt", "cp_resnet", False),
+    ]
+    assert seen["declared"] == ["/ckpt/passt-seed0.ckpt", "/ckpt/passt-seed1.ckpt"]
