@@ -426,7 +426,7 @@ def bench_epoch(
     import pandas as pd
     from torch.utils.data import DataLoader
 
-    from asc_kd.data.datamodule import ClipDataset, _already_batched
+    from asc_kd.data.datamodule import ClipDataset, already_batched
     from asc_kd.frontends import StudentMel
 
     torch.set_num_threads(threads)
@@ -446,7 +446,7 @@ def bench_epoch(
             batch_size=batch_size,
             shuffle=True,
             num_workers=num_workers,
-            collate_fn=_already_batched,
+            collate_fn=already_batched,
             drop_last=True,
             pin_memory=device.startswith("cuda"),
             persistent_workers=False,
@@ -609,7 +609,7 @@ def bench_keys(root: str) -> dict[str, Any]:
     cache key of each split (names, sizes, 64 sampled files' bytes, root, inodes, mtimes) and
     the dataset fingerprint recorded in checkpoints. On a full-size set (``python -m
     asc_kd.data.synthetic OUT --linked-clips 230350``) it shows what the keys cost on TAU22."""
-    from asc_kd.data.cache import _location_digest, fingerprint_files
+    from asc_kd.data.cache import fingerprint_files, location_digest
     from asc_kd.data.datamodule import TAU22DataModule
 
     frames = TAU22DataModule(root=root, validation="none").frames()
@@ -617,7 +617,7 @@ def bench_keys(root: str) -> dict[str, Any]:
     start = time.perf_counter()
     for names in splits.values():
         fingerprint_files(root, names)
-        _location_digest(Path(root), names)
+        location_digest(Path(root), names)
     keys = time.perf_counter() - start
     fingerprint_files(root, list(dict.fromkeys([*splits["train"], *splits["test"]])))
     total = time.perf_counter() - start

@@ -140,6 +140,35 @@ def test_public_class_names_are_unique() -> None:
     assert duplicates == []
 
 
+def test_public_constants_and_types_are_defined_once() -> None:
+    """A capitalised module-level name (constant, type alias) means one thing: defined in one module,
+    imported by the others."""
+    seen: dict[str, str] = {}
+    duplicates = []
+    for name, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id[0].isupper():
+                    if target.id in seen:
+                        duplicates.append(f"{target.id}: {seen[target.id]} and {name}")
+                    seen[target.id] = name
+    assert duplicates == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("asc_kd"):
+                found += [
+                    f"{name}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert found == []
+
+
 def test_tests_mirror_the_package() -> None:
     tests = REPO / "tests"
     for package in ("data", "models", "tasks", "augmentations", "callbacks"):

@@ -170,7 +170,8 @@ class ClipDataset(Dataset):
         return {key: value[0] for key, value in self.__getitems__([i]).items()}
 
 
-def _already_batched(batch: Batch) -> Batch:
+def already_batched(batch: Batch) -> Batch:
+    """The collate function of loaders over a ``ClipDataset``: it fetches whole batches itself."""
     return batch
 
 
@@ -504,7 +505,7 @@ class SceneDataModule(L.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=self.pin_memory,
-            collate_fn=_already_batched,
+            collate_fn=already_batched,
             generator=generator,
         )
 
