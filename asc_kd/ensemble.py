@@ -11,7 +11,6 @@ by clip, with their provenance, for ``SceneDataModule(teacher_logits=...)``.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
 from asc_kd.errors import ConfigError
 from asc_kd.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
-from asc_kd.metrics import scene_metrics
-from asc_kd.models.pretrained import load_pretrained
+from asc_kd.metrics import file_logits, scene_metrics
+from asc_kd.models.pretrained import load_pretrained, trained_weights_follow
 from asc_kd.tables import seed_row, summarize, write_results
 from asc_kd.tasks.classification import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
@@ -86,8 +85,7 @@ def load_teacher(run: TeacherRun, datamodule: SceneDataModule | None = None) -> 
     kwargs = dict(arguments.get("model_kwargs") or {})
     kwargs["checkpoint"] = None  # the weights file replaces the recipe's pretrained weights
     spec = datamodule.spec if datamodule is not None else None
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*has random weights.*")
+    with trained_weights_follow():  # the weights file fills the model below
         task = ClassificationTask(
             **{**arguments, "model_kwargs": kwargs},
             classes=spec.classes if spec else None,
@@ -205,7 +203,7 @@ def export_logits(
     }
     assert isinstance(ensemble, torch.Tensor)
     if rank == 0:  # every rank holds the gathered logits; one writes
-        save_logits(out, keys, ensemble.mean(1), metadata)
+        save_logits(out, keys, file_logits(ensemble), metadata)
         log.info("wrote ensemble logits of %d teachers for %d examples to %s", len(members), len(keys), out)
     if table is None:
         return None

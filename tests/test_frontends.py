@@ -153,6 +153,7 @@ def test_filterbanks_are_buffers_that_follow_to(frontend, waveform):
     [
         (StudentMel, {}),
         (StudentMel, {"n_mels": 64, "fmin": 50.0, "fmax": 8000.0, "normalize": False}),
+        (StudentMel, {"mel_scale": "kaldi", "fmax_aug_range": 1000, "fmin_aug_range": 10, "freqm": 48}),
         (PasstMel, {}),
         (PasstMel, {"n_mels": 96, "fmin": 20.0, "fmax": 12000.0, "n_jitter": 4}),
         (ASTFbank, {}),
