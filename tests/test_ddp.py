@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fit_helpers import CONF, RECIPES, REPO, write_teacher_logits
+from fit_helpers import CONF, REPO, write_teacher_logits
+
+from asc_kd.recipes import RECIPES
 
 pytestmark = pytest.mark.slow
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fit_helpers import CONF, RECIPES, command_line, fit_args
+from fit_helpers import CONF, command_line, fit_args
 
 from asc_kd.data.layouts import make_layout
 from asc_kd.fit import main as fit
 from asc_kd.logits import main as logits
 from asc_kd.predict import main as predict
 from asc_kd.quantize import main as quantize
+from asc_kd.recipes import RECIPES
 
 pytestmark = pytest.mark.slow
 

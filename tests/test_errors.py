@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from fit_helpers import RECIPES, REPO
+from fit_helpers import REPO
 
 from asc_kd.data.spec import DatasetError
 from asc_kd.errors import ConfigError, run_command, user_error
+from asc_kd.recipes import RECIPES
 
 
 def _fails_with(error: BaseException):

@@ -14,7 +14,6 @@ import wandb
 import yaml
 from fit_helpers import (
     CONF,
-    RECIPES,
     command_line,
     fit_args,
     offline_runs,
@@ -28,6 +27,7 @@ from asc_kd.callbacks import ComplexityCheck
 from asc_kd.complexity import ComplexityError
 from asc_kd.errors import run_command
 from asc_kd.fit import AscKdCLI, _command, main
+from asc_kd.recipes import RECIPES
 from asc_kd.tasks import DistillationTask
 from asc_kd.tasks.restore import read_checkpoint
 

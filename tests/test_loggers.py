@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import wandb
-from fit_helpers import CONF, RECIPES, command_line, fit_args, offline_runs
+from fit_helpers import CONF, command_line, fit_args, offline_runs
 
 from asc_kd.fit import main
 from asc_kd.loggers import AutoWandbLogger, wandb_logged_in
+from asc_kd.recipes import RECIPES
 
 #: Shaped like a real key (40 hex digits) so nothing rejects it before it could leak.
 FAKE_KEY = "0123456789abcdef" + "fa4e" * 6

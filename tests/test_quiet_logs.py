@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fit_helpers import CONF, RECIPES, REPO
+from fit_helpers import CONF, REPO
+
+from asc_kd.recipes import RECIPES
 
 NOISE = [
     "anonymous setting has no effect",

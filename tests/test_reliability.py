@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from fit_helpers import CONF, RECIPES, REPO, command_line, write_teacher_logits
+from fit_helpers import CONF, REPO, command_line, write_teacher_logits
 
 import asc_kd.io
 import asc_kd.tables
@@ -36,6 +36,7 @@ from asc_kd.frontends import get_frontend
 from asc_kd.int8 import export_artifact
 from asc_kd.metrics import SceneMetrics
 from asc_kd.models import get_model
+from asc_kd.recipes import RECIPES
 from asc_kd.submission import write_submission
 from asc_kd.tables import write_table
 from asc_kd.tasks import ClassificationTask

@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fit_helpers import RECIPES, command_line
+from fit_helpers import command_line
 
 import asc_kd.data.synthetic as synthetic_module
 from asc_kd.data.spec import DatasetError
 from asc_kd.errors import run_command
 from asc_kd.fit import _command
+from asc_kd.recipes import RECIPES
 
 DEMO_STUDENT = [
     *("--config", str(RECIPES / "base.yaml")),
