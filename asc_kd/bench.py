@@ -8,8 +8,9 @@
     python -m asc_kd.bench eval [--batch-size 256]       # eval clips/s: malloc default vs kept memory
     python -m asc_kd.bench teacher [--model passt] [--device cuda]   # teacher train/eval clips/s
     python -m asc_kd.bench keys --root DIR               # seconds of cache keys + fingerprint
+    python -m asc_kd.bench report [--out docs/performance.md]   # the above, as a dated page
 
-Numbers depend on the machine; every figure in the README names the command that made it.
+Numbers depend on the machine: ``report`` writes them with the machine, versions and date.
 See ``asc_kd.benchmarks`` for what each one measures.
 """
 
@@ -30,6 +31,7 @@ from asc_kd.benchmarks import (
     bench_quant,
     bench_teacher,
     bench_train,
+    performance_report,
 )
 from asc_kd.errors import HelpFormatter, command_parser, run_command
 
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument(
         "--model",
         default="passt",
-        help="teacher recipe: a name in experiments/teachers/ (passt, ast, convnext, ...) or a YAML path",
+        help="teacher: a shipped teacher's name (passt, ast, convnext, ...), a recipe name or a YAML path",
     )
     teacher.add_argument("--batch-size", type=int, default=8, help="clips per step")
     teacher.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -104,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
     keys.add_argument("--root", required=True, help="dataset root (TAU22 layout)")
+    report = command("report", "run data, train, eval, teacher, quant and fit; write them as one page")
+    report.add_argument("--out", default="docs/performance.md", help="markdown page to write")
+    report.add_argument("--only", nargs="+", default=None, help="benchmarks to run (default: all)")
+    report.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
     for sub_parser in (data, train, quant, evaluation, teacher, keys):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -113,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.what == "report":
+        print(performance_report(args.out, args.only, args.seconds))
+        return 0
     if args.what == "data":
         results = bench_data(args.root, args.batch_size, args.seconds, args.num_workers)
     elif args.what == "teacher":

@@ -38,6 +38,7 @@ from asc_kd.data.synthetic import is_demo_root
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
 from asc_kd.noise import silence
+from asc_kd.recipes import expand_config_args
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _resumed_wandb_run(config: Namespace) -> str | None:
 
 def fit(args: list[str] | None = None, description: str | None = None) -> AscKdCLI:
     """Parse ``args`` (``sys.argv`` when None), fit, test the reported checkpoint, say where
-    everything went."""
+    everything went. A ``--config`` may name a shipped recipe (``students/system1``)."""
     silence()
     keep_freed_memory()
     cli = AscKdCLI(
@@ -180,7 +181,7 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
         SceneDataModule,
         subclass_mode_model=True,
         run=False,
-        args=args,
+        args=expand_config_args(sys.argv[1:] if args is None else list(args)),
         seed_everything_default=0,
         save_config_callback=LogConfigCallback,
         save_config_kwargs={"overwrite": True},

@@ -27,7 +27,8 @@ MAX_PARAM_BYTES = 128 * 1024
 MAX_MACS = 30_000_000
 
 BYTES_PER_PARAM = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
-Precision = Literal["int8", "fp16", "bf16", "fp32"]
+#: The format parameters are stored in, which MEM counts (not the arithmetic precision of a run).
+ParameterPrecision = Literal["int8", "fp16", "bf16", "fp32"]
 
 
 @dataclass
@@ -97,7 +98,7 @@ class ComplexityError(UserError, ValueError):
 def count_complexity(
     model: nn.Module,
     input_shape: tuple[int, ...] | list[int] = (1, 1, 256, 44),
-    precision: Precision = "int8",
+    precision: ParameterPrecision = "int8",
 ) -> Complexity:
     """Count params and MACs of ``model`` with torchinfo at batch size 1, as NeSsi does.
 

@@ -1,10 +1,10 @@
 """``python -m asc_kd.fit``: train a task from YAML configs, then test the reported checkpoint.
 
-    python -m asc_kd.fit --config experiments/base.yaml --config experiments/students/kd.yaml \\
-        --config experiments/students/system1.yaml --data.root DATA
+    python -m asc_kd.fit --config base --config students/kd --config students/system1 --data.root DATA
 
 Configs compose left to right and any key can be overridden on the command line (``--help``
-lists every option); see ``asc_kd.cli``.
+lists every option); a config is a shipped recipe's name (``python -m asc_kd.recipes list``) or a
+YAML file; see ``asc_kd.cli``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     python -m asc_kd.logits T1.ckpt T2.ckpt ... --root DATA
     python -m asc_kd.logits passt_253.pt passt_254.pt passt_255.pt passt_256.pt \\
-        --recipe experiments/teachers/passt.yaml --root DATA          # published weights files
+        --recipe teachers/passt --root DATA                          # published weights files
     python -m asc_kd.logits passt*.ckpt ast.ckpt --ensemble passt --root DATA
 
 Runs the ensemble's teachers over the training split (no augmentation), averages their
@@ -27,6 +27,7 @@ from asc_kd.data.layouts import LAYOUTS
 from asc_kd.ensemble import describe, export_logits
 from asc_kd.errors import ConfigError, command_parser, run_command
 from asc_kd.lineage import add_wandb_arguments, record_logits, stage_run
+from asc_kd.recipes import resolve_recipe
 from asc_kd.tables import to_markdown
 
 
@@ -36,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "teachers", nargs="+", help="teacher checkpoints (.ckpt), or weights files with --recipe"
     )
     parser.add_argument(
-        "--recipe", default=None, help="teacher recipe (YAML) that builds the model for weights files"
+        "--recipe",
+        default=None,
+        help="teacher recipe (a name such as teachers/passt, or YAML) that builds the model of weights files",
     )
     parser.add_argument("--names", nargs="+", default=None, help="Table 1 row names, one per teacher")
     parser.add_argument(
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.names and len(args.names) != len(args.teachers):
         raise ConfigError(f"--names gives {len(args.names)} names for {len(args.teachers)} teachers")
     runs = [
-        describe(source, args.names[i] if args.names else None, args.recipe)
+        describe(source, args.names[i] if args.names else None, args.recipe and resolve_recipe(args.recipe))
         for i, source in enumerate(args.teachers)
     ]
     if args.ensemble:

@@ -3,7 +3,7 @@
     python -m asc_kd.pipeline                       # synthetic scenes, tiny teachers, CPU
     python -m asc_kd.pipeline --seeds 3             # every teacher and student run 3 times
     python -m asc_kd.pipeline --root DATA --no-demo \\
-        --teachers experiments/teachers/passt.yaml experiments/teachers/ast.yaml ... \\
+        --teachers teachers/passt teachers/ast ... \\
         --teacher-seeds 4 --ensemble passt
 
 Stages (each skipped when its output exists; ``--force`` redoes the chosen ones): teachers,
@@ -20,9 +20,9 @@ import sys
 
 from asc_kd.errors import command_parser, run_command
 from asc_kd.lineage import add_wandb_arguments
-from asc_kd.stages import EXPERIMENTS, STAGES, SYSTEMS, Pipeline, PipelineConfig
+from asc_kd.stages import STAGES, SYSTEMS, Pipeline, PipelineConfig
 
-DEMO_TEACHERS = [str(EXPERIMENTS / "demo" / "teachers" / name) for name in ("cnn_tiny.yaml", "ast_tiny.yaml")]
+DEMO_TEACHERS = ["demo/teachers/cnn_tiny", "demo/teachers/ast_tiny"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--teachers",
         nargs="+",
         default=None,
-        help="teacher recipes (YAML); a recipe listed twice runs twice "
+        help="teacher recipes (names such as teachers/passt, or YAML); a recipe listed twice runs twice "
         "(default: the demo's two small teachers)",
     )
     parser.add_argument(
@@ -65,9 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="existing logits file when skipping the teacher stages (default: the logits stage's)",
     )
-    parser.add_argument(
-        "--student-config", default=str(EXPERIMENTS / "students" / "kd.yaml"), help="distillation recipe"
-    )
+    parser.add_argument("--student-config", default="students/kd", help="distillation recipe (name or YAML)")
     parser.add_argument(
         "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="student systems"
     )

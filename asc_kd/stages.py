@@ -36,11 +36,11 @@ from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_demo_root, is_synthetic
 from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write
+from asc_kd.recipes import RECIPES, resolve_recipe
 from asc_kd.tables import seed_row, to_markdown, write_results
 
 log = logging.getLogger(__name__)
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 STAGES = ("teachers", "logits", "students", "quantize", "tables")
 SYSTEMS = ("system1", "system2", "system3", "system4")
 
@@ -58,7 +58,7 @@ class PipelineConfig:
     teacher_seeds: int = 1
     student_seeds: int = 1
     teacher_logits: str | None = None
-    student_config: str = str(EXPERIMENTS / "students" / "kd.yaml")
+    student_config: str = "students/kd"
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     max_epochs: int | None = None
@@ -136,13 +136,15 @@ class Pipeline:
                 for k, v in self.manifest.items()
                 if k == "wandb_group" or _stage_of(k) not in (None, *config.stages)
             }
-        self.teacher_runs = self._runs("teacher", [Path(r) for r in config.teachers], config.teacher_seeds)
+        self.teacher_runs = self._runs(
+            "teacher", [resolve_recipe(r) for r in config.teachers], config.teacher_seeds
+        )
         names = {run.name for run in self.teacher_runs}
         self.ensemble = set(config.ensemble or names)
         unknown = sorted(self.ensemble - names)
         if unknown and self.teacher_runs:
             raise ConfigError(f"--ensemble names {unknown} are not teacher recipes; recipes: {sorted(names)}")
-        student_recipes = [EXPERIMENTS / "students" / f"{system}.yaml" for system in config.systems]
+        student_recipes = [RECIPES / "students" / f"{system}.yaml" for system in config.systems]
         self.student_runs = self._runs("student", student_recipes, config.student_seeds)
         self.group = config.wandb_group or self.manifest.get("wandb_group") or _new_group(self.out)
 
@@ -227,7 +229,7 @@ class Pipeline:
 
     def teachers(self) -> list[dict[str, Any]]:
         return [
-            self._fit(run, [EXPERIMENTS / "base.yaml", run.recipe], self._data_args())
+            self._fit(run, [RECIPES / "base.yaml", run.recipe], self._data_args())
             for run in self.teacher_runs
         ]
 
@@ -263,15 +265,15 @@ class Pipeline:
             raise ConfigError(
                 "the students stage needs teacher logits: run the logits stage or give --teacher-logits"
             )
-        configs = [Path(self.config.student_config)]
+        configs = [resolve_recipe(self.config.student_config)]
         if self.config.demo:
-            overlay = [EXPERIMENTS / "demo" / "synthetic.yaml"]
+            overlay = [RECIPES / "demo" / "synthetic.yaml"]
         else:
             overlay = []
         return {
             run: self._fit(
                 run,
-                [EXPERIMENTS / "base.yaml", *configs, run.recipe, *overlay],
+                [RECIPES / "base.yaml", *configs, run.recipe, *overlay],
                 [*self._data_args(), "--data.teacher_logits", logits],
             )
             for run in self.student_runs

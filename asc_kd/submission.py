@@ -4,7 +4,6 @@ any length, rate and channel count, and the tab-separated submission file."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +13,13 @@ import torch
 from tqdm.auto import tqdm
 
 from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
+from asc_kd.inference import LogitsFn
 from asc_kd.int8 import load_artifact
 from asc_kd.io import atomic_write
 from asc_kd.metrics import file_logits
 from asc_kd.tasks.restore import load_task
 
 log = logging.getLogger(__name__)
-LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass

@@ -26,7 +26,6 @@ from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2
 
 REPO = Path(__file__).resolve().parent.parent
-EXPERIMENTS = REPO / "experiments"
 CONF = Path(__file__).resolve().parent / "conf"
 
 

@@ -21,6 +21,8 @@ COMMANDS = {
     "asc_kd.bench",
     "asc_kd.relink",
     "asc_kd.data.check",
+    "asc_kd.recipes.__main__",
+    "asc_kd.__main__",  # asc-kd: every command behind one name
 }
 #: The only modules that may know TAU's labels: its reader, the layout registry, its generator.
 TAU_MODULES = {"asc_kd.data.tau", "asc_kd.data.layouts", "asc_kd.data.synthetic"}
@@ -99,8 +101,17 @@ def test_commands_are_thin() -> None:
             "_spec_value",
             "_resumed_wandb_run",
             "_finish_wandb",
+            "usage",
+            "_fit",
         }, name
         assert classes in ([], ["AscKdCLI"]), name
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("asc_kd.augmentations")))
+def test_augmentations_take_tensors_not_the_data_package(name: str) -> None:
+    """One direction between folders: the DataModule applies augmentations; augmentations know no
+    dataset (what both need, such as the batch's type, lives below both)."""
+    assert not {m for m in GRAPH[name] if m.startswith("asc_kd.data")}
 
 
 @pytest.mark.parametrize("name", sorted(set(MODULES) - TAU_MODULES))
@@ -109,7 +120,11 @@ def test_only_the_tau_reader_knows_tau(name: str) -> None:
 
 
 def test_module_names_are_unique_across_packages() -> None:
-    stems = [name.rsplit(".", 1)[-1] for name in MODULES if not MODULES[name].name == "__init__.py"]
+    stems = [
+        name.rsplit(".", 1)[-1]
+        for name in MODULES
+        if MODULES[name].name not in ("__init__.py", "__main__.py")
+    ]
     assert sorted({s for s in stems if stems.count(s) > 1}) == []
 
 
@@ -123,6 +138,35 @@ def test_public_class_names_are_unique() -> None:
                     duplicates.append(f"{node.name}: {seen[node.name]} and {name}")
                 seen[node.name] = name
     assert duplicates == []
+
+
+def test_public_constants_and_types_are_defined_once() -> None:
+    """A capitalised module-level name (constant, type alias) means one thing: defined in one module,
+    imported by the others."""
+    seen: dict[str, str] = {}
+    duplicates = []
+    for name, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id[0].isupper():
+                    if target.id in seen:
+                        duplicates.append(f"{target.id}: {seen[target.id]} and {name}")
+                    seen[target.id] = name
+    assert duplicates == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("asc_kd"):
+                found += [
+                    f"{name}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert found == []
 
 
 def test_tests_mirror_the_package() -> None:

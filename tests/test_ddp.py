@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fit_helpers import CONF, EXPERIMENTS, REPO, write_teacher_logits
+from fit_helpers import CONF, REPO, write_teacher_logits
+
+from asc_kd.recipes import RECIPES
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +21,9 @@ def test_a_two_process_ddp_fit_of_a_student_recipe_ends(
 ) -> None:
     logits = write_teacher_logits(tiny_root, tmp_path / "ensemble_train.npz")
     configs = [
-        EXPERIMENTS / "base.yaml",
-        EXPERIMENTS / "students/kd.yaml",
-        EXPERIMENTS / "students/system1.yaml",
+        RECIPES / "base.yaml",
+        RECIPES / "students/kd.yaml",
+        RECIPES / "students/system1.yaml",
     ]
     args = [
         *(arg for config in [*configs, CONF / "student.yaml"] for arg in ("--config", str(config))),

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fit_helpers import CONF, EXPERIMENTS, command_line, fit_args
+from fit_helpers import CONF, command_line, fit_args
 
 from asc_kd.data.layouts import make_layout
 from asc_kd.fit import main as fit
 from asc_kd.logits import main as logits
 from asc_kd.predict import main as predict
 from asc_kd.quantize import main as quantize
+from asc_kd.recipes import RECIPES
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ def test_a_13_class_folder_dataset_end_to_end(folders_root: Path, cache_dir: Pat
                 folders_root,
                 cache_dir,
                 tmp_path / "teacher",
-                EXPERIMENTS / "base.yaml",
+                RECIPES / "base.yaml",
                 CONF / "teacher.yaml",
             )
         )
@@ -42,9 +43,9 @@ def test_a_13_class_folder_dataset_end_to_end(folders_root: Path, cache_dir: Pat
     assert list(pd.read_csv(tmp_path / "table1.csv")["teacher"]) == ["teacher", "ensemble of 1 (teacher)"]
 
     recipe = (
-        EXPERIMENTS / "base.yaml",
-        EXPERIMENTS / "students/kd.yaml",
-        EXPERIMENTS / "students/system1.yaml",
+        RECIPES / "base.yaml",
+        RECIPES / "students/kd.yaml",
+        RECIPES / "students/system1.yaml",
     )
     args = fit_args(folders_root, cache_dir, tmp_path / "student", *recipe, CONF / "student.yaml")
     with command_line("python -m asc_kd.fit"):

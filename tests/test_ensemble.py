@@ -20,11 +20,12 @@ from asc_kd.errors import ConfigError
 from asc_kd.inference import autocast, fast_bf16, hardware_bf16, uses_bf16
 from asc_kd.logits import main
 from asc_kd.models.pretrained import WeightsError
+from asc_kd.recipes import RECIPES
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
 
 SPEC = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
-PASST_TINY = Path(__file__).resolve().parent.parent / "experiments" / "demo" / "teachers" / "passt_tiny.yaml"
+PASST_TINY = RECIPES / "demo" / "teachers" / "passt_tiny.yaml"
 
 
 def _datamodule(tiny_root: Path, cache_dir: Path) -> TAU22DataModule:

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from fit_helpers import EXPERIMENTS, REPO
+from fit_helpers import REPO
 
 from asc_kd.data.spec import DatasetError
 from asc_kd.errors import ConfigError, run_command, user_error
+from asc_kd.recipes import RECIPES
 
 
 def _fails_with(error: BaseException):
@@ -96,7 +97,7 @@ def test_fit_ends_a_user_error_in_one_line_and_debug_shows_the_traceback(
     """The error happens inside LightningCLI's instantiation, under jsonargparse's own error."""
     args = [
         "asc_kd.fit",
-        *("--config", str(EXPERIMENTS / "base.yaml"), "--config", str(EXPERIMENTS / "teachers/passt.yaml")),
+        *("--config", str(RECIPES / "base.yaml"), "--config", str(RECIPES / "teachers/passt.yaml")),
         *("--data.root", str(tiny_root), "--trainer.logger", "false"),
         *("--trainer.default_root_dir", str(tmp_path / "out")),
     ]

@@ -14,7 +14,6 @@ import wandb
 import yaml
 from fit_helpers import (
     CONF,
-    EXPERIMENTS,
     command_line,
     fit_args,
     offline_runs,
@@ -28,16 +27,17 @@ from asc_kd.callbacks import ComplexityCheck
 from asc_kd.complexity import ComplexityError
 from asc_kd.errors import run_command
 from asc_kd.fit import AscKdCLI, _command, main
+from asc_kd.recipes import RECIPES
 from asc_kd.tasks import DistillationTask
 from asc_kd.tasks.restore import read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("fit_command")
 
-TEACHER = (EXPERIMENTS / "base.yaml", CONF / "teacher.yaml")
+TEACHER = (RECIPES / "base.yaml", CONF / "teacher.yaml")
 STUDENT = (
-    EXPERIMENTS / "base.yaml",
-    EXPERIMENTS / "students" / "kd.yaml",
-    EXPERIMENTS / "students" / "system1.yaml",
+    RECIPES / "base.yaml",
+    RECIPES / "students" / "kd.yaml",
+    RECIPES / "students" / "system1.yaml",
     CONF / "student.yaml",
 )
 SYSTEM1_MACS = 28_840_396
@@ -437,7 +437,7 @@ def test_a_student_recipe_trains_on_other_layouts(
     layout: str, folders_root: Path, tau20_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     root = folders_root if layout == "folders" else tau20_root
-    configs = (EXPERIMENTS / "base.yaml", EXPERIMENTS / "students" / "system1.yaml", CONF / "student.yaml")
+    configs = (RECIPES / "base.yaml", RECIPES / "students" / "system1.yaml", CONF / "student.yaml")
     args = [*fit_args(root, cache_dir, tmp_path, *configs), "--data.layout", layout]
     cli = main([*args, "--trainer.callbacks", "[]"])
     task, spec = cli.model, cli.datamodule.spec

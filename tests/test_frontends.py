@@ -1,7 +1,6 @@
 """Front-ends against independent computations of their definitions, and every recipe's masks."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +19,7 @@ from asc_kd.frontends import (
     get_frontend,
     power_spectrum,
 )
-
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+from asc_kd.recipes import RECIPES
 
 FRONTENDS = (StudentMel, PasstMel, ASTFbank)
 
@@ -229,7 +227,7 @@ def test_student_mel_in_cpjku_convention_matches_its_definition(waveform):
 
 
 def _student_recipe_frontend(**overrides) -> StudentMel:
-    data = yaml.safe_load((EXPERIMENTS / "students" / "kd.yaml").read_text())["data"]
+    data = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["data"]
     assert data["frontend"] == "student_mel"
     return StudentMel(**{**data["frontend_kwargs"], **overrides})
 
@@ -328,27 +326,27 @@ def test_student_mel_refuses_an_unknown_mel_scale():
 
 def _recipe_frontends() -> list[tuple[str, str, dict]]:
     found = []
-    for path in sorted(EXPERIMENTS.rglob("*.yaml")):
+    for path in sorted(RECIPES.rglob("*.yaml")):
         config = yaml.safe_load(path.read_text()) or {}
         data = config.get("data") or {}
         init = ((config.get("model") or {}).get("init_args")) or {}
         name = data.get("frontend") or init.get("frontend")
         if name:
             kwargs = data.get("frontend_kwargs") or init.get("frontend_kwargs") or {}
-            found.append((str(path.relative_to(EXPERIMENTS)), name, kwargs))
+            found.append((str(path.relative_to(RECIPES)), name, kwargs))
     return found
 
 
-RECIPES = _recipe_frontends()
+RECIPE_FRONTENDS = _recipe_frontends()
 
 
 def test_every_teacher_and_student_recipe_is_checked():
-    names = {path for path, _, _ in RECIPES}
+    names = {path for path, _, _ in RECIPE_FRONTENDS}
     assert {"teachers/passt.yaml", "teachers/efficientnet_b2.yaml", "teachers/convnext.yaml"} <= names
     assert {"teachers/swin.yaml", "teachers/ast.yaml", "students/kd.yaml"} <= names
 
 
-@pytest.mark.parametrize(("path", "name", "kwargs"), RECIPES, ids=[r[0] for r in RECIPES])
+@pytest.mark.parametrize(("path", "name", "kwargs"), RECIPE_FRONTENDS, ids=[r[0] for r in RECIPE_FRONTENDS])
 def test_recipe_front_end_masks_under_a_quarter_of_a_1_s_clip(path: str, name: str, kwargs: dict) -> None:
     torch.manual_seed(0)
     frontend = get_frontend(name, **kwargs).train()

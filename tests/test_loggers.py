@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import wandb
-from fit_helpers import CONF, EXPERIMENTS, command_line, fit_args, offline_runs
+from fit_helpers import CONF, command_line, fit_args, offline_runs
 
 from asc_kd.fit import main
 from asc_kd.loggers import AutoWandbLogger, wandb_logged_in
+from asc_kd.recipes import RECIPES
 
 #: Shaped like a real key (40 hex digits) so nothing rejects it before it could leak.
 FAKE_KEY = "0123456789abcdef" + "fa4e" * 6
@@ -94,7 +95,7 @@ def test_offline_run_never_writes_the_key(
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = tmp_path / "run"
-    args = fit_args(tiny_root, cache_dir, out, EXPERIMENTS / "base.yaml", CONF / "teacher.yaml")
+    args = fit_args(tiny_root, cache_dir, out, RECIPES / "base.yaml", CONF / "teacher.yaml")
     with command_line("python -m asc_kd.fit"):
         main(args)
     assert len(offline_runs(out / "teacher-seed0")) == 1

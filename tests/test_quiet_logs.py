@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fit_helpers import CONF, EXPERIMENTS, REPO
+from fit_helpers import CONF, REPO
+
+from asc_kd.recipes import RECIPES
 
 NOISE = [
     "anonymous setting has no effect",
@@ -36,7 +38,7 @@ def _run(args: list[str], cwd: Path) -> str:
 @pytest.mark.slow
 def test_fit_and_export_print_no_noise(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    configs = [EXPERIMENTS / "base.yaml", EXPERIMENTS / "students" / "system1.yaml", CONF / "student.yaml"]
+    configs = [RECIPES / "base.yaml", RECIPES / "students" / "system1.yaml", CONF / "student.yaml"]
     fit = [
         "asc_kd.fit",
         *[arg for config in configs for arg in ("--config", str(config))],

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from fit_helpers import CONF, EXPERIMENTS, REPO, command_line, write_teacher_logits
+from fit_helpers import CONF, REPO, command_line, write_teacher_logits
 
 import asc_kd.io
 import asc_kd.tables
@@ -36,6 +36,7 @@ from asc_kd.frontends import get_frontend
 from asc_kd.int8 import export_artifact
 from asc_kd.metrics import SceneMetrics
 from asc_kd.models import get_model
+from asc_kd.recipes import RECIPES
 from asc_kd.submission import write_submission
 from asc_kd.tables import write_table
 from asc_kd.tasks import ClassificationTask
@@ -158,7 +159,7 @@ EVERY_STEP = ("--checkpoint.every_n_train_steps", "1")
 def _resume_args(tiny_root: Path, cache_dir: Path, out: Path, checkpointing: tuple[str, ...]) -> list[str]:
     """A debug teacher, 2 epochs of 6 steps, no logger."""
     return [
-        *("--config", str(EXPERIMENTS / "base.yaml"), "--config", str(CONF / "teacher.yaml")),
+        *("--config", str(RECIPES / "base.yaml"), "--config", str(CONF / "teacher.yaml")),
         *("--data.root", str(tiny_root), "--data.cache_dir", str(cache_dir)),
         *("--trainer.default_root_dir", str(out), "--trainer.logger", "false"),
         *("--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", str(STEPS_PER_EPOCH)),
@@ -267,9 +268,9 @@ def test_same_seed_same_data_same_config_same_metrics(
     """Knowledge distillation with every random piece on: time roll, Mixup, Freq-MixStyle."""
     logits = write_teacher_logits(tiny_root, tmp_path / "ensemble_train.npz")
     configs = [
-        EXPERIMENTS / "base.yaml",
-        EXPERIMENTS / "students" / "kd.yaml",
-        EXPERIMENTS / "students" / "system3.yaml",
+        RECIPES / "base.yaml",
+        RECIPES / "students" / "kd.yaml",
+        RECIPES / "students" / "system3.yaml",
         CONF / "student.yaml",
     ]
 

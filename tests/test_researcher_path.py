@@ -64,7 +64,6 @@ def test_own_model_and_task_fit_quantize_export_predict(
 
     for command in commands:
         module, args = command[2], [arg.replace("ROOT", str(tiny_root)) for arg in command[3:]]
-        args = [str(REPO / arg) if arg.startswith("experiments/") else arg for arg in args]
         if module == "asc_kd.fit":
             with command_line("python -m asc_kd.fit"):
                 cli = importlib.import_module(module).main([*args, *shrink])

@@ -8,23 +8,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fit_helpers import EXPERIMENTS, command_line
+from fit_helpers import command_line
 
 import asc_kd.data.synthetic as synthetic_module
 from asc_kd.data.spec import DatasetError
 from asc_kd.errors import run_command
 from asc_kd.fit import _command
+from asc_kd.recipes import RECIPES
 
 DEMO_STUDENT = [
-    *("--config", str(EXPERIMENTS / "base.yaml")),
-    *("--config", str(EXPERIMENTS / "students" / "kd.yaml")),
-    *("--config", str(EXPERIMENTS / "students" / "system1.yaml")),
-    *("--config", str(EXPERIMENTS / "demo" / "synthetic.yaml")),
+    *("--config", str(RECIPES / "base.yaml")),
+    *("--config", str(RECIPES / "students" / "kd.yaml")),
+    *("--config", str(RECIPES / "students" / "system1.yaml")),
+    *("--config", str(RECIPES / "demo" / "synthetic.yaml")),
     *("--trainer.logger", "false"),
 ]
 DEMO_TEACHER = [
-    *("--config", str(EXPERIMENTS / "base.yaml")),
-    *("--config", str(EXPERIMENTS / "demo" / "teachers" / "cnn_tiny.yaml")),
+    *("--config", str(RECIPES / "base.yaml")),
+    *("--config", str(RECIPES / "demo" / "teachers" / "cnn_tiny.yaml")),
     *("--trainer.logger", "false"),
 ]
 

@@ -11,7 +11,7 @@
 from asc_kd.augmentations.hooks import InputAugmentation, attach_to_input
 from asc_kd.augmentations.mixing import Mixup, mix_teacher_logits, mixup
 from asc_kd.augmentations.spectrogram import FreqMixStyle, freq_mixstyle, mask_time_frequency
-from asc_kd.augmentations.waveform import convolve_impulse_responses, load_impulse_responses, time_roll
+from asc_kd.augmentations.waveform import convolve_impulse_responses, time_roll
 
 __all__ = [
     "FreqMixStyle",
@@ -20,7 +20,6 @@ __all__ = [
     "attach_to_input",
     "convolve_impulse_responses",
     "freq_mixstyle",
-    "load_impulse_responses",
     "mask_time_frequency",
     "mix_teacher_logits",
     "mixup",

@@ -5,15 +5,8 @@ Applied by the DataModule in ``on_after_batch_transfer``, before Mixup and the f
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-import soundfile
 import torch
 import torchaudio
-
-from asc_kd.data.audio import Resampler
-from asc_kd.data.spec import DatasetError
 
 
 def time_roll(waveform: torch.Tensor, max_shift: int) -> torch.Tensor:
@@ -28,30 +21,6 @@ def time_roll(waveform: torch.Tensor, max_shift: int) -> torch.Tensor:
     shift = torch.randint(-max_shift, max_shift + 1, (batch, 1), device=waveform.device)
     index = (torch.arange(n, device=waveform.device).unsqueeze(0) - shift) % n
     return torch.gather(waveform, 1, index)
-
-
-def load_impulse_responses(folder: str | Path, sample_rate: int) -> torch.Tensor:
-    """All wavs of ``folder`` as one (count, samples) tensor at ``sample_rate``, zero-padded.
-
-    Each response is normalised to unit energy so convolving changes colour, not loudness.
-    """
-    folder = Path(folder)
-    files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
-    if not files:
-        raise DatasetError(f"device impulse response folder {folder} holds no .wav files")
-    responses = []
-    for path in files:
-        try:
-            audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except (RuntimeError, soundfile.LibsndfileError) as err:
-            raise DatasetError(f"{path}: not a readable impulse response ({err})") from err
-        response = Resampler(rate, sample_rate)(np.ascontiguousarray(audio[:, 0]))
-        energy = response.pow(2).sum().sqrt()
-        if energy == 0:
-            raise DatasetError(f"{path}: impulse response is all zeros")
-        responses.append(response / energy)
-    length = max(r.shape[0] for r in responses)
-    return torch.stack([torch.nn.functional.pad(r, (0, length - r.shape[0])) for r in responses])
 
 
 def convolve_impulse_responses(

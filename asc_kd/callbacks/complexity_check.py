@@ -7,7 +7,7 @@ import logging
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from asc_kd.complexity import Precision, check_limits, count_complexity
+from asc_kd.complexity import ParameterPrecision, check_limits, count_complexity
 from asc_kd.loggers import log_to_wandb
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class ComplexityCheck(L.Callback):
 
     def __init__(
         self,
-        precision: Precision = "int8",
+        precision: ParameterPrecision = "int8",
         clip_seconds: float | None = None,
         allow_over_limits: bool = False,
     ) -> None:

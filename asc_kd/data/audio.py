@@ -199,3 +199,27 @@ def list_audio_files(folder: str | Path, recursive: bool = True) -> tuple[list[P
             continue
         (audio if is_audio_file(path) else skipped).append(path)
     return audio, skipped
+
+
+def load_impulse_responses(folder: str | Path, sample_rate: int) -> torch.Tensor:
+    """All wavs of ``folder`` as one (count, samples) tensor at ``sample_rate``, zero-padded.
+
+    Each response is normalised to unit energy so convolving changes colour, not loudness.
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+    if not files:
+        raise DatasetError(f"device impulse response folder {folder} holds no .wav files")
+    responses = []
+    for path in files:
+        try:
+            audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except (RuntimeError, soundfile.LibsndfileError) as err:
+            raise DatasetError(f"{path}: not a readable impulse response ({err})") from err
+        response = Resampler(rate, sample_rate)(np.ascontiguousarray(audio[:, 0]))
+        energy = response.pow(2).sum().sqrt()
+        if energy == 0:
+            raise DatasetError(f"{path}: impulse response is all zeros")
+        responses.append(response / energy)
+    length = max(r.shape[0] for r in responses)
+    return torch.stack([torch.nn.functional.pad(r, (0, length - r.shape[0])) for r in responses])

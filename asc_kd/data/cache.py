@@ -95,7 +95,7 @@ def fingerprint_files(root: str | Path, filenames: Sequence[str], archive: str |
     return digest.hexdigest()
 
 
-def _location_digest(root: Path, filenames: Sequence[str]) -> str:
+def location_digest(root: Path, filenames: Sequence[str]) -> str:
     """Where and when the files were written: root's real path, inodes and mtimes."""
     digest = hashlib.sha256(str(root.resolve()).encode())
     for name in filenames:
@@ -272,7 +272,7 @@ def build_cache(
     target_n = round(sample_rate * clip_seconds)
     source_n = round(source_rate * clip_seconds) if (source_rate and exact_length) else None
     fingerprint = fingerprint_files(root, filenames, archive)
-    key = cache_key(fingerprint, source_rate, sample_rate, target_n, _location_digest(root, filenames))
+    key = cache_key(fingerprint, source_rate, sample_rate, target_n, location_digest(root, filenames))
     folder = cache_dir / f"{name}-{sample_rate}hz-{key}"
     if folder.is_dir():
         try:

@@ -18,7 +18,7 @@ chosen with ``layout`` or detected from the root; ``TAU22DataModule``, ``TAU20Da
 - which front-end the recipe uses (``frontend``, ``frontend_kwargs``): the CLI links it into
   the task, which applies it on the device after waveform Mixup and keeps it in its checkpoint.
 
-Batches are described in ``asc_kd.data.batch``.
+Batches are described in ``asc_kd.batch``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,16 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from asc_kd.augmentations.waveform import convolve_impulse_responses, load_impulse_responses, time_roll
-from asc_kd.data.audio import Resampler, fit_length, list_audio_files, read_clip, window_starts
-from asc_kd.data.batch import Batch
+from asc_kd.augmentations.waveform import convolve_impulse_responses, time_roll
+from asc_kd.batch import Batch
+from asc_kd.data.audio import (
+    Resampler,
+    fit_length,
+    list_audio_files,
+    load_impulse_responses,
+    read_clip,
+    window_starts,
+)
 from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files, usable_cpus
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
@@ -163,7 +170,8 @@ class ClipDataset(Dataset):
         return {key: value[0] for key, value in self.__getitems__([i]).items()}
 
 
-def _already_batched(batch: Batch) -> Batch:
+def already_batched(batch: Batch) -> Batch:
+    """The collate function of loaders over a ``ClipDataset``: it fetches whole batches itself."""
     return batch
 
 
@@ -497,7 +505,7 @@ class SceneDataModule(L.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=self.pin_memory,
-            collate_fn=_already_batched,
+            collate_fn=already_batched,
             generator=generator,
         )
 

@@ -32,10 +32,11 @@ import pandas as pd
 import soundfile
 
 from asc_kd.data.audio import AUDIO_EXTENSIONS, AudioFileError, check_clip_header, list_audio_files
-from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
+from asc_kd.data.spec import SPLIT_FILES, DatasetError, DatasetSpec, Layout
 from asc_kd.data.splitting import hold_out
 
-SPLIT_FILES = {"train": "evaluation_setup/fold1_train.csv", "test": "evaluation_setup/fold1_evaluate.csv"}
+#: The DCASE split files a folder dataset may carry (no evaluation set).
+FOLDER_SPLIT_FILES = {split: SPLIT_FILES[split] for split in ("train", "test")}
 DEFAULT_RECORDING_PATTERN = r"^(?P<recording>.+)[-_][^-_]+$"
 
 
@@ -178,7 +179,7 @@ class FolderLayout(Layout):
             clip_seconds=float(seconds),
             mono=False,
             exact_length=False,
-            split_files={k: v for k, v in SPLIT_FILES.items() if (self.root / v).is_file()},
+            split_files={k: v for k, v in FOLDER_SPLIT_FILES.items() if (self.root / v).is_file()},
         )
 
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -195,7 +196,7 @@ class FolderLayout(Layout):
                 ],
             }
         )
-        listed = {split: self.root / path for split, path in SPLIT_FILES.items()}
+        listed = {split: self.root / path for split, path in FOLDER_SPLIT_FILES.items()}
         if self.train_split_file is not None:
             listed["train"] = Path(self.train_split_file)
         if all(path.is_file() for path in listed.values()):

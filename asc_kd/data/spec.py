@@ -26,6 +26,15 @@ from asc_kd.errors import UserError
 FRAME_COLUMNS = ("filename", "target", "device_index", "recording")
 
 
+#: DCASE's split files, relative to a dataset root: the TAU layouts have them; a folder
+#: dataset may carry the first two to fix its split.
+SPLIT_FILES: dict[str, str] = {
+    "train": "evaluation_setup/fold1_train.csv",
+    "test": "evaluation_setup/fold1_evaluate.csv",
+    "predict": "evaluation_setup/fold1_test.csv",
+}
+
+
 class DatasetError(UserError, ValueError):
     """The dataset on disk is not what its layout promises; the message says what to fix."""
 

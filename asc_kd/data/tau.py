@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 import pandas as pd
 import soundfile
 
-from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
+from asc_kd.data.spec import SPLIT_FILES, DatasetError, DatasetSpec, Layout
 
 #: Scene classes in the DCASE order: the order of the submission file's probability columns.
 SCENES: tuple[str, ...] = (
@@ -67,11 +67,6 @@ CITIES: tuple[str, ...] = (
 SOURCE_SAMPLE_RATE = 44_100
 META_COLUMNS = ("filename", "scene_label", "identifier", "source_label")
 SplitName = Literal["train", "test", "predict"]
-SPLIT_FILES: dict[str, str] = {
-    "train": "evaluation_setup/fold1_train.csv",
-    "test": "evaluation_setup/fold1_evaluate.csv",
-    "predict": "evaluation_setup/fold1_test.csv",
-}
 
 TAU22 = DatasetSpec(
     name="tau22",

@@ -20,7 +20,7 @@ from torch import nn
 from asc_kd.errors import ConfigError
 from asc_kd.imports import import_object, is_import_path
 from asc_kd.models.cp_mobile import CPMobile, CPMobileConfig, DCASE24Baseline, cp_mobile, dcase24_baseline
-from asc_kd.models.cp_resnet import PRESETS, CPResNet, CPResNetConfig, cp_resnet
+from asc_kd.models.cp_resnet import CP_RESNET_PRESETS, CPResNet, CPResNetConfig, cp_resnet
 from asc_kd.models.debug import DebugCNN
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
@@ -39,7 +39,7 @@ def _teacher(module: str, name: str) -> Callable[..., nn.Module]:
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    **{name: partial(cp_resnet, name) for name in PRESETS},
+    **{name: partial(cp_resnet, name) for name in CP_RESNET_PRESETS},
     "cp_mobile": cp_mobile,
     "dcase24_baseline": dcase24_baseline,
     "debug": DebugCNN,

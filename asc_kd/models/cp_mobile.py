@@ -58,7 +58,7 @@ class CPMobileConfig:
 #: ``cp_mobile``: CP-JKU's DCASE23 defaults (base 32, width multiplier 2.3 -> 32/72/168 after
 #: rounding to multiples of 8, expansion 3). ``dcase24_baseline``: multiplier 1.8 -> 32/56/104,
 #: expansion 2.1, no GRN.
-PRESETS: dict[str, CPMobileConfig] = {
+CP_MOBILE_PRESETS: dict[str, CPMobileConfig] = {
     "cp_mobile": CPMobileConfig(),
     "dcase24_baseline": CPMobileConfig(
         stage_channels=(32, 56, 104),
@@ -165,7 +165,7 @@ class CPMobile(nn.Module):
 
     def __init__(self, config: CPMobileConfig | None = None) -> None:
         super().__init__()
-        config = config or PRESETS["cp_mobile"]
+        config = config or CP_MOBILE_PRESETS["cp_mobile"]
         self.config = config
         self.in_c = nn.Sequential(
             _conv_bn(config.in_channels, config.base_channels // 4, 3, stride=2),
@@ -206,14 +206,16 @@ class DCASE24Baseline(CPMobile):
     input_shape = (1, 1, 256, 65)
 
     def __init__(self, config: CPMobileConfig | None = None) -> None:
-        super().__init__(config or PRESETS["dcase24_baseline"])
+        super().__init__(config or CP_MOBILE_PRESETS["dcase24_baseline"])
 
 
 def cp_mobile(n_classes: int = 10, in_channels: int = 1) -> CPMobile:
     """CP-Mobile in CP-JKU's published default configuration (126,952 params)."""
-    return CPMobile(replace(PRESETS["cp_mobile"], n_classes=n_classes, in_channels=in_channels))
+    return CPMobile(replace(CP_MOBILE_PRESETS["cp_mobile"], n_classes=n_classes, in_channels=in_channels))
 
 
 def dcase24_baseline(n_classes: int = 10, in_channels: int = 1) -> DCASE24Baseline:
     """The DCASE24 Task 1 baseline network (61,148 params)."""
-    return DCASE24Baseline(replace(PRESETS["dcase24_baseline"], n_classes=n_classes, in_channels=in_channels))
+    return DCASE24Baseline(
+        replace(CP_MOBILE_PRESETS["dcase24_baseline"], n_classes=n_classes, in_channels=in_channels)
+    )

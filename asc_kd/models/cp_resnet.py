@@ -7,7 +7,7 @@ blocks whose kernel sizes bound the receptive field (rho), max-pooling only in s
 
 The four presets are the Tencent systems. ``system1`` is CP-JKU's submission network
 (rho=8, blocks 2/1/1, stage 2 in two groups, 92 channels in stage 3). Systems 2-4 shrink
-kernels to 1x1; see ``PRESETS`` for which conv and why.
+kernels to 1x1; see ``CP_RESNET_PRESETS`` for which conv and why.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _with_kernels(config: CPResNetConfig, stage: int, kernels: tuple[tuple[int, 
 #: 72,388 params (71,750 folded), far above its 63.5K; turning the stage-2 block's *second* 3x3
 #: into 1x1 gives 64,196 params, 63,558 folded (the report's 63.5K) and 19.3 M MACs (its
 #: 19.5M), so that is what ``system4`` does. System 1's 127.6K is its unfolded 127,684.
-PRESETS: dict[str, CPResNetConfig] = {
+CP_RESNET_PRESETS: dict[str, CPResNetConfig] = {
     "system1": _system1(),
     "system2": _with_kernels(_system1(), 2, ((1, 1),)),
     "system3": _with_kernels(_system1(), 2, ((1, 1),)),
@@ -177,6 +177,6 @@ class CPResNet(nn.Module):
 
 def cp_resnet(system: SystemName | str = "system1", n_classes: int = 10) -> CPResNet:
     """Build one of the Tencent systems by name (``system1`` ... ``system4``)."""
-    if system not in PRESETS:
-        raise ConfigError(f"unknown CP-ResNet preset {system!r}; choose one of {sorted(PRESETS)}")
-    return CPResNet(replace(PRESETS[system], n_classes=n_classes))
+    if system not in CP_RESNET_PRESETS:
+        raise ConfigError(f"unknown CP-ResNet preset {system!r}; choose one of {sorted(CP_RESNET_PRESETS)}")
+    return CPResNet(replace(CP_RESNET_PRESETS[system], n_classes=n_classes))

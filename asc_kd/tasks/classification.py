@@ -21,7 +21,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from asc_kd import __version__
-from asc_kd.data.batch import Batch
+from asc_kd.batch import Batch
 from asc_kd.errors import ConfigError
 from asc_kd.frontends import get_frontend
 from asc_kd.inference import window_logits
@@ -78,7 +78,7 @@ class ClassificationTask(L.LightningModule):
     - ``configure_metrics()`` builds the ``val/`` and ``test/`` metric collections;
     - ``training_loss(logits, batch)`` returns a dict with at least ``loss`` (the tensor that
       is back-propagated); every entry is logged as ``train/<key>``. ``batch`` is described in
-      ``asc_kd.data.batch`` (after Mixup it also holds ``soft_target``).
+      ``asc_kd.batch`` (after Mixup it also holds ``soft_target``).
 
     Args:
         model: registered model name (``asc_kd.models.list_models()``) or an import path

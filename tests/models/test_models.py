@@ -10,9 +10,9 @@ import asc_kd.models
 from asc_kd.complexity import count_complexity
 from asc_kd.imports import ImportPathError
 from asc_kd.models import CPResNet, get_model, list_models, model_path, register_model, resolve_model
-from asc_kd.models.cp_resnet import PRESETS
+from asc_kd.models.cp_resnet import CP_RESNET_PRESETS
 
-#: Measured with torchinfo on 1x1x256x44 (NeSsi's way); see the PRESETS comment for system 4.
+#: Measured with torchinfo on 1x1x256x44 (NeSsi's way); see the CP_RESNET_PRESETS comment for system 4.
 MEASURED = {
     "system1": (127_684, 28_840_396),
     "system2": (80_580, 21_774_796),
@@ -58,7 +58,7 @@ def test_every_registered_student_gives_logits(name: str) -> None:
 
 
 def test_system2_and_system3_are_one_architecture() -> None:
-    assert PRESETS["system2"] == PRESETS["system3"]
+    assert CP_RESNET_PRESETS["system2"] == CP_RESNET_PRESETS["system3"]
     system2, system3 = get_model("system2"), get_model("system3")
     assert repr(system2) == repr(system3)
     shapes2 = {k: v.shape for k, v in system2.state_dict().items()}
@@ -91,7 +91,7 @@ def test_registry_passes_keyword_overrides() -> None:
         assert model(torch.randn(2, 1, 256, 44)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(CP_RESNET_PRESETS))
 def test_cp_resnet_starts_at_uniform_prediction(name: str) -> None:
     torch.manual_seed(0)
     model = get_model(name)
