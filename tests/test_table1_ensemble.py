@@ -97,9 +97,12 @@ def test_the_pipeline_marks_the_ensemble_by_name_and_declares_only_its_checkpoin
 ) -> None:
     """``--ensemble passt`` out of passt (two seeds) and cp_resnet: the export gets passt's runs
     marked and cp_resnet's unmarked, and the logits run declares the passt checkpoints only."""
+    recipes = [tmp_path / "passt.yaml", tmp_path / "cp_resnet.yaml"]  # named by their stems
+    for recipe in recipes:
+        recipe.write_text("name: unused\n")
     config = PipelineConfig(
         out=str(tmp_path / "out"),
-        teachers=["experiments/teachers/passt.yaml", "experiments/teachers/cp_resnet.yaml"],
+        teachers=[str(recipe) for recipe in recipes],
         teacher_seeds=2,
         ensemble=["passt"],
         stages=["logits"],
