@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
     for sub_parser in (data, train, quant, evaluation, teacher, keys):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
-    # The benchmarks that read a dataset: the fit's data options; loaders in this process.
-    for sub_parser in (data, train, quant):
-        add_data_arguments(sub_parser, {"num_workers": 0} if sub_parser is not train else None)
+    # The benchmarks that read a dataset take the fit's data options.
+    for sub_parser in (data, quant):
+        add_data_arguments(sub_parser, {"num_workers": 0})  # loaders in this process
+    add_data_arguments(train)  # --fit: the fit's own defaults
     add_data_arguments(keys, required=["root"])
     return parser
 
