@@ -1,16 +1,19 @@
 """``python -m asc_kd.bench``: throughput figures measured in one run, printed as ratios.
 
-    python -m asc_kd.bench data  [--root DIR] [--json]   # wav decode+resample vs cache
+    python -m asc_kd.bench data [--data.root DIR] [--json]   # wav decode+resample vs cache
     python -m asc_kd.bench train [--compile] [--json]    # KD training step, clips/s vs CP-JKU's way
     python -m asc_kd.bench train --epoch --clips N [--device cuda]   # one epoch from the memmap
-    python -m asc_kd.bench train --fit [--root DIR]      # a KD epoch of asc_kd.fit vs the bare step
+    python -m asc_kd.bench train --fit [--data.root DIR]   # a KD epoch of asc_kd.fit vs the bare step
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
     python -m asc_kd.bench eval [--batch-size 256]       # eval clips/s: malloc default vs kept memory
     python -m asc_kd.bench teacher [--model passt] [--device cuda]   # teacher train/eval clips/s
-    python -m asc_kd.bench keys --root DIR               # seconds of cache keys + fingerprint
+    python -m asc_kd.bench keys --data.root DIR          # seconds of cache keys + fingerprint
     python -m asc_kd.bench report [--out docs/performance.md]   # the above, as a dated page
 
-Numbers depend on the machine: ``report`` writes them with the machine, versions and date.
+Numbers depend on the machine: ``report`` writes them with the machine, versions and date. The
+benchmarks that read a dataset (``data``, ``train --fit``, ``quant``, ``keys``) take the fit's
+``--data.*`` options (``asc_kd.data.options``); without ``--data.root`` they generate synthetic
+scenes in a temporary folder.
 See ``asc_kd.benchmarks`` for what each one measures.
 """
 
@@ -33,6 +36,7 @@ from asc_kd.benchmarks import (
     bench_train,
     performance_report,
 )
+from asc_kd.data.options import add_data_arguments
 from asc_kd.errors import HelpFormatter, command_parser, run_command
 
 
@@ -55,12 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     data = command("data", "clips/s loading batches: wav decode + resample vs the memmap cache")
-    data.add_argument("--root", default=None, help="dataset root (default: generated synthetic scenes)")
-    data.add_argument("--batch-size", type=int, default=64, help="clips per batch")
-    data.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
     data.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
     train = command("train", "KD training-step clips/s of system1: CP-JKU's components vs asc_kd")
-    train.add_argument("--batch-size", type=int, default=64, help="clips per step")
+    train.add_argument(
+        "--batch-size", type=int, default=64, help="clips per step (--fit: unless --data.batch_size gives it)"
+    )
     train.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     train.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")
     train.add_argument("--compile", action="store_true", help="also measure torch.compile")
@@ -73,15 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="time a KD epoch through asc_kd.fit (DataModule, Lightning loop, Mixup, Freq-MixStyle, "
         "logging) against the bare step instead",
     )
-    train.add_argument("--root", default=None, help="dataset root of --fit (default: synthetic scenes)")
-    train.add_argument(
-        "--num-workers",
-        type=int,
-        default=None,
-        help="DataLoader workers of --epoch (2) and --fit (the DataModule's default)",
-    )
+    train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of --epoch")
     quant = command("quant", "fp32 vs int8 accuracy and CPU clips/s")
-    quant.add_argument("--root", default=None, help="dataset root (default: generated synthetic scenes)")
     quant.add_argument("--checkpoint", default=None, help="student checkpoint (default: train system1)")
     quant.add_argument("--epochs", type=int, default=8, help="training epochs when no checkpoint is given")
     quant.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -105,13 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
-    keys.add_argument("--root", required=True, help="dataset root (TAU22 layout)")
     report = command("report", "run data, train, eval, teacher, quant and fit; write them as one page")
     report.add_argument("--out", default="docs/performance.md", help="markdown page to write")
     report.add_argument("--only", nargs="+", default=None, help="benchmarks to run (default: all)")
     report.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
     for sub_parser in (data, train, quant, evaluation, teacher, keys):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    # The benchmarks that read a dataset take the fit's data options.
+    for sub_parser in (data, quant):
+        add_data_arguments(sub_parser, {"num_workers": 0})  # loaders in this process
+    add_data_arguments(train)  # --fit: the fit's own defaults
+    add_data_arguments(keys, required=["root"])
     return parser
 
 
@@ -123,20 +123,21 @@ def main(argv: list[str] | None = None) -> int:
         print(performance_report(args.out, args.only, args.seconds))
         return 0
     if args.what == "data":
-        results = bench_data(args.root, args.batch_size, args.seconds, args.num_workers)
+        results = bench_data(args, args.seconds)
     elif args.what == "teacher":
         results = bench_teacher(args.model, args.batch_size, args.threads, args.seconds, args.device)
     elif args.what == "eval":
         results = bench_eval(args.model, args.batch_size, args.seconds, args.threads, args.rounds)
     elif args.what == "keys":
-        results = bench_keys(args.root)
+        results = bench_keys(args)
     elif args.what == "quant":
-        results = bench_quant(args.root, args.checkpoint, args.epochs, args.threads, args.seconds)
+        results = bench_quant(args, args.checkpoint, args.epochs, args.threads, args.seconds)
     elif args.fit:
-        results = bench_fit_epoch(args.root, args.batch_size, args.threads, args.num_workers)
+        results = bench_fit_epoch(args, args.batch_size, args.threads)
     elif args.epoch:
-        workers = 2 if args.num_workers is None else args.num_workers
-        results = bench_epoch(args.clips, args.batch_size, args.threads, workers, args.compile, args.device)
+        results = bench_epoch(
+            args.clips, args.batch_size, args.threads, args.num_workers, args.compile, args.device
+        )
     else:
         results = bench_train(args.batch_size, args.seconds, args.threads, args.compile, args.device)
     _print(results, args.json)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
+
+if TYPE_CHECKING:
+    from asc_kd.data.options import DataArgs
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +42,30 @@ def _rate(fn: Callable[[], int], min_seconds: float, warmup: int = 1) -> float:
             return items / elapsed
 
 
-def _synthetic_root(root: str | None, workdir: Path, config: Any = None) -> Path:
-    """``root``, else synthetic scenes generated under ``workdir`` (``config``, by default a
-    small set of 60 training segments per scene)."""
+def _data_defaults(data: DataArgs, workdir: Path, config: Any = None) -> dict[str, str]:
+    """The data defaults of a benchmark: ``--data.root`` when given, else synthetic scenes
+    generated under ``workdir`` (``config``, by default 60 training segments per scene); the
+    cache in ``workdir`` unless ``--data.cache_dir`` names one."""
+    from asc_kd.data.options import gives
     from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
 
-    if root is not None:
-        return Path(root)
-    return ensure_synthetic(workdir / "synthetic", config or SyntheticConfig(train_segments_per_scene=60))
+    defaults = {"cache_dir": str(workdir / "cache")}
+    if not gives(data, "root"):
+        config = config or SyntheticConfig(train_segments_per_scene=60)
+        defaults["root"] = str(ensure_synthetic(workdir / "synthetic", config))
+    return defaults
 
 
-def bench_data(root: str | None, batch_size: int, seconds: float, num_workers: int) -> dict[str, Any]:
+def bench_data(data: DataArgs, seconds: float) -> dict[str, Any]:
     """Clips/s of training batches decoded from wavs vs read from the resampled cache."""
-    from asc_kd.data.datamodule import TAU22DataModule
+    from asc_kd.data.options import build_datamodule
 
     with tempfile.TemporaryDirectory() as tmp:
-        data_root = _synthetic_root(root, Path(tmp))
-        results: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers}
+        defaults = _data_defaults(data, Path(tmp))
+        results: dict[str, Any] = {}
         for name, use_cache in (("wav", False), ("cache", True)):
-            datamodule = TAU22DataModule(
-                root=str(data_root),
-                cache_dir=str(Path(tmp) / "cache"),
-                batch_size=batch_size,
-                num_workers=num_workers,
-                use_cache=use_cache,
-            )
+            datamodule = build_datamodule(data, defaults, use_cache=use_cache)
+            results.update(batch_size=datamodule.hparams.batch_size, num_workers=datamodule.num_workers)
             start = time.perf_counter()
             datamodule.prepare_data()
             datamodule.setup("fit")
@@ -512,24 +514,22 @@ trainer:
 """
 
 
-def bench_fit_epoch(
-    root: str | None, batch_size: int, threads: int, num_workers: int | None = None, epochs: int = 5
-) -> dict[str, Any]:
+def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int = 5) -> dict[str, Any]:
     """A KD epoch of system 1 through ``asc_kd.fit`` against the bare step, clips/s.
 
-    ``num_workers`` None keeps the DataModule's default (``default_workers``).
-
     The fit is the shipped recipe (``base.yaml`` + ``students/kd.yaml``, system 1) with Mixup and
-    Freq-MixStyle, on the synthetic scenes (or ``root``) read by the real DataModule from its
-    cache, with random teacher logits, W&B logging offline and checkpointing; only validation is
-    off. Every epoch after the first (which warms up) is timed, and the median is reported.
+    Freq-MixStyle, on the synthetic scenes (or ``--data.root``) read by the real DataModule from
+    its cache, with random teacher logits, W&B logging offline and checkpointing; only
+    validation is off. ``data``'s ``--data.*`` options go to the fit as given (``batch_size`` is
+    the default of ``data.batch_size``; ``data.num_workers`` unset keeps ``default_workers``).
+    Every epoch after the first (which warms up) is timed, and the median is reported.
     ``bare`` is the same KD step (the recipe's front-end, Freq-MixStyle, forward/backward, Adam)
-    on one resident batch in a Python loop: what the epoch would reach without loading,
-    callbacks or logging. It is timed before and after the fit and the faster is the reference,
-    so machine drift cannot flatter the ratio.
+    on one resident batch of the fit's size in a Python loop: what the epoch would reach without
+    loading, callbacks or logging. It is timed before and after the fit and the faster is the
+    reference, so machine drift cannot flatter the ratio.
     """
     from asc_kd.cli import fit
-    from asc_kd.data.datamodule import SceneDataModule
+    from asc_kd.data.options import build_datamodule, given_data_options
     from asc_kd.data.synthetic import SyntheticConfig
     from asc_kd.data.teacher_logits import save_logits
     from asc_kd.frontends import StudentMel
@@ -539,30 +539,37 @@ def bench_fit_epoch(
     recipe_data = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["data"]
     frontend_kwargs = recipe_data.get("frontend_kwargs") or {}
     step = _KDStep(StudentMel(**frontend_kwargs), False, False, torch.device("cpu"))
-    waveform = 0.1 * torch.randn(batch_size, 32000)
-    target = torch.randint(0, 10, (batch_size,))
-    teacher = torch.randn(batch_size, 10)
-
-    def bare_rate(n_steps: int) -> float:
-        times = []
-        for _ in range(n_steps):
-            start = time.perf_counter()
-            step(waveform, target, teacher)
-            times.append(time.perf_counter() - start)
-        return batch_size / float(np.median(times))
-
-    for _ in range(3):
-        step(waveform, target, teacher)
-    before = bare_rate(20)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data_root = _synthetic_root(root, work, SyntheticConfig())  # the demo's size
-        datamodule = SceneDataModule(root=str(data_root), validation="none")
+        defaults = _data_defaults(data, work, SyntheticConfig())  # the demo's size
+        logits = work / "logits.npz"
+        data_args = [
+            *(arg for key, value in defaults.items() for arg in (f"--data.{key}", value)),
+            *("--data.validation", "none", "--data.batch_size", str(batch_size)),
+            *given_data_options(data),
+            *("--data.teacher_logits", str(logits)),
+        ]
+        datamodule = build_datamodule(data_args, teacher_logits=None)
         keys = list(datamodule.frames()["train"]["filename"])
         classes = list(datamodule.spec.classes)
-        logits = work / "logits.npz"
         metadata = {"split": "train", "classes": classes}
         save_logits(logits, keys, torch.randn(len(keys), len(classes)), metadata)
+        batch_size = datamodule.hparams.batch_size
+        waveform = 0.1 * torch.randn(batch_size, 32000)
+        target = torch.randint(0, 10, (batch_size,))
+        teacher = torch.randn(batch_size, 10)
+
+        def bare_rate(n_steps: int) -> float:
+            times = []
+            for _ in range(n_steps):
+                start = time.perf_counter()
+                step(waveform, target, teacher)
+                times.append(time.perf_counter() - start)
+            return batch_size / float(np.median(times))
+
+        for _ in range(3):
+            step(waveform, target, teacher)
+        before = bare_rate(20)
         recipe = work / "bench_epoch.yaml"
         recipe.write_text(_EPOCH_RECIPE.format(epochs=epochs))
         out = work / "out"
@@ -570,10 +577,7 @@ def bench_fit_epoch(
             *("--config", str(RECIPES / "base.yaml")),
             *("--config", str(RECIPES / "students" / "kd.yaml")),
             *("--config", str(recipe)),
-            *("--data.root", str(data_root), "--data.teacher_logits", str(logits)),
-            *("--data.cache_dir", str(work / "cache"), "--data.validation", "none"),
-            *("--data.batch_size", str(batch_size)),
-            *(("--data.num_workers", str(num_workers)) if num_workers is not None else ()),
+            *data_args,
             *("--model.init_args.warmup_epochs", "0", "--model.init_args.decay_start_epoch", "0"),
             *("--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)),
             *("--trainer.enable_progress_bar", "false", "--checkpoint.dirpath", str(out / "ckpt")),
@@ -604,20 +608,23 @@ def bench_fit_epoch(
     return results
 
 
-def bench_keys(root: str) -> dict[str, Any]:
+def bench_keys(data: DataArgs) -> dict[str, Any]:
     """Seconds of the per-file work a fit's ``setup`` does before any audio is decoded: the
     cache key of each split (names, sizes, 64 sampled files' bytes, root, inodes, mtimes) and
-    the dataset fingerprint recorded in checkpoints. On a full-size set (``python -m
-    asc_kd.data.synthetic OUT --linked-clips 230350``) it shows what the keys cost on TAU22."""
+    the dataset fingerprint recorded in checkpoints, for the dataset of ``data``'s ``--data.*``
+    options. On a full-size set (``python -m asc_kd.data.synthetic OUT --linked-clips 230350``)
+    it shows what the keys cost on TAU22."""
     from asc_kd.data.cache import fingerprint_files, location_digest
-    from asc_kd.data.datamodule import TAU22DataModule
+    from asc_kd.data.options import build_datamodule
 
-    frames = TAU22DataModule(root=root, validation="none").frames()
+    datamodule = build_datamodule(data, {"validation": "none"})
+    root = datamodule.root
+    frames = datamodule.frames()
     splits = {split: list(frames[split]["filename"]) for split in ("train", "test")}
     start = time.perf_counter()
     for names in splits.values():
         fingerprint_files(root, names)
-        location_digest(Path(root), names)
+        location_digest(root, names)
     keys = time.perf_counter() - start
     fingerprint_files(root, list(dict.fromkeys([*splits["train"], *splits["test"]])))
     total = time.perf_counter() - start
@@ -629,17 +636,17 @@ def bench_keys(root: str) -> dict[str, Any]:
 
 
 def bench_quant(
-    root: str | None, checkpoint: str | None, epochs: int, threads: int, seconds: float
+    data: DataArgs, checkpoint: str | None, epochs: int, threads: int, seconds: float
 ) -> dict[str, Any]:
-    """fp32 vs int8 accuracy on the test split and CPU inference clips/s (waveform to logits)."""
-    from asc_kd.data.datamodule import TAU22DataModule
+    """fp32 vs int8 accuracy on the test split and CPU inference clips/s (waveform to logits),
+    on the dataset of ``data``'s ``--data.*`` options (default: synthetic scenes)."""
+    from asc_kd.data.options import build_datamodule, gives
     from asc_kd.int8 import load_artifact, quantize_task
     from asc_kd.tasks.restore import load_task
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        data_root = _synthetic_root(root, Path(tmp))
-        datamodule = TAU22DataModule(root=str(data_root), cache_dir=str(Path(tmp) / "cache"), num_workers=0)
+        datamodule = build_datamodule(data, _data_defaults(data, Path(tmp)))
         if checkpoint is None:
             import lightning as L
 
@@ -684,7 +691,7 @@ def bench_quant(
         )
         results["mem_bytes_int8"] = report["mem_bytes"]
         results["artifact_bytes_int8"] = report["artifact_bytes"]
-        results["data"] = "synthetic" if root is None else str(root)
+        results["data"] = str(datamodule.root) if gives(data, "root") else "synthetic"
     return results
 
 
@@ -731,7 +738,7 @@ REPORT: dict[str, tuple[str, str, Callable[[float], dict[str, Any]], Callable[[d
     "data": (
         "python -m asc_kd.bench data",
         "training batches: wav decode + resample vs the memmap cache",
-        lambda s: bench_data(None, 64, s, 0),
+        lambda s: bench_data(["--data.num_workers", "0"], s),
         lambda r: (
             f"{r['wav_clips_per_s']:,} vs {r['cache_clips_per_s']:,} clips/s: {_x(r['ratio_cache_over_wav'])}"
         ),
@@ -772,7 +779,7 @@ REPORT: dict[str, tuple[str, str, Callable[[float], dict[str, Any]], Callable[[d
     "quant": (
         "python -m asc_kd.bench quant",
         "system1 trained 8 epochs on synthetic scenes: fp32 vs int8 on the CPU",
-        lambda s: bench_quant(None, None, 8, 2, s),
+        lambda s: bench_quant(["--data.num_workers", "0"], None, 8, 2, s),
         lambda r: (
             f"{r['fp32_clips_per_s']} vs {r['int8_clips_per_s']} clips/s: "
             f"{_x(r['speedup_int8_over_fp32'])}; accuracy {r['fp32_acc']:.4f} vs "
@@ -783,7 +790,7 @@ REPORT: dict[str, tuple[str, str, Callable[[float], dict[str, Any]], Callable[[d
     "fit": (
         "python -m asc_kd.bench train --fit",
         "a KD epoch of system1 through asc_kd.fit vs the bare step on one resident batch",
-        lambda s: bench_fit_epoch(None, 64, 2),
+        lambda s: bench_fit_epoch((), 64, 2),
         lambda r: (
             f"{r['epoch_clips_per_s']} vs {r['bare_step_clips_per_s']} clips/s: "
             f"{100 * r['epoch_over_bare']:.0f} % of the bare step"

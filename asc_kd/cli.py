@@ -34,6 +34,7 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.options import build_datamodule  # noqa: F401  (the stages build the fit's data)
 from asc_kd.data.synthetic import is_demo_root
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
@@ -112,28 +113,6 @@ class AscKdCLI(LightningCLI):
 def given_on_command_line(args: list[str], option: str) -> bool:
     """Whether ``option`` (``--a.b``) was typed in ``args``, as ``--a.b value`` or ``--a.b=value``."""
     return any(arg == option or arg.startswith(f"{option}=") for arg in args)
-
-
-def data_options(args: list[str]) -> list[str]:
-    """The ``--data.*`` options of a fit's command line (``--data.k v`` or ``--data.k=v``), in order."""
-    kept: list[str] = []
-    for i, arg in enumerate(args):
-        if arg.startswith("--data."):
-            kept += [arg] if "=" in arg else [arg, *args[i + 1 : i + 2]]
-    return kept
-
-
-def build_datamodule(args: list[str]) -> SceneDataModule:
-    """The DataModule that ``asc_kd.fit`` would build from ``args``' ``--data.*`` options.
-
-    One definition of the data options (the fit's own parser) for every reader of a fit's data,
-    so a pipeline stage that scores or quantizes a fit's model sees the fit's clips and splits.
-    Options other than ``--data.*`` are ignored.
-    """
-    parser = LightningArgumentParser(exit_on_error=False)
-    parser.add_lightning_class_args(SceneDataModule, "data")
-    config = parser.parse_args(data_options(args))
-    return parser.instantiate_classes(config).data
 
 
 def run_name(config: Namespace) -> str:

@@ -1,15 +1,17 @@
 """``python -m asc_kd.logits``: ensemble teacher logits for distillation, and Table 1.
 
-    python -m asc_kd.logits T1.ckpt T2.ckpt ... --root DATA
+    python -m asc_kd.logits T1.ckpt T2.ckpt ... --data.root DATA
     python -m asc_kd.logits passt_253.pt passt_254.pt passt_255.pt passt_256.pt \\
-        --recipe teachers/passt --root DATA                          # published weights files
-    python -m asc_kd.logits passt*.ckpt ast.ckpt --ensemble passt --root DATA
+        --recipe teachers/passt --data.root DATA                     # published weights files
+    python -m asc_kd.logits passt*.ckpt ast.ckpt --ensemble passt --data.root DATA
 
 Runs the ensemble's teachers over the training split (no augmentation), averages their
 logits and writes them keyed by clip with their provenance (teachers, classes, split, dataset
 fingerprint): ``SceneDataModule(teacher_logits=...)`` refuses a file made for other clips.
 Then scores every teacher and the ensemble on the development-test split and writes Table 1
-(mean ± std over seeds of each teacher) and the per-seed rows.
+(mean ± std over seeds of each teacher) and the per-seed rows. The data options are the fit's
+(``--data.layout``, ``--data.train_split_file``, ``--data.cache_dir``, ...; see
+``asc_kd.data.options``), so the logits cover the clips the students' fit reads.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from pathlib import Path
 
 import torch
 
-from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.layouts import LAYOUTS
+from asc_kd.data.options import add_data_arguments, build_datamodule
 from asc_kd.ensemble import describe, export_logits
 from asc_kd.errors import ConfigError, command_parser, run_command
 from asc_kd.lineage import add_wandb_arguments, record_logits, stage_run
@@ -48,21 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="names of the teachers whose logits are averaged (default: all)",
     )
-    parser.add_argument("--root", required=True, help="dataset root")
-    parser.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="dataset layout")
-    parser.add_argument(
-        "--cache-dir", default=None, help="audio cache folder (default: $ASC_KD_CACHE or ~/.cache/asc_kd)"
-    )
     parser.add_argument(
         "--split", choices=["train", "test"], default="train", help="split whose logits are saved"
     )
-    parser.add_argument(
-        "--train-split-file", default=None, help="training split file, e.g. a DCASE24 split25.csv"
-    )
     parser.add_argument("--out", default="outputs/teachers/ensemble_train.npz", help="logits file to write")
     parser.add_argument("--table", default="outputs/teachers/table1", help="Table 1 stem ('' to skip)")
-    parser.add_argument("--batch-size", type=int, default=64, help="clips per batch")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument(
         "--precision",
@@ -72,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         "does it fast (GPU, AVX512-BF16/AMX CPU; $ASC_KD_FAST_BF16=0|1 overrides the detection)",
     )
     add_wandb_arguments(parser, default=False)
+    # Batches of 64 clips for both splits, read in this process (no loader workers).
+    add_data_arguments(parser, {"batch_size": 64, "eval_batch_size": 64, "num_workers": 0}, required=["root"])
     return parser
 
 
@@ -79,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    datamodule = build_datamodule(args)
     if args.names and len(args.names) != len(args.teachers):
         raise ConfigError(f"--names gives {len(args.names)} names for {len(args.teachers)} teachers")
     runs = [
@@ -101,15 +95,6 @@ def main(argv: list[str] | None = None) -> int:
             local_rank = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local_rank)
             device = f"cuda:{local_rank}"
-    datamodule = SceneDataModule(
-        root=args.root,
-        layout=args.layout,
-        cache_dir=args.cache_dir,
-        train_split_file=args.train_split_file,
-        batch_size=args.batch_size,
-        eval_batch_size=args.batch_size,
-        num_workers=args.num_workers,
-    )
     frame = export_logits(
         runs, datamodule, args.out, args.split, args.table or None, device, precision=args.precision
     )

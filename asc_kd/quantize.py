@@ -1,11 +1,13 @@
-"""``python -m asc_kd.quantize CHECKPOINT --root DATA``: int8 student, evaluated like fp32.
+"""``python -m asc_kd.quantize CHECKPOINT --data.root DATA``: int8 student, evaluated like fp32.
 
-    python -m asc_kd.quantize outputs/.../last.ckpt --root DATA --out outputs/system1.int8.pt
+    python -m asc_kd.quantize outputs/.../last.ckpt --data.root DATA --out outputs/system1.int8.pt
 
 Calibrates int8 post-training static quantization on a subset of the training split (or
 fine-tunes with ``--qat-epochs``), writes the self-contained TorchScript artifact, evaluates
 fp32 and int8 on the development-test split with the same per-device metrics, and writes a
-JSON report beside the artifact (``*.int8.json``). See ``asc_kd.int8``.
+JSON report beside the artifact (``*.int8.json``). See ``asc_kd.int8``. The data options are
+the fit's (``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``); the rate
+and window length default to the checkpoint's.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.layouts import LAYOUTS
+from asc_kd.data.options import add_data_arguments, build_datamodule
 from asc_kd.errors import command_parser, run_command
 from asc_kd.int8 import quantize_task
 from asc_kd.lineage import add_wandb_arguments, record_quantize, stage_run
@@ -26,16 +27,10 @@ from asc_kd.tasks.restore import load_task
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("python -m asc_kd.quantize", __doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
-    parser.add_argument("--root", required=True, help="dataset root the student was trained on")
-    parser.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="dataset layout")
-    parser.add_argument(
-        "--cache-dir", default=None, help="audio cache folder (default: $ASC_KD_CACHE or ~/.cache/asc_kd)"
-    )
     parser.add_argument("--out", default=None, help="artifact path (default: CHECKPOINT with .int8.pt)")
     parser.add_argument(
         "--calibration-batches", type=int, default=20, help="most training batches to calibrate on"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="calibration batch size")
     parser.add_argument(
         "--backend", choices=["x86", "fbgemm", "qnnpack"], default="x86", help="quantized engine"
     )
@@ -44,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--qat-lr", type=float, default=1e-4, help="learning rate of the QAT fine-tuning")
     add_wandb_arguments(parser, default=False)
+    add_data_arguments(parser, {"num_workers": 0}, required=["root"])
     return parser
 
 
@@ -52,15 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     task = load_task(args.checkpoint)
-    datamodule = SceneDataModule(
-        root=args.root,
-        layout=args.layout,
-        cache_dir=args.cache_dir,
-        batch_size=args.batch_size,
-        num_workers=0,
-        sample_rate=task.sample_rate,
-        segment_seconds=float(task.hparams.segment_seconds),
-    )
+    # The model's own rate and window, unless the command line gives them.
+    own = {"sample_rate": task.sample_rate, "segment_seconds": float(task.hparams.segment_seconds)}
+    datamodule = build_datamodule(args, own)
     out = args.out or str(Path(args.checkpoint).with_suffix(".int8.pt"))
     report = quantize_task(
         task,

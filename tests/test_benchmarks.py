@@ -39,7 +39,8 @@ def test_bench_teacher_compares_the_same_teacher_both_ways(bf16_branch: bool) ->
 @pytest.mark.slow
 def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
-    results = bench_fit_epoch(str(tiny_root), batch_size=8, threads=1, num_workers=0, epochs=2)
+    data = ["--data.root", str(tiny_root), "--data.num_workers", "0"]
+    results = bench_fit_epoch(data, batch_size=8, threads=1, epochs=2)
     train_clips = len(TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"])
     assert results["clips"] == train_clips // 8 * 8  # one epoch of whole batches (drop_last)
     assert results["epoch_clips_per_s"] == pytest.approx(results["clips"] / results["epoch_s"], rel=0.02)

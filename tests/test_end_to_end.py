@@ -38,7 +38,7 @@ def test_a_13_class_folder_dataset_end_to_end(folders_root: Path, cache_dir: Pat
     assert list(teacher.model.classes) == classes
 
     ensemble = tmp_path / "ensemble.npz"
-    data = ["--root", str(folders_root), "--cache-dir", str(cache_dir)]
+    data = ["--data.root", str(folders_root), "--data.cache_dir", str(cache_dir)]
     assert logits([teacher_ckpt, *data, "--out", str(ensemble), "--table", str(tmp_path / "table1")]) == 0
     assert list(pd.read_csv(tmp_path / "table1.csv")["teacher"]) == ["teacher", "ensemble of 1 (teacher)"]
 

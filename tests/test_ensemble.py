@@ -92,9 +92,19 @@ def test_the_ensemble_is_chosen_apart_from_the_table_rows(
     """The command's default precision is fp32 on every host: the same logits at 1e-5."""
     datamodule = _datamodule(tiny_root, cache_dir)
     out = tmp_path / "ensemble.npz"
-    args = [*map(str, teachers), "--names", "passt", "ast", "--ensemble", "passt", "--root", str(tiny_root)]
+    args = [
+        *map(str, teachers),
+        "--names",
+        "passt",
+        "ast",
+        "--ensemble",
+        "passt",
+        "--data.root",
+        str(tiny_root),
+    ]
     assert (
-        main([*args, "--cache-dir", str(cache_dir), "--out", str(out), "--table", str(tmp_path / "t1")]) == 0
+        main([*args, "--data.cache_dir", str(cache_dir), "--out", str(out), "--table", str(tmp_path / "t1")])
+        == 0
     )
     table = pd.read_csv(tmp_path / "t1.csv")
     assert list(table["teacher"]) == ["passt", "ast", "ensemble of 1 (passt)"]
@@ -114,7 +124,7 @@ def test_the_ensemble_is_chosen_apart_from_the_table_rows(
                 "ast",
                 "--ensemble",
                 "nonesuch",
-                "--root",
+                "--data.root",
                 str(tiny_root),
             ]
         )
@@ -146,7 +156,7 @@ def test_weights_files_load_through_their_recipe(
 ) -> None:
     datamodule = _datamodule(tiny_root, cache_dir)
     out = tmp_path / "ensemble.npz"
-    data = ["--root", str(tiny_root), "--cache-dir", str(cache_dir)]
+    data = ["--data.root", str(tiny_root), "--data.cache_dir", str(cache_dir)]
     assert (
         main([*map(str, weights_files), "--recipe", str(PASST_TINY), *data, "--out", str(out), "--table", ""])
         == 0

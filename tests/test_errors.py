@@ -85,9 +85,10 @@ def test_commands_end_user_errors_in_one_line(tiny_root: Path, tmp_path: Path, c
     from asc_kd.data.check import main as check
     from asc_kd.quantize import main as quantize
 
-    assert run_command(quantize, [str(tmp_path / "missing.ckpt"), "--root", str(tiny_root)]) == 1
+    assert run_command(quantize, [str(tmp_path / "missing.ckpt"), "--data.root", str(tiny_root)]) == 1
     assert capsys.readouterr().err.startswith(f"error: checkpoint {tmp_path / 'missing.ckpt'} not found\n")
-    assert run_command(check, [str(tmp_path / "nothing"), "--layout", "tau22"]) == 1  # a report, not an error
+    nothing = ["--data.root", str(tmp_path / "nothing"), "--data.layout", "tau22"]
+    assert run_command(check, nothing) == 1  # a report, not an error
 
 
 @pytest.mark.slow

@@ -59,13 +59,15 @@ def test_a_default_the_help_explains_is_not_repeated() -> None:
     from asc_kd.quantize import build_parser
 
     text = " ".join(build_parser().format_help().split())
-    assert "(default: $ASC_KD_CACHE or ~/.cache/asc_kd)" in text
+    assert "(default $ASC_KD_CACHE or ~/.cache/asc_kd)" in text  # --data.cache_dir
     assert "(default: None)" not in text
     assert "(default: 20)" in text  # --calibration-batches, added by the formatter
+    # The command's own default replaces the one SceneDataModule's docstring explains.
+    assert "--data.num_workers NUM_WORKERS DataLoader processes. (default: 0)" in text
 
 
 def test_options_cannot_be_abbreviated() -> None:
     from asc_kd.quantize import build_parser
 
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["ckpt", "--root", "r", "--calib", "3"])
+        build_parser().parse_args(["ckpt", "--data.root", "r", "--calib", "3"])

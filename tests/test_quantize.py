@@ -29,7 +29,7 @@ def test_cli_prints_fp32_and_int8(
     checkpoint: Path, tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "x.int8.pt"
-    data = ["--root", str(tiny_root), "--cache-dir", str(cache_dir)]
+    data = ["--data.root", str(tiny_root), "--data.cache_dir", str(cache_dir)]
     assert main([str(checkpoint), *data, "--out", str(out), "--calibration-batches", "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert re.match(
@@ -53,7 +53,7 @@ def test_cli_prints_fp32_and_int8(
 def test_cli_missing_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "last.ckpt"
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
-        main([str(missing), "--root", str(tiny_root), "--out", str(tmp_path / "x.int8.pt")])
+        main([str(missing), "--data.root", str(tiny_root), "--out", str(tmp_path / "x.int8.pt")])
     assert not list(tmp_path.iterdir())
 
 
@@ -75,7 +75,7 @@ def test_cli_file_that_is_not_a_checkpoint(
     else:
         torch.save(content, path)
     with pytest.raises(CheckpointError, match=message) as raised:
-        main([str(path), "--root", str(tiny_root), "--out", str(tmp_path / "x.int8.pt")])
+        main([str(path), "--data.root", str(tiny_root), "--out", str(tmp_path / "x.int8.pt")])
     assert str(path) in str(raised.value)
     assert "objects" not in str(raised.value)  # a text file is not said to hold refused objects
     assert not (tmp_path / "x.int8.pt").exists()

@@ -495,10 +495,10 @@ def test_no_data_file_is_written_or_read_with_pickle() -> None:
 def test_data_check_of_an_empty_folder_says_what_was_looked_for(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert check_main([str(tmp_path)]) == 1
+    assert check_main(["--data.root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "no split could be read" in out and "cannot tell the layout" in out
     assert "meta.csv" in out and "one folder of audio files per class" in out
-    assert check_main([str(tmp_path), "--layout", "tau22"]) == 1
+    assert check_main(["--data.root", str(tmp_path), "--data.layout", "tau22"]) == 1
     out = capsys.readouterr().out
     assert str(tmp_path / "meta.csv") in out and TAU22.archive in out

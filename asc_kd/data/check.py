@@ -1,10 +1,12 @@
-"""``python -m asc_kd.data.check ROOT``: is this a complete, readable scene dataset?
+"""``python -m asc_kd.data.check --data.root ROOT``: is this a complete, readable scene dataset?
 
-    python -m asc_kd.data.check data/TAU-urban-acoustic-scenes-2022-mobile-development
-    python -m asc_kd.data.check my_scenes/ --layout folders
+    python -m asc_kd.data.check --data.root data/TAU-urban-acoustic-scenes-2022-mobile-development
+    python -m asc_kd.data.check --data.root my_scenes/ --data.layout folders
 
 Prints clips per split, device and class, and one line per problem (file, field, what was
-expected); exits 1 on any problem. See ``asc_kd.data.integrity`` for what is checked.
+expected); exits 1 on any problem. See ``asc_kd.data.integrity`` for what is checked. The data
+options are the fit's (``asc_kd.data.options``): the check reads the dataset the fit with the
+same options reads (layout, split file, the folders layout's test fraction and recordings).
 """
 
 from __future__ import annotations
@@ -15,27 +17,22 @@ import sys
 import pandas as pd
 
 from asc_kd.data.integrity import check_dataset, summary
-from asc_kd.data.layouts import LAYOUTS
+from asc_kd.data.options import add_data_arguments, build_datamodule
 from asc_kd.errors import command_parser, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("python -m asc_kd.data.check", __doc__.split("\n\n")[0])
-    parser.add_argument(
-        "root", help="dataset root (TAU: meta.csv, audio/, evaluation_setup/; folders: ROOT/<class>/)"
-    )
-    parser.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="dataset layout")
-    parser.add_argument(
-        "--train-split-file", default=None, help="training split file, e.g. a DCASE24 split25.csv"
-    )
     parser.add_argument("--max-problems", type=int, default=50, help="problems listed (all are counted)")
+    add_data_arguments(parser, required=["root"])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result = check_dataset(args.root, args.layout, args.train_split_file)
+    datamodule = build_datamodule(args)
+    result = check_dataset(datamodule.root, datamodule.hparams.layout, **datamodule.layout_options())
     print(summary(result))
     if result.ok:
         print(

@@ -300,17 +300,23 @@ class SceneDataModule(L.LightningDataModule):
         """The reader of this dataset's layout (detected on first use when ``auto``)."""
         if self._layout is None:
             self._ensure_root()
-            hp = self.hparams
+            layout = self.hparams.layout
             self._layout = make_layout(
-                self.root,
-                hp.layout if hp.layout != "auto" else detect_layout(self.root),
-                train_split_file=hp.train_split_file,
-                clip_seconds=hp.clip_seconds,
-                test_fraction=hp.test_fraction,
-                split_seed=hp.seed,
-                recording_pattern=hp.recording_pattern,
+                self.root, layout if layout != "auto" else detect_layout(self.root), **self.layout_options()
             )
         return self._layout
+
+    def layout_options(self) -> dict[str, Any]:
+        """The layout reader's options from this DataModule's (``make_layout``'s keywords): the
+        data check reads the dataset with the same ones."""
+        hp = self.hparams
+        return {
+            "train_split_file": hp.train_split_file,
+            "clip_seconds": hp.clip_seconds,
+            "test_fraction": hp.test_fraction,
+            "split_seed": hp.seed,
+            "recording_pattern": hp.recording_pattern,
+        }
 
     @property
     def spec(self) -> DatasetSpec:
@@ -426,7 +432,7 @@ class SceneDataModule(L.LightningDataModule):
                 listed = "\n  ".join(str(p) for p in result.problems[:10])
                 raise DatasetError(
                     f"{self.root} failed the data check ({len(result.problems)} problem(s); "
-                    f"`python -m asc_kd.data.check {self.root}` lists all):\n  {listed}"
+                    f"`python -m asc_kd.data.check --data.root {self.root}` lists all):\n  {listed}"
                 )
         self._sources(frames)
 

@@ -161,7 +161,7 @@ def _classes(root: Path, names: tuple[str, ...] = ("birds", "rain"), files: int 
 
 
 def _check_says(root: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    assert check_main([str(root)]) == 1
+    assert check_main(["--data.root", str(root)]) == 1
     out = capsys.readouterr().out
     assert "OK (" not in out
     return out

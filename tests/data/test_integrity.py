@@ -100,7 +100,7 @@ def test_summary_tables(tiny_root: Path) -> None:
 def test_main_on_a_good_set_exits_0_and_prints_the_summary(
     tiny_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([str(tiny_root)]) == 0
+    assert main(["--data.root", str(tiny_root)]) == 0
     out = capsys.readouterr().out
     n = int(_expected_counts(tiny_root).sum())
     assert "clips per split and device" in out
@@ -211,7 +211,7 @@ def test_main_exits_1_lists_problems_and_names_the_archive_for_missing_files(
     missing, stereo = (_table(root / "meta.csv")["filename"].iloc[i] for i in (3, 7))
     _missing(root / missing)
     _stereo(root / stereo)
-    assert main([str(root)]) == 1
+    assert main(["--data.root", str(root)]) == 1
     out = capsys.readouterr().out
     assert "clips per split and device" in out  # the summary comes first, problems or not
     assert "2 problem(s)" in out
@@ -226,7 +226,7 @@ def test_main_does_not_name_the_archive_when_nothing_is_missing(
 ) -> None:
     root = _copy(tiny_root, tmp_path)
     _stereo(root / _first_test_wav(root))
-    assert main([str(root)]) == 1
+    assert main(["--data.root", str(root)]) == 1
     out = capsys.readouterr().out
     assert "[channels]" in out
     assert "Missing files come from" not in out
@@ -238,7 +238,7 @@ def test_main_max_problems_limits_the_listing_not_the_count(
     root = _copy(tiny_root, tmp_path)
     for name in _table(root / "meta.csv")["filename"].iloc[:5]:
         _missing(root / name)
-    assert main([str(root), "--max-problems", "2"]) == 1
+    assert main(["--data.root", str(root), "--max-problems", "2"]) == 1
     out = capsys.readouterr().out
     assert "5 problem(s): {'exists': 5}" in out
     assert out.count("[exists]") == 2
@@ -296,7 +296,7 @@ def test_a_broken_meta_csv_is_one_problem_naming_it(
         assert word in problem.message
     assert result.counts.empty
     assert summary(result) == "no split could be read"
-    assert main([str(root)]) == 1
+    assert main(["--data.root", str(root)]) == 1
     out = capsys.readouterr().out
     assert "no split could be read" in out and "[listing]" in out
 
@@ -325,7 +325,7 @@ def test_a_header_only_train_split_is_a_problem(tiny_root: Path, tmp_path: Path,
     result = check_dataset(root, progress=False)
     assert [(p.file, p.field) for p in result.problems] == [(str(split), "split")]
     assert "split 'train' would be empty" in result.problems[0].message
-    assert main([str(root)]) == 1
+    assert main(["--data.root", str(root)]) == 1
     with pytest.raises(DatasetError, match="split 'train' would be empty"):
         _datamodule(root, tmp_path).prepare_data()
 
@@ -366,7 +366,7 @@ def test_prepare_data_refuses_a_broken_set_and_names_the_check_tool(tiny_root: P
     message = str(excinfo.value)
     assert "1 problem(s)" in message
     assert f"[channels] {root / name}: 2 channels" in message
-    assert f"python -m asc_kd.data.check {root}" in message
+    assert f"python -m asc_kd.data.check --data.root {root}" in message
     assert not (tmp_path / "cache").exists()  # refused before any cache was built
 
 

@@ -1,0 +1,155 @@
+"""``asc_kd.data.options``: every command that reads a dataset takes the fit's ``--data.*`` options
+and builds its DataModule from them with the one builder."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from fit_helpers import command_line
+
+import asc_kd.data.check
+import asc_kd.data.options
+import asc_kd.logits
+import asc_kd.quantize
+from asc_kd.bench import build_parser as bench_parser
+from asc_kd.bench import main as bench_main
+from asc_kd.cli import fit
+from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.options import add_data_arguments, build_datamodule, data_option_names
+from asc_kd.errors import ConfigError, run_command
+
+#: Each dataset-reading command's parser, by the name a user types.
+PARSERS = {
+    "logits": asc_kd.logits.build_parser,
+    "quantize": asc_kd.quantize.build_parser,
+    "data.check": asc_kd.data.check.build_parser,
+    **{
+        f"bench {name}": lambda name=name: bench_parser()._subparsers._group_actions[0].choices[name]
+        for name in ("data", "train", "quant", "keys")
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def fit_data_options() -> set[str]:
+    """The ``--data.*`` names ``python -m asc_kd.fit --help`` lists."""
+    import contextlib
+    import io
+
+    text = io.StringIO()
+    with command_line("python -m asc_kd.fit"), contextlib.redirect_stdout(text), pytest.raises(SystemExit):
+        fit(["--help"])
+    return set(re.findall(r"--data\.(\w+)", text.getvalue()))
+
+
+@pytest.mark.parametrize("command", sorted(PARSERS))
+def test_every_dataset_command_takes_the_fits_data_options(command: str, fit_data_options: set[str]) -> None:
+    assert {"root", "layout", "cache_dir", "validation", "holdout_file"} < fit_data_options
+    assert set(data_option_names(PARSERS[command]())) == fit_data_options
+
+
+class _Built(Exception):
+    """Stops a command once its DataModule is built."""
+
+    def __init__(self, datamodule: SceneDataModule) -> None:
+        self.datamodule = datamodule
+
+
+def _stop_at_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = asc_kd.data.options.build_datamodule
+
+    def built(*args, **kwargs) -> SceneDataModule:
+        raise _Built(real(*args, **kwargs))
+
+    for module in (asc_kd.logits, asc_kd.quantize, asc_kd.data.check, asc_kd.data.options):
+        monkeypatch.setattr(module, "build_datamodule", built)
+    checkpoint = SimpleNamespace(sample_rate=16_000, hparams=SimpleNamespace(segment_seconds=0.5))
+    monkeypatch.setattr(asc_kd.quantize, "load_task", lambda path: checkpoint)
+
+
+#: The command line of each command before its data options, and the defaults it keeps.
+COMMANDS = {
+    "logits": (asc_kd.logits.main, ["t.ckpt"], {"num_workers": 0, "batch_size": 64, "eval_batch_size": 64}),
+    "quantize": (asc_kd.quantize.main, ["s.ckpt"], {"num_workers": 0, "sample_rate": 16_000}),
+    "data.check": (asc_kd.data.check.main, [], {"num_workers": None, "batch_size": 64}),
+    "bench data": (bench_main, ["data"], {"num_workers": 0}),
+    "bench train --fit": (bench_main, ["train", "--fit", "--batch-size", "8"], {"batch_size": 8}),
+    "bench quant": (bench_main, ["quant"], {"num_workers": 0}),
+    "bench keys": (bench_main, ["keys"], {"validation": "none"}),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_non_default_data_option_reaches_each_commands_datamodule(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main, head, kept = COMMANDS[command]
+    _stop_at_the_datamodule(monkeypatch)
+    holdout = str(tmp_path / "holdout.csv")
+    data = ["--data.root", str(tmp_path), "--data.layout", "folders", "--data.test_fraction", "0.5"]
+    if command != "bench keys":  # keys lists train and test only
+        data += ["--data.validation", "holdout", "--data.holdout_file", holdout]
+    with pytest.raises(_Built) as built:
+        main([*head, *data])
+    hparams = built.value.datamodule.hparams
+    assert (hparams.root, hparams.layout, hparams.test_fraction) == (str(tmp_path), "folders", 0.5)
+    if command != "bench keys":
+        assert (hparams.validation, hparams.holdout_file) == ("holdout", holdout)
+    assert {key: hparams[key] for key in kept} == kept
+
+
+def test_the_builder_takes_a_command_line_defaults_and_overrides() -> None:
+    args = ["--trainer.max_epochs", "3", "--data.root", "R", "--data.batch_size=16", "--data.seed", "4"]
+    datamodule = build_datamodule(args, {"batch_size": 8, "num_workers": 0}, use_cache=False)
+    hparams = datamodule.hparams
+    # The command line beats the defaults, the defaults beat the fit's, overrides beat both.
+    assert (hparams.root, hparams.batch_size, hparams.seed) == ("R", 16, 4)
+    assert (hparams.num_workers, hparams.eval_batch_size, hparams.use_cache) == (0, 256, False)
+
+
+def test_a_parsers_defaults_show_in_help_and_reach_the_builder() -> None:
+    parser = argparse.ArgumentParser()
+    add_data_arguments(parser, {"num_workers": 0, "eval_batch_size": 32}, required=["root"])
+    help_text = " ".join(parser.format_help().split())
+    assert "--data.num_workers NUM_WORKERS DataLoader processes. (default: 0)" in help_text
+    assert "--data.layout {auto,tau22,tau20,folders}" in help_text
+    hparams = build_datamodule(parser.parse_args(["--data.root", "R", "--data.eval_batch_size", "5"])).hparams
+    assert (hparams.root, hparams.num_workers, hparams.eval_batch_size) == ("R", 0, 5)
+    with pytest.raises(SystemExit):
+        parser.parse_args([])  # --data.root is required here
+
+
+def test_a_bad_value_is_one_line_naming_the_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ConfigError, match=r"^--data\.batch_size: Expected a <class 'int'>\. Got value: x$"):
+        build_datamodule(["--data.batch_size", "x"])
+    argv = ["--data.root", str(tmp_path), "--data.layout", "tau23"]
+    assert run_command(asc_kd.data.check.main, argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: --data.layout: ") and err[0].endswith("Got value: tau23")
+    assert "'folders'" in err[0] and len(err) == 2  # and the ASC_KD_DEBUG hint
+
+
+def test_the_data_check_reads_the_split_the_fits_options_make(folders_root: Path, capsys) -> None:
+    """A folders-layout option (the test share) reaches the check as it reaches the fit."""
+    tested = []
+    for fraction in ("0.25", "0.5"):
+        argv = ["--data.root", str(folders_root), "--data.test_fraction", fraction]
+        assert asc_kd.data.check.main(argv) == 0
+        by_device = capsys.readouterr().out.split("clips per split and class")[0]
+        tested.append(int(re.search(r"^test\s+(\d+)$", by_device, re.M).group(1)))
+        assert tested[-1] == len(build_datamodule(argv).frames()["test"])
+    assert tested[0] < tested[1]
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads() -> Iterator[None]:
+    """The benchmarks set torch's thread count; the tests after these keep theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
