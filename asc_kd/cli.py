@@ -34,7 +34,6 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.options import build_datamodule  # noqa: F401  (the stages build the fit's data)
 from asc_kd.data.synthetic import is_demo_root
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401

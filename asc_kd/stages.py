@@ -207,7 +207,7 @@ class Pipeline:
     def _datamodule(self) -> SceneDataModule:
         """The data every fit of this pipeline reads: the same ``--data.*`` options (those after
         ``--`` included), parsed by the fit's own parser; no loader workers unless they ask."""
-        from asc_kd.cli import build_datamodule
+        from asc_kd.data.options import build_datamodule
 
         return build_datamodule(["--data.num_workers", "0", *self._data_args()])
 
