@@ -27,6 +27,7 @@ from wandb.proto import wandb_internal_pb2
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = Path(__file__).resolve().parent / "conf"
+RECIPES = REPO / "asc_kd" / "recipes"
 
 
 def make_cpu_trainer(root: Path, **overrides: Any) -> L.Trainer:
