@@ -661,14 +661,7 @@ def bench_quant(
                 default_root_dir=tmp,
                 accelerator="cpu",
             )
-            spec = datamodule.spec
-            task = ClassificationTask(
-                model="system1",
-                warmup_epochs=1,
-                classes=spec.classes,
-                devices=spec.devices,
-                device_groups=spec.device_groups,
-            )
+            task = ClassificationTask(model="system1", warmup_epochs=1, spec=datamodule.spec)
             trainer.fit(task, datamodule=datamodule)
             checkpoint = trainer.checkpoint_callback.best_model_path
         task = load_task(checkpoint)

@@ -6,8 +6,8 @@ classes, callbacks and loggers may be given by their short names (``Distillation
 ``Mixup``) or import paths (``mytask.TinyKD``). Every run gets a ``CheckpointSelection``
 (``last.ckpt``, plus the best by a held-out metric when asked), a ``ComplexityCheck`` and a
 learning-rate log, configured under ``checkpoint:``, ``complexity:`` and ``lr_monitor:``. The
-dataset's spec (classes, devices and groups), its rate, window length and front-end are
-linked into the task, so one recipe runs on TAU22, TAU20 or your own folders.
+dataset's spec (one ``DatasetSpec``: classes, devices, device groups), its rate, window length
+and front-end are linked into the task, so one recipe runs on TAU22, TAU20 or your own folders.
 
 Each run has its own folder, ``<trainer.default_root_dir>/<name>-seed<seed>`` (the recipe's
 ``name:``, else the model's): checkpoints, ``config.yaml``, the W&B run and ``summary.json``
@@ -34,6 +34,7 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.spec import DatasetSpec
 from asc_kd.data.synthetic import is_demo_root
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
@@ -56,10 +57,9 @@ class AscKdCLI(LightningCLI):
         # front-end expects; the recipe names its front-end with the data, the task applies it.
         for key in ("sample_rate", "segment_seconds", "frontend", "frontend_kwargs"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
-        for key in ("classes", "devices", "device_groups"):
-            parser.link_arguments(
-                "data", f"model.init_args.{key}", compute_fn=_spec_value(key), apply_on="instantiate"
-            )
+        # The spec is read from the dataset on disk, so it can only be linked once the
+        # DataModule exists.
+        parser.link_arguments("data", "model.init_args.spec", compute_fn=_spec_of, apply_on="instantiate")
         parser.add_argument(
             "--name", type=str | None, default=None, help="run name (recipes set it; default: the model)"
         )
@@ -128,14 +128,8 @@ def run_folder(config: Namespace) -> Path:
     return root if root.name == name else root / name
 
 
-def _spec_value(attribute: str):
-    def value(datamodule: SceneDataModule):
-        spec_value = getattr(datamodule.spec, attribute)
-        if isinstance(spec_value, dict):
-            return {k: list(v) for k, v in spec_value.items()}
-        return list(spec_value)
-
-    return value
+def _spec_of(datamodule: SceneDataModule) -> DatasetSpec:
+    return datamodule.spec
 
 
 def _resumed_wandb_run(config: Namespace) -> str | None:

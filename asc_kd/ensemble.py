@@ -86,12 +86,7 @@ def load_teacher(run: TeacherRun, datamodule: SceneDataModule | None = None) -> 
     kwargs["checkpoint"] = None  # the weights file replaces the recipe's pretrained weights
     spec = datamodule.spec if datamodule is not None else None
     with trained_weights_follow():  # the weights file fills the model below
-        task = ClassificationTask(
-            **{**arguments, "model_kwargs": kwargs},
-            classes=spec.classes if spec else None,
-            devices=spec.devices if spec else None,
-            device_groups=spec.device_groups if spec else None,
-        )
+        task = ClassificationTask(**{**arguments, "model_kwargs": kwargs}, spec=spec)
     load_pretrained(task.model, run.source, fine_tuned=True)
     return task.eval()
 

@@ -19,7 +19,7 @@ When the eager flow is removed from torch, ``quantize_static`` is the one functi
 The artifact (``*.int8.pt``) is a TorchScript module of front-end + int8 student that maps
 (batch, samples) 32 kHz waveforms to logits; ``torch.jit.load`` runs it in any process with
 torch alone (no asc_kd, no training code), and its ``meta.json`` extra file records classes,
-sample rate, backend and MEM. CP-JKU's checkpoints did not include the int8 model, so users
+the dataset spec, sample rate, backend and MEM. CP-JKU's checkpoints did not include the int8 model, so users
 had to rebuild it (cpjku_dcase23#6).
 """
 
@@ -294,9 +294,8 @@ def quantize_task(
     metadata = {
         "model": task.hparams.model,
         "source_checkpoint": source,
-        "classes": list(task.classes),
-        "devices": list(task.devices),
-        "device_groups": {k: list(v) for k, v in task.device_groups.items()},
+        "classes": list(task.classes),  # the logits' columns, for readers with torch alone
+        "spec": task.spec.as_dict(),
         "segment_seconds": float(task.hparams.segment_seconds),
         "backend": backend,
         "calibration_batches": used,
@@ -316,8 +315,16 @@ def quantize_task(
 
     def evaluate(model: Any, desc: str) -> dict[str, Any]:
         logits = predict_logits(model, test, cpu, task.segment_samples, desc if progress else "", shard=False)
-        spec = (task.classes, task.devices, task.device_groups)
-        return scene_metrics(logits, labels["target"], labels["device"], *spec, confusion=True)
+        spec = task.spec
+        return scene_metrics(
+            logits,
+            labels["target"],
+            labels["device"],
+            spec.classes,
+            spec.devices,
+            spec.device_groups,
+            confusion=True,
+        )
 
     report = {
         **metadata,

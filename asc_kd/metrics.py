@@ -25,7 +25,7 @@ def file_logits(window_logits: torch.Tensor) -> torch.Tensor:
     """A file's logits from its windows' logits ``(..., windows, classes)``: their mean.
 
     The one rule for a long clip's file-level score (the DCASE metric is per file): the
-    ``file/`` metrics of validation, test and the tables, ``predict_step``, and
+    ``file/`` metrics of validation, test and the tables, the teacher logits export, and
     ``python -m asc_kd.predict``, whose probability columns are the softmax of these logits.
     The mean of logits rather than of probabilities, because:
 

@@ -98,7 +98,6 @@ def test_commands_are_thin() -> None:
             "parse_args",
             "_command",
             "_print",
-            "_spec_value",
             "_resumed_wandb_run",
             "_finish_wandb",
             "usage",
@@ -117,6 +116,20 @@ def test_augmentations_take_tensors_not_the_data_package(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(set(MODULES) - TAU_MODULES))
 def test_only_the_tau_reader_knows_tau(name: str) -> None:
     assert "asc_kd.data.tau" not in GRAPH[name]
+
+
+def test_tasks_take_the_dataset_spec_as_one_object() -> None:
+    """Classes, devices and device groups reach a task inside its ``DatasetSpec`` (``spec``),
+    never as arguments of their own that each caller bundles in its own way."""
+    loose = {"classes", "devices", "device_groups"}
+    arguments = {}
+    for name in (n for n in MODULES if n.startswith("asc_kd.tasks")):
+        for node in ast.parse(MODULES[name].read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                for init in (f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"):
+                    arguments[node.name] = {a.arg for a in init.args.args + init.args.kwonlyargs}
+    assert "spec" in arguments["ClassificationTask"]
+    assert {task: sorted(args & loose) for task, args in arguments.items() if args & loose} == {}
 
 
 def test_module_names_are_unique_across_packages() -> None:

@@ -1,6 +1,6 @@
 """What a checkpoint records about the data it was trained on, so that a resume or a restore can
 check it: the fingerprint of the train and test clips (``fingerprint_files`` over the names the
-split files list, computed here from the CSVs), and the dataset's classes and devices."""
+split files list, computed here from the CSVs), and the dataset's spec, whole."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 import pytest
+import torch
 from fit_helpers import make_cpu_trainer
 
 from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
@@ -26,7 +27,7 @@ def _names(root: Path, split_file: str) -> list[str]:
 def checkpoint(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("checkpoint_data")
     L.seed_everything(0, verbose=False)
-    task = ClassificationTask(model="debug", classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS)
+    task = ClassificationTask(model="debug", spec=TAU22)
     datamodule = TAU22DataModule(
         root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=16, check_data=False
     )
@@ -67,9 +68,38 @@ def test_the_fingerprint_changes_with_one_clip_of_other_audio(tiny_root: Path, t
 
 
 def test_the_checkpoint_records_the_dataset_spec_and_restores_with_it(checkpoint: Path) -> None:
-    record = read_checkpoint(checkpoint)["asc_kd"]
-    assert record["classes"] == list(SCENES)
-    assert record["devices"] == list(DEVICES)
-    assert record["device_groups"] == {k: list(v) for k, v in DEVICE_GROUPS.items()}
+    stored = read_checkpoint(checkpoint)
+    assert stored["asc_kd"]["spec"] == TAU22.as_dict()
+    assert stored["hyper_parameters"]["spec"] == TAU22.as_dict()  # plain data, whole
+    assert "classes" not in stored["hyper_parameters"]
     task = load_task(checkpoint)
+    assert task.spec == TAU22
     assert task.classes == tuple(SCENES) and task.devices == tuple(DEVICES)
+    assert ClassificationTask.load_from_checkpoint(checkpoint, weights_only=True).spec == TAU22
+
+
+@pytest.mark.parametrize("where", ["hyper_parameters", "record"])
+def test_a_checkpoint_with_loose_classes_and_devices_still_loads(
+    checkpoint: Path, tmp_path: Path, where: str
+) -> None:
+    """Checkpoints written before tasks took the spec hold classes, devices and groups as
+    hyperparameters of their own (and, older still, only in their ``asc_kd`` record)."""
+    stored = read_checkpoint(checkpoint)
+    loose = {
+        "classes": list(SCENES),
+        "devices": list(DEVICES),
+        "device_groups": {k: list(v) for k, v in DEVICE_GROUPS.items()},
+    }
+    del stored["hyper_parameters"]["spec"], stored["asc_kd"]["spec"]
+    stored["asc_kd"].update(loose)
+    if where == "hyper_parameters":
+        stored["hyper_parameters"].update(loose)
+    old = tmp_path / "old.ckpt"
+    torch.save(stored, old)
+    task, new = load_task(old), load_task(checkpoint)
+    assert task.classes == tuple(SCENES) and task.devices == tuple(DEVICES)
+    assert task.device_groups == DEVICE_GROUPS
+    assert task.spec.name == "unrecorded" and task.spec.source_sample_rate is None  # not kept then
+    waveform = torch.randn(2, 32_000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(task(waveform), new(waveform))

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from fit_helpers import make_cpu_trainer
 
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
 from asc_kd.ensemble import TeacherRun, export_logits
 from asc_kd.metrics import SceneMetrics
 from asc_kd.tasks import ClassificationTask
@@ -25,7 +25,7 @@ WORLD = 2
 
 def _teacher_checkpoint(tmp_path: Path, root: Path, cache_dir: Path) -> Path:
     L.seed_everything(0, verbose=False)
-    task = ClassificationTask(model="debug", classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS)
+    task = ClassificationTask(model="debug", spec=TAU22)
     trainer = make_cpu_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(task, datamodule=_datamodule(root, cache_dir))
     path = tmp_path / "teacher.ckpt"

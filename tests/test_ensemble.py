@@ -13,7 +13,7 @@ import torch
 from tiny_checkpoints import fit_checkpoint
 
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import SCENES, TAU22
 from asc_kd.data.teacher_logits import load_logits
 from asc_kd.ensemble import TeacherRun, export_logits, load_teacher, read_recipe
 from asc_kd.errors import ConfigError
@@ -24,7 +24,6 @@ from asc_kd.recipes import RECIPES
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
 
-SPEC = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
 PASST_TINY = RECIPES / "demo" / "teachers" / "passt_tiny.yaml"
 
 
@@ -39,7 +38,7 @@ def teachers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     for seed in (1, 2):
         torch.manual_seed(seed)
         paths.append(
-            fit_checkpoint(ClassificationTask(model="debug", lr=0.05, **SPEC), folder / f"t{seed}.ckpt")
+            fit_checkpoint(ClassificationTask(model="debug", lr=0.05, spec=TAU22), folder / f"t{seed}.ckpt")
         )
     return paths
 
@@ -169,7 +168,7 @@ def test_weights_files_load_through_their_recipe(
     expected = []
     for path in weights_files:
         with pytest.warns(UserWarning, match="random weights"):
-            task = ClassificationTask(**read_recipe(PASST_TINY), **SPEC).eval()
+            task = ClassificationTask(**read_recipe(PASST_TINY), spec=TAU22).eval()
         task.model.load_state_dict(torch.load(path, weights_only=True))
         with torch.no_grad():
             expected.append(task(waveform)[0])

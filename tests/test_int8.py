@@ -18,7 +18,7 @@ from torch.ao.nn import intrinsic, quantized
 
 import asc_kd.int8 as int8_module
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import SCENES, TAU22
 from asc_kd.frontends import get_frontend
 from asc_kd.int8 import (
     WaveformClassifier,
@@ -102,10 +102,9 @@ def trained(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathF
     datamodule = TAU22DataModule(
         root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=32, eval_batch_size=64
     )
-    spec = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
     L.seed_everything(0, verbose=False)
     task = ClassificationTask(
-        model="system1", lr=3e-3, schedule="constant", frontend_kwargs={"hop_length": 640}, **spec
+        model="system1", lr=3e-3, schedule="constant", frontend_kwargs={"hop_length": 640}, spec=TAU22
     )
     trainer = make_cpu_trainer(folder, max_epochs=6, limit_val_batches=0)
     trainer.fit(task, datamodule=datamodule)

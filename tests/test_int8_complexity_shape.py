@@ -19,7 +19,7 @@ import pytest
 from asc_kd.callbacks import ComplexityCheck
 from asc_kd.complexity import count_complexity
 from asc_kd.data.datamodule import ClipDataset, TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import TAU22
 from asc_kd.int8 import quantize_task
 from asc_kd.tasks import ClassificationTask
 
@@ -30,8 +30,7 @@ DEFAULT_SHAPE_MACS = 202_752 + 16 + 811_008 + 32 + 170
 
 @pytest.fixture
 def task() -> ClassificationTask:
-    spec = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
-    return ClassificationTask(model="debug", frontend_kwargs=FRONTEND, **spec).eval()
+    return ClassificationTask(model="debug", frontend_kwargs=FRONTEND, spec=TAU22).eval()
 
 
 def test_the_hand_count(task: ClassificationTask) -> None:

@@ -14,13 +14,17 @@ aligned to the end (2.5-3.5 s), so each clip has four windows.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 from torch.utils.data import DataLoader
 
+from asc_kd.data.spec import DatasetSpec
 from asc_kd.inference import predict_logits, window_logits
 from asc_kd.metrics import scene_metrics
+from asc_kd.submission import Scorer, predict_files
 from asc_kd.tasks import ClassificationTask
 
 RATE = 32_000
@@ -65,7 +69,7 @@ def _by_mean(window: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture
 def task() -> ClassificationTask:
-    task = ClassificationTask(model="debug", classes=CLASSES, devices=("d0", "d1"))
+    task = ClassificationTask(model="debug", spec=DatasetSpec("abc", CLASSES, ("d0", "d1")))
     task.forward = _by_mean  # the task's own window splitting, the hand-made model
     return task.eval()
 
@@ -95,12 +99,22 @@ def test_the_task_scores_each_window_by_its_clip_and_each_file_by_all_its_window
     assert files[f"{prefix}/file/log_loss"] == pytest.approx(FILE_LOG_LOSS, rel=1e-6)
 
 
-def test_predict_step_gives_the_mean_of_the_window_logits(task: ClassificationTask) -> None:
-    batch = {"waveform": _waveform(), "target": TARGET, "device": DEVICE, "index": torch.arange(2)}
-    with torch.no_grad():
-        out = task.predict_step(batch, 0)
-    torch.testing.assert_close(out["logits"], torch.tensor([X_FILE, Y_FILE]))
-    assert out["logits"].argmax(1).tolist() == [1, 2]
+def test_predict_scores_each_file_by_the_mean_of_its_window_logits(
+    task: ClassificationTask, tmp_path: Path
+) -> None:
+    """The prediction path (``asc_kd.submission``) on the two clips as wav files: the same four
+    windows per file, and each file's probabilities the softmax of its mean window logits."""
+    for name, clip in zip(("x.wav", "y.wav"), _waveform(), strict=True):
+        soundfile.write(tmp_path / name, clip.numpy(), RATE, subtype="FLOAT")
+    scorer = Scorer(task, RATE, task.segment_samples, list(CLASSES), "hand-made model")
+    frame = predict_files(scorer, tmp_path, ["x.wav", "y.wav"])
+    assert frame["scene_label"].tolist() == ["b", "c"]  # X: class 1, though 3 of its 4 windows are not
+    expected = torch.tensor([X_FILE, Y_FILE]).softmax(-1)
+    assert frame[list(CLASSES)].to_numpy().tolist() == [pytest.approx(r, abs=1e-6) for r in expected.tolist()]
+    windows = predict_files(scorer, tmp_path, ["x.wav"], per_window=True)
+    assert windows["start_s"].tolist() == [0.0, 1.0, 2.0, 2.5]
+    by_window = torch.tensor(X_ROWS).softmax(-1).tolist()
+    assert windows[list(CLASSES)].to_numpy().tolist() == [pytest.approx(r, abs=1e-6) for r in by_window]
 
 
 def test_predict_logits_and_scene_metrics_agree_with_the_hand_values(task: ClassificationTask) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_checkpoints import fit_checkpoint
 
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import TAU22
 from asc_kd.quantize import main
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import CheckpointError
@@ -19,9 +19,7 @@ from asc_kd.tasks.restore import CheckpointError
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    task = ClassificationTask(
-        model="debug", lr=1e-2, classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS
-    )
+    task = ClassificationTask(model="debug", lr=1e-2, spec=TAU22)
     return fit_checkpoint(task, tmp_path_factory.mktemp("quantize") / "debug.ckpt")
 
 

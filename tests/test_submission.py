@@ -19,7 +19,7 @@ from fit_helpers import make_cpu_trainer
 from asc_kd.data.audio import AudioFileError, Resampler, split_windows, window_starts
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.spec import DatasetError
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, read_split
+from asc_kd.data.tau import SCENES, TAU22, read_split
 from asc_kd.int8 import export_artifact, quantize_static
 from asc_kd.predict import main
 from asc_kd.submission import Scorer, load_scorer, predict_files, write_submission
@@ -210,7 +210,7 @@ def models(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFa
     """A debug classifier's Lightning checkpoint after a few steps, and its int8 artifact."""
     folder = tmp_path_factory.mktemp("models")
     L.seed_everything(0, verbose=False)
-    task = ClassificationTask(model="debug", classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS)
+    task = ClassificationTask(model="debug", spec=TAU22)
     datamodule = TAU22DataModule(root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=16)
     trainer = make_cpu_trainer(folder, max_steps=3, limit_val_batches=0)
     trainer.fit(task, datamodule=datamodule)

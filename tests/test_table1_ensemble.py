@@ -18,14 +18,13 @@ from tiny_checkpoints import fit_checkpoint
 import asc_kd.ensemble as ensemble_module
 import asc_kd.lineage as lineage_module
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
 from asc_kd.ensemble import TeacherRun, export_logits
 from asc_kd.metrics import scene_metrics
 from asc_kd.stages import Pipeline, PipelineConfig
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
 
-SPEC = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
 #: A small front-end: the teachers score the 180 test clips several times over.
 SMALL_FRONTEND = {"n_fft": 512, "win_length": 512, "hop_length": 1024, "n_mels": 32}
 
@@ -38,7 +37,7 @@ def three_teachers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         torch.manual_seed(seed)
         paths.append(
             fit_checkpoint(
-                ClassificationTask(model="debug", lr=0.05, frontend_kwargs=SMALL_FRONTEND, **SPEC),
+                ClassificationTask(model="debug", lr=0.05, frontend_kwargs=SMALL_FRONTEND, spec=TAU22),
                 folder / f"t{seed}.ckpt",
             )
         )

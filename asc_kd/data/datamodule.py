@@ -8,8 +8,8 @@ chosen with ``layout`` or detected from the root; ``TAU22DataModule``, ``TAU20Da
   into the task;
 - the splits: ``train`` (fold1_train or a subset file), ``test`` (fold1_evaluate, the labelled
   development-test split every paper reports), ``val`` (the test split as a monitoring curve,
-  or a split held out of ``train`` by recording with ``validation="holdout"``), ``predict``
-  (fold1_test or any folder of audio files);
+  or a split held out of ``train`` by recording with ``validation="holdout"``). Unlabelled
+  files are predicted by ``asc_kd.submission``, not through this DataModule: see there why;
 - the audio: one resampled memmap cache (``asc_kd.data.cache``), clips stored whole; training
   examples are ``segment_seconds`` windows of them (every window, or one random crop per clip
   per epoch), evaluation examples are whole clips that the task scores window by window;
@@ -41,7 +41,6 @@ from asc_kd.batch import Batch
 from asc_kd.data.audio import (
     Resampler,
     fit_length,
-    list_audio_files,
     load_impulse_responses,
     read_clip,
     window_starts,
@@ -194,7 +193,6 @@ class SceneDataModule(L.LightningDataModule):
         cache_dir: where the resampled-audio cache lives (default ``$ASC_KD_CACHE`` or
             ``~/.cache/asc_kd``).
         train_split_file: replaces the layout's training split, e.g. a DCASE24 ``split25.csv``.
-        predict_folder: folder of audio files to predict (default: fold1_test.csv of ``root``).
         sample_rate: rate the models see; the cache resamples to it once.
         segment_seconds: length of the windows models see; clips longer than this (TAU20's
             10 s) are trained on windows and evaluated window by window and per file.
@@ -204,6 +202,8 @@ class SceneDataModule(L.LightningDataModule):
         test_fraction: folders layout without split files: share of each class tested on.
         recording_pattern: folders layout: regex with a ``recording`` group over file stems;
             files of one recording stay on one side of every split (``none``: one per file).
+            These three are refused with another value than their default for a TAU dataset
+            (``asc_kd.data.layouts.make_layout``): there they would change nothing.
         validation: what ``val`` is: ``test`` (the development-test split, a monitoring curve:
             never select checkpoints on it), ``holdout`` (a split held out of ``train`` by
             recording, stratified by class and device, for selection and early stopping) or
@@ -214,7 +214,7 @@ class SceneDataModule(L.LightningDataModule):
         frontend: the front-end the recipe's task applies (linked into the task by the CLI).
         frontend_kwargs: its keyword arguments (linked likewise).
         batch_size: training batch size.
-        eval_batch_size: batch size of val / test / predict, in clips.
+        eval_batch_size: batch size of val and test, in clips.
         num_workers: DataLoader processes (default: none for a model on the CPU reading the
             cache, else the CPUs available minus one, at most 8; see ``default_workers``).
         use_cache: read the resampled cache (fast) instead of decoding audio per batch.
@@ -235,7 +235,6 @@ class SceneDataModule(L.LightningDataModule):
         generate_synthetic: bool = False,
         cache_dir: str | None = None,
         train_split_file: str | None = None,
-        predict_folder: str | None = None,
         sample_rate: int = 32_000,
         segment_seconds: float = 1.0,
         train_crop: Literal["segments", "random"] = "segments",
@@ -314,7 +313,7 @@ class SceneDataModule(L.LightningDataModule):
             "train_split_file": hp.train_split_file,
             "clip_seconds": hp.clip_seconds,
             "test_fraction": hp.test_fraction,
-            "split_seed": hp.seed,
+            "seed": hp.seed,
             "recording_pattern": hp.recording_pattern,
         }
 
@@ -326,9 +325,7 @@ class SceneDataModule(L.LightningDataModule):
     def frames(self) -> dict[str, pd.DataFrame]:
         """Split name -> frame, with ``val`` per ``validation``; read once."""
         if self._frames is None:
-            frames = dict(self.layout.frames())
-            if self.hparams.predict_folder is not None:
-                frames["predict"] = self._predict_folder_frame()
+            frames = {split: frame for split, frame in self.layout.frames().items() if split != "predict"}
             if self.validation == "holdout":
                 frames["train"], frames["val"] = self._hold_out(frames["train"])
             elif self.validation == "test":
@@ -338,14 +335,6 @@ class SceneDataModule(L.LightningDataModule):
                     raise DatasetError(f"the {split} split of {self.root} is empty")
             self._frames = frames
         return self._frames
-
-    def _predict_folder_frame(self) -> pd.DataFrame:
-        folder = Path(self.hparams.predict_folder)
-        files, _ = list_audio_files(folder)
-        if not files:
-            raise DatasetError(f"{folder} holds no audio files")
-        names = [str(p.relative_to(folder.parent)) for p in files]
-        return pd.DataFrame({"filename": names, "target": -1, "device_index": -1, "recording": names})
 
     def _holdout_path(self) -> Path:
         if self.hparams.holdout_file:
@@ -375,16 +364,8 @@ class SceneDataModule(L.LightningDataModule):
         return train[~held].reset_index(drop=True), train[held].reset_index(drop=True)
 
     # -- audio ------------------------------------------------------------------------------
-    def _audio(self, filenames: list[str], root: Path, any_file: bool = False) -> AudioCache | WavSource:
+    def _audio(self, filenames: list[str], root: Path) -> AudioCache | WavSource:
         spec = self.spec
-        if any_file:  # a folder to predict: any rate, channels and length
-            spec = DatasetSpec(
-                name="predict",
-                classes=spec.classes,
-                clip_seconds=spec.clip_seconds,
-                mono=False,
-                exact_length=False,
-            )
         if not self.hparams.use_cache:
             return WavSource(root, filenames, self.hparams.sample_rate, spec)
         return build_cache(
@@ -406,20 +387,14 @@ class SceneDataModule(L.LightningDataModule):
         return self.trainer is None or self.trainer.progress_bar_callback is not None
 
     def _sources(self, frames: dict[str, pd.DataFrame]) -> dict[str, AudioCache | WavSource]:
-        # One cache for the labelled splits (they share the root), one for a predict folder.
+        # One cache for every split: they share the root.
         shared = list(
             dict.fromkeys(
                 name for s in ("train", "val", "test") if s in frames for name in frames[s]["filename"]
             )
         )
         source = self._audio(shared, self.root)
-        sources = {split: source for split in ("train", "val", "test", "predict")}
-        if self.hparams.predict_folder is not None:
-            folder = Path(self.hparams.predict_folder)
-            sources["predict"] = self._audio(
-                list(frames["predict"]["filename"]), folder.parent, any_file=True
-            )
-        return sources
+        return {split: source for split in frames}
 
     def prepare_data(self) -> None:
         """Generate (if asked), check and cache the audio once per node, before any rank reads it."""
@@ -449,8 +424,6 @@ class SceneDataModule(L.LightningDataModule):
         self.datasets = {"train": train, "test": ClipDataset(frames["test"], sources["test"])}
         if "val" in frames:
             self.datasets["val"] = ClipDataset(frames["val"], sources["val"])
-        if "predict" in frames:
-            self.datasets["predict"] = ClipDataset(frames["predict"], sources["predict"])
         if self.hparams.dir_folder is not None:
             self._responses = load_impulse_responses(self.hparams.dir_folder, self.hparams.sample_rate)
 
@@ -529,9 +502,6 @@ class SceneDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.loader("predict")
 
     # -- on the device ----------------------------------------------------------------------
     def augment(self, batch: Batch) -> Batch:

@@ -7,6 +7,7 @@ add it to ``LAYOUTS``; a synthetic generator in ``asc_kd.data.synthetic`` lets t
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,12 +40,41 @@ def detect_layout(root: str | Path) -> str:
     )
 
 
-def make_layout(root: str | Path, name: str = "auto", **options: Any) -> Layout:
-    """The layout reader for ``root``; options a layout does not take are ignored."""
+def make_layout(root: str | Path, name: str = "auto", seed: int = 0, **options: Any) -> Layout:
+    """The layout reader for ``root``, given the ``data.*`` options that only some layouts take.
+
+    An option the layout does not take must hold its default (``_refuse_unused_options``):
+    a folder layout's ``test_fraction`` given for a TAU root would otherwise do nothing, unseen.
+    ``seed`` reaches the layouts that draw a split (as ``split_seed``) and no other: it also
+    seeds what every layout does (the shuffle order), so it is never refused.
+    """
     if name == "auto":
         name = detect_layout(root)
     if name not in LAYOUTS:
         raise ConfigError(f"unknown data.layout {name!r}; choose auto or one of {', '.join(LAYOUTS)}")
     cls = LAYOUTS[name]
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = _parameters(cls)
+    _refuse_unused_options(root, name, {k: v for k, v in options.items() if k not in accepted})
+    if "split_seed" in accepted:
+        options = {**options, "split_seed": seed}
     return cls(root, **{k: v for k, v in options.items() if k in accepted})
+
+
+def _refuse_unused_options(root: str | Path, name: str, options: dict[str, Any]) -> None:
+    """A ``ConfigError`` for the first option that holds another value than the default of the
+    layouts that take it (the layout ``name`` of ``root`` does not); an option no layout takes
+    is an error too."""
+    for key, value in options.items():
+        takers = {n: _parameters(c)[key] for n, c in LAYOUTS.items() if key in _parameters(c)}
+        if not takers:
+            raise ConfigError(f"data.{key} is an option of no layout ({', '.join(LAYOUTS)})")
+        if all(value == parameter.default for parameter in takers.values()):
+            continue
+        raise ConfigError(
+            f"data.{key}={value!r} applies only to the {' and '.join(takers)} layout, and {root} is "
+            f"a {name} dataset; remove data.{key}"
+        )
+
+
+def _parameters(cls: type[Layout]) -> Mapping[str, inspect.Parameter]:
+    return inspect.signature(cls.__init__).parameters

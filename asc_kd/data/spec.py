@@ -3,16 +3,17 @@
 A ``DatasetSpec`` is all the rest of asc_kd knows about a dataset: class names, devices and
 their groups, source rate, clip length, split files and metadata columns. A ``Layout`` reads
 one kind of dataset from disk (``asc_kd.data.tau``, ``asc_kd.data.folders``) and returns its
-spec and its splits as frames. The DataModule exposes the spec, the CLI links its classes and
-devices into the task, and the task keeps them in its checkpoint, so metrics, logits files,
-int8 artifacts, predict and the tables take them from the data or the checkpoint, never from
-one dataset's module.
+spec and its splits as frames. The DataModule exposes the spec, the CLI links it whole into the
+task (its ``spec`` argument), and the task keeps it in its checkpoint (``as_dict``, read back with
+``from_dict``), so metrics, logits files, int8 artifacts, predict and the tables take classes and
+devices from the data or the checkpoint, never from one dataset's module.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -78,7 +79,8 @@ class DatasetSpec:
             raise DatasetError(f"{self.name}: device group members {unknown} are not devices")
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data for checkpoints, JSON reports and YAML configs."""
+        """Every field as plain data (lists, dicts, numbers): what checkpoints and JSON reports
+        hold, since checkpoints are read with ``weights_only=True`` and keep no Python objects."""
         return {
             "name": self.name,
             "classes": list(self.classes),
@@ -86,7 +88,29 @@ class DatasetSpec:
             "device_groups": {k: list(v) for k, v in self.device_groups.items()},
             "source_sample_rate": self.source_sample_rate,
             "clip_seconds": self.clip_seconds,
+            "mono": self.mono,
+            "exact_length": self.exact_length,
+            "split_files": dict(self.split_files),
+            "meta_columns": list(self.meta_columns),
+            "archive": self.archive,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetSpec:
+        """The spec ``as_dict`` wrote; fields it lacks take their defaults, unknown keys are refused."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            known = ", ".join(f.name for f in fields(cls))
+            raise DatasetError(
+                f"dataset spec {data.get('name')!r}: unknown field(s) {unknown}; known: {known}"
+            )
+        values = dict(data)
+        for key in ("classes", "devices", "meta_columns"):
+            if key in values:
+                values[key] = tuple(values[key])
+        if "device_groups" in values:
+            values["device_groups"] = {k: tuple(v) for k, v in values["device_groups"].items()}
+        return cls(**values)
 
 
 class Layout(ABC):

@@ -1,9 +1,10 @@
 """``ClassificationTask``: a front-end plus a model, trained with cross-entropy.
 
-Everything that defines the network is a plain hyperparameter (model name or import path and
-keyword arguments, front-end name and keyword arguments, the dataset's classes and devices),
-saved by ``save_hyperparameters``: ``asc_kd.tasks.restore.load_task`` rebuilds model and
-front-end from a checkpoint alone, without the YAML that trained it. Validation and test share
+Everything that defines the network is a hyperparameter (model name or import path and
+keyword arguments, front-end name and keyword arguments, the dataset's spec), saved by
+``save_hyperparameters`` (the spec as ``DatasetSpec.as_dict``'s plain data):
+``asc_kd.tasks.restore.load_task`` rebuilds model and front-end from a checkpoint alone,
+without the YAML that trained it. Validation and test share
 one code path and one metric definition (``asc_kd.metrics.SceneMetrics``), cloned with
 ``val/`` and ``test/`` prefixes.
 """
@@ -11,7 +12,7 @@ one code path and one metric definition (``asc_kd.metrics.SceneMetrics``), clone
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import lightning as L
@@ -22,6 +23,7 @@ from torchmetrics import MetricCollection
 
 from asc_kd import __version__
 from asc_kd.batch import Batch
+from asc_kd.data.spec import DatasetSpec
 from asc_kd.errors import ConfigError
 from asc_kd.frontends import get_frontend
 from asc_kd.inference import window_logits
@@ -65,8 +67,8 @@ def lr_factor(
     raise ConfigError(f"unknown schedule {schedule!r}")
 
 
-#: Classes of a task built without a dataset (unit tests, quick experiments).
-DEFAULT_CLASSES = tuple(f"class{i}" for i in range(10))
+#: The spec of a task built without a dataset (unit tests, quick experiments): ten classes.
+DEFAULT_SPEC = DatasetSpec(name="default", classes=tuple(f"class{i}" for i in range(10)))
 
 
 class ClassificationTask(L.LightningModule):
@@ -83,17 +85,17 @@ class ClassificationTask(L.LightningModule):
     Args:
         model: registered model name (``asc_kd.models.list_models()``) or an import path
             (``mypkg.models:TinyCNN``).
-        model_kwargs: keyword arguments of the model builder (``n_classes`` is set from
-            ``classes``).
+        model_kwargs: keyword arguments of the model builder (``n_classes`` is set from the
+            spec's classes).
         frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``);
             ``asc_kd.fit`` links it from ``data.frontend``.
         frontend_kwargs: keyword arguments of the front-end (linked from ``data.frontend_kwargs``).
         sample_rate: waveform rate the front-end receives (linked from ``data.sample_rate``).
         segment_seconds: length of the windows the model sees (linked from
             ``data.segment_seconds``); longer clips are scored window by window.
-        classes: class names in label order (linked from the dataset's spec).
-        devices: device names in index order (linked from the dataset's spec).
-        device_groups: named device groups reported together (linked from the dataset's spec).
+        spec: the dataset's spec, whose classes, devices and device groups the task predicts
+            and reports (``asc_kd.fit`` links it from the DataModule; default ``DEFAULT_SPEC``).
+            A mapping is read with ``DatasetSpec.from_dict``: that is how a checkpoint holds it.
         optimizer: ``adam`` (L2 weight decay, as CP-JKU) or ``adamw`` (decoupled decay).
         lr: peak learning rate.
         weight_decay: weight decay of the optimizer.
@@ -114,9 +116,7 @@ class ClassificationTask(L.LightningModule):
         frontend_kwargs: dict[str, Any] | None = None,
         sample_rate: int = 32_000,
         segment_seconds: float = 1.0,
-        classes: Sequence[str] | None = None,
-        devices: Sequence[str] | None = None,
-        device_groups: Mapping[str, Sequence[str]] | None = None,
+        spec: DatasetSpec | None = None,
         optimizer: Literal["adam", "adamw"] = "adam",
         lr: float = 1e-3,
         weight_decay: float = 1e-3,
@@ -130,9 +130,9 @@ class ClassificationTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.classes: tuple[str, ...] = tuple(classes) if classes else DEFAULT_CLASSES
-        self.devices: tuple[str, ...] = tuple(devices or ())
-        self.device_groups = {name: tuple(members) for name, members in (device_groups or {}).items()}
+        if isinstance(spec, Mapping):  # Lightning's load_from_checkpoint passes the stored dict
+            spec = DatasetSpec.from_dict(spec)
+        self.spec: DatasetSpec = spec or DEFAULT_SPEC
         #: Which recipe and seed made this run (set by ``asc_kd.fit``; recorded in checkpoints).
         self.run_info: dict[str, Any] = {}
         self.configure_models()
@@ -171,6 +171,20 @@ class ClassificationTask(L.LightningModule):
     def training_loss(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         """Cross-entropy against Mixup's soft targets when present, else the labels."""
         return {"loss": classification_loss(logits, batch.get("soft_target", batch["target"]))}
+
+    # -- the data ---------------------------------------------------------------------------
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The spec's class names, in the order of the logits."""
+        return self.spec.classes
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return self.spec.devices
+
+    @property
+    def device_groups(self) -> dict[str, tuple[str, ...]]:
+        return self.spec.device_groups
 
     # -- forward ----------------------------------------------------------------------------
     @property
@@ -267,10 +281,6 @@ class ClassificationTask(L.LightningModule):
             if hasattr(logger, "log_image"):
                 logger.log_image(key=key, images=[image], caption=[caption], step=self.trainer.global_step)
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        logits = file_logits(window_logits(self, batch["waveform"], self.segment_samples))
-        return {"index": batch["index"], "logits": logits, "probabilities": logits.softmax(-1)}
-
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -304,7 +314,13 @@ class ClassificationTask(L.LightningModule):
 
     # -- checkpoints ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record what made the checkpoint, so it describes itself (pyannote does the same)."""
+        """Record what made the checkpoint, so it describes itself (pyannote does the same).
+
+        The spec goes in as plain data, in the hyperparameters and the record alike: checkpoints
+        are read with ``weights_only=True``, which refuses pickled objects.
+        """
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"]["spec"] = self.spec.as_dict()
         trainer = self._trainer
         loggers = trainer.loggers if trainer is not None else []
         cls = type(self)
@@ -316,9 +332,7 @@ class ClassificationTask(L.LightningModule):
                 "model": self.hparams.model,
                 "model_import_path": model_path(self.hparams.model),
                 "frontend": {"name": self.hparams.frontend, **self.frontend.config()},
-                "classes": list(self.classes),
-                "devices": list(self.devices),
-                "device_groups": {k: list(v) for k, v in self.device_groups.items()},
+                "spec": self.spec.as_dict(),
                 "model_kwargs": dict(self.hparams.model_kwargs or {}),
                 "run": dict(self.run_info),
                 "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),

@@ -1,7 +1,7 @@
 """Rebuild a trained task from its checkpoint alone (no training YAML needed).
 
 Lightning checkpoints of asc_kd tasks hold the model and front-end names and arguments, the
-classes and devices as plain hyperparameters, and the task's class as an import path, so
+dataset's spec as plain data (``DatasetSpec.as_dict``), and the task's class as an import path, so
 ``load_task`` rebuilds the task (the student or teacher with its front-end; no online
 teachers, no optimiser state) for predict, quantize, export and logits. A task or model
 defined in your own module is imported from the working directory or ``PYTHONPATH``.
@@ -14,6 +14,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from asc_kd.data.spec import DatasetError, DatasetSpec
 from asc_kd.errors import UserError
 from asc_kd.imports import ImportPathError, import_object
 from asc_kd.io import PickledObjectsError, torch_load
@@ -69,9 +70,7 @@ def load_task(path: str | Path) -> ClassificationTask:
     record = checkpoint.get("asc_kd") or {}
     if "model" not in hparams:
         raise CheckpointError(f"{path} holds no asc_kd hyperparameters (model name missing)")
-    for key in ("classes", "devices", "device_groups"):  # checkpoints written before the spec
-        if hparams.get(key) is None and record.get(key) is not None:
-            hparams[key] = record[key]
+    hparams["spec"] = _recorded_spec(path, hparams, record)
     model = hparams["model"]
     if model not in MODELS and record.get("model_import_path"):
         hparams["model"] = record["model_import_path"]  # registered in a module not imported here
@@ -95,6 +94,30 @@ def load_task(path: str | Path) -> ClassificationTask:
     if missing:
         raise CheckpointError(f"{path}: no weights for {len(missing)} parameter(s), first {missing[0]!r}")
     return task.eval()
+
+
+#: The spec's fields that checkpoints written before the task took a ``DatasetSpec`` kept as
+#: hyperparameters (and in their ``asc_kd`` record) of their own.
+LOOSE_SPEC_FIELDS = ("classes", "devices", "device_groups")
+
+
+def _recorded_spec(path: Path, hparams: dict[str, Any], record: dict[str, Any]) -> DatasetSpec | None:
+    """The checkpoint's ``DatasetSpec``: its ``spec`` hyperparameter, or, in a checkpoint written
+    before there was one, a spec of the classes, devices and groups it kept loose (the fields it
+    did not keep take their defaults). Pops the loose hyperparameters."""
+    loose = {key: hparams.pop(key, None) for key in LOOSE_SPEC_FIELDS}
+    stored = hparams.get("spec")
+    try:
+        if stored is not None:
+            return DatasetSpec.from_dict(stored)
+        loose = {key: loose[key] if loose[key] is not None else record.get(key) for key in LOOSE_SPEC_FIELDS}
+        if loose["classes"] is None:
+            return None
+        return DatasetSpec.from_dict(
+            {"name": "unrecorded", **{key: value for key, value in loose.items() if value is not None}}
+        )
+    except DatasetError as err:
+        raise CheckpointError(f"{path}: {err}") from err
 
 
 def _init_arguments(cls: type) -> set[str] | None:

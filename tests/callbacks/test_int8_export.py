@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import Logger
 
 from asc_kd.callbacks import CheckpointSelection, QuantizationExport
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.tau import TAU22
 from asc_kd.tasks import ClassificationTask
 
 
@@ -56,9 +56,7 @@ def _fit(tiny_root: Path, cache_dir: Path, folder: Path, callbacks: list[L.Callb
     datamodule = TAU22DataModule(
         root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=16, eval_batch_size=64
     )
-    task = ClassificationTask(
-        model="debug", lr=1e-2, classes=SCENES, devices=DEVICES, device_groups=DEVICE_GROUPS
-    )
+    task = ClassificationTask(model="debug", lr=1e-2, spec=TAU22)
     trainer.fit(task, datamodule=datamodule)
     return trainer, recorder
 

@@ -4,6 +4,7 @@ clips, batches, teacher logits, augmentation, synthetic generation."""
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pandas as pd
@@ -14,10 +15,12 @@ import torch
 import asc_kd.data.synthetic as synthetic_module
 from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import FolderDataModule, SceneDataModule, TAU20DataModule, TAU22DataModule
+from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
-from asc_kd.data.tau import DEVICES, SCENES, read_split
+from asc_kd.data.tau import DEVICES, SCENES, TAU22, read_split
 from asc_kd.data.teacher_logits import LogitsMismatchError, save_logits
+from asc_kd.errors import ConfigError
 
 #: The 10-s TAU20 set takes seconds to generate: its tests share one xdist worker.
 TAU20_GROUP = pytest.mark.xdist_group(name="tau20")
@@ -59,14 +62,13 @@ def test_train_batch(module):
 def test_splits(module, tiny_root):
     train = read_split(tiny_root, "train")
     test = read_split(tiny_root, "test")
-    listing = pd.read_csv(tiny_root / "evaluation_setup" / "fold1_test.csv", sep="\t")
     assert list(module.datasets["train"].frame["filename"]) == list(train["filename"])
     assert list(module.datasets["val"].frame["filename"]) == list(test["filename"])
     assert list(module.datasets["test"].frame["filename"]) == list(test["filename"])
-    assert list(module.datasets["predict"].frame["filename"]) == list(listing["filename"])
+    assert set(module.datasets) == {"train", "val", "test"}  # unlabelled files: asc_kd.predict's
 
 
-@pytest.mark.parametrize("split", ["val", "test", "predict"])
+@pytest.mark.parametrize("split", ["val", "test"])
 def test_eval_loaders_keep_order(module, split):
     loader = getattr(module, f"{split}_dataloader")()
     sizes = [len(batch["index"]) for batch in loader]
@@ -353,6 +355,23 @@ def test_folder_datamodule(folders_root, cache_dir):
     assert batch["waveform"].shape == (8, 32000) and set(batch["device"].tolist()) == {-1}
     assert next(iter(module.test_dataloader()))["waveform"].shape[1] == 64000
     assert SceneDataModule(str(folders_root)).spec.classes == spec.classes  # layout auto-detected
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("test_fraction", 0.3), ("recording_pattern", "none"), ("clip_seconds", 2.0)]
+)
+def test_a_folder_layout_option_for_a_tau_dataset_is_refused(tiny_root, folders_root, option, value):
+    """The folder layout's own options would change nothing for a TAU dataset: one line says so."""
+    module = SceneDataModule(str(tiny_root), **{option: value})
+    expected = (
+        f"data.{option}={value!r} applies only to the folders layout, and {tiny_root} is a tau22 "
+        f"dataset; remove data.{option}"
+    )
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        _ = module.spec
+    defaults = {"test_fraction": 0.2, "recording_pattern": DEFAULT_RECORDING_PATTERN, "clip_seconds": None}
+    assert SceneDataModule(str(tiny_root), seed=3, **{option: defaults[option]}).spec == TAU22
+    assert getattr(SceneDataModule(str(folders_root), **{option: value}).layout, option) == value
 
 
 @pytest.mark.parametrize("bars", [False, True])

@@ -12,6 +12,7 @@ import pytest
 import torch
 from tiny_checkpoints import eval_logits, fit_checkpoint
 
+from asc_kd.data.spec import DatasetSpec
 from asc_kd.models.timm_teachers import timm_model
 from asc_kd.tasks import ClassificationTask, DistillationTask
 from asc_kd.tasks.restore import CheckpointError, load_task, read_checkpoint
@@ -268,7 +269,7 @@ def test_your_own_task_and_model_load_from_their_module(
     monkeypatch.delitem(__import__("sys").modules, "mywork", raising=False)
     monkeypatch.delitem(__import__("asc_kd.models").models.MODELS, "tiny_cnn", raising=False)
     mywork = importlib.import_module("mywork")
-    task = mywork.DoubledLoss(model="tiny_cnn", factor=3.0, classes=["x", "y", "z"])
+    task = mywork.DoubledLoss(model="tiny_cnn", factor=3.0, spec=DatasetSpec("xyz", ("x", "y", "z")))
     path = fit_checkpoint(task, tmp_path / "own.ckpt")
     record = read_checkpoint(path)["asc_kd"]
     assert record["task_class"] == "mywork:DoubledLoss"

@@ -17,13 +17,10 @@ from asc_kd.augmentations import FreqMixStyle, Mixup
 from asc_kd.callbacks import ComplexityCheck
 from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, read_split
+from asc_kd.data.tau import SCENES, TAU22, read_split
 from asc_kd.data.teacher_logits import save_logits
 from asc_kd.tasks import ClassificationTask, DistillationTask, lr_factor
 from asc_kd.tasks.restore import load_task
-
-#: What the CLI links into a task from the TAU22 DataModule's spec.
-TAU22_SPEC = {"classes": SCENES, "devices": DEVICES, "device_groups": DEVICE_GROUPS}
 
 # -- lr_factor ----------------------------------------------------------------------------------
 
@@ -116,7 +113,7 @@ def _fit_debug_classifier(
 ) -> tuple[ClassificationTask, Path]:
     """A debug classifier after a two-step fit, and its checkpoint."""
     L.seed_everything(0, verbose=False)
-    task = ClassificationTask(model="debug", **TAU22_SPEC)
+    task = ClassificationTask(model="debug", spec=TAU22)
     trainer = _trainer(tmp_path)
     trainer.fit(task, datamodule=_datamodule(tiny_root, cache_dir))
     path = tmp_path / "classifier.ckpt"
@@ -126,7 +123,7 @@ def _fit_debug_classifier(
 
 def test_classification_fast_dev_run(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     L.seed_everything(0, verbose=False)
-    task = ClassificationTask(model="debug", **TAU22_SPEC)
+    task = ClassificationTask(model="debug", spec=TAU22)
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     trainer = _trainer(tmp_path, [Mixup(), FreqMixStyle(p=1.0)])
     trainer.fit(task, datamodule=_datamodule(tiny_root, cache_dir))
@@ -139,7 +136,7 @@ def test_classification_fast_dev_run(tiny_root: Path, cache_dir: Path, tmp_path:
 def test_distillation_fast_dev_run_with_logits_file(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     logits_file = _teacher_logits_file(tiny_root, tmp_path / "teachers.npz")
     L.seed_everything(0, verbose=False)
-    task = DistillationTask(model="debug", temperature=3.0, label_weight=0.5, **TAU22_SPEC)
+    task = DistillationTask(model="debug", temperature=3.0, label_weight=0.5, spec=TAU22)
     complexity = ComplexityCheck()
     trainer = _trainer(tmp_path, [Mixup(alpha=0.3), FreqMixStyle(p=1.0), complexity])
     trainer.fit(task, datamodule=_datamodule(tiny_root, cache_dir, teacher_logits=str(logits_file)))
@@ -169,7 +166,7 @@ def online_run(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPa
     tmp_path = tmp_path_factory.mktemp("online")
     teacher, teacher_path = _fit_debug_classifier(tiny_root, cache_dir, tmp_path)
     L.seed_everything(1, verbose=False)
-    student = DistillationTask(model="debug", teacher_checkpoints=[str(teacher_path)], **TAU22_SPEC)
+    student = DistillationTask(model="debug", teacher_checkpoints=[str(teacher_path)], spec=TAU22)
     assert len(student.teachers) == 0  # teachers load at fit setup, not at construction
     frozen = {k: v.clone() for k, v in load_task(teacher_path).state_dict().items()}
     trainer = _trainer(tmp_path, [Mixup()])
@@ -228,7 +225,7 @@ def test_checkpoint_reload(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> 
     assert record["version"] == __version__
     assert record["frontend"] == {"name": "student_mel", **task.frontend.config()}
     assert record["frontend"]["hop_length"] == 737
-    assert record["classes"] == list(SCENES) and record["devices"] == list(DEVICES)
+    assert record["spec"] == TAU22.as_dict() and reloaded.spec == TAU22
     assert record["task_class"] == "asc_kd.tasks.classification:ClassificationTask"
 
 
@@ -243,7 +240,7 @@ def test_distillation_without_teachers_names_the_logits_tool() -> None:
 
 def test_validation_and_test_share_metrics(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     L.seed_everything(0, verbose=False)
-    task = ClassificationTask(model="debug", **TAU22_SPEC)
+    task = ClassificationTask(model="debug", spec=TAU22)
     datamodule = _datamodule(tiny_root, cache_dir)
     trainer = _trainer(tmp_path)
     (validation,) = trainer.validate(task, datamodule=datamodule, verbose=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import SCENES
+from asc_kd.data.tau import TAU22
 from asc_kd.tasks import ClassificationTask
 
 SMALL = {"embed_dim": 32, "depth": 1, "num_heads": 2}
@@ -30,7 +30,7 @@ def test_teacher_fine_tune_fast_dev_run(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "random weights" warning: no pretrained file here
         task = ClassificationTask(
-            model=model, model_kwargs=model_kwargs, frontend=frontend, lr=1e-3, classes=SCENES
+            model=model, model_kwargs=model_kwargs, frontend=frontend, lr=1e-3, spec=TAU22
         )
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     datamodule = TAU22DataModule(
