@@ -1,0 +1,170 @@
+"""``python -m asc_kd.pipeline --executor slurm|local`` on the tiny scenes: every run a job on a
+real one-node SLURM (``tests/cluster/start.sh``) or a local process, in stage order, with the
+same tables as ``inline``; a failing job named with its log; a rerun that redoes only it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fit_helpers import PIPELINE_TEACHERS, TinyPipeline, command_line, pipeline_argv
+
+from asc_kd.executors import RunFailed
+from asc_kd.pipeline import main
+
+pytestmark = pytest.mark.slow
+#: The comparison with inline reads the tiny pipeline that the "pipeline" group's worker builds once.
+PIPELINE_GROUP = pytest.mark.xdist_group(name="pipeline")
+
+
+def _slurm_up() -> str | None:
+    """Why SLURM cannot run jobs here (None when it can)."""
+    if shutil.which("sbatch") is None:
+        return "no SLURM here (sbatch not found); tests/cluster/start.sh starts a one-node cluster"
+    listed = subprocess.run(
+        ["sinfo", "--noheader", "--responding", "-o", "%t"], capture_output=True, text=True
+    )
+    if not {"idle", "mix", "alloc"} & set(listed.stdout.split()):
+        said = listed.stdout.strip() or listed.stderr.strip()
+        return f"SLURM has no node up (sinfo: {said}); run tests/cluster/start.sh"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    """Skips (or, under CI=true, fails) when no SLURM cluster answers."""
+    reason = _slurm_up()
+    if reason and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true needs SLURM: {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    return json.loads((out / "pipeline.json").read_text())
+
+
+def _runs(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {key: entry for key, entry in manifest.items() if isinstance(entry, dict)}
+
+
+def _overlapping(jobs: list[dict[str, Any]]) -> bool:
+    """Whether two of the jobs ran at the same time (their start-end spans intersect)."""
+    spans = sorted((datetime.fromisoformat(j["started"]), datetime.fromisoformat(j["ended"])) for j in jobs)
+    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+
+
+@pytest.fixture(scope="module")
+def slurm_pipeline(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("slurm") / "out"
+    with command_line("python -m asc_kd.pipeline"):
+        assert (
+            main(pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--cpus-per-run", "1")) == 0
+        )
+    return out
+
+
+@PIPELINE_GROUP
+def test_every_run_is_a_slurm_job_in_stage_order(slurm_pipeline: Path) -> None:
+    runs = _runs(_manifest(slurm_pipeline))
+    assert list(runs) == [
+        *(f"teacher:{Path(t).stem}-seed0" for t in PIPELINE_TEACHERS),
+        "logits",
+        "student:system1-seed0",
+        "student:system1-seed1",
+        "int8:system1-seed0",
+        "int8:system1-seed1",
+    ]
+    ids = [int(entry["job"]["job_id"]) for entry in runs.values()]
+    assert len(set(ids)) == len(ids)
+    for key, entry in runs.items():
+        job = entry["job"]
+        assert job["executor"] == "slurm" and job["state"] == "COMPLETED", key
+        assert all(Path(log).is_file() for log in job["logs"]), key
+        assert job["resources"]["cpus"] == 1 and job["resources"]["time_min"] == 24 * 60
+    # SLURM itself ran them: its job id and batch script are in the job's output.
+    out_log = Path(runs["logits"]["job"]["logs"][0]).read_text()
+    assert f"job_id={runs['logits']['job']['job_id']}" in out_log
+    # Each stage starts after the one before ended; the teachers ran at once, and the students.
+    order = ["teacher", "logits", "student", "int8"]
+    ends = {kind: max(e["job"]["ended"] for k, e in runs.items() if k.startswith(kind)) for kind in order}
+    starts = {kind: min(e["job"]["started"] for k, e in runs.items() if k.startswith(kind)) for kind in order}
+    assert all(ends[a] <= starts[b] for a, b in zip(order, order[1:], strict=False))
+    assert _overlapping([e["job"] for k, e in runs.items() if k.startswith("teacher")])
+    assert _overlapping([e["job"] for k, e in runs.items() if k.startswith("student")])
+
+
+@PIPELINE_GROUP
+def test_slurm_tables_have_the_inline_structure(slurm_pipeline: Path, tiny_pipeline: TinyPipeline) -> None:
+    for name in ("table1", "table2", "table2_seeds"):
+        slurm_table = pd.read_csv(slurm_pipeline / f"{name}.csv")
+        inline_table = pd.read_csv(tiny_pipeline.out / f"{name}.csv")
+        assert list(slurm_table.columns) == list(inline_table.columns), name
+        labels = [
+            c for c in ("teacher", "system", "precision", "selection", "seeds", "seed") if c in slurm_table
+        ]
+        assert slurm_table[labels].equals(inline_table[labels]), name
+        assert slurm_table.notna().equals(inline_table.notna()), name
+    # The complexity columns are the model's, whoever ran it.
+    slurm_table, inline_table = (
+        pd.read_csv(out / "table2.csv") for out in (slurm_pipeline, tiny_pipeline.out)
+    )
+    assert slurm_table[["mem_bytes", "macs", "params"]].equals(inline_table[["mem_bytes", "macs", "params"]])
+
+
+def test_a_failing_job_is_named_with_its_log_and_a_rerun_redoes_only_it(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    good = PIPELINE_TEACHERS[0]
+    bad = tmp_path / "bad.yaml"
+    recipe = good.read_text()
+    bad.write_text(recipe.replace("    lr: 0.003\n", "    lr: 0.003\n    nonesuch: 1\n"))
+    out = tmp_path / "out"
+    argv = pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--stages", "teachers")
+    argv[argv.index("--teachers") + 1 : argv.index("--ensemble") + 2] = [str(good), str(bad)]
+    with command_line("python -m asc_kd.pipeline"), pytest.raises(RunFailed) as failed:
+        main(argv)
+    runs = _runs(_manifest(out))
+    job = runs["teacher:bad-seed0"]["job"]
+    assert job["state"] == "FAILED" and "checkpoint" not in runs["teacher:bad-seed0"]
+    message = str(failed.value)
+    assert f"teacher bad seed 0 (job {job['job_id']}, FAILED, log {job['logs'][1]})" in message
+    assert "exited with code 2" in message and "teacher teacher seed" not in message
+    assert "nonesuch" in Path(job["logs"][1]).read_text()  # the log says which key
+    finished = runs["teacher:teacher-seed0"]
+    stamp = Path(finished["checkpoint"]).stat().st_mtime_ns
+    # Fixed, the same command submits the failed run alone and keeps the finished one.
+    bad.write_text(recipe)
+    with command_line("python -m asc_kd.pipeline"):
+        assert main(argv) == 0
+    rerun = _runs(_manifest(out))
+    assert rerun["teacher:teacher-seed0"] == finished
+    assert Path(finished["checkpoint"]).stat().st_mtime_ns == stamp
+    assert rerun["teacher:bad-seed0"]["job"]["state"] == "COMPLETED"
+    assert int(rerun["teacher:bad-seed0"]["job"]["job_id"]) > int(job["job_id"])
+    assert Path(rerun["teacher:bad-seed0"]["checkpoint"]).is_file()
+
+
+def test_local_executor_runs_two_fits_at_once(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = pipeline_argv(
+        tiny_root, cache_dir, out, "--executor", "local", "--max-parallel", "2", "--stages", "teachers"
+    )
+    with command_line("python -m asc_kd.pipeline"):
+        assert main(argv) == 0
+    runs = _runs(_manifest(out))
+    assert sorted(runs) == sorted(f"teacher:{Path(t).stem}-seed0" for t in PIPELINE_TEACHERS)
+    jobs = [entry["job"] for entry in runs.values()]
+    assert all(j["executor"] == "local" and j["state"] == "COMPLETED" for j in jobs)
+    assert len({j["job_id"] for j in jobs}) == 2 and str(os.getpid()) not in {j["job_id"] for j in jobs}
+    assert _overlapping(jobs)
+    assert all(Path(entry["checkpoint"]).is_file() for entry in runs.values())
