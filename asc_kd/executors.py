@@ -103,19 +103,23 @@ class JobCall(Checkpointable):
     ):
         self.function = function
         self.resume = resume
+        self.requeued = False
 
     def __call__(self) -> dict[str, Any]:
         started = time.time()
         try:
             value = self.function()
-        except SystemExit as stop:  # a command's parser refusing an option: a failure with a result
-            if stop.code in (None, 0):
-                raise
-            raise RuntimeError(f"the run exited with code {stop.code}; its log says why") from None
+        except BaseException as error:
+            if self.requeued:  # this attempt ends (its W&B service may be gone too): no result, no error
+                raise SystemExit(1) from None
+            if isinstance(error, SystemExit) and error.code not in (None, 0):  # e.g. a parser refusing
+                raise RuntimeError(f"the run exited with code {error.code}; its log says why") from None
+            raise
         return {"value": value, "started": started, "ended": time.time(), "host": socket.gethostname()}
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
         log.info("requeued: the run restarts%s", " from its last checkpoint" if self.resume else "")
+        self.requeued = True
         return DelayedSubmission(JobCall(self.resume or self.function, self.resume))
 
 

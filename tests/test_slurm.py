@@ -8,13 +8,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from fit_helpers import PIPELINE_TEACHERS, TinyPipeline, command_line, pipeline_argv
+import torch
+from fit_helpers import PIPELINE_TEACHERS, REPO, TinyPipeline, command_line, pipeline_argv
 
 from asc_kd.executors import RunFailed
 from asc_kd.pipeline import main
@@ -22,6 +25,8 @@ from asc_kd.pipeline import main
 pytestmark = pytest.mark.slow
 #: The comparison with inline reads the tiny pipeline that the "pipeline" group's worker builds once.
 PIPELINE_GROUP = pytest.mark.xdist_group(name="pipeline")
+#: Epochs of the fit that is preempted after its first.
+EPOCHS = 8
 
 
 def _slurm_up() -> str | None:
@@ -168,3 +173,43 @@ def test_local_executor_runs_two_fits_at_once(tiny_root: Path, cache_dir: Path, 
     assert len({j["job_id"] for j in jobs}) == 2 and str(os.getpid()) not in {j["job_id"] for j in jobs}
     assert _overlapping(jobs)
     assert all(Path(entry["checkpoint"]).is_file() for entry in runs.values())
+
+
+def test_a_preempted_fit_is_requeued_and_resumes_from_its_last_checkpoint(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--stages", "teachers")
+    argv[argv.index("--teachers") + 1 : argv.index("--ensemble") + 2] = [str(PIPELINE_TEACHERS[0])]
+    argv[argv.index("--max-epochs") + 1] = str(EPOCHS)
+    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    pipeline = subprocess.Popen(
+        [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = out / "teachers" / "teacher-seed0"
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and pipeline.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert last.is_file(), pipeline.communicate(timeout=60)[0][-3000:]
+    (job_id,) = [p.name.split("_")[0] for p in (out / "jobs").glob("*_submitted.pkl")]
+    # What SLURM sends before a time limit or a preemption (submitit's --signal=USR2@90).
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    output = pipeline.communicate(timeout=400)[0]
+    assert pipeline.returncode == 0, output[-3000:]
+    job = _manifest(out)["teacher:teacher-seed0"]["job"]
+    assert job["job_id"] == job_id and job["state"] == "COMPLETED"
+    stdout, stderr = (Path(log).read_text() for log in job["logs"])
+    assert "this job is preempted" in stdout and f"Requeued job {job_id}" in stdout
+    assert f"Restoring states from the checkpoint path at {last}" in stderr
+    assert stderr.count("Seed set to 0") == 2  # two attempts, the second resumed
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    assert checkpoint["epoch"] == EPOCHS - 1  # every epoch done once across the two attempts
+    # The same W&B run, resumed (offline: one folder per attempt, both with the run's id).
+    attempts = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 2 and len({folder.name.rsplit("-", 1)[1] for folder in attempts}) == 1

@@ -4,7 +4,8 @@
 # Writes /etc/slurm/slurm.conf (this machine's CPUs and memory, one default partition), keeps
 # state, spool and logs under $ASC_KD_SLURM_DIR (default /tmp/asc_kd-slurm), starts munged,
 # slurmctld and slurmd, and waits until `sinfo` shows the node idle. Idempotent: a cluster
-# that already answers is left running. tests/cluster/stop.sh stops what this started.
+# that already answers with this configuration is left running. tests/cluster/stop.sh stops
+# what this started.
 set -euo pipefail
 DIR=${ASC_KD_SLURM_DIR:-/tmp/asc_kd-slurm}
 CONF=/etc/slurm/slurm.conf
@@ -22,11 +23,6 @@ fi
 
 idle() { sinfo --noheader --responding --states=idle,mixed,allocated -o %N 2>/dev/null | grep -q .; }
 running() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
-
-if [ -f "$CONF" ] && idle && running slurmctld && running slurmd; then
-    echo "start.sh: SLURM already up: $(sinfo --noheader -o '%P %t %c CPUs %m MB' | head -1)"
-    exit 0
-fi
 
 mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" /etc/slurm
 HOST=$(hostname -s)
@@ -51,6 +47,8 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
 ReturnToService=2
+# A requeued job (time limit, preemption) may start again after cred_expire s (default 120).
+AuthInfo=cred_expire=20
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1
 KillWait=5
@@ -64,6 +62,11 @@ SlurmdLogFile=$DIR/log/slurmd.log
 $NODE State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
+if cmp -s "$CONF.tmp" "$CONF" && idle && running slurmctld && running slurmd; then
+    rm "$CONF.tmp"
+    echo "start.sh: SLURM already up: $(sinfo --noheader -o '%P %t %c CPUs %m MB' | head -1)"
+    exit 0
+fi
 mv "$CONF.tmp" "$CONF"
 
 # munged, as the munge user, with the key the package made.
