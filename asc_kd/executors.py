@@ -315,12 +315,12 @@ def failure_message(failed: list[Outcome]) -> str:
 RESOURCE_OPTIONS = (
     ("--time-per-run", "time_min", int, f"time limit of a run in minutes (default {DEFAULT_TIME_MIN})"),
     ("--gpus-per-run", "gpus", int, "GPUs of a run (local: its own CUDA_VISIBLE_DEVICES; default 0)"),
-    ("--cpus-per-run", "cpus", int, "CPUs of a run (slurm --cpus-per-task)"),
-    ("--mem-per-run", "mem", str, "memory of a run, e.g. 32G (slurm --mem)"),
+    ("--cpus-per-run", "cpus", int, "CPUs of a run (slurm --cpus-per-task; default: the cluster's)"),
+    ("--mem-per-run", "mem", str, "memory of a run, e.g. 32G (slurm --mem; default: the cluster's)"),
     ("--tasks-per-run", "tasks", int, "tasks of a run, one per device (default: --gpus-per-run or 1)"),
-    ("--slurm-partition", "partition", str, "SLURM partition"),
-    ("--slurm-account", "account", str, "SLURM account"),
-    ("--slurm-qos", "qos", str, "SLURM quality of service"),
+    ("--slurm-partition", "partition", str, "SLURM partition (default: the cluster's default)"),
+    ("--slurm-account", "account", str, "SLURM account (default: the user's default)"),
+    ("--slurm-qos", "qos", str, "SLURM quality of service (default: the account's default)"),
 )
 
 
@@ -345,14 +345,14 @@ def add_executor_arguments(parser: Any) -> None:
         nargs="+",
         default=[],
         metavar="[KIND=]LINE",
-        help="shell lines run before each job, e.g. 'module load cuda'",
+        help="shell lines run before each job, e.g. 'module load cuda' (default: none)",
     )
     parser.add_argument(
         "--slurm-param",
         nargs="+",
         default=[],
         metavar="[KIND=]NAME=VALUE",
-        help="extra #SBATCH parameters, e.g. constraint=a100 (student=mail_type=END for one kind)",
+        help="extra #SBATCH parameters, e.g. constraint=a100, student=mail_type=END (default: none)",
     )
 
 
@@ -377,7 +377,7 @@ def executor_config(args: Any) -> ExecutorConfig:
             try:
                 converted = convert(text)
             except ValueError:
-                raise ConfigError(f"{option} {value!r}: {text!r} is not a {convert.__name__}") from None
+                raise ConfigError(f"{option} {value!r}: {text!r} is not a whole number") from None
             for kind in kinds:
                 setattr(resources[kind], name, converted)
     for value in args.slurm_setup:
