@@ -156,6 +156,7 @@ def run_jobs(config: ExecutorConfig, jobs: list[Job], folder: Path) -> Iterator[
     """
     if config.executor == "inline":
         for job in jobs:
+            log.info("running %s", job.label)
             result = job.call()
             record = {"executor": "inline", "state": "COMPLETED", "started": _stamp(result["started"])}
             yield Outcome(job, result["value"], {**record, "ended": _stamp(result["ended"])})
@@ -253,28 +254,33 @@ class _Submitter:
         pending = list(jobs)
         running: dict[str, tuple[Job, submitit.Job, dict[str, Any], list[int] | None]] = {}
         suspects: dict[str, str] = {}
-        while pending or running:
-            while pending and len(running) < limit:
-                job = pending.pop(0)
-                gpus = groups.pop(0) if groups is not None else None
-                submitted = self._submit(job, gpus)
-                record = self._record(job, submitted, time.time())
-                log.info(
-                    "%s: %s job %s (log %s)",
-                    job.label,
-                    self.config.executor,
-                    submitted.job_id,
-                    record["logs"][0],
-                )
-                running[str(submitted.job_id)] = (job, submitted, record, gpus)
-            time.sleep(self.config.poll_s)
-            ended, without = self._ended({i: entry[1] for i, entry in running.items()}, suspects)
-            for job_id in sorted(ended, key=int):
-                job, submitted, record, gpus = running.pop(job_id)
-                if gpus is not None:
-                    groups.append(gpus)
-                yield self._outcome(job, submitted, record, suspects.get(job_id))
-            suspects = without
+        try:
+            while pending or running:
+                while pending and len(running) < limit:
+                    job = pending.pop(0)
+                    gpus = groups.pop(0) if groups is not None else None
+                    submitted = self._submit(job, gpus)
+                    record = self._record(job, submitted, time.time())
+                    log.info(
+                        "%s: %s job %s (log %s)",
+                        job.label,
+                        self.config.executor,
+                        submitted.job_id,
+                        record["logs"][0],
+                    )
+                    running[str(submitted.job_id)] = (job, submitted, record, gpus)
+                time.sleep(self.config.poll_s)
+                ended, without = self._ended({i: entry[1] for i, entry in running.items()}, suspects)
+                for job_id in sorted(ended, key=int):
+                    job, submitted, record, gpus = running.pop(job_id)
+                    if gpus is not None:
+                        groups.append(gpus)
+                    yield self._outcome(job, submitted, record, suspects.get(job_id))
+                suspects = without
+        except BaseException:  # stopped (Ctrl-C) or broken: leave no job running unwatched
+            for _, submitted, _, _ in running.values():
+                submitted.cancel(check=False)
+            raise
 
     def _outcome(
         self, job: Job, submitted: submitit.Job, record: dict[str, Any], state: str | None

@@ -253,7 +253,6 @@ class Pipeline:
         resumes from its ``last.ckpt``."""
         if self._done(run.key, self.manifest.get(run.key, {}).get("checkpoint", "")):
             return None
-        log.info("stage %ss: fitting %s, seed %d", run.kind, run.name, run.seed)
         folder = self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
         args = [*self._wandb_args(run.kind), *extra, "--seed_everything", str(run.seed), "--name", run.name]
         if self.config.executor.executor == "slurm":
@@ -332,7 +331,6 @@ class Pipeline:
             key = f"int8:{run.name}-seed{run.seed}"
             artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")
             if not self._done(key, artifact):
-                log.info("stage quantize: %s, seed %d", run.name, run.seed)
                 call = JobCall(partial(self._quantize_run, run, fitted, artifact))
                 jobs.append(Job(key, "student", f"int8 {run.name} seed {run.seed}", call))
         self._execute(jobs)

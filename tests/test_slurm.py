@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from fit_helpers import PIPELINE_TEACHERS, REPO, TinyPipeline, command_line, pipeline_argv
+from fit_helpers import PIPELINE_TEACHERS, REPO, TinyPipeline, command_line, pipeline_argv, slurm_or_skip
 
 from asc_kd.executors import RunFailed
 from asc_kd.pipeline import main
@@ -29,27 +28,9 @@ PIPELINE_GROUP = pytest.mark.xdist_group(name="pipeline")
 EPOCHS = 8
 
 
-def _slurm_up() -> str | None:
-    """Why SLURM cannot run jobs here (None when it can)."""
-    if shutil.which("sbatch") is None:
-        return "no SLURM here (sbatch not found); tests/cluster/start.sh starts a one-node cluster"
-    listed = subprocess.run(
-        ["sinfo", "--noheader", "--responding", "-o", "%t"], capture_output=True, text=True
-    )
-    if not {"idle", "mix", "alloc"} & set(listed.stdout.split()):
-        said = listed.stdout.strip() or listed.stderr.strip()
-        return f"SLURM has no node up (sinfo: {said}); run tests/cluster/start.sh"
-    return None
-
-
 @pytest.fixture(scope="module")
 def slurm() -> None:
-    """Skips (or, under CI=true, fails) when no SLURM cluster answers."""
-    reason = _slurm_up()
-    if reason and os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true needs SLURM: {reason}")
-    if reason:
-        pytest.skip(reason)
+    slurm_or_skip()
 
 
 def _manifest(out: Path) -> dict[str, Any]:
