@@ -16,7 +16,15 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from fit_helpers import PIPELINE_TEACHERS, REPO, TinyPipeline, command_line, pipeline_argv, slurm_or_skip
+from fit_helpers import (
+    PIPELINE_TEACHERS,
+    REPO,
+    TinyPipeline,
+    command_line,
+    offline_run,
+    pipeline_argv,
+    slurm_or_skip,
+)
 
 from asc_kd.executors import RunFailed
 from asc_kd.pipeline import main
@@ -90,6 +98,26 @@ def test_every_run_is_a_slurm_job_in_stage_order(slurm_pipeline: Path) -> None:
     assert all(ends[a] <= starts[b] for a, b in zip(order, order[1:], strict=False))
     assert _overlapping([e["job"] for k, e in runs.items() if k.startswith("teacher")])
     assert _overlapping([e["job"] for k, e in runs.items() if k.startswith("student")])
+
+
+@PIPELINE_GROUP
+def test_each_job_is_a_wandb_run_of_the_group_with_its_inputs(slurm_pipeline: Path) -> None:
+    runs = [offline_run(folder) for folder in sorted(slurm_pipeline.rglob("offline-run-*"))]
+    group = _manifest(slurm_pipeline)["wandb_group"]
+    assert {run.group for run in runs} == {group}
+    assert sorted(run.job_type for run in runs) == [
+        "logits",
+        "student",
+        "student",
+        "tables",
+        "teacher",
+        "teacher",
+    ]
+    inputs = {run.job_type: [i["name"] for i in run.config.get("asc_kd_inputs", [])] for run in runs}
+    assert inputs["logits"] == [f"model-{Path(PIPELINE_TEACHERS[0]).stem}-seed0"]
+    assert sorted(inputs["tables"]) == sorted(
+        [f"{kind}-system1-seed{seed}" for kind in ("model", "int8") for seed in (0, 1)]
+    )
 
 
 @PIPELINE_GROUP
