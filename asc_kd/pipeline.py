@@ -2,6 +2,7 @@
 
     python -m asc_kd.pipeline                       # synthetic scenes, tiny teachers, CPU
     python -m asc_kd.pipeline --seeds 3             # every teacher and student run 3 times
+    python -m asc_kd.pipeline --executor slurm --gpus-per-run 1 --time-per-run 720 student=240
     python -m asc_kd.pipeline --root DATA --no-demo \\
         --teachers teachers/passt teachers/ast ... \\
         --teacher-seeds 4 --ensemble passt
@@ -19,6 +20,7 @@ import logging
 import sys
 
 from asc_kd.errors import command_parser, run_command
+from asc_kd.executors import add_executor_arguments, executor_config
 from asc_kd.lineage import add_wandb_arguments
 from asc_kd.stages import STAGES, SYSTEMS, Pipeline, PipelineConfig
 
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="redo the chosen stages even when their outputs exist"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_arguments(parser)
     add_wandb_arguments(
         parser, default=True, group_help="W&B group of every run (default: --out's name and the start time)"
     )
@@ -106,6 +109,7 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         wandb_project=args.wandb_project,
         wandb_group=args.wandb_group,
         fit_args=[a for a in args.fit_args if a != "--"],
+        executor=executor_config(args),
     )
 
 

@@ -14,6 +14,13 @@ with job types ``teacher``, ``logits``, ``student``, ``quantize`` and ``tables``
 outputs as artifacts and declares its inputs (``asc_kd.lineage``). A stage is skipped when its
 recorded output exists, so an interrupted pipeline resumes where it stopped; ``force`` redoes
 the chosen stages.
+
+Each stage's runs (fits, the logits export, int8 copies) go to an executor
+(``asc_kd.executors``): in this process, as local processes, or as SLURM jobs; the pipeline
+waits for a stage's runs before it starts the next stage, and records each run's job (id, logs,
+state, times, resources) in its manifest entry. A failed run stops the pipeline after its
+stage, naming the run, its job and its log; the next pipeline redoes only failed and missing
+runs.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +43,7 @@ import pandas as pd
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_demo_root, is_synthetic
 from asc_kd.errors import ConfigError
+from asc_kd.executors import ExecutorConfig, Job, JobCall, RunFailed, failure_message, run_jobs
 from asc_kd.io import atomic_write
 from asc_kd.recipes import RECIPES, resolve_recipe
 from asc_kd.tables import seed_row, to_markdown, write_results
@@ -68,6 +77,7 @@ class PipelineConfig:
     wandb_project: str = "asc_kd"
     wandb_group: str | None = None
     fit_args: list[str] = field(default_factory=list)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,11 @@ class Run:
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.name}-seed{self.seed}"
+
+    @property
+    def label(self) -> str:
+        """How messages name the run: kind, recipe and seed."""
+        return f"{self.kind} {self.name} seed {self.seed}"
 
 
 def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
@@ -106,6 +121,24 @@ def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
     callback = cli.trainer.checkpoint_callback
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
     return {"checkpoint": callback.selected_path, "selection": callback.selection_label, "test": metrics}
+
+
+def fit_entry(configs: list[Path], out: Path, extra: list[str], name: str, seed: int) -> dict[str, Any]:
+    """A fit's manifest entry: ``fit_run``'s report with the recipe name and seed (one job's work)."""
+    return {**fit_run(configs, out, extra), "name": name, "seed": seed}
+
+
+#: In SLURM jobs submitit requeues a run at its time limit; Lightning's own SLURM requeue (which
+#: would also ignore the SIGTERM that ends the job) stays off, so one mechanism acts.
+NO_LIGHTNING_REQUEUE = [
+    "--trainer.plugins",
+    json.dumps(
+        {
+            "class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment",
+            "init_args": {"auto_requeue": False},
+        }
+    ),
+]
 
 
 def _new_group(out: Path) -> str:
@@ -189,7 +222,23 @@ class Pipeline:
 
     def _done(self, key: str, *paths: str) -> bool:
         """Whether a step's recorded output exists (``force`` redoes the chosen stages only)."""
-        return key in self.manifest and all(Path(p).exists() for p in paths if p)
+        entry = self.manifest.get(key)
+        if entry is None or entry.get("job", {}).get("state", "COMPLETED") != "COMPLETED":
+            return False
+        return all(Path(p).exists() for p in paths if p)
+
+    def _execute(self, jobs: list[Job]) -> None:
+        """Run a stage's jobs with the chosen executor; record each as it ends (this process alone
+        writes the manifest); stop after the stage when one failed."""
+        failed = []
+        for outcome in run_jobs(self.config.executor, jobs, self.out / "jobs"):
+            entry = outcome.value if outcome.value is not None else {}
+            self.manifest[outcome.job.key] = {**entry, "job": outcome.record}
+            self._save()
+            if outcome.value is None:
+                failed.append(outcome)
+        if failed:
+            raise RunFailed(failure_message(failed))
 
     def _data_args(self) -> list[str]:
         config = self.config
@@ -211,54 +260,63 @@ class Pipeline:
 
         return build_datamodule(["--data.num_workers", "0", *self._data_args()])
 
-    def _fit(self, run: Run, configs: list[Path], extra: list[str]) -> dict[str, Any]:
+    def _fit_job(self, run: Run, configs: list[Path], extra: list[str]) -> Job | None:
+        """The job that fits ``run`` (None when its checkpoint is recorded); when requeued it
+        resumes from its ``last.ckpt``."""
+        if self._done(run.key, self.manifest.get(run.key, {}).get("checkpoint", "")):
+            return None
         folder = self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
-        if not self._done(run.key, self.manifest.get(run.key, {}).get("checkpoint", "")):
-            log.info("stage %ss: fitting %s, seed %d", run.kind, run.name, run.seed)
-            args = [
-                *self._wandb_args(run.kind),
-                *extra,
-                "--seed_everything",
-                str(run.seed),
-                "--name",
-                run.name,
-            ]
-            self.manifest[run.key] = {**fit_run(configs, folder, args), "name": run.name, "seed": run.seed}
-            self._save()
-        return self.manifest[run.key]
+        args = [*self._wandb_args(run.kind), *extra, "--seed_everything", str(run.seed), "--name", run.name]
+        if self.config.executor.executor == "slurm":
+            args += NO_LIGHTNING_REQUEUE
+        call = JobCall(
+            partial(fit_entry, configs, folder, args, run.name, run.seed),
+            resume=partial(fit_entry, configs, folder, [*args, "--ckpt_path", "last"], run.name, run.seed),
+        )
+        return Job(run.key, run.kind, run.label, call)
+
+    def _fit_all(self, runs: dict[Run, list[Path]], extra: list[str]) -> dict[Run, dict[str, Any]]:
+        """Fit every run not fitted yet (each with its config files), and return every run's entry."""
+        jobs = [self._fit_job(run, configs, extra) for run, configs in runs.items()]
+        self._execute([job for job in jobs if job is not None])
+        return {run: self.manifest[run.key] for run in runs}
 
     def teachers(self) -> list[dict[str, Any]]:
-        return [
-            self._fit(run, [RECIPES / "base.yaml", run.recipe], self._data_args())
-            for run in self.teacher_runs
-        ]
+        runs = {run: [RECIPES / "base.yaml", run.recipe] for run in self.teacher_runs}
+        return list(self._fit_all(runs, self._data_args()).values())
 
     def logits(self, teachers: list[dict[str, Any]]) -> str:
-        from asc_kd.ensemble import TeacherRun, export_logits
 
         out = str(self.out / "teachers" / "ensemble_train.npz")
         if not self._done("logits", out):
             log.info("stage logits: ensemble of %s", ", ".join(sorted(self.ensemble)))
-            datamodule = self._datamodule()
-            runs = [
-                TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
-                for t in teachers
-            ]
-            title = "Table 1: teachers on the development-test split"
-            if self.config.demo:  # a demo root made before generated sets were marked
-                title += SYNTHETIC_NOTE
-            table = self.out / "table1"
-            progress = not self.config.quiet
-            frame = export_logits(runs, datamodule, out, "train", table, title=title, progress=progress)
-            with self._stage_run("logits", "logits", self.out / "teachers") as run:
-                if run is not None:
-                    from asc_kd.lineage import record_logits
-
-                    teachers_used = [t["checkpoint"] for t in teachers if t["name"] in self.ensemble]
-                    record_logits(run, teachers_used, out, table, frame)
-            self.manifest["logits"] = {"file": out, "table1": frame.to_dict("records")}
-            self._save()
+            self._execute(
+                [Job("logits", "teacher", "logits", JobCall(partial(self._export_logits, teachers, out)))]
+            )
         return out
+
+    def _export_logits(self, teachers: list[dict[str, Any]], out: str) -> dict[str, Any]:
+        """The logits stage's work (one job): the ensemble's logits file, Table 1 and its W&B run."""
+        from asc_kd.ensemble import TeacherRun, export_logits
+
+        datamodule = self._datamodule()
+        runs = [
+            TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
+            for t in teachers
+        ]
+        title = "Table 1: teachers on the development-test split"
+        if self.config.demo:  # a demo root made before generated sets were marked
+            title += SYNTHETIC_NOTE
+        table = self.out / "table1"
+        progress = not self.config.quiet
+        frame = export_logits(runs, datamodule, out, "train", table, title=title, progress=progress)
+        with self._stage_run("logits", "logits", self.out / "teachers") as run:
+            if run is not None:
+                from asc_kd.lineage import record_logits
+
+                teachers_used = [t["checkpoint"] for t in teachers if t["name"] in self.ensemble]
+                record_logits(run, teachers_used, out, table, frame)
+        return {"file": out, "table1": frame.to_dict("records")}
 
     def students(self, logits: str | None) -> dict[Run, dict[str, Any]]:
         if not logits:
@@ -270,56 +328,49 @@ class Pipeline:
             overlay = [RECIPES / "demo" / "synthetic.yaml"]
         else:
             overlay = []
-        return {
-            run: self._fit(
-                run,
-                [RECIPES / "base.yaml", *configs, run.recipe, *overlay],
-                [*self._data_args(), "--data.teacher_logits", logits],
-            )
-            for run in self.student_runs
-        }
+        runs = {run: [RECIPES / "base.yaml", *configs, run.recipe, *overlay] for run in self.student_runs}
+        return self._fit_all(runs, [*self._data_args(), "--data.teacher_logits", logits])
 
     def quantize(self, students: dict[Run, dict[str, Any]]) -> dict[Run, dict[str, Any]]:
-        from asc_kd.int8 import quantize_task
-        from asc_kd.tasks.restore import load_task
-
-        reports = {}
-        datamodule = self._datamodule()
+        jobs = []
         for run, fitted in students.items():
             key = f"int8:{run.name}-seed{run.seed}"
             artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")
             if not self._done(key, artifact):
-                log.info("stage quantize: %s, seed %d", run.name, run.seed)
-                checkpoint = fitted["checkpoint"]
-                made_at_fit_end = Path(checkpoint).parent / f"{run.name}.int8.json"  # QuantizationExport
-                report = json.loads(made_at_fit_end.read_text()) if made_at_fit_end.is_file() else None
-                if (
-                    report is not None
-                    and report.get("source_checkpoint") == checkpoint
-                    and not self.config.force
-                ):
-                    shutil.copyfile(report["artifact"], artifact)
-                    report["artifact"] = artifact
-                    with atomic_write(Path(artifact).with_suffix(".json")) as handle:
-                        json.dump(report, handle, indent=2)
-                else:
-                    report = quantize_task(
-                        load_task(checkpoint),
-                        datamodule,
-                        artifact,
-                        source=checkpoint,
-                        progress=not self.config.quiet,
-                    )
-                    name = f"quantize-{run.name}-seed{run.seed}"
-                    with self._stage_run("quantize", name, self.out / "students") as wandb_run:
-                        if wandb_run is not None:
-                            from asc_kd.lineage import record_quantize
+                call = JobCall(partial(self._quantize_run, run, fitted, artifact))
+                jobs.append(Job(key, "student", f"int8 {run.name} seed {run.seed}", call))
+        self._execute(jobs)
+        return {run: self.manifest[f"int8:{run.name}-seed{run.seed}"] for run in students}
 
-                            record_quantize(wandb_run, checkpoint, artifact, report)
-                self.manifest[key] = {**report, "selection": fitted["selection"]}
-                self._save()
-            reports[run] = self.manifest[key]
-        return reports
+    def _quantize_run(self, run: Run, fitted: dict[str, Any], artifact: str) -> dict[str, Any]:
+        """One student's int8 copy and its evaluation (one job): the QuantizationExport's copy made at
+        the fit's end when it is of the recorded checkpoint, else a new one."""
+        from asc_kd.int8 import quantize_task
+        from asc_kd.tasks.restore import load_task
+
+        checkpoint = fitted["checkpoint"]
+        made_at_fit_end = Path(checkpoint).parent / f"{run.name}.int8.json"  # QuantizationExport
+        report = json.loads(made_at_fit_end.read_text()) if made_at_fit_end.is_file() else None
+        if report is not None and report.get("source_checkpoint") == checkpoint and not self.config.force:
+            shutil.copyfile(report["artifact"], artifact)
+            report["artifact"] = artifact
+            with atomic_write(Path(artifact).with_suffix(".json")) as handle:
+                json.dump(report, handle, indent=2)
+        else:
+            report = quantize_task(
+                load_task(checkpoint),
+                self._datamodule(),
+                artifact,
+                source=checkpoint,
+                progress=not self.config.quiet,
+            )
+            name = f"quantize-{run.name}-seed{run.seed}"
+            with self._stage_run("quantize", name, self.out / "students") as wandb_run:
+                if wandb_run is not None:
+                    from asc_kd.lineage import record_quantize
+
+                    record_quantize(wandb_run, checkpoint, artifact, report)
+        return {**report, "selection": fitted["selection"]}
 
     def tables(self, reports: dict[Run, dict[str, Any]]) -> pd.DataFrame:
         rows = []
@@ -367,7 +418,7 @@ class Pipeline:
         if not stages & {"quantize", "tables"}:
             return None
         if not students:
-            missing = [run.key for run in self.student_runs if run.key not in self.manifest]
+            missing = [run.key for run in self.student_runs if not self._done(run.key)]
             if missing:
                 raise ConfigError(f"no trained student for {missing[0]}; run the students stage first")
             students = {run: self.manifest[run.key] for run in self.student_runs}

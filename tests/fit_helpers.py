@@ -9,7 +9,10 @@ SDK no longer ships a reader (``wandb.sdk.internal.datastore`` is gone).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -280,3 +283,23 @@ def fit_on_noise(
         warnings.filterwarnings("ignore", "You defined a `validation_step` but have no `val_dataloader`")
         trainer.fit(task, train_dataloaders=DataLoader(data, batch_size=batch_size))
     return trainer
+
+
+# -- SLURM ----------------------------------------------------------------------------------------
+def slurm_or_skip() -> None:
+    """Skip the test when no SLURM cluster answers here (under ``CI=true``: fail, CI starts one
+    with tests/cluster/start.sh)."""
+    reason = None
+    if shutil.which("sbatch") is None:
+        reason = "no SLURM here (sbatch not found); tests/cluster/start.sh starts a one-node cluster"
+    else:
+        listed = subprocess.run(
+            ["sinfo", "--noheader", "--responding", "-o", "%t"], capture_output=True, text=True
+        )
+        if not {"idle", "mix", "alloc"} & set(listed.stdout.split()):
+            said = listed.stdout.strip() or listed.stderr.strip()
+            reason = f"SLURM has no node up (sinfo: {said}); run tests/cluster/start.sh"
+    if reason and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true needs SLURM: {reason}")
+    if reason:
+        pytest.skip(reason)

@@ -1,0 +1,133 @@
+"""``asc_kd.executors`` without a cluster: the per-kind resource options, the job call's result,
+failure and requeue, the inline executor and the failure message."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from asc_kd.errors import ConfigError
+from asc_kd.executors import (
+    Job,
+    JobCall,
+    Outcome,
+    Resources,
+    add_executor_arguments,
+    executor_config,
+    failure_message,
+    run_jobs,
+)
+
+
+def _config(*argv: str):
+    parser = argparse.ArgumentParser()
+    add_executor_arguments(parser)
+    return executor_config(parser.parse_args(list(argv)))
+
+
+def test_resources_per_kind() -> None:
+    config = _config(
+        *("--executor", "slurm", "--time-per-run", "720", "student=240", "--gpus-per-run", "1"),
+        *("--mem-per-run", "teacher=64G", "--slurm-partition", "gpu", "--slurm-account", "dcase"),
+        *("--slurm-setup", "module load cuda", "student=source env.sh"),
+        *("--slurm-param", "constraint=a100", "student=mail_type=END"),
+    )
+    teacher, student = config.resources["teacher"], config.resources["student"]
+    assert (teacher.time_min, student.time_min) == (720, 240)
+    assert (teacher.mem, student.mem) == ("64G", None)
+    assert teacher.setup == ["module load cuda"] and student.setup == ["module load cuda", "source env.sh"]
+    assert student.params == {"constraint": "a100", "mail_type": "END"}
+    assert teacher.slurm_parameters() == {
+        "time": 720,
+        "gpus_per_node": 1,
+        "ntasks_per_node": 1,
+        "mem": "64G",
+        "partition": "gpu",
+        "account": "dcase",
+        "setup": ["module load cuda"],
+        "additional_parameters": {"constraint": "a100"},
+    }
+    # Two GPUs: one SLURM task per device, as Lightning's SLURM environment expects.
+    assert Resources(gpus=2).slurm_parameters()["ntasks_per_node"] == 2
+    assert Resources(tasks=2).slurm_parameters()["ntasks_per_node"] == 2
+    assert _config().executor == "inline" and _config().resources["teacher"] == Resources()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--mem-per-run", "tacher=32G"], "'tacher' is not a kind"),
+        (["--time-per-run", "student=1h"], "'1h' is not a whole number"),
+        (["--slurm-param", "constraint"], "write NAME=VALUE"),
+        (["--max-parallel", "0"], "--max-parallel 0 must be at least 1"),
+    ],
+)
+def test_bad_options_are_named(argv: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        _config(*argv)
+
+
+def test_job_call_returns_the_value_and_its_times() -> None:
+    result = JobCall(lambda: {"acc": 0.5})()
+    assert result["value"] == {"acc": 0.5} and result["started"] <= result["ended"] and result["host"]
+
+
+def test_a_refused_option_becomes_a_failure_with_a_result() -> None:
+    def refuse() -> dict:
+        raise SystemExit(2)  # what a parser does with a bad key
+
+    with pytest.raises(RuntimeError, match="exited with code 2; its log says why"):
+        JobCall(refuse)()
+
+
+def test_a_requeued_call_resumes_and_its_ending_attempt_is_no_failure() -> None:
+    def first() -> dict:
+        raise ConnectionResetError("Connection lost")  # e.g. W&B's service, ended by the requeue
+
+    call = JobCall(first, resume=lambda: {"resumed": True})
+    delayed = call.checkpoint()
+    assert delayed.function.function is call.resume and delayed.function.resume is call.resume
+    assert delayed.function()["value"] == {"resumed": True}
+    with pytest.raises(SystemExit):  # not an error result the driver would report
+        call()
+    # Without a resume the same call runs again.
+    plain = JobCall(lambda: {"x": 1})
+    assert plain.checkpoint().function.function is plain.function
+
+
+def test_inline_runs_in_order_and_records_times(tmp_path: Path) -> None:
+    calls: list[str] = []
+    jobs = [
+        Job(
+            f"teacher:{name}-seed0",
+            "teacher",
+            name,
+            JobCall(lambda name=name: calls.append(name) or {"n": name}),
+        )
+        for name in ("a", "b")
+    ]
+    outcomes = list(run_jobs(_config(), jobs, tmp_path / "jobs"))
+    assert calls == ["a", "b"] and [o.value for o in outcomes] == [{"n": "a"}, {"n": "b"}]
+    assert all(o.record["executor"] == "inline" and o.record["state"] == "COMPLETED" for o in outcomes)
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_local_refuses_more_gpus_than_the_machine_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    job = Job("teacher:a-seed0", "teacher", "teacher a seed 0", JobCall(dict))
+    with pytest.raises(ConfigError, match=r"--gpus-per-run 2: this machine shows 1 GPU\(s\) \(\[3\]\)"):
+        list(run_jobs(_config("--executor", "local", "--gpus-per-run", "2"), [job], tmp_path))
+
+
+def test_failure_message_names_run_job_and_log() -> None:
+    job = Job("teacher:bad-seed1", "teacher", "teacher bad seed 1", JobCall(dict))
+    record = {"job_id": "17", "state": "FAILED", "logs": ["/o/jobs/17_0_log.out", "/o/jobs/17_0_log.err"]}
+    message = failure_message([Outcome(job, None, record, "RuntimeError: boom")])
+    assert message == (
+        "1 run(s) failed: teacher bad seed 1 (job 17, FAILED, log /o/jobs/17_0_log.err): RuntimeError: boom. "
+        "Rerun the same command to resubmit the failed and missing runs"
+    )
