@@ -10,7 +10,9 @@ from asc_kd.data.spec import DatasetError, DatasetSpec
 from asc_kd.data.tau import TAU20, TAU22
 
 
-@pytest.mark.parametrize("spec", [TAU22, TAU20, DatasetSpec("folders", ("a", "b"), mono=False)], ids=str)
+@pytest.mark.parametrize(
+    "spec", [TAU22, TAU20, DatasetSpec("folders", ("a", "b"), mono=False)], ids=["tau22", "tau20", "folders"]
+)
 def test_as_dict_is_plain_data_that_reads_back_to_the_same_spec(spec: DatasetSpec) -> None:
     plain = spec.as_dict()
     assert json.loads(json.dumps(plain)) == plain  # lists, dicts, numbers, strings only
