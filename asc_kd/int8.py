@@ -19,7 +19,7 @@ When the eager flow is removed from torch, ``quantize_static`` is the one functi
 The artifact (``*.int8.pt``) is a TorchScript module of front-end + int8 student that maps
 (batch, samples) 32 kHz waveforms to logits; ``torch.jit.load`` runs it in any process with
 torch alone (no asc_kd, no training code), and its ``meta.json`` extra file records classes,
-the dataset spec, sample rate, backend and MEM. CP-JKU's checkpoints did not include the int8 model, so users
+sample rate, backend and MEM. CP-JKU's checkpoints did not include the int8 model, so users
 had to rebuild it (cpjku_dcase23#6).
 """
 
@@ -290,12 +290,15 @@ def quantize_task(
             quantized = quantize_static(task.model, (task.features(w) for w in batches), backend)
         used = len(batches)
     memory = int8_memory(quantized)
+    spec = task.spec
+    plain = spec.as_dict()
     complexity = count_complexity(task.model, task.input_shape())
     metadata = {
         "model": task.hparams.model,
         "source_checkpoint": source,
-        "classes": list(task.classes),  # the logits' columns, for readers with torch alone
-        "spec": task.spec.as_dict(),
+        # The spec's classes (the logits' columns), devices and groups, as flat keys: the artifact
+        # is read with torch alone, the report by the results notebook.
+        **{key: plain[key] for key in ("classes", "devices", "device_groups")},
         "segment_seconds": float(task.hparams.segment_seconds),
         "backend": backend,
         "calibration_batches": used,
@@ -315,7 +318,6 @@ def quantize_task(
 
     def evaluate(model: Any, desc: str) -> dict[str, Any]:
         logits = predict_logits(model, test, cpu, task.segment_samples, desc if progress else "", shard=False)
-        spec = task.spec
         return scene_metrics(
             logits,
             labels["target"],

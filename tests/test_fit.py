@@ -25,6 +25,7 @@ from fit_helpers import (
 from asc_kd.augmentations import Mixup
 from asc_kd.callbacks import ComplexityCheck
 from asc_kd.complexity import ComplexityError
+from asc_kd.data.tau import TAU22
 from asc_kd.errors import run_command
 from asc_kd.fit import AscKdCLI, _command, main
 from asc_kd.recipes import RECIPES
@@ -95,6 +96,16 @@ def test_fit_then_test_reports_the_last_checkpoint(teacher_run: AscKdCLI) -> Non
     assert [p.name for p in last.parent.iterdir()] == ["last.ckpt"]  # no best-on-test file
     assert read_checkpoint(last)["asc_kd"]["selection"] == "last"
     assert read_checkpoint(last)["asc_kd"]["run"] == {"recipe": "teacher", "seed": 0}
+
+
+def test_the_data_links_its_spec_whole_into_the_task(teacher_run: AscKdCLI) -> None:
+    """The spec is computed from the dataset on disk when the DataModule is built: it is in the
+    task and its checkpoint (plain data), and in no config a user edits."""
+    assert teacher_run.model.spec == teacher_run.datamodule.spec == TAU22
+    last = teacher_run.trainer.checkpoint_callback.selected_path
+    assert read_checkpoint(last)["hyper_parameters"]["spec"] == TAU22.as_dict()
+    config = yaml.safe_load((Path(teacher_run.trainer.default_root_dir) / "config.yaml").read_text())
+    assert "spec" not in config["model"]["init_args"]
 
 
 def test_test_metrics_after_fit(teacher_run: AscKdCLI) -> None:

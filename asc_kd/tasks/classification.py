@@ -4,9 +4,8 @@ Everything that defines the network is a hyperparameter (model name or import pa
 keyword arguments, front-end name and keyword arguments, the dataset's spec), saved by
 ``save_hyperparameters`` (the spec as ``DatasetSpec.as_dict``'s plain data):
 ``asc_kd.tasks.restore.load_task`` rebuilds model and front-end from a checkpoint alone,
-without the YAML that trained it. Validation and test share
-one code path and one metric definition (``asc_kd.metrics.SceneMetrics``), cloned with
-``val/`` and ``test/`` prefixes.
+without the YAML that trained it. Validation and test share one code path and one metric
+definition (``asc_kd.metrics.SceneMetrics``), cloned with ``val/`` and ``test/`` prefixes.
 """
 
 from __future__ import annotations
