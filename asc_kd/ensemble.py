@@ -134,7 +134,7 @@ def export_logits(
         datamodule.prepare_data()
     if world > 1:
         torch.distributed.barrier()
-    datamodule.setup("predict")
+    datamodule.setup()  # every split: the export and Table 1 read train and test
     spec = datamodule.spec
     export_loader = datamodule.loader(split)
     test_loader = datamodule.loader("test")
