@@ -29,7 +29,7 @@ from asc_kd.errors import ConfigError
 from asc_kd.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
 from asc_kd.metrics import scene_metrics
 from asc_kd.models.pretrained import load_pretrained
-from asc_kd.tables import seed_row, summarize, write_results
+from asc_kd.tables import TABLE1_BY, seed_row, summarize, write_results
 from asc_kd.tasks.classification import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
@@ -214,7 +214,7 @@ def export_logits(
     if rank == 0:
         if is_synthetic(datamodule.root) and SYNTHETIC_NOTE not in title:
             title += SYNTHETIC_NOTE
-        summary, written = write_results(frame, ["teacher", "selection"], table, title)
+        summary, written = write_results(frame, TABLE1_BY, table, title)
         log.info("wrote Table 1 to %s", ", ".join(map(str, written)))
         return summary
-    return summarize(frame, ["teacher", "selection"])  # the same table, unwritten
+    return summarize(frame, TABLE1_BY)  # the same table, unwritten

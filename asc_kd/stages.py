@@ -35,7 +35,7 @@ import pandas as pd
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write
-from asc_kd.tables import seed_row, to_markdown, write_results
+from asc_kd.tables import TABLE2_BY, student_rows, to_markdown, write_results
 
 log = logging.getLogger(__name__)
 
@@ -317,29 +317,16 @@ class Pipeline:
         return reports
 
     def tables(self, reports: dict[Run, dict[str, Any]]) -> pd.DataFrame:
-        rows = []
-        for run, report in reports.items():
-            for precision in ("fp32", "int8"):
-                row = seed_row(
-                    report[precision],
-                    system=run.name,
-                    precision=precision,
-                    selection=report.get("selection", "-"),
-                    seed=run.seed,
-                )
-                if precision == "int8":
-                    row.update(mem_bytes=report["mem_bytes"], artifact_bytes=report["artifact_bytes"])
-                else:
-                    row.update(mem_bytes=4 * report["params"], artifact_bytes=None)
-                row.update(params=report["params"], params_fused=report["params_fused"], macs=report["macs"])
-                rows.append(row)
+        rows = [
+            row
+            for run, report in reports.items()
+            for row in student_rows(report, run.name, report.get("selection", "-"), run.seed)
+        ]
         title = "Table 2: students on the development-test split"
         if self.config.demo or is_synthetic(self.config.root):
             title += SYNTHETIC_NOTE
         frame = pd.DataFrame(rows).astype({"artifact_bytes": "Int64"})  # none for fp32
-        summary, written = write_results(
-            frame, ["system", "precision", "selection"], self.out / "table2", title
-        )
+        summary, written = write_results(frame, TABLE2_BY, self.out / "table2", title)
         log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
         with self._stage_run("tables", "tables", self.out) as run:
             if run is not None:
