@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 
 from asc_kd.allocator import keep_freed_memory
 from asc_kd.augmentations import FreqMixStyle, Mixup  # noqa: F401  (short names in YAML)
@@ -70,6 +72,14 @@ class AscKdCLI(LightningCLI):
         parser.add_argument(
             "--test", type=bool, default=True, help="test the reported checkpoint after fitting"
         )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with a ``CSVLogger`` beside the configured loggers (W&B's log is binary):
+        every logged value, readable offline, in ``<run folder>/csv/version_N/metrics.csv``."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if not any(isinstance(logger, CSVLogger) for logger in trainer.loggers):
+            trainer.loggers = [*trainer.loggers, CSVLogger(trainer.default_root_dir, name="csv")]
+        return trainer
 
     def before_instantiate_classes(self) -> None:
         """Give the run its folder and name; when resuming, continue the checkpoint's W&B run."""
@@ -174,6 +184,7 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
     export = next((c for c in callbacks if isinstance(c, QuantizationExport) and c.report), None)
     checkpoint = trainer.checkpoint_callback
     wandb = next((lg for lg in trainer.loggers if isinstance(lg, AutoWandbLogger)), None)
+    csv = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
     return {
         "run": Path(trainer.default_root_dir).name,
         "metrics": {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1},
@@ -189,6 +200,7 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
             "selection": getattr(checkpoint, "selection_label", None),
             "int8_artifact": str(export.artifact) if export else None,
             "config": str(Path(trainer.default_root_dir) / "config.yaml"),
+            "metrics_csv": csv.experiment.metrics_file_path if csv is not None else None,
             "wandb_run": wandb.experiment.dir
             if wandb is not None and wandb._experiment is not None
             else None,
@@ -213,6 +225,8 @@ def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
         f"  config: {files['config']}",
         f"  summary: {folder / 'summary.json'}",
     ]
+    if files["metrics_csv"]:
+        lines.append(f"  metrics CSV: {files['metrics_csv']}")
     if files["int8_artifact"]:
         lines.insert(2, f"  int8 artifact: {files['int8_artifact']}")
     if files["wandb_run"]:

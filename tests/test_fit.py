@@ -154,6 +154,37 @@ def test_the_learning_rate_is_logged_every_step(teacher_run: AscKdCLI) -> None:
     assert lrs == [pytest.approx(0.003)] * 2  # tests/conf/teacher.yaml: constant 0.003, 2 steps
 
 
+def test_every_logged_value_is_in_the_runs_metrics_csv(teacher_run: AscKdCLI) -> None:
+    folder = Path(teacher_run.trainer.default_root_dir)
+    path = folder / "csv" / "version_0" / "metrics.csv"
+    assert json.loads((folder / "summary.json").read_text())["files"]["metrics_csv"] == str(path)
+    metrics = pd.read_csv(path)
+    assert list(metrics["lr-Adam"].dropna()) == [pytest.approx(0.003)] * 2  # as in W&B, above
+    assert metrics["train/loss"].notna().sum() == 2  # log_every_n_steps 1, 2 steps
+    (test_acc,) = metrics["test/acc"].dropna()
+    assert test_acc == pytest.approx(float(teacher_run.trainer.callback_metrics["test/acc"]))
+    (run_dir,) = offline_runs(folder)  # beside W&B, not instead of it
+    assert {"lr-Adam", "train/loss", "val/acc", "test/acc"} <= _history_keys(run_dir)
+
+
+def test_the_learning_rate_is_logged_every_epoch_however_short(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    # 2 steps an epoch, a log every 5 steps: Lightning alone would log the learning rate once.
+    args = [
+        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        "--trainer.logger",
+        "false",
+        "--test",
+        "false",
+    ]
+    main([*args, "--trainer.max_epochs", "3", "--trainer.log_every_n_steps", "5"])
+    metrics = pd.read_csv(tmp_path / "teacher-seed0" / "csv" / "version_0" / "metrics.csv")
+    logged = metrics.dropna(subset=["lr-Adam"])
+    assert list(logged["step"]) == [0, 2, 4]  # each epoch's first step
+    assert list(logged["lr-Adam"]) == [pytest.approx(0.003)] * 3
+
+
 def test_the_wandb_run_is_named_after_recipe_and_seed(teacher_run: AscKdCLI) -> None:
     assert teacher_run.trainer.logger.experiment.name == "teacher-seed0"
 
