@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,16 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
 from asc_kd.noise import silence
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
 
 log = logging.getLogger(__name__)
+
+#: A finished run's record in its folder (``run_summary``); a new fit there refuses without --overwrite.
+SUMMARY = "summary.json"
 
 
 class AscKdCLI(LightningCLI):
@@ -72,6 +77,13 @@ class AscKdCLI(LightningCLI):
         parser.add_argument(
             "--test", type=bool, default=True, help="test the reported checkpoint after fitting"
         )
+        parser.add_argument(
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="empty a run folder holding a finished run and fit anew "
+            "(default: refuse; resume with --ckpt_path last)",
+        )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with a ``CSVLogger`` beside the configured loggers (W&B's log is binary):
@@ -85,6 +97,11 @@ class AscKdCLI(LightningCLI):
         """Give the run its folder and name; when resuming, continue the checkpoint's W&B run."""
         config = self.config
         folder = run_folder(config)
+        if (folder / SUMMARY).is_file() and not config.get("ckpt_path") and not config.get("overwrite"):
+            raise ConfigError(
+                f"{folder} holds a finished run ({SUMMARY}): resume it with --ckpt_path last, fit it "
+                "anew with --overwrite true (empties the folder), or give another --name or --seed_everything"
+            )
         config["trainer.default_root_dir"] = str(folder)
         if not config.get("checkpoint.dirpath"):
             config["checkpoint.dirpath"] = str(folder / "checkpoints")
@@ -113,6 +130,19 @@ def run_folder(config: Namespace) -> Path:
     root = Path(config.get("trainer.default_root_dir") or "outputs")
     name = run_name(config)
     return root if root.name == name else root / name
+
+
+def _empty_finished_run(folder: Path) -> None:
+    """``--overwrite``: remove a finished run's files (its W&B runs too) before fitting anew."""
+    if not (folder / SUMMARY).is_file():
+        return
+    log.warning("--overwrite: deleting the finished run in %s", folder)
+    (folder / SUMMARY).unlink()  # first: an interrupted deletion leaves no finished run behind
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _spec_value(attribute: str):
@@ -160,6 +190,8 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
         if not Path(ckpt_path).is_file():
             log.warning("no %s to resume from: this run starts from the first epoch", ckpt_path)
             ckpt_path = None
+    if cli.config["overwrite"] and not ckpt_path and cli.trainer.is_global_zero:
+        _empty_finished_run(Path(cli.trainer.default_root_dir))
     try:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
         if cli.config["test"]:
@@ -213,7 +245,7 @@ def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
     """Write ``summary`` to ``summary.json`` (a readable record beside the binary W&B log) and
     say where the run's files are."""
     folder = Path(cli.trainer.default_root_dir)
-    with atomic_write(folder / "summary.json") as handle:
+    with atomic_write(folder / SUMMARY) as handle:
         json.dump(summary, handle, indent=2)
     if summary["files"]["wandb_run"]:
         with atomic_write(Path(summary["files"]["wandb_run"]) / "asc_kd_summary.json") as handle:

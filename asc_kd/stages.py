@@ -210,6 +210,8 @@ class Pipeline:
                 str(run.seed),
                 "--name",
                 run.name,
+                "--overwrite",  # a forced stage fits anew over the finished run
+                str(self.config.force).lower(),
             ]
             self.manifest[run.key] = {**fit_run(configs, folder, args), "name": run.name, "seed": run.seed}
             self._save()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from fit_helpers import (
     command_line,
     fit_args,
     offline_runs,
+    tree_state,
     wandb_config,
     wandb_records,
     write_teacher_logits,
@@ -66,6 +68,7 @@ def test_help_documents_the_options(
         "--complexity.allow_over_limits",
         "--ckpt_path",
         "--test",
+        "--overwrite",
     ):
         assert option in result.out, option
 
@@ -325,6 +328,39 @@ def test_resume_last_finds_the_run_folder_and_continues_the_wandb_run(
     for run in runs:
         assert (run / "files" / "asc_kd_config.yaml").is_file()
         assert wandb_config(run)["model"]["init_args"]["model"] == "debug"
+
+
+def test_a_new_fit_never_mixes_into_a_finished_run(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asc_kd.errors import run_command
+    from asc_kd.fit import _command
+
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--test", "false"]
+    first = main(args)
+    folder = tmp_path / "teacher-seed0"
+    (first_run,) = offline_runs(folder)
+
+    def outputs() -> dict[str, tuple[int, int]]:  # W&B's own logs may still be flushed meanwhile
+        return {path: state for path, state in tree_state(folder).items() if not path.startswith("wandb/")}
+
+    before = outputs()
+    capsys.readouterr()
+    assert run_command(_command, args) == 1
+    error = capsys.readouterr().err.splitlines()[0]
+    assert error == (
+        f"error: {folder} holds a finished run (summary.json): resume it with --ckpt_path last, fit it "
+        "anew with --overwrite true (empties the folder), or give another --name or --seed_everything"
+    )
+    assert outputs() == before and offline_runs(folder) == [first_run]  # nothing written, nothing started
+    sys.argv = sys.argv[:1]  # _command put the arguments there, as `python -m` would have
+
+    second = main([*args, "--overwrite", "true"])
+    (second_run,) = offline_runs(folder)  # the first run's W&B files are gone with it
+    assert second_run != first_run
+    assert second.trainer.logger.experiment.id != first.trainer.logger.experiment.id
+    assert sorted(p.name for p in (folder / "csv").iterdir()) == ["version_0"]
+    assert json.loads((folder / "summary.json").read_text())["files"]["wandb_run"].startswith(str(second_run))
 
 
 def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:

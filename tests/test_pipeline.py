@@ -285,6 +285,23 @@ def test_force_redoes_every_stage(tiny_pipeline: TinyPipeline, tmp_path: Path, m
     assert (out / "table2.csv").is_file()
 
 
+def test_force_fits_anew_over_the_finished_runs(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
+) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    recorded, extras = asc_kd.stages.fit_run, []
+
+    def fit(configs: list[Path], run_dir: Path, extra: list[str]) -> dict[str, Any]:
+        extras.append(extra[extra.index("--overwrite") + 1])
+        return recorded(configs, run_dir, extra)
+
+    monkeypatch.setattr(asc_kd.stages, "fit_run", fit)
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students")
+    with command_line("python -m asc_kd.pipeline"):
+        assert main(argv) == 0
+    assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)] and extras == ["true", "true"]
+
+
 def test_force_redoes_only_the_chosen_stages(
     tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
 ) -> None:
