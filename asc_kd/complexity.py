@@ -207,8 +207,8 @@ def receptive_field(
     return rf[0], rf[1]
 
 
-def check_limits(complexity: Complexity, name: str = "model") -> None:
-    """Raise ``ComplexityError`` naming which limit ``complexity`` breaks."""
+def check_limits(complexity: Complexity, name: str = "model", fix: str = "") -> None:
+    """Raise ``ComplexityError`` naming which limit ``complexity`` breaks (and ``fix``, the way on)."""
     problems = []
     if complexity.mem_bytes > MAX_PARAM_BYTES:
         problems.append(
@@ -217,7 +217,7 @@ def check_limits(complexity: Complexity, name: str = "model") -> None:
     if complexity.macs > MAX_MACS:
         problems.append(f"MACs {complexity.macs:,} > {MAX_MACS:,}")
     if problems:
-        raise ComplexityError(f"{name} exceeds the DCASE limits: " + "; ".join(problems))
+        raise ComplexityError(f"{name} exceeds the DCASE limits: " + "; ".join(problems) + fix)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -236,29 +236,56 @@ def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, t
 
 
 @pytest.mark.parametrize(
-    ("extra", "key"),
+    ("extra", "message"),
     [
-        (["--model.init_args.lrr", "0.1"], "lrr"),
-        (["--data.batchsize", "16"], "batchsize"),
-        (["--config", "typo.yaml"], "max_epoch_count"),
+        (
+            ["--model.init_args.lrr", "0.1"],
+            "command line: unknown option --model.init_args.lrr; did you mean --model.init_args.lr?",
+        ),
+        (
+            ["--data.batchsize", "16"],
+            "command line: unknown option --data.batchsize; did you mean --data.batch_size?",
+        ),
+        (
+            ["--config", "typo.yaml"],
+            "{tmp}/typo.yaml: unknown key 'max_epoch' under 'trainer'; did you mean max_epochs?",
+        ),
+        (
+            ["--config", "model_typo.yaml"],
+            "{tmp}/model_typo.yaml: unknown key 'temprature' under 'model.init_args'; "
+            "did you mean temperature?",
+        ),
+        (
+            ["--config", "bad_value.yaml"],
+            "{tmp}/bad_value.yaml: trainer.max_epochs = two is not valid (expected int)",
+        ),
     ],
-    ids=["model-cli", "data-cli", "trainer-file"],
+    ids=["model-cli", "data-cli", "trainer-file", "model-file", "value-file"],
 )
-def test_unknown_key_is_named(
+def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
     extra: list[str],
-    key: str,
+    message: str,
     tiny_root: Path,
     cache_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch_count: 1\n")
+    from asc_kd.errors import run_command
+    from asc_kd.fit import _command
+
+    (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch: 1\n")
+    (tmp_path / "model_typo.yaml").write_text(
+        "model:\n  class_path: DistillationTask\n  init_args:\n    temprature: 2\n"
+    )
+    (tmp_path / "bad_value.yaml").write_text("trainer:\n  max_epochs: two\n")
     extra = [str(tmp_path / arg) if arg.endswith(".yaml") else arg for arg in extra]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), *extra])
-    assert exit_info.value.code not in (0, None)
-    assert key in capsys.readouterr().err
-    assert not offline_runs(tmp_path)  # nothing started
+    assert run_command(_command, [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), *extra]) == 1
+    sys.argv = sys.argv[:1]
+    assert capsys.readouterr().err.splitlines() == [
+        "error: " + message.format(tmp=tmp_path),
+        "(ASC_KD_DEBUG=1 shows the traceback)",
+    ]  # no usage: that is --help's
+    assert not (tmp_path / "teacher-seed0").exists()  # nothing started
 
 
 def test_complexity_stops_an_over_limit_model(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
@@ -267,8 +294,10 @@ def test_complexity_stops_an_over_limit_model(tiny_root: Path, cache_dir: Path, 
         "--model.init_args.model_kwargs",
         '{"width": 64}',
     ]
-    with pytest.raises(ComplexityError, match=r"model 'debug' exceeds the DCASE limits: MACs"):
+    with pytest.raises(ComplexityError, match=r"model 'debug' exceeds the DCASE limits: MACs") as error:
         main(args)
+    assert str(error.value).endswith("; to train it anyway: --complexity.allow_over_limits true")
+    assert not (tmp_path / "teacher-seed0").exists()  # no empty run folder left behind
     wandb.finish()
 
     cli = main([*args, "--complexity.allow_over_limits", "true", "--test", "false"])
