@@ -12,6 +12,7 @@ import pandas as pd
 import soundfile
 import torch
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
 from asc_kd.int8 import load_artifact
@@ -74,30 +75,33 @@ def predict_files(
     size = scorer.window
     hop = max(1, round(hop_seconds * scorer.sample_rate))
     notes, resamplers, rows = _Notes(), {}, []
-    for name in tqdm(filenames, desc="predicting", unit="file"):
-        path = root / name
-        audio, rate = read_clip(path, mono=False)
-        channels = soundfile.info(str(path)).channels
-        if channels > 1:
-            notes("mono", "mixing %d-channel audio to mono (first: %s)", channels, path)
-        if rate != scorer.sample_rate:
-            notes(
-                f"rate{rate}",
-                "resampling %d Hz audio to the model's %d Hz (first: %s)",
-                rate,
-                scorer.sample_rate,
-                path,
-            )
-            if rate not in resamplers:
-                resamplers[rate] = Resampler(rate, scorer.sample_rate)
-        waveform = resamplers[rate](audio) if rate != scorer.sample_rate else torch.from_numpy(audio)
-        starts = window_starts(waveform.shape[0], size, hop)
-        windows = split_windows(waveform.unsqueeze(0), size, hop)[0]
-        probabilities = scorer.logits(windows).float().softmax(-1)
-        if per_window:
-            rows += [(name, s / scorer.sample_rate, p) for s, p in zip(starts, probabilities, strict=True)]
-        else:
-            rows.append((name, None, probabilities.mean(0)))
+    with logging_redirect_tqdm():  # the notes through tqdm.write: on their own lines, not in the bar
+        for name in tqdm(filenames, desc="predicting", unit="file"):
+            path = root / name
+            audio, rate = read_clip(path, mono=False)
+            channels = soundfile.info(str(path)).channels
+            if channels > 1:
+                notes("mono", "mixing %d-channel audio to mono (first: %s)", channels, path)
+            if rate != scorer.sample_rate:
+                notes(
+                    f"rate{rate}",
+                    "resampling %d Hz audio to the model's %d Hz (first: %s)",
+                    rate,
+                    scorer.sample_rate,
+                    path,
+                )
+                if rate not in resamplers:
+                    resamplers[rate] = Resampler(rate, scorer.sample_rate)
+            waveform = resamplers[rate](audio) if rate != scorer.sample_rate else torch.from_numpy(audio)
+            starts = window_starts(waveform.shape[0], size, hop)
+            windows = split_windows(waveform.unsqueeze(0), size, hop)[0]
+            probabilities = scorer.logits(windows).float().softmax(-1)
+            if per_window:
+                rows += [
+                    (name, s / scorer.sample_rate, p) for s, p in zip(starts, probabilities, strict=True)
+                ]
+            else:
+                rows.append((name, None, probabilities.mean(0)))
     probs = torch.stack([r[2] for r in rows]).numpy()
     frame = pd.DataFrame({"filename": [r[0] for r in rows]})
     if per_window:
