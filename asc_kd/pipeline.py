@@ -15,11 +15,13 @@ synthetic scenes every accuracy is synthetic.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
 from asc_kd.errors import command_parser, run_command
 from asc_kd.lineage import add_wandb_arguments
+from asc_kd.noise import quiet_console
 from asc_kd.stages import EXPERIMENTS, STAGES, SYSTEMS, Pipeline, PipelineConfig
 
 DEMO_TEACHERS = [str(EXPERIMENTS / "demo" / "teachers" / name) for name in ("cnn_tiny.yaml", "ast_tiny.yaml")]
@@ -78,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="redo the chosen stages even when their outputs exist"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the stage lines and errors (no progress bars, W&B, tables)",
+    )
     add_wandb_arguments(
         parser, default=True, group_help="W&B group of every run (default: --out's name and the start time)"
     )
@@ -114,7 +120,8 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    Pipeline(config).run()
+    with quiet_console("asc_kd.stages") if config.quiet else contextlib.nullcontext():
+        Pipeline(config).run()
     return 0
 
 

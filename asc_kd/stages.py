@@ -363,8 +363,6 @@ class Pipeline:
             print(table1.read_text())
         frame = self.tables(reports)
         print(to_markdown(frame))
-        print(
-            f"\nTables: {self.out}/table1.md, {self.out}/table2.md (per seed: *_seeds.csv); "
-            f"runs in {self.out}/"
-        )
+        tables = ", ".join(str(t) for t in (table1, self.out / "table2.md") if t.is_file())  # what exists
+        print(f"\nTables: {tables} (per seed: *_seeds.csv); runs in {self.out}/")
         return frame

@@ -4,7 +4,10 @@ mean ± std and the checkpoint each row reports, manifest, resume, force."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 from fit_helpers import (
     PIPELINE_SYSTEM,
     PIPELINE_TEACHERS,
+    REPO,
     TinyPipeline,
     command_line,
     offline_run,
@@ -300,6 +304,46 @@ def test_force_fits_anew_over_the_finished_runs(
     with command_line("python -m asc_kd.pipeline"):
         assert main(argv) == 0
     assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)] and extras == ["true", "true"]
+
+
+def test_the_closing_line_names_only_tables_that_exist(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    for name in ("table1.md", "table1.csv", "table1_seeds.csv"):  # as if no logits stage ever ran here
+        (out / name).unlink()
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--stages", "quantize", "tables")
+    with command_line("python -m asc_kd.pipeline"):
+        assert main([arg for arg in argv if arg != "--quiet"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Tables:")]
+    assert line == f"Tables: {out}/table2.md (per seed: *_seeds.csv); runs in {out}/"
+    assert calls == []
+
+
+def test_quiet_prints_the_stage_lines_and_nothing_else(tiny_pipeline: TinyPipeline, tmp_path: Path) -> None:
+    """``python -m asc_kd.pipeline --quiet`` as a user runs it, W&B not silenced beforehand: two
+    real student fits, their W&B runs, int8 exports, tests and Table 2 print three lines."""
+    out = tmp_path / "out"
+    shutil.copytree(tiny_pipeline.out, out)
+    manifest = (out / "pipeline.json").read_text().replace(str(tiny_pipeline.out), str(out))
+    (out / "pipeline.json").write_text(manifest)
+    argv = pipeline_argv(
+        tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students", "tables"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}
+    done = subprocess.run(
+        [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        env={**env, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [line for line in (done.stdout + done.stderr).splitlines() if line.strip()] == [
+        f"stage students: fitting {PIPELINE_SYSTEM}, seed 0",
+        f"stage students: fitting {PIPELINE_SYSTEM}, seed 1",
+        f"wrote Table 2 to {out}/table2.md, {out}/table2.csv, {out}/table2_seeds.csv",
+    ]
 
 
 def test_force_redoes_only_the_chosen_stages(
