@@ -71,7 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--student-config", default=str(EXPERIMENTS / "students" / "kd.yaml"), help="distillation recipe"
     )
     parser.add_argument(
-        "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="student systems"
+        "--systems",
+        nargs="+",
+        default=None,
+        choices=SYSTEMS,
+        help="packaged student systems (default: all four, unless --students is given)",
+    )
+    parser.add_argument(
+        "--students",
+        nargs="+",
+        default=[],
+        help="your own student recipes (YAML, composed after --student-config; rows named by their "
+        "name:), beside --systems; a recipe listed twice runs twice",
     )
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run")
     parser.add_argument(
@@ -105,7 +116,8 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         student_seeds=args.student_seeds or args.seeds,
         teacher_logits=args.teacher_logits,
         student_config=args.student_config,
-        systems=args.systems,
+        systems=args.systems if args.systems is not None else ([] if args.students else list(SYSTEMS)),
+        students=args.students,
         stages=args.stages,
         max_epochs=args.max_epochs,
         force=args.force,

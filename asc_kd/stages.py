@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.errors import ConfigError
@@ -59,6 +60,7 @@ class PipelineConfig:
     teacher_logits: str | None = None
     student_config: str = str(EXPERIMENTS / "students" / "kd.yaml")
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    students: list[str] = field(default_factory=list)
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     max_epochs: int | None = None
     force: bool = False
@@ -112,6 +114,14 @@ def _new_group(out: Path) -> str:
     return f"{out.resolve().name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def _recipe_name(recipe: Path) -> str:
+    """A recipe's ``name:`` (its runs' folders and table rows), else its file's stem."""
+    if not recipe.is_file():
+        return recipe.stem
+    config = yaml.safe_load(recipe.read_text()) or {}
+    return str(config.get("name") or recipe.stem) if isinstance(config, dict) else recipe.stem
+
+
 def _stage_of(key: str) -> str | None:
     """The stage that wrote a manifest entry."""
     return {"teacher": "teachers", "logits": "logits", "student": "students", "int8": "quantize"}.get(
@@ -142,6 +152,13 @@ class Pipeline:
         if unknown and self.teacher_runs:
             raise ConfigError(f"--ensemble names {unknown} are not teacher recipes; recipes: {sorted(names)}")
         student_recipes = [EXPERIMENTS / "students" / f"{system}.yaml" for system in config.systems]
+        student_recipes += [
+            Path(s) if s.endswith((".yaml", ".yml")) else EXPERIMENTS / "students" / f"{s}.yaml"
+            for s in config.students
+        ]
+        for recipe in student_recipes:
+            if not recipe.is_file():
+                raise ConfigError(f"student recipe {recipe} not found")
         self.student_runs = self._runs("student", student_recipes, config.student_seeds)
         self.group = config.wandb_group or self.manifest.get("wandb_group") or _new_group(self.out)
 
@@ -174,9 +191,10 @@ class Pipeline:
         taken: Counter[str] = Counter()
         runs = []
         for recipe in recipes:
+            name = _recipe_name(recipe)
             for _ in range(seeds):
-                runs.append(Run(kind, recipe.stem, taken[recipe.stem], recipe))
-                taken[recipe.stem] += 1
+                runs.append(Run(kind, name, taken[name], recipe))
+                taken[name] += 1
         return runs
 
     def _save(self) -> None:

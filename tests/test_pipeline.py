@@ -29,8 +29,10 @@ import asc_kd.ensemble
 import asc_kd.int8
 import asc_kd.stages
 from asc_kd.complexity import MAX_PARAM_BYTES
+from asc_kd.errors import ConfigError
 from asc_kd.lineage import ARTIFACT_TYPES
-from asc_kd.pipeline import main
+from asc_kd.pipeline import main, parse_args
+from asc_kd.stages import Pipeline
 
 #: One worker builds the session's tiny pipeline for every test that reads it.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="pipeline")]
@@ -304,6 +306,54 @@ def test_force_fits_anew_over_the_finished_runs(
     with command_line("python -m asc_kd.pipeline"):
         assert main(argv) == 0
     assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)] and extras == ["true", "true"]
+
+
+def test_students_replace_the_default_systems_and_join_chosen_ones(tmp_path: Path) -> None:
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("name: tiny_student\n")
+
+    def names(*argv: str) -> list[str]:
+        return [run.name for run in Pipeline(parse_args(["--out", str(tmp_path), *argv])).student_runs]
+
+    assert names() == ["system1", "system2", "system3", "system4"]
+    assert names("--students", str(recipe)) == ["tiny_student"]
+    assert names("--systems", "system2", "--students", str(recipe), "system4") == [
+        "system2",
+        "tiny_student",
+        "system4",
+    ]
+    with pytest.raises(ConfigError, match=f"student recipe {tmp_path}/missing.yaml not found"):
+        names("--students", str(tmp_path / "missing.yaml"))
+
+
+def test_your_own_student_recipe_runs_under_its_own_name(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
+) -> None:
+    """``--students mine.yaml`` beside ``--systems system1`` (already trained in the copy): the new
+    student is fitted, quantized and gets Table 2 rows named by its recipe's ``name:``."""
+    out = tmp_path / "out"
+    shutil.copytree(tiny_pipeline.out, out)
+    manifest = (out / "pipeline.json").read_text().replace(str(tiny_pipeline.out), str(out))
+    (out / "pipeline.json").write_text(manifest)
+    recipe = tmp_path / "mine.yaml"  # the file's stem is not the name
+    recipe.write_text("name: tiny_student\nmodel:\n  init_args:\n    model: debug\n")
+    stages = ("--stages", "students", "quantize", "tables")
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--students", str(recipe), *stages)
+    with command_line("python -m asc_kd.pipeline"):
+        assert main(argv) == 0
+    for seed in (0, 1):
+        summary = json.loads((out / "students" / f"tiny_student-seed{seed}" / "summary.json").read_text())
+        assert summary["config"]["name"] == "tiny_student"
+        assert summary["config"]["model"]["init_args"]["model"] == "debug"
+        assert summary["config"]["model"]["class_path"].endswith("DistillationTask")  # --student-config
+    table = pd.read_csv(out / "table2.csv")
+    assert list(zip(table["system"], table["precision"], table["seeds"], strict=True)) == [
+        (PIPELINE_SYSTEM, "fp32", 2),
+        (PIPELINE_SYSTEM, "int8", 2),
+        ("tiny_student", "fp32", 2),
+        ("tiny_student", "int8", 2),
+    ]
+    assert table.set_index(["system", "precision"]).loc[("tiny_student", "int8"), "params"] < 10_000
 
 
 def test_the_closing_line_names_only_tables_that_exist(
