@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export WANDB_MODE ?= offline
 
-.PHONY: demo test lint lock clean
+.PHONY: demo test notebook lint lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,16 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n auto --dist loadgroup tests
+
+# Execute notebooks/results.ipynb top to bottom (nbclient, in a Jupyter kernel) on make demo's
+# outputs/pipeline (ASC_KD_RESULTS=DIR or wandb:ENTITY/PROJECT[/GROUP] for others): the executed
+# copy is outputs/results.ipynb, the figures go to outputs/figures/.
+notebook: $(VENV)/.installed
+	mkdir -p outputs
+	MPLBACKEND=Agg ASC_KD_FIGURES=$(CURDIR)/outputs/figures $(PY) -c "import nbclient, nbformat; \
+		nb = nbformat.read('notebooks/results.ipynb', as_version=4); \
+		nbclient.NotebookClient(nb, kernel_name='python3', resources={'metadata': {'path': 'notebooks'}}).execute(); \
+		nbformat.write(nb, 'outputs/results.ipynb')"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check asc_kd tests

@@ -16,14 +16,21 @@ go there, so ``--ckpt_path last`` finds the last checkpoint of the same recipe a
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import logging
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import Namespace
+import yaml
+from jsonargparse import ArgumentError, Namespace
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 
 from asc_kd.allocator import keep_freed_memory
 from asc_kd.augmentations import FreqMixStyle, Mixup  # noqa: F401  (short names in YAML)
@@ -36,6 +43,8 @@ from asc_kd.callbacks import (  # noqa: F401
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.data.synthetic import is_demo_root
+from asc_kd.errors import ConfigError, UserError
+from asc_kd.imports import import_object
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
 from asc_kd.noise import silence
@@ -43,6 +52,9 @@ from asc_kd.recipes import expand_config_args
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
 
 log = logging.getLogger(__name__)
+
+#: A finished run's record in its folder (``run_summary``); a new fit there refuses without --overwrite.
+SUMMARY = "summary.json"
 
 
 class AscKdCLI(LightningCLI):
@@ -72,11 +84,31 @@ class AscKdCLI(LightningCLI):
         parser.add_argument(
             "--test", type=bool, default=True, help="test the reported checkpoint after fitting"
         )
+        parser.add_argument(
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="empty a run folder holding a finished run and fit anew "
+            "(default: refuse; resume with --ckpt_path last)",
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse as LightningCLI does, keeping the command line to tell a user's choice from a recipe's."""
+        """Parse as LightningCLI does, keeping the command line to tell a user's choice from a
+        recipe's; a wrong key or value is one line naming its YAML file (or the command line)
+        and the closest valid key, instead of the whole usage (which ``--help`` prints)."""
         self.command_line = list(args) if isinstance(args, list | tuple) else sys.argv[1:]
-        super().parse_arguments(parser, args)
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            raise ConfigError(argument_error_message(str(err), self.command_line, parser)) from None
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with a ``CSVLogger`` beside the configured loggers (W&B's log is binary):
+        every logged value, readable offline, in ``<run folder>/csv/version_N/metrics.csv``."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if not any(isinstance(logger, CSVLogger) for logger in trainer.loggers):
+            trainer.loggers = [*trainer.loggers, CSVLogger(trainer.default_root_dir, name="csv")]
+        return trainer
 
     def before_instantiate_classes(self) -> None:
         """Give the run its folder and name; when resuming, continue the checkpoint's W&B run.
@@ -93,6 +125,11 @@ class AscKdCLI(LightningCLI):
         ):
             config["data.generate_synthetic"] = False
         folder = run_folder(config)
+        if (folder / SUMMARY).is_file() and not config.get("ckpt_path") and not config.get("overwrite"):
+            raise ConfigError(
+                f"{folder} holds a finished run ({SUMMARY}): resume it with --ckpt_path last, fit it "
+                "anew with --overwrite true (empties the folder), or give another --name or --seed_everything"
+            )
         config["trainer.default_root_dir"] = str(folder)
         if not config.get("checkpoint.dirpath"):
             config["checkpoint.dirpath"] = str(folder / "checkpoints")
@@ -128,6 +165,105 @@ def run_folder(config: Namespace) -> Path:
     return root if root.name == name else root / name
 
 
+def argument_error_message(message: str, argv: list[str], parser: LightningArgumentParser) -> str:
+    """One line for a parse error: where the wrong key or value was given, and for an unknown
+    key the closest valid one."""
+    key, valid = _unknown_key(message, parser)
+    if key is None:
+        bad_value = re.search(r'Parser key "([\w.]+)".*Given value: (.*)', message, re.S)
+        if not bad_value:  # the parser's own words, on one line
+            return " ".join(line.strip() for line in message.splitlines() if line.strip())
+        key, value = bad_value.groups()
+        types = re.findall(r"Expected a <class '(\w+)'>", message)
+        expected = " or ".join(t for t in dict.fromkeys(types) if t != "NoneType") or "another value"
+        return f"{_where(key, argv)}{key} = {value.strip()} is not valid (expected {expected})"
+    group, _, name = key.rpartition(".")
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    on_command_line = _on_command_line(key, argv)
+    if close:
+        hint = f"; did you mean --{group}.{close[0]}?" if on_command_line else f"; did you mean {close[0]}?"
+    else:
+        hint = f"; valid keys: {', '.join(sorted(valid))}"
+    if on_command_line:
+        return f"command line: unknown option --{key}{hint}"
+    return f"{_where(key, argv)}unknown key {name!r}" + (f" under {group!r}" if group else "") + hint
+
+
+def _on_command_line(key: str, argv: list[str]) -> bool:
+    return any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in argv)
+
+
+def _where(key: str, argv: list[str]) -> str:
+    """``command line: `` or ``<the YAML file that sets key>: `` (empty when neither says)."""
+    if _on_command_line(key, argv):
+        return "command line: "
+    sources = [path for path in _config_files(argv) if _yaml_has(path, key.split("."))]
+    return f"{sources[-1]}: " if sources else ""  # the last file wins
+
+
+def _unknown_key(message: str, parser: LightningArgumentParser) -> tuple[str | None, list[str]]:
+    """The dotted key a jsonargparse error rejects and the valid names beside it."""
+    found = re.search(r"Group '([\w.]+)' does not accept option '(\w+)'", message)
+    if found:
+        group, name = found.groups()
+    elif found := re.search(r"unrecognized arguments: --([\w.]+)", message):
+        group, _, name = found.group(1).rpartition(".")
+    elif found := re.search(
+        r'Parser key "([\w.]+)".*?class_path \'([\w.:]+)\':\s+Option \'(\w+)\' is not accepted', message, re.S
+    ):
+        key, class_path, name = found.groups()
+        key = key if key.endswith(".init_args") else f"{key}.init_args"
+        return f"{key}.{name}", _init_parameters(import_object(class_path, "class"))
+    else:
+        return None, []
+    prefix = f"{group}." if group else ""
+    valid = [a.dest[len(prefix) :] for a in parser._actions if a.dest.startswith(prefix) and a.dest != group]
+    return f"{prefix}{name}", [v for v in valid if "." not in v and v != "help"]
+
+
+def _init_parameters(cls: type) -> list[str]:
+    """The keyword arguments ``cls`` accepts, following ``**kwargs`` up its bases."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        names += [p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def _config_files(argv: list[str]) -> list[str]:
+    files = [value for flag, value in zip(argv, argv[1:], strict=False) if flag == "--config"]
+    return files + [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
+
+
+def _yaml_has(path: str, keys: list[str]) -> bool:
+    try:
+        node: Any = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _empty_finished_run(folder: Path) -> None:
+    """``--overwrite``: remove a finished run's files (its W&B runs too) before fitting anew."""
+    if not (folder / SUMMARY).is_file():
+        return
+    log.warning("--overwrite: deleting the finished run in %s", folder)
+    (folder / SUMMARY).unlink()  # first: an interrupted deletion leaves no finished run behind
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def _spec_of(datamodule: SceneDataModule) -> DatasetSpec:
     return datamodule.spec
 
@@ -157,7 +293,11 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
         seed_everything_default=0,
         save_config_callback=LogConfigCallback,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": description or __doc__.split("\n\n")[0], "allow_abbrev": False},
+        parser_kwargs={
+            "description": description or __doc__.split("\n\n")[0],
+            "allow_abbrev": False,
+            "exit_on_error": False,  # parse_arguments says what is wrong in one line
+        },
     )
     seed = cli.config.get("seed_everything")
     cli.model.run_info = {"recipe": cli.config.get("name") or str(cli.model.hparams.model), "seed": seed}
@@ -167,6 +307,10 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
         if not Path(ckpt_path).is_file():
             log.warning("no %s to resume from: this run starts from the first epoch", ckpt_path)
             ckpt_path = None
+    folder = Path(cli.trainer.default_root_dir)
+    if cli.config["overwrite"] and not ckpt_path and cli.trainer.is_global_zero:
+        _empty_finished_run(folder)
+    new_folder = not folder.is_dir() or not any(folder.iterdir())
     try:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
         if cli.config["test"]:
@@ -178,6 +322,12 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
             summary = run_summary(cli)
             _report(cli, summary)
             _log_lineage(cli, summary)
+    except UserError:
+        stopped_before_training = new_folder and not any(folder.rglob("*.ckpt"))
+        if stopped_before_training and cli.trainer.is_global_zero:  # e.g. over the limits: no folder
+            _finish_wandb()
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
         _finish_wandb()  # otherwise the next fit in this process would log into this run
     return cli
@@ -191,6 +341,7 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
     export = next((c for c in callbacks if isinstance(c, QuantizationExport) and c.report), None)
     checkpoint = trainer.checkpoint_callback
     wandb = next((lg for lg in trainer.loggers if isinstance(lg, AutoWandbLogger)), None)
+    csv = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
     return {
         "run": Path(trainer.default_root_dir).name,
         "metrics": {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1},
@@ -206,6 +357,7 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
             "selection": getattr(checkpoint, "selection_label", None),
             "int8_artifact": str(export.artifact) if export else None,
             "config": str(Path(trainer.default_root_dir) / "config.yaml"),
+            "metrics_csv": csv.experiment.metrics_file_path if csv is not None else None,
             "wandb_run": wandb.experiment.dir
             if wandb is not None and wandb._experiment is not None
             else None,
@@ -218,7 +370,7 @@ def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
     """Write ``summary`` to ``summary.json`` (a readable record beside the binary W&B log) and
     say where the run's files are."""
     folder = Path(cli.trainer.default_root_dir)
-    with atomic_write(folder / "summary.json") as handle:
+    with atomic_write(folder / SUMMARY) as handle:
         json.dump(summary, handle, indent=2)
     if summary["files"]["wandb_run"]:
         with atomic_write(Path(summary["files"]["wandb_run"]) / "asc_kd_summary.json") as handle:
@@ -230,6 +382,8 @@ def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
         f"  config: {files['config']}",
         f"  summary: {folder / 'summary.json'}",
     ]
+    if files["metrics_csv"]:
+        lines.append(f"  metrics CSV: {files['metrics_csv']}")
     if files["int8_artifact"]:
         lines.insert(2, f"  int8 artifact: {files['int8_artifact']}")
     if files["wandb_run"]:

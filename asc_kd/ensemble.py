@@ -28,13 +28,11 @@ from asc_kd.errors import ConfigError
 from asc_kd.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
 from asc_kd.metrics import file_logits, scene_metrics
 from asc_kd.models.pretrained import load_pretrained, trained_weights_follow
-from asc_kd.tables import seed_row, summarize, write_results
+from asc_kd.tables import TABLE1_BY, seed_row, summarize, write_results
 from asc_kd.tasks.classification import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
 log = logging.getLogger(__name__)
-#: Table 1's row identity: the teacher, the precision its logits were computed at, its selection.
-TABLE1_KEYS = ["teacher", "precision", "selection"]
 
 
 @dataclass
@@ -214,7 +212,7 @@ def export_logits(
     if rank == 0:
         if is_synthetic(datamodule.root) and SYNTHETIC_NOTE not in title:
             title += SYNTHETIC_NOTE
-        summary, written = write_results(frame, TABLE1_KEYS, table, title)
+        summary, written = write_results(frame, TABLE1_BY, table, title)
         log.info("wrote Table 1 to %s", ", ".join(map(str, written)))
         return summary
-    return summarize(frame, TABLE1_KEYS)  # the same table, unwritten
+    return summarize(frame, TABLE1_BY)  # the same table, unwritten

@@ -2,7 +2,8 @@
 
 Called by every command (``asc_kd.errors.run_command``) and by ``asc_kd.cli.fit``: Lightning's
 tip to install litlogger, its ``LeafSpec`` deprecation notice (raised inside Lightning), and
-what the ONNX exporter's optimiser narrates (``quiet_onnx``). Warnings about the user's own
+what the ONNX exporter's optimiser narrates (``quiet_onnx``); ``quiet_console`` is the
+pipeline's ``--quiet``. Warnings about the user's own
 setup are left alone.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -25,6 +27,42 @@ def silence() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_a_litlogger_tip not in rank_zero.filters:
         rank_zero.addFilter(_not_a_litlogger_tip)
+
+
+@contextlib.contextmanager
+def quiet_console(keep: str) -> Iterator[None]:
+    """``--quiet``: only the records of logger ``keep`` and errors reach the console.
+
+    W&B is silenced through its own setting (``WANDB_SILENT``), Lightning's loggers and Python
+    warnings are held back and what is printed to stdout is dropped (Lightning's test table,
+    each fit's list of files). Everything is restored on exit.
+    """
+    silent = os.environ.get("WANDB_SILENT")
+    lightning = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in lightning]
+    handlers = list(logging.getLogger().handlers)
+
+    def wanted(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or record.name == keep or record.name.startswith(f"{keep}.")
+
+    os.environ["WANDB_SILENT"] = "true"
+    for logger in lightning:
+        logger.setLevel(logging.ERROR)
+    for handler in handlers:
+        handler.addFilter(wanted)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(wanted)
+        for logger, level in zip(lightning, levels, strict=True):
+            logger.setLevel(level)
+        if silent is None:
+            os.environ.pop("WANDB_SILENT", None)
+        else:
+            os.environ["WANDB_SILENT"] = silent
 
 
 @contextlib.contextmanager

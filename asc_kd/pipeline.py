@@ -16,12 +16,14 @@ synthetic scenes every accuracy is synthetic.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
 from asc_kd.errors import command_parser, run_command
 from asc_kd.executors import add_executor_arguments, executor_config
 from asc_kd.lineage import add_wandb_arguments
+from asc_kd.noise import quiet_console
 from asc_kd.stages import STAGES, SYSTEMS, Pipeline, PipelineConfig
 
 DEMO_TEACHERS = ["demo/teachers/cnn_tiny", "demo/teachers/ast_tiny"]
@@ -69,7 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--student-config", default="students/kd", help="distillation recipe (name or YAML)")
     parser.add_argument(
-        "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="student systems"
+        "--systems",
+        nargs="+",
+        default=None,
+        choices=SYSTEMS,
+        help="packaged student systems (default: all four, unless --students is given)",
+    )
+    parser.add_argument(
+        "--students",
+        nargs="+",
+        default=[],
+        help="your own student recipes (names or YAML, composed after --student-config; rows named by "
+        "their name:), beside --systems; a recipe listed twice runs twice",
     )
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run")
     parser.add_argument(
@@ -78,7 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="redo the chosen stages even when their outputs exist"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the stage lines and errors (no progress bars, W&B, tables)",
+    )
     add_executor_arguments(parser)
     add_wandb_arguments(
         parser, default=True, group_help="W&B group of every run (default: --out's name and the start time)"
@@ -100,7 +117,8 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         student_seeds=args.student_seeds or args.seeds,
         teacher_logits=args.teacher_logits,
         student_config=args.student_config,
-        systems=args.systems,
+        systems=args.systems if args.systems is not None else ([] if args.students else list(SYSTEMS)),
+        students=args.students,
         stages=args.stages,
         max_epochs=args.max_epochs,
         force=args.force,
@@ -116,7 +134,8 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    Pipeline(config).run()
+    with quiet_console("asc_kd.stages") if config.quiet else contextlib.nullcontext():
+        Pipeline(config).run()
     return 0
 
 

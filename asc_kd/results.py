@@ -1,7 +1,9 @@
 """A pipeline's results, read from its output folder or from a W&B project: the same frames either
 way, so ``notebooks/results.ipynb`` plots a local run and a synced one alike.
 
-* a folder: ``pipeline.json`` (each student's int8 report) and the tables' CSVs;
+* a pipeline's folder: ``pipeline.json`` (each student's int8 report) and the tables' CSVs;
+* any other folder of fits (run by hand, several seeds): each run's ``summary.json`` and int8
+  report, and the tables built from them (``asc_kd.tables.tables_from_runs``);
 * ``wandb:ENTITY/PROJECT`` or ``wandb:ENTITY/PROJECT/GROUP``: the ``int8-model`` artifacts'
   reports (``*.int8.json``) and the ``results-table`` artifacts' CSVs, through W&B's public API
   (needs a login and network).
@@ -41,7 +43,7 @@ def load_results(source: str | Path, api: Any = None) -> Results:
 def _from_folder(folder: Path) -> Results:
     manifest_path = folder / "pipeline.json"
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path} not found: is {folder} a pipeline's --out folder?")
+        return _from_runs(folder)
     manifest = json.loads(manifest_path.read_text())
     results = Results(str(folder))
     for key, value in manifest.items():
@@ -50,6 +52,19 @@ def _from_folder(folder: Path) -> Results:
     for name in TABLE_FILES:
         if (folder / f"{name}.csv").is_file():
             results.tables[name] = pd.read_csv(folder / f"{name}.csv")
+    return results
+
+
+def _from_runs(folder: Path) -> Results:
+    """The runs' int8 reports (by run folder name) and Tables 1 and 2 built from their summaries."""
+    from asc_kd.tables import find_runs, tables_from_runs
+
+    results = Results(str(folder), tables=tables_from_runs([folder]))
+    for path in find_runs([folder]):
+        summary = json.loads(path.read_text())
+        artifact = summary["files"].get("int8_artifact")
+        if artifact and Path(artifact).with_suffix(".json").is_file():
+            results.reports[summary["run"]] = json.loads(Path(artifact).with_suffix(".json").read_text())
     return results
 
 

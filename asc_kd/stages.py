@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_demo_root, is_synthetic
@@ -46,7 +47,7 @@ from asc_kd.errors import ConfigError
 from asc_kd.executors import ExecutorConfig, Job, JobCall, RunFailed, failure_message, run_jobs
 from asc_kd.io import atomic_write
 from asc_kd.recipes import RECIPES, resolve_recipe
-from asc_kd.tables import seed_row, to_markdown, write_results
+from asc_kd.tables import TABLE2_BY, student_rows, to_markdown, write_results
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class PipelineConfig:
     teacher_logits: str | None = None
     student_config: str = "students/kd"
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    students: list[str] = field(default_factory=list)
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     max_epochs: int | None = None
     force: bool = False
@@ -146,6 +148,14 @@ def _new_group(out: Path) -> str:
     return f"{out.resolve().name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def _recipe_name(recipe: Path) -> str:
+    """A recipe's ``name:`` (its runs' folders and table rows), else its file's stem."""
+    if not recipe.is_file():
+        return recipe.stem
+    config = yaml.safe_load(recipe.read_text()) or {}
+    return str(config.get("name") or recipe.stem) if isinstance(config, dict) else recipe.stem
+
+
 def _stage_of(key: str) -> str | None:
     """The stage that wrote a manifest entry."""
     return {"teacher": "teachers", "logits": "logits", "student": "students", "int8": "quantize"}.get(
@@ -178,6 +188,7 @@ class Pipeline:
         if unknown and self.teacher_runs:
             raise ConfigError(f"--ensemble names {unknown} are not teacher recipes; recipes: {sorted(names)}")
         student_recipes = [RECIPES / "students" / f"{system}.yaml" for system in config.systems]
+        student_recipes += [resolve_recipe(recipe) for recipe in config.students]
         self.student_runs = self._runs("student", student_recipes, config.student_seeds)
         self.group = config.wandb_group or self.manifest.get("wandb_group") or _new_group(self.out)
 
@@ -210,9 +221,10 @@ class Pipeline:
         taken: Counter[str] = Counter()
         runs = []
         for recipe in recipes:
+            name = _recipe_name(recipe)
             for _ in range(seeds):
-                runs.append(Run(kind, recipe.stem, taken[recipe.stem], recipe))
-                taken[recipe.stem] += 1
+                runs.append(Run(kind, name, taken[name], recipe))
+                taken[name] += 1
         return runs
 
     def _save(self) -> None:
@@ -267,6 +279,10 @@ class Pipeline:
             return None
         folder = self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
         args = [*self._wandb_args(run.kind), *extra, "--seed_everything", str(run.seed), "--name", run.name]
+        args += [
+            "--overwrite",
+            str(self.config.force).lower(),
+        ]  # a forced stage fits anew over a finished run
         if self.config.executor.executor == "slurm":
             args += NO_LIGHTNING_REQUEUE
         call = JobCall(
@@ -373,29 +389,16 @@ class Pipeline:
         return {**report, "selection": fitted["selection"]}
 
     def tables(self, reports: dict[Run, dict[str, Any]]) -> pd.DataFrame:
-        rows = []
-        for run, report in reports.items():
-            for precision in ("fp32", "int8"):
-                row = seed_row(
-                    report[precision],
-                    system=run.name,
-                    precision=precision,
-                    selection=report.get("selection", "-"),
-                    seed=run.seed,
-                )
-                if precision == "int8":
-                    row.update(mem_bytes=report["mem_bytes"], artifact_bytes=report["artifact_bytes"])
-                else:
-                    row.update(mem_bytes=4 * report["params"], artifact_bytes=None)
-                row.update(params=report["params"], params_fused=report["params_fused"], macs=report["macs"])
-                rows.append(row)
+        rows = [
+            row
+            for run, report in reports.items()
+            for row in student_rows(report, run.name, report.get("selection", "-"), run.seed)
+        ]
         title = "Table 2: students on the development-test split"
         if self.config.demo or is_synthetic(self.config.root):
             title += SYNTHETIC_NOTE
         frame = pd.DataFrame(rows).astype({"artifact_bytes": "Int64"})  # none for fp32
-        summary, written = write_results(
-            frame, ["system", "precision", "selection"], self.out / "table2", title
-        )
+        summary, written = write_results(frame, TABLE2_BY, self.out / "table2", title)
         log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
         with self._stage_run("tables", "tables", self.out) as run:
             if run is not None:
@@ -430,8 +433,6 @@ class Pipeline:
             print(table1.read_text())
         frame = self.tables(reports)
         print(to_markdown(frame))
-        print(
-            f"\nTables: {self.out}/table1.md, {self.out}/table2.md (per seed: *_seeds.csv); "
-            f"runs in {self.out}/"
-        )
+        tables = ", ".join(str(t) for t in (table1, self.out / "table2.md") if t.is_file())  # what exists
+        print(f"\nTables: {tables} (per seed: *_seeds.csv); runs in {self.out}/")
         return frame

@@ -20,6 +20,7 @@ import pandas as pd
 import soundfile
 import torch
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
 from asc_kd.inference import LogitsFn
@@ -85,32 +86,33 @@ def predict_files(
     size = scorer.window
     hop = size if hop_seconds is None else max(1, round(hop_seconds * scorer.sample_rate))
     notes, resamplers, rows = _Notes(), {}, []
-    for name in tqdm(filenames, desc="predicting", unit="file"):
-        path = root / name
-        audio, rate = read_clip(path, mono=False)
-        channels = soundfile.info(str(path)).channels
-        if channels > 1:
-            notes("mono", "mixing %d-channel audio to mono (first: %s)", channels, path)
-        if rate != scorer.sample_rate:
-            notes(
-                f"rate{rate}",
-                "resampling %d Hz audio to the model's %d Hz (first: %s)",
-                rate,
-                scorer.sample_rate,
-                path,
-            )
-            if rate not in resamplers:
-                resamplers[rate] = Resampler(rate, scorer.sample_rate)
-        waveform = resamplers[rate](audio) if rate != scorer.sample_rate else torch.from_numpy(audio)
-        starts = window_starts(waveform.shape[0], size, hop)
-        windows = split_windows(waveform.unsqueeze(0), size, hop)[0]
-        logits = scorer.logits(windows).float()
-        if per_window:
-            rows += [
-                (name, s / scorer.sample_rate, p) for s, p in zip(starts, logits.softmax(-1), strict=True)
-            ]
-        else:
-            rows.append((name, None, file_logits(logits).softmax(-1)))
+    with logging_redirect_tqdm():  # the notes through tqdm.write: on their own lines, not in the bar
+        for name in tqdm(filenames, desc="predicting", unit="file"):
+            path = root / name
+            audio, rate = read_clip(path, mono=False)
+            channels = soundfile.info(str(path)).channels
+            if channels > 1:
+                notes("mono", "mixing %d-channel audio to mono (first: %s)", channels, path)
+            if rate != scorer.sample_rate:
+                notes(
+                    f"rate{rate}",
+                    "resampling %d Hz audio to the model's %d Hz (first: %s)",
+                    rate,
+                    scorer.sample_rate,
+                    path,
+                )
+                if rate not in resamplers:
+                    resamplers[rate] = Resampler(rate, scorer.sample_rate)
+            waveform = resamplers[rate](audio) if rate != scorer.sample_rate else torch.from_numpy(audio)
+            starts = window_starts(waveform.shape[0], size, hop)
+            windows = split_windows(waveform.unsqueeze(0), size, hop)[0]
+            logits = scorer.logits(windows).float()
+            if per_window:
+                rows += [
+                    (name, s / scorer.sample_rate, p) for s, p in zip(starts, logits.softmax(-1), strict=True)
+                ]
+            else:
+                rows.append((name, None, file_logits(logits).softmax(-1)))
     probs = torch.stack([r[2] for r in rows]).numpy()
     frame = pd.DataFrame({"filename": [r[0] for r in rows]})
     if per_window:

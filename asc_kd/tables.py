@@ -4,19 +4,31 @@ Every run gives one row of metrics (``seed_row``); rows of the same model, recip
 checkpoint selection are then summarised over seeds (``summarize``) into ``seeds``,
 ``<metric>_mean`` and ``<metric>_std`` columns (sample standard deviation; ``-`` for one
 seed). Both forms are written: ``table1.md``/``.csv`` (summary) and ``table1_seeds.csv``.
+
+The pipeline builds them from its manifest; ``tables_from_runs`` (``python -m asc_kd.tables
+RUN_DIR... --out DIR``) builds the same tables from any fits' ``summary.json`` files.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from asc_kd.errors import ConfigError, command_parser, run_command
 from asc_kd.io import atomic_write
+
+#: Table 1 lists teachers, Table 2 students (fp32 and int8): the rows' identity columns and the
+#: columns their mean ± std is grouped by.
+TABLE1_BY = ["teacher", "precision", "selection"]
+TABLE2_BY = ["system", "precision", "selection"]
 
 
 def metric_names(metrics: Mapping[str, Any]) -> dict[str, str]:
@@ -39,6 +51,27 @@ def metric_names(metrics: Mapping[str, Any]) -> dict[str, str]:
 def seed_row(metrics: Mapping[str, Any], **identity: Any) -> dict[str, Any]:
     """One table row for one run: ``identity`` (name, seed, selection, ...) then the metrics."""
     return {**identity, **{name: float(metrics[key]) for key, name in metric_names(metrics).items()}}
+
+
+def student_rows(report: Mapping[str, Any], system: str, selection: str, seed: Any) -> list[dict[str, Any]]:
+    """Table 2's rows for one student run: fp32, then int8 when ``report`` has int8 metrics.
+
+    ``report`` is an int8 report (``asc_kd.int8.quantize_task``: ``fp32`` and ``int8`` metrics,
+    ``params``, ``params_fused``, ``macs``, ``mem_bytes``, ``artifact_bytes``); without ``int8``
+    the fp32 row alone, its MEM the fp32 parameters' bytes.
+    """
+    rows = []
+    for precision in ("fp32", "int8"):
+        if report.get(precision) is None:
+            continue
+        row = seed_row(report[precision], system=system, precision=precision, selection=selection, seed=seed)
+        if precision == "int8":
+            row.update(mem_bytes=report["mem_bytes"], artifact_bytes=report["artifact_bytes"])
+        else:
+            row.update(mem_bytes=4 * report["params"], artifact_bytes=None)
+        row.update(params=report["params"], params_fused=report["params_fused"], macs=report["macs"])
+        rows.append(row)
+    return rows
 
 
 def summarize(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str] | None = None) -> pd.DataFrame:
@@ -109,3 +142,117 @@ def write_results(
     with atomic_write(seeds_csv) as handle:
         rows.to_csv(handle, index=False)
     return summary, [*write_table(summary, stem, title), seeds_csv]
+
+
+# -- tables from any runs -----------------------------------------------------------------------
+SUMMARY = "summary.json"
+
+
+def find_runs(folders: Iterable[str | Path]) -> list[Path]:
+    """Every run's ``summary.json`` in or under ``folders`` (a run folder, or any folder of runs)."""
+    found: list[Path] = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise FileNotFoundError(2, "No such directory", str(folder))
+        summaries = sorted(folder.rglob(SUMMARY))
+        if not summaries:
+            raise ConfigError(f"{folder}: no {SUMMARY} in it or below; give the folders of finished fits")
+        found += [path for path in summaries if path not in found]
+    return found
+
+
+def _run_rows(path: Path) -> tuple[str, list[dict[str, Any]], bool]:
+    """The table (``table1`` or ``table2``) and rows of the run whose ``summary.json`` is ``path``,
+    and whether it ran on synthetic scenes.
+
+    A run is a student (Table 2) when it made an int8 model or distilled; any other is a teacher.
+    """
+    from asc_kd.data.synthetic import is_synthetic
+
+    summary = json.loads(path.read_text())
+    config = summary.get("config", {})
+    root = config.get("data", {}).get("root")
+    synthetic = bool(root) and is_synthetic(root)
+    name = config.get("name") or summary["run"].rsplit("-seed", 1)[0]
+    seed = config.get("seed_everything")
+    selection = summary["files"].get("selection") or "-"
+    test = {k.removeprefix("test/"): v for k, v in summary["metrics"].items() if k.startswith("test/")}
+    if not test:
+        raise ConfigError(f"{path}: the run has no test metrics (fitted with --test false?)")
+    distilled = str(config.get("model", {}).get("class_path", "")).endswith("DistillationTask")
+    if summary.get("int8") or distilled:
+        report = {**(summary.get("complexity") or {}), **(summary.get("int8") or {})}
+        report.update(fp32=test, int8=summary.get("int8_metrics"))
+        return "table2", student_rows(report, name, selection, seed), synthetic
+    precision = run_precision(str(config.get("trainer", {}).get("precision", "32-true")))
+    return (
+        "table1",
+        [seed_row(test, teacher=name, precision=precision, seed=seed, selection=selection)],
+        synthetic,
+    )
+
+
+def run_precision(trainer_precision: str) -> str:
+    """Table 1's ``precision`` of a fit from Lightning's ``trainer.precision`` (``32-true``: fp32)."""
+    return "bf16" if "bf16" in trainer_precision else "fp16" if "16" in trainer_precision else "fp32"
+
+
+def tables_from_runs(folders: Iterable[str | Path], out: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Tables 1 and 2 from fits run anywhere (by hand, several seeds, the pipeline's run folders).
+
+    Rows are grouped by recipe name (the run's ``name:``) and, in Table 2, precision, with the
+    pipeline's columns. Returns ``table1``/``table2`` (mean ± std) and their ``*_seeds`` rows,
+    for the tables that have runs; with ``out``, also writes them there as the pipeline does.
+    """
+    rows: dict[str, list[dict[str, Any]]] = {"table1": [], "table2": []}
+    synthetic = False
+    for path in find_runs(folders):
+        table, run_rows, on_synthetic = _run_rows(path)
+        rows[table] += run_rows
+        synthetic |= on_synthetic
+    tables: dict[str, pd.DataFrame] = {}
+    for table, by, title in (
+        ("table1", TABLE1_BY, "Table 1: teachers on the development-test split"),
+        ("table2", TABLE2_BY, "Table 2: students on the development-test split"),
+    ):
+        if not rows[table]:
+            continue
+        frame = pd.DataFrame(rows[table])
+        if "artifact_bytes" in frame:
+            frame = frame.astype({"artifact_bytes": "Int64"})  # none for fp32
+        if out is None:
+            tables[table] = summarize(frame, by)
+        else:
+            from asc_kd.data.synthetic import SYNTHETIC_NOTE
+
+            title += SYNTHETIC_NOTE if synthetic else ""
+            tables[table], _ = write_results(frame, by, Path(out) / table, title)
+        tables[f"{table}_seeds"] = frame
+    return tables
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "python -m asc_kd.tables", "Tables 1 and 2 (mean ± std over seeds) from the folders of any fits."
+    )
+    parser.add_argument(
+        "runs", nargs="+", help="run folders (holding summary.json) or folders of them, searched below"
+    )
+    parser.add_argument("--out", required=True, help="folder for table1/table2 .md, .csv and _seeds.csv")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    tables = tables_from_runs(args.runs, args.out)
+    for table in ("table1", "table2"):
+        if table in tables:
+            print(f"{table}:\n{to_markdown(tables[table])}\n")
+    stems = [Path(args.out) / table for table in ("table1", "table2") if table in tables]
+    print("wrote " + ", ".join(f"{stem}.md, {stem}.csv, {stem}_seeds.csv" for stem in stems))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

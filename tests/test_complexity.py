@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from fit_helpers import CONF
+from tiny_checkpoints import fit_checkpoint
 from torch import nn
 
 from asc_kd.complexity import (
@@ -16,6 +19,7 @@ from asc_kd.complexity import (
     count_complexity,
     main,
 )
+from asc_kd.tasks import ClassificationTask
 
 
 def _conv() -> nn.Sequential:
@@ -158,3 +162,32 @@ def test_cli_unknown_model_exits(capsys: pytest.CaptureFixture[str]) -> None:
     assert excinfo.value.code != 0
     err = capsys.readouterr().err
     assert "no_such_model" in err and "system1" in err
+
+
+def test_cli_counts_the_class_count_given(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["system1", "--json", "--classes", "4"]) == 0
+    # The head is a 1x1 conv from 92 channels plus a batch norm per class: 6 classes fewer.
+    assert json.loads(capsys.readouterr().out)["params"] == 127_684 - 6 * (92 + 2)
+
+
+def test_cli_counts_a_recipe_and_a_checkpoint_with_their_front_end_and_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classes = ["a", "b", "c", "d"]
+    task = ClassificationTask(model="debug", frontend="passt_mel", classes=classes)  # tests/conf/teacher.yaml
+    checkpoint = fit_checkpoint(task, tmp_path / "four.ckpt")
+    counted = {}
+    for source in (
+        [str(checkpoint)],
+        [str(CONF / "teacher.yaml"), "--classes", "4"],
+        ["debug", "--classes", "4"],
+    ):
+        assert main([source[0], "--json", *source[1:]]) == 0
+        counted[source[0]] = json.loads(capsys.readouterr().out)
+    recipe, model = counted[str(CONF / "teacher.yaml")], counted["debug"]
+    assert counted[str(checkpoint)] == recipe
+    assert recipe["params"] == model["params"]
+    # The recipe's PaSST front-end gives the model another input than its own default.
+    assert recipe["macs"] != model["macs"]
+    full = count_complexity(task.model, task.input_shape())
+    assert recipe["macs"] == full.macs and recipe["params"] == full.params

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from fit_helpers import (
     command_line,
     fit_args,
     offline_runs,
+    tree_state,
     wandb_config,
     wandb_records,
     write_teacher_logits,
@@ -70,6 +72,7 @@ def test_help_documents_the_options(
         "--complexity.allow_over_limits",
         "--ckpt_path",
         "--test",
+        "--overwrite",
     ):
         assert option in result.out, option
 
@@ -168,6 +171,37 @@ def test_the_learning_rate_is_logged_every_step(teacher_run: AscKdCLI) -> None:
     assert lrs == [pytest.approx(0.003)] * 2  # tests/conf/teacher.yaml: constant 0.003, 2 steps
 
 
+def test_every_logged_value_is_in_the_runs_metrics_csv(teacher_run: AscKdCLI) -> None:
+    folder = Path(teacher_run.trainer.default_root_dir)
+    path = folder / "csv" / "version_0" / "metrics.csv"
+    assert json.loads((folder / "summary.json").read_text())["files"]["metrics_csv"] == str(path)
+    metrics = pd.read_csv(path)
+    assert list(metrics["lr-Adam"].dropna()) == [pytest.approx(0.003)] * 2  # as in W&B, above
+    assert metrics["train/loss"].notna().sum() == 2  # log_every_n_steps 1, 2 steps
+    (test_acc,) = metrics["test/acc"].dropna()
+    assert test_acc == pytest.approx(float(teacher_run.trainer.callback_metrics["test/acc"]))
+    (run_dir,) = offline_runs(folder)  # beside W&B, not instead of it
+    assert {"lr-Adam", "train/loss", "val/acc", "test/acc"} <= _history_keys(run_dir)
+
+
+def test_the_learning_rate_is_logged_every_epoch_however_short(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    # 2 steps an epoch, a log every 5 steps: Lightning alone would log the learning rate once.
+    args = [
+        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        "--trainer.logger",
+        "false",
+        "--test",
+        "false",
+    ]
+    main([*args, "--trainer.max_epochs", "3", "--trainer.log_every_n_steps", "5"])
+    metrics = pd.read_csv(tmp_path / "teacher-seed0" / "csv" / "version_0" / "metrics.csv")
+    logged = metrics.dropna(subset=["lr-Adam"])
+    assert list(logged["step"]) == [0, 2, 4]  # each epoch's first step
+    assert list(logged["lr-Adam"]) == [pytest.approx(0.003)] * 3
+
+
 def test_the_wandb_run_is_named_after_recipe_and_seed(teacher_run: AscKdCLI) -> None:
     assert teacher_run.trainer.logger.experiment.name == "teacher-seed0"
 
@@ -216,29 +250,56 @@ def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, t
 
 
 @pytest.mark.parametrize(
-    ("extra", "key"),
+    ("extra", "message"),
     [
-        (["--model.init_args.lrr", "0.1"], "lrr"),
-        (["--data.batchsize", "16"], "batchsize"),
-        (["--config", "typo.yaml"], "max_epoch_count"),
+        (
+            ["--model.init_args.lrr", "0.1"],
+            "command line: unknown option --model.init_args.lrr; did you mean --model.init_args.lr?",
+        ),
+        (
+            ["--data.batchsize", "16"],
+            "command line: unknown option --data.batchsize; did you mean --data.batch_size?",
+        ),
+        (
+            ["--config", "typo.yaml"],
+            "{tmp}/typo.yaml: unknown key 'max_epoch' under 'trainer'; did you mean max_epochs?",
+        ),
+        (
+            ["--config", "model_typo.yaml"],
+            "{tmp}/model_typo.yaml: unknown key 'temprature' under 'model.init_args'; "
+            "did you mean temperature?",
+        ),
+        (
+            ["--config", "bad_value.yaml"],
+            "{tmp}/bad_value.yaml: trainer.max_epochs = two is not valid (expected int)",
+        ),
     ],
-    ids=["model-cli", "data-cli", "trainer-file"],
+    ids=["model-cli", "data-cli", "trainer-file", "model-file", "value-file"],
 )
-def test_unknown_key_is_named(
+def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
     extra: list[str],
-    key: str,
+    message: str,
     tiny_root: Path,
     cache_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch_count: 1\n")
+    from asc_kd.errors import run_command
+    from asc_kd.fit import _command
+
+    (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch: 1\n")
+    (tmp_path / "model_typo.yaml").write_text(
+        "model:\n  class_path: DistillationTask\n  init_args:\n    temprature: 2\n"
+    )
+    (tmp_path / "bad_value.yaml").write_text("trainer:\n  max_epochs: two\n")
     extra = [str(tmp_path / arg) if arg.endswith(".yaml") else arg for arg in extra]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), *extra])
-    assert exit_info.value.code not in (0, None)
-    assert key in capsys.readouterr().err
-    assert not offline_runs(tmp_path)  # nothing started
+    assert run_command(_command, [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), *extra]) == 1
+    sys.argv = sys.argv[:1]
+    assert capsys.readouterr().err.splitlines() == [
+        "error: " + message.format(tmp=tmp_path),
+        "(ASC_KD_DEBUG=1 shows the traceback)",
+    ]  # no usage: that is --help's
+    assert not (tmp_path / "teacher-seed0").exists()  # nothing started
 
 
 def test_complexity_stops_an_over_limit_model(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
@@ -247,8 +308,10 @@ def test_complexity_stops_an_over_limit_model(tiny_root: Path, cache_dir: Path, 
         "--model.init_args.model_kwargs",
         '{"width": 64}',
     ]
-    with pytest.raises(ComplexityError, match=r"model 'debug' exceeds the DCASE limits: MACs"):
+    with pytest.raises(ComplexityError, match=r"model 'debug' exceeds the DCASE limits: MACs") as error:
         main(args)
+    assert str(error.value).endswith("; to train it anyway: --complexity.allow_over_limits true")
+    assert not (tmp_path / "teacher-seed0").exists()  # no empty run folder left behind
     wandb.finish()
 
     cli = main([*args, "--complexity.allow_over_limits", "true", "--test", "false"])
@@ -316,6 +379,39 @@ def test_resume_last_finds_the_run_folder_and_continues_the_wandb_run(
     for run in runs:
         assert (run / "files" / "asc_kd_config.yaml").is_file()
         assert wandb_config(run)["model"]["init_args"]["model"] == "debug"
+
+
+def test_a_new_fit_never_mixes_into_a_finished_run(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asc_kd.errors import run_command
+    from asc_kd.fit import _command
+
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--test", "false"]
+    first = main(args)
+    folder = tmp_path / "teacher-seed0"
+    (first_run,) = offline_runs(folder)
+
+    def outputs() -> dict[str, tuple[int, int]]:  # W&B's own logs may still be flushed meanwhile
+        return {path: state for path, state in tree_state(folder).items() if not path.startswith("wandb/")}
+
+    before = outputs()
+    capsys.readouterr()
+    assert run_command(_command, args) == 1
+    error = capsys.readouterr().err.splitlines()[0]
+    assert error == (
+        f"error: {folder} holds a finished run (summary.json): resume it with --ckpt_path last, fit it "
+        "anew with --overwrite true (empties the folder), or give another --name or --seed_everything"
+    )
+    assert outputs() == before and offline_runs(folder) == [first_run]  # nothing written, nothing started
+    sys.argv = sys.argv[:1]  # _command put the arguments there, as `python -m` would have
+
+    second = main([*args, "--overwrite", "true"])
+    (second_run,) = offline_runs(folder)  # the first run's W&B files are gone with it
+    assert second_run != first_run
+    assert second.trainer.logger.experiment.id != first.trainer.logger.experiment.id
+    assert sorted(p.name for p in (folder / "csv").iterdir()) == ["version_0"]
+    assert json.loads((folder / "summary.json").read_text())["files"]["wandb_run"].startswith(str(second_run))
 
 
 def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:

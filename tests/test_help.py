@@ -20,6 +20,7 @@ COMMANDS = [
     "asc_kd.predict",
     "asc_kd.quantize",
     "asc_kd.relink",
+    "asc_kd.tables",
 ]
 
 

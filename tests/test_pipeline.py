@@ -4,7 +4,10 @@ mean ± std and the checkpoint each row reports, manifest, resume, force."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 from fit_helpers import (
     PIPELINE_SYSTEM,
     PIPELINE_TEACHERS,
+    REPO,
     TinyPipeline,
     command_line,
     offline_run,
@@ -26,8 +30,10 @@ import asc_kd.int8
 import asc_kd.stages
 from asc_kd.complexity import MAX_PARAM_BYTES
 from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.errors import ConfigError
 from asc_kd.lineage import ARTIFACT_TYPES
-from asc_kd.pipeline import main
+from asc_kd.pipeline import main, parse_args
+from asc_kd.stages import Pipeline
 
 #: One worker builds the session's tiny pipeline for every test that reads it.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="pipeline")]
@@ -285,6 +291,111 @@ def test_force_redoes_every_stage(tiny_pipeline: TinyPipeline, tmp_path: Path, m
     artifact = out / "students" / f"{PIPELINE_SYSTEM}-seed0.int8.pt"
     assert manifest[f"int8:{PIPELINE_SYSTEM}-seed0"]["artifact"] == str(artifact)
     assert (out / "table2.csv").is_file()
+
+
+def test_force_fits_anew_over_the_finished_runs(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
+) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    recorded, extras = asc_kd.stages.fit_run, []
+
+    def fit(configs: list[Path], run_dir: Path, extra: list[str]) -> dict[str, Any]:
+        extras.append(extra[extra.index("--overwrite") + 1])
+        return recorded(configs, run_dir, extra)
+
+    monkeypatch.setattr(asc_kd.stages, "fit_run", fit)
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students")
+    with command_line("python -m asc_kd.pipeline"):
+        assert main(argv) == 0
+    assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)] and extras == ["true", "true"]
+
+
+def test_students_replace_the_default_systems_and_join_chosen_ones(tmp_path: Path) -> None:
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("name: tiny_student\n")
+
+    def names(*argv: str) -> list[str]:
+        return [run.name for run in Pipeline(parse_args(["--out", str(tmp_path), *argv])).student_runs]
+
+    assert names() == ["system1", "system2", "system3", "system4"]
+    assert names("--students", str(recipe)) == ["tiny_student"]
+    assert names("--systems", "system2", "--students", str(recipe), "system4") == [
+        "system2",
+        "tiny_student",
+        "system4",
+    ]
+    with pytest.raises(ConfigError, match=f"student recipe {tmp_path}/missing.yaml not found"):
+        names("--students", str(tmp_path / "missing.yaml"))
+
+
+def test_your_own_student_recipe_runs_under_its_own_name(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
+) -> None:
+    """``--students mine.yaml`` beside ``--systems system1`` (already trained in the copy): the new
+    student is fitted, quantized and gets Table 2 rows named by its recipe's ``name:``."""
+    out = tmp_path / "out"
+    shutil.copytree(tiny_pipeline.out, out)
+    manifest = (out / "pipeline.json").read_text().replace(str(tiny_pipeline.out), str(out))
+    (out / "pipeline.json").write_text(manifest)
+    recipe = tmp_path / "mine.yaml"  # the file's stem is not the name
+    recipe.write_text("name: tiny_student\nmodel:\n  init_args:\n    model: debug\n")
+    stages = ("--stages", "students", "quantize", "tables")
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--students", str(recipe), *stages)
+    with command_line("python -m asc_kd.pipeline"):
+        assert main(argv) == 0
+    for seed in (0, 1):
+        summary = json.loads((out / "students" / f"tiny_student-seed{seed}" / "summary.json").read_text())
+        assert summary["config"]["name"] == "tiny_student"
+        assert summary["config"]["model"]["init_args"]["model"] == "debug"
+        assert summary["config"]["model"]["class_path"].endswith("DistillationTask")  # --student-config
+    table = pd.read_csv(out / "table2.csv")
+    assert list(zip(table["system"], table["precision"], table["seeds"], strict=True)) == [
+        (PIPELINE_SYSTEM, "fp32", 2),
+        (PIPELINE_SYSTEM, "int8", 2),
+        ("tiny_student", "fp32", 2),
+        ("tiny_student", "int8", 2),
+    ]
+    assert table.set_index(["system", "precision"]).loc[("tiny_student", "int8"), "params"] < 10_000
+
+
+def test_the_closing_line_names_only_tables_that_exist(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    for name in ("table1.md", "table1.csv", "table1_seeds.csv"):  # as if no logits stage ever ran here
+        (out / name).unlink()
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--stages", "quantize", "tables")
+    with command_line("python -m asc_kd.pipeline"):
+        assert main([arg for arg in argv if arg != "--quiet"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Tables:")]
+    assert line == f"Tables: {out}/table2.md (per seed: *_seeds.csv); runs in {out}/"
+    assert calls == []
+
+
+def test_quiet_prints_the_stage_lines_and_nothing_else(tiny_pipeline: TinyPipeline, tmp_path: Path) -> None:
+    """``python -m asc_kd.pipeline --quiet`` as a user runs it, W&B not silenced beforehand: two
+    real student fits, their W&B runs, int8 exports, tests and Table 2 print three lines."""
+    out = tmp_path / "out"
+    shutil.copytree(tiny_pipeline.out, out)
+    manifest = (out / "pipeline.json").read_text().replace(str(tiny_pipeline.out), str(out))
+    (out / "pipeline.json").write_text(manifest)
+    argv = pipeline_argv(
+        tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students", "tables"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}
+    done = subprocess.run(
+        [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        env={**env, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [line for line in (done.stdout + done.stderr).splitlines() if line.strip()] == [
+        f"stage students: fitting {PIPELINE_SYSTEM}, seed 0",
+        f"stage students: fitting {PIPELINE_SYSTEM}, seed 1",
+        f"wrote Table 2 to {out}/table2.md, {out}/table2.csv, {out}/table2_seeds.csv",
+    ]
 
 
 def test_force_redoes_only_the_chosen_stages(

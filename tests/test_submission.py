@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -14,7 +17,7 @@ import pandas as pd
 import pytest
 import soundfile
 import torch
-from fit_helpers import make_cpu_trainer
+from fit_helpers import REPO, make_cpu_trainer
 
 from asc_kd.data.audio import AudioFileError, Resampler, split_windows, window_starts
 from asc_kd.data.datamodule import TAU22DataModule
@@ -307,3 +310,28 @@ def test_main_on_a_dataset_root(
     assert list(frame["filename"]) == names
     # The 44.1 kHz clips are resampled, and that is said once for all of them.
     assert sum("resampling 44100 Hz" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_the_conversion_notes_do_not_break_into_the_progress_bar(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """``python -m asc_kd.predict`` as a user runs it: each note on a line of its own, not after
+    the bar's text (the bar is redrawn with carriage returns, so a line's visible text is what
+    follows its last one)."""
+    for i in range(2):
+        _write(tmp_path / "eval" / f"a{i}.wav", seconds=1.0, rate=48_000, seed=i)
+        _write(tmp_path / "eval" / f"b{i}.wav", seconds=1.0, rate=44_100, channels=2, seed=i)
+    args = [str(models["checkpoint"]), "--folder", str(tmp_path / "eval"), "--out", str(tmp_path / "s.csv")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "asc_kd.predict", *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = [line.rsplit("\r", 1)[-1] for line in done.stderr.split("\n")]
+    notes = [line for line in shown if "Hz audio" in line or "to mono" in line]
+    assert [note.split(" (first")[0] for note in notes] == [
+        "resampling 48000 Hz audio to the model's 32000 Hz",
+        "mixing 2-channel audio to mono",
+        "resampling 44100 Hz audio to the model's 32000 Hz",
+    ]
+    assert "predicting: 100%" in shown[-2]  # the bar is drawn, and last

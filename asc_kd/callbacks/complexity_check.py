@@ -46,7 +46,8 @@ class ComplexityCheck(L.Callback):
             logger.log_hyperparams(values)
         log.info("student complexity: %s", self.result.summary())
         if not self.allow_over_limits:
-            check_limits(self.result, name=f"model {pl_module.hparams.get('model', '?')!r}")
+            name = f"model {pl_module.hparams.get('model', '?')!r}"
+            check_limits(self.result, name, fix="; to train it anyway: --complexity.allow_over_limits true")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not at fit start: a resumed fit knows its global step only now, and the table
