@@ -10,6 +10,7 @@ Each command is also ``python -m asc_kd.<module>``; ``asc-kd COMMAND --help`` sh
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 from asc_kd.errors import run_command
@@ -40,9 +41,11 @@ def usage() -> str:
 def _fit(argv: list[str] | None) -> int:
     from asc_kd.fit import main as fit
 
-    # LightningCLI's DDP launcher restarts the command from sys.argv: keep the subcommand there.
-    sys.argv = [sys.argv[0], "fit", *(argv or [])]
-    fit(list(argv or []))
+    # Lightning's DDP launcher restarts the command as `python -m <__main__'s spec> sys.argv[1:]`:
+    # make that `python -m asc_kd.fit ARGS`, the command this one stands for.
+    sys.modules["__main__"].__spec__ = importlib.util.find_spec("asc_kd.fit")
+    sys.argv = [sys.argv[0], *(argv or [])]
+    fit(None)
     return 0
 
 

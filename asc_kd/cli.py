@@ -284,12 +284,15 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
     everything went. A ``--config`` may name a shipped recipe (``students/system1``)."""
     silence()
     keep_freed_memory()
+    if args is None:  # recipe names become paths where DDP's relaunch reads them too
+        sys.argv[1:] = expand_config_args(sys.argv[1:])
+    cli_args = None if args is None else expand_config_args(list(args))
     cli = AscKdCLI(
         ClassificationTask,
         SceneDataModule,
         subclass_mode_model=True,
         run=False,
-        args=expand_config_args(sys.argv[1:] if args is None else list(args)),
+        args=cli_args,
         seed_everything_default=0,
         save_config_callback=LogConfigCallback,
         save_config_kwargs={"overwrite": True},

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,11 +99,20 @@ def test_asc_kd_lists_its_commands_and_refuses_unknown_ones(capsys: pytest.Captu
     assert "unknown command 'fitt'" in capsys.readouterr().err
 
 
-def test_asc_kd_fit_composes_recipe_names(capsys: pytest.CaptureFixture[str]) -> None:
-    """``asc-kd fit --config base --config students/kd ...`` parses as the files would."""
+def test_asc_kd_fit_composes_recipe_names(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``asc-kd fit --config base --config students/kd ...`` parses as the files would, and a DDP
+    relaunch (``python -m <__main__'s spec> sys.argv[1:]``) would run ``python -m asc_kd.fit`` on
+    the recipes' paths."""
+    monkeypatch.setattr(sys, "argv", ["asc-kd"])
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
     names = ["--config", "base", "--config", "students/kd", "--config", "students/system1"]
     with pytest.raises(SystemExit) as done:
         asc_kd(["fit", *names, "--print_config"])
     assert done.value.code == 0
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["name"] == "system1" and config["model"]["class_path"].endswith("DistillationTask")
+    assert sys.modules["__main__"].__spec__.name == "asc_kd.fit"
+    paths = [str(RECIPES / name) for name in ("base.yaml", "students/kd.yaml", "students/system1.yaml")]
+    assert sys.argv[1:] == [*(arg for path in paths for arg in ("--config", path)), "--print_config"]
