@@ -49,12 +49,10 @@ from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
 from asc_kd.noise import silence
 from asc_kd.recipes import expand_config_args
+from asc_kd.tables import SUMMARY
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-#: A finished run's record in its folder (``run_summary``); a new fit there refuses without --overwrite.
-SUMMARY = "summary.json"
 
 
 class AscKdCLI(LightningCLI):

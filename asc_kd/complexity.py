@@ -257,13 +257,15 @@ def _model_and_input(name: str, classes: int) -> tuple[nn.Module, tuple[int, ...
         task = load_task(name)
         return task.model, task.input_shape()
     if name.endswith((".yaml", ".yml")):
+        from asc_kd.data.spec import DatasetSpec
         from asc_kd.ensemble import read_recipe
         from asc_kd.tasks import ClassificationTask
 
         arguments = read_recipe(name)
         if "checkpoint" in (arguments.get("model_kwargs") or {}):  # counting needs no weights
             arguments["model_kwargs"] = {**arguments["model_kwargs"], "checkpoint": None}
-        task = ClassificationTask(**arguments, classes=[f"class{i}" for i in range(classes)])
+        spec = DatasetSpec(name="counted", classes=tuple(f"class{i}" for i in range(classes)))
+        task = ClassificationTask(**arguments, spec=spec)
         return task.model, task.input_shape()
     from asc_kd.models import get_model
 

@@ -156,7 +156,7 @@ def run_jobs(config: ExecutorConfig, jobs: list[Job], folder: Path) -> Iterator[
     """
     if config.executor == "inline":
         for job in jobs:
-            log.info("running %s", job.label)
+            log.info("%s", job.label)
             result = job.call()
             record = {"executor": "inline", "state": "COMPLETED", "started": _stamp(result["started"])}
             yield Outcome(job, result["value"], {**record, "ended": _stamp(result["ended"])})

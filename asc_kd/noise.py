@@ -30,8 +30,9 @@ def silence() -> None:
 
 
 @contextlib.contextmanager
-def quiet_console(keep: str) -> Iterator[None]:
-    """``--quiet``: only the records of logger ``keep`` and errors reach the console.
+def quiet_console(*keep: str) -> Iterator[None]:
+    """``--quiet``: only the records of the loggers ``keep`` (and their children) and errors
+    reach the console.
 
     W&B is silenced through its own setting (``WANDB_SILENT``), Lightning's loggers and Python
     warnings are held back and what is printed to stdout is dropped (Lightning's test table,
@@ -43,7 +44,9 @@ def quiet_console(keep: str) -> Iterator[None]:
     handlers = list(logging.getLogger().handlers)
 
     def wanted(record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or record.name == keep or record.name.startswith(f"{keep}.")
+        return record.levelno >= logging.ERROR or any(
+            record.name == name or record.name.startswith(f"{name}.") for name in keep
+        )
 
     os.environ["WANDB_SILENT"] = "true"
     for logger in lightning:

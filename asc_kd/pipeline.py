@@ -134,7 +134,7 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with quiet_console("asc_kd.stages") if config.quiet else contextlib.nullcontext():
+    with quiet_console("asc_kd.stages", "asc_kd.executors") if config.quiet else contextlib.nullcontext():
         Pipeline(config).run()
     return 0
 

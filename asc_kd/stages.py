@@ -97,8 +97,8 @@ class Run:
 
     @property
     def label(self) -> str:
-        """How messages name the run: kind, recipe and seed."""
-        return f"{self.kind} {self.name} seed {self.seed}"
+        """How the stage line names the run's fit: its stage, recipe and seed."""
+        return f"stage {self.kind}s: fitting {self.name}, seed {self.seed}"
 
 
 def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
@@ -305,9 +305,9 @@ class Pipeline:
 
         out = str(self.out / "teachers" / "ensemble_train.npz")
         if not self._done("logits", out):
-            log.info("stage logits: ensemble of %s", ", ".join(sorted(self.ensemble)))
+            label = f"stage logits: ensemble of {', '.join(sorted(self.ensemble))}"
             self._execute(
-                [Job("logits", "teacher", "logits", JobCall(partial(self._export_logits, teachers, out)))]
+                [Job("logits", "teacher", label, JobCall(partial(self._export_logits, teachers, out)))]
             )
         return out
 
@@ -321,7 +321,7 @@ class Pipeline:
             for t in teachers
         ]
         title = "Table 1: teachers on the development-test split"
-        if self.config.demo:  # a demo root made before generated sets were marked
+        if is_demo_root(self.config.root):  # a demo root made before generated sets were marked
             title += SYNTHETIC_NOTE
         table = self.out / "table1"
         progress = not self.config.quiet
@@ -354,7 +354,7 @@ class Pipeline:
             artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")
             if not self._done(key, artifact):
                 call = JobCall(partial(self._quantize_run, run, fitted, artifact))
-                jobs.append(Job(key, "student", f"int8 {run.name} seed {run.seed}", call))
+                jobs.append(Job(key, "student", f"stage quantize: {run.name}, seed {run.seed}", call))
         self._execute(jobs)
         return {run: self.manifest[f"int8:{run.name}-seed{run.seed}"] for run in students}
 
@@ -395,7 +395,7 @@ class Pipeline:
             for row in student_rows(report, run.name, report.get("selection", "-"), run.seed)
         ]
         title = "Table 2: students on the development-test split"
-        if self.config.demo or is_synthetic(self.config.root):
+        if is_demo_root(self.config.root) or is_synthetic(self.config.root):
             title += SYNTHETIC_NOTE
         frame = pd.DataFrame(rows).astype({"artifact_bytes": "Int64"})  # none for fp32
         summary, written = write_results(frame, TABLE2_BY, self.out / "table2", title)

@@ -145,6 +145,8 @@ def write_results(
 
 
 # -- tables from any runs -----------------------------------------------------------------------
+#: A finished fit's record in its run folder (``asc_kd.cli.run_summary``): the tables read it, and
+#: a new fit into a folder holding one refuses without ``--overwrite``.
 SUMMARY = "summary.json"
 
 

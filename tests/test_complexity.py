@@ -19,6 +19,7 @@ from asc_kd.complexity import (
     count_complexity,
     main,
 )
+from asc_kd.data.spec import DatasetSpec
 from asc_kd.tasks import ClassificationTask
 
 
@@ -174,7 +175,8 @@ def test_cli_counts_a_recipe_and_a_checkpoint_with_their_front_end_and_classes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     classes = ["a", "b", "c", "d"]
-    task = ClassificationTask(model="debug", frontend="passt_mel", classes=classes)  # tests/conf/teacher.yaml
+    spec = DatasetSpec(name="folders", classes=tuple(classes))
+    task = ClassificationTask(model="debug", frontend="passt_mel", spec=spec)  # tests/conf/teacher.yaml
     checkpoint = fit_checkpoint(task, tmp_path / "four.ckpt")
     counted = {}
     for source in (

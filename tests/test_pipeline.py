@@ -319,12 +319,12 @@ def test_students_replace_the_default_systems_and_join_chosen_ones(tmp_path: Pat
 
     assert names() == ["system1", "system2", "system3", "system4"]
     assert names("--students", str(recipe)) == ["tiny_student"]
-    assert names("--systems", "system2", "--students", str(recipe), "system4") == [
+    assert names("--systems", "system2", "--students", str(recipe), "students/system4") == [
         "system2",
         "tiny_student",
         "system4",
     ]
-    with pytest.raises(ConfigError, match=f"student recipe {tmp_path}/missing.yaml not found"):
+    with pytest.raises(ConfigError, match=f"no recipe '{tmp_path}/missing.yaml': not a file"):
         names("--students", str(tmp_path / "missing.yaml"))
 
 
@@ -456,6 +456,7 @@ def test_every_stage_sees_the_fits_data_options(
         cache_dir,
         tmp_path / "out",
         *("--teachers", str(teacher), "--ensemble", teacher.stem, "--student-seeds", "1", "--no-wandb"),
+        "--force",  # the quantize stage quantizes anew instead of copying the fit's int8 export
     )
     with command_line("python -m asc_kd.pipeline"):
         assert main([*argv, "--data.validation", "holdout", "--data.holdout_fraction", "0.5"]) == 0

@@ -144,7 +144,11 @@ def test_a_failing_job_is_named_with_its_log_and_a_rerun_redoes_only_it(
     good = PIPELINE_TEACHERS[0]
     bad = tmp_path / "bad.yaml"
     recipe = good.read_text()
-    bad.write_text(recipe.replace("    lr: 0.003\n", "    lr: 0.003\n    nonesuch: 1\n"))
+    bad.write_text(
+        recipe.replace("    lr: 0.003\n", "    lr: 0.003\n    nonesuch: 1\n").replace(
+            "name: teacher", "name: bad"
+        )
+    )
     out = tmp_path / "out"
     argv = pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--stages", "teachers")
     argv[argv.index("--teachers") + 1 : argv.index("--ensemble") + 2] = [str(good), str(bad)]
@@ -154,13 +158,15 @@ def test_a_failing_job_is_named_with_its_log_and_a_rerun_redoes_only_it(
     job = runs["teacher:bad-seed0"]["job"]
     assert job["state"] == "FAILED" and "checkpoint" not in runs["teacher:bad-seed0"]
     message = str(failed.value)
-    assert f"teacher bad seed 0 (job {job['job_id']}, FAILED, log {job['logs'][1]})" in message
-    assert "exited with code 2" in message and "teacher teacher seed" not in message
+    assert (
+        f"stage teachers: fitting bad, seed 0 (job {job['job_id']}, FAILED, log {job['logs'][1]})" in message
+    )
+    assert "unknown key 'nonesuch'" in message and "fitting teacher, seed" not in message  # only the bad run
     assert "nonesuch" in Path(job["logs"][1]).read_text()  # the log says which key
     finished = runs["teacher:teacher-seed0"]
     stamp = Path(finished["checkpoint"]).stat().st_mtime_ns
     # Fixed, the same command submits the failed run alone and keeps the finished one.
-    bad.write_text(recipe)
+    bad.write_text(recipe.replace("name: teacher", "name: bad"))
     with command_line("python -m asc_kd.pipeline"):
         assert main(argv) == 0
     rerun = _runs(_manifest(out))
