@@ -1,6 +1,6 @@
-"""The README's own-model walkthrough, run as written: ``mywork.py`` and its four commands.
+"""The documentation's own-model walkthrough, run as written: ``mywork.py`` and its four commands.
 
-The file and the commands are read from README.md, so the README cannot drift from what works.
+The file and the commands are read from docs/extending.md, so the page cannot drift from what works.
 Each command runs through its ``main`` in this process, from a working folder holding only
 ``mywork.py``; between the fit and the later commands the module and its short model name are
 forgotten, so they must be imported again from what the checkpoint records.
@@ -28,14 +28,14 @@ SECTION = "### Your own model and objective, end to end"
 
 def readme_walkthrough() -> tuple[str, list[list[str]]]:
     """The section's Python file and its commands (``python -m`` lines, continuations joined)."""
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "extending.md").read_text()
     section = text[text.index(SECTION) :]
     python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     bash = re.search(r"```bash\n(.*?)```", section, re.S).group(1).replace("\\\n", " ")
     return python, [shlex.split(line) for line in bash.splitlines() if line.strip()]
 
 
-def test_the_readme_names_a_file_and_four_commands() -> None:
+def test_the_walkthrough_names_a_file_and_four_commands() -> None:
     python, commands = readme_walkthrough()
     assert python.startswith("# mywork.py\n")
     assert [command[:3] for command in commands] == [
