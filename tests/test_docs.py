@@ -40,7 +40,7 @@ def test_every_command_exists(page: Path) -> None:
     text = _text(page)
     for command in re.findall(r"\basc-kd ([a-z][\w.]*)", text):
         assert command in COMMANDS, f"{page.name}: asc-kd {command}"
-    for module in re.findall(r"python -m (asc_kd[\w.]*)", text):
+    for module in re.findall(r"python -m (asc_kd(?:\.[a-z_]+)*)\b", text):
         assert importlib.util.find_spec(module) is not None, f"{page.name}: python -m {module}"
 
 
