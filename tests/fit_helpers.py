@@ -28,8 +28,18 @@ import wandb
 from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2
 
+from asc_kd.recipes import RECIPES
+
 REPO = Path(__file__).resolve().parent.parent
 CONF = Path(__file__).resolve().parent / "conf"
+#: Configs of a tiny debug teacher and of system 1 shrunk to a few CPU seconds.
+TINY_TEACHER = (RECIPES / "base.yaml", CONF / "teacher.yaml")
+TINY_SYSTEM1 = (
+    RECIPES / "base.yaml",
+    RECIPES / "students" / "kd.yaml",
+    RECIPES / "students" / "system1.yaml",
+    CONF / "student.yaml",
+)
 
 
 def make_cpu_trainer(root: Path, **overrides: Any) -> L.Trainer:

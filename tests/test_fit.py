@@ -15,6 +15,8 @@ import wandb
 import yaml
 from fit_helpers import (
     CONF,
+    TINY_SYSTEM1,
+    TINY_TEACHER,
     command_line,
     fit_args,
     offline_runs,
@@ -36,13 +38,6 @@ from asc_kd.tasks.restore import read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("fit_command")
 
-TEACHER = (RECIPES / "base.yaml", CONF / "teacher.yaml")
-STUDENT = (
-    RECIPES / "base.yaml",
-    RECIPES / "students" / "kd.yaml",
-    RECIPES / "students" / "system1.yaml",
-    CONF / "student.yaml",
-)
 SYSTEM1_MACS = 28_840_396
 
 
@@ -85,7 +80,7 @@ def teacher_run(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempP
     """A debug teacher fitted and tested through the CLI, its W&B offline run finished."""
     out = tmp_path_factory.mktemp("fit_teacher")
     with command_line("python -m asc_kd.fit"):  # finishing the run flushes its log to disk
-        return main(fit_args(tiny_root, cache_dir, out, *TEACHER))
+        return main(fit_args(tiny_root, cache_dir, out, *TINY_TEACHER))
 
 
 def test_fit_then_test_reports_the_last_checkpoint(teacher_run: AscKdCLI) -> None:
@@ -189,7 +184,7 @@ def test_the_learning_rate_is_logged_every_epoch_however_short(
 ) -> None:
     # 2 steps an epoch, a log every 5 steps: Lightning alone would log the learning rate once.
     args = [
-        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        *fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER),
         "--trainer.logger",
         "false",
         "--test",
@@ -227,7 +222,7 @@ def test_each_seed_has_its_own_folder() -> None:
 
 def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     logits = write_teacher_logits(tiny_root, tmp_path / "ensemble_train.npz")
-    args = fit_args(tiny_root, cache_dir, tmp_path, *STUDENT)
+    args = fit_args(tiny_root, cache_dir, tmp_path, *TINY_SYSTEM1)
     cli = main([*args, "--data.teacher_logits", str(logits)])
 
     task = cli.model
@@ -293,7 +288,7 @@ def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
     )
     (tmp_path / "bad_value.yaml").write_text("trainer:\n  max_epochs: two\n")
     extra = [str(tmp_path / arg) if arg.endswith(".yaml") else arg for arg in extra]
-    assert run_command(_command, [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), *extra]) == 1
+    assert run_command(_command, [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), *extra]) == 1
     sys.argv = sys.argv[:1]
     assert capsys.readouterr().err.splitlines() == [
         "error: " + message.format(tmp=tmp_path),
@@ -304,7 +299,7 @@ def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
 
 def test_complexity_stops_an_over_limit_model(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     args = [
-        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        *fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER),
         "--model.init_args.model_kwargs",
         '{"width": 64}',
     ]
@@ -325,7 +320,7 @@ def test_each_fit_in_one_process_gets_its_own_wandb_run(
 ) -> None:
     runs = []
     for name in ("first", "second"):
-        args = fit_args(tiny_root, cache_dir, tmp_path / name, *TEACHER)
+        args = fit_args(tiny_root, cache_dir, tmp_path / name, *TINY_TEACHER)
         cli = main([*args, "--test", "false"])
         runs.append(cli.trainer.logger.experiment.id)
     assert runs[0] != runs[1]
@@ -358,7 +353,7 @@ def _run_id(run_dir: Path) -> str:
 def test_resume_last_finds_the_run_folder_and_continues_the_wandb_run(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = fit_args(tiny_root, cache_dir, tmp_path, *TEACHER)
+    args = fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER)
     first = main([*args, "--test", "false"])
     folder = tmp_path / "teacher-seed0"  # tests/conf/teacher.yaml's name and seed 0
     assert Path(first.trainer.default_root_dir) == folder
@@ -387,7 +382,7 @@ def test_a_new_fit_never_mixes_into_a_finished_run(
     from asc_kd.errors import run_command
     from asc_kd.fit import _command
 
-    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--test", "false"]
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), "--test", "false"]
     first = main(args)
     folder = tmp_path / "teacher-seed0"
     (first_run,) = offline_runs(folder)
@@ -415,7 +410,7 @@ def test_a_new_fit_never_mixes_into_a_finished_run(
 
 
 def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
-    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--test", "false"]
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), "--test", "false"]
     main([*args, "--trainer.logger", "false"])
     last = tmp_path / "teacher-seed0" / "checkpoints" / "last.ckpt"
     resumed = main(
@@ -439,7 +434,7 @@ def test_resume_on_changed_data_is_refused_unless_asked(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = [
-        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        *fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER),
         "--test",
         "false",
         "--trainer.logger",
@@ -468,7 +463,7 @@ def test_resume_on_changed_data_is_refused_unless_asked(
 def test_resume_last_without_a_checkpoint_starts_fresh_and_says_so(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--test", "false"]
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), "--test", "false"]
     cli = main([*args, "--trainer.logger", "false", "--ckpt_path", "last"])
     assert cli.trainer.global_step == 2
     assert "no " + str(tmp_path / "teacher-seed0" / "checkpoints" / "last.ckpt") in caplog.text
@@ -487,7 +482,7 @@ def test_data_sample_rate_is_linked_to_the_front_end(
     from asc_kd.data.datamodule import SceneDataModule
     from asc_kd.tasks import ClassificationTask
 
-    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--data.sample_rate", "16000"]
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), "--data.sample_rate", "16000"]
     cli = AscKdCLI(ClassificationTask, SceneDataModule, subclass_mode_model=True, run=False, args=args)
     assert cli.datamodule.hparams.sample_rate == 16000
     assert cli.model.hparams.sample_rate == 16000 and cli.model.frontend.sample_rate == 16000
@@ -500,7 +495,7 @@ def test_data_sample_rate_is_linked_to_the_front_end(
 def test_selecting_the_best_epoch_on_the_test_split_needs_an_opt_in(
     tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
-    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TEACHER), "--checkpoint.selection", "best"]
+    args = [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), "--checkpoint.selection", "best"]
     with pytest.raises(ValueError, match="allow_selection_on_test"):
         main(args)
     wandb.finish()
@@ -516,7 +511,7 @@ def test_selecting_the_best_epoch_on_the_test_split_needs_an_opt_in(
 
 def test_best_on_a_held_out_split(tiny_root: Path, cache_dir: Path, tmp_path: Path) -> None:
     args = [
-        *fit_args(tiny_root, cache_dir, tmp_path, *TEACHER),
+        *fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER),
         "--data.validation",
         "holdout",
         "--checkpoint.selection",

@@ -10,19 +10,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fit_helpers import CONF, TinyPipeline, command_line, fit_args, write_teacher_logits
+from fit_helpers import (
+    TINY_SYSTEM1,
+    TINY_TEACHER,
+    TinyPipeline,
+    command_line,
+    fit_args,
+    write_teacher_logits,
+)
 
 from asc_kd.errors import ConfigError
-from asc_kd.recipes import RECIPES
 from asc_kd.tables import main, tables_from_runs
-
-TEACHER = (RECIPES / "base.yaml", CONF / "teacher.yaml")
-STUDENT = (
-    RECIPES / "base.yaml",
-    RECIPES / "students" / "kd.yaml",
-    RECIPES / "students" / "system1.yaml",
-    CONF / "student.yaml",
-)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +32,16 @@ def runs(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFact
     logits = write_teacher_logits(tiny_root, out / "logits.npz")
     with command_line("python -m asc_kd.fit"):
         for seed in (0, 1):
-            fit([*fit_args(tiny_root, cache_dir, out / "teachers", *TEACHER), "--seed_everything", str(seed)])
+            fit(
+                [
+                    *fit_args(tiny_root, cache_dir, out / "teachers", *TINY_TEACHER),
+                    "--seed_everything",
+                    str(seed),
+                ]
+            )
         fit(
             [
-                *fit_args(tiny_root, cache_dir, out / "students", *STUDENT),
+                *fit_args(tiny_root, cache_dir, out / "students", *TINY_SYSTEM1),
                 "--data.teacher_logits",
                 str(logits),
             ]
