@@ -41,8 +41,7 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.spec import DatasetSpec
-from asc_kd.data.synthetic import is_demo_root
+from asc_kd.data.spec import DatasetSpec, is_demo_root
 from asc_kd.errors import ConfigError, UserError
 from asc_kd.imports import import_object
 from asc_kd.io import atomic_write

@@ -42,7 +42,8 @@ import pandas as pd
 import yaml
 
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_demo_root, is_synthetic
+from asc_kd.data.spec import is_demo_root
+from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.errors import ConfigError
 from asc_kd.executors import ExecutorConfig, Job, JobCall, RunFailed, failure_message, run_jobs
 from asc_kd.io import atomic_write

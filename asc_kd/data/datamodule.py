@@ -48,9 +48,8 @@ from asc_kd.data.audio import (
 from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files, usable_cpus
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
-from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
+from asc_kd.data.spec import DEMO_ROOT, DatasetError, DatasetSpec, Layout
 from asc_kd.data.splitting import hold_out
-from asc_kd.data.synthetic import DEMO_ROOT
 from asc_kd.data.teacher_logits import LogitsMismatchError, load_logits
 from asc_kd.errors import ConfigError
 from asc_kd.io import atomic_write

@@ -27,6 +27,18 @@ from asc_kd.errors import UserError
 FRAME_COLUMNS = ("filename", "target", "device_index", "recording")
 
 
+#: Where the demo's synthetic scenes go (``asc_kd.data.synthetic`` writes them). A recipe that
+#: asks for synthetic scenes gets them only here; any other root must be asked for on the command
+#: line, so a mistyped path never becomes a dataset. Defined here, below the DataModule and the
+#: generator, so that ``python -m asc_kd.data.synthetic`` is not imported twice.
+DEMO_ROOT = "data/synthetic"
+
+
+def is_demo_root(root: str | Path) -> bool:
+    """Whether ``root`` is the demo's root (relative to the working directory, as the default)."""
+    return Path(root).resolve() == Path(DEMO_ROOT).resolve()
+
+
 #: DCASE's split files, relative to a dataset root: the TAU layouts have them; a folder
 #: dataset may carry the first two to fix its split.
 SPLIT_FILES: dict[str, str] = {

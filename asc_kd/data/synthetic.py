@@ -50,14 +50,6 @@ SyntheticLayout = Literal["tau22", "tau20", "folders"]
 DEFAULT_SECONDS = {"tau22": 1.0, "tau20": 10.0, "folders": 1.0}
 MARKER = "ASC_KD_SYNTHETIC.json"  # in the root of every generated set; no layout reads root files
 SYNTHETIC_NOTE = " (SYNTHETIC scenes: not TAU22 numbers)"
-#: Where the demo's scenes go. A recipe that asks for synthetic scenes gets them only here; any
-#: other root must be asked for on the command line, so a mistyped path never becomes a dataset.
-DEMO_ROOT = "data/synthetic"
-
-
-def is_demo_root(root: str | Path) -> bool:
-    """Whether ``root`` is the demo's root (relative to the working directory, as the default)."""
-    return Path(root).resolve() == Path(DEMO_ROOT).resolve()
 
 
 def is_synthetic(root: str | Path) -> bool:
