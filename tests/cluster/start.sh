@@ -60,7 +60,9 @@ SlurmdPidFile=$DIR/slurmd.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 $NODE State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+# Two jobs may share a core: tests that submit at the same time (two xdist workers) never wait
+# on each other, so the jobs of one pipeline still run side by side.
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:2
 CONF
 if cmp -s "$CONF.tmp" "$CONF" && idle && running slurmctld && running slurmd; then
     rm "$CONF.tmp"
