@@ -42,7 +42,7 @@ from asc_kd.callbacks import (  # noqa: F401
 )
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec, is_demo_root
-from asc_kd.errors import ConfigError, UserError
+from asc_kd.errors import ConfigError, UserError, given_on_command_line
 from asc_kd.imports import import_object
 from asc_kd.io import atomic_write
 from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
@@ -143,11 +143,6 @@ class AscKdCLI(LightningCLI):
                 logger.init_args.resume = "allow"
 
 
-def given_on_command_line(args: list[str], option: str) -> bool:
-    """Whether ``option`` (``--a.b``) was typed in ``args``, as ``--a.b value`` or ``--a.b=value``."""
-    return any(arg == option or arg.startswith(f"{option}=") for arg in args)
-
-
 def run_name(config: Namespace) -> str:
     """``<recipe name or model>-seed<seed>``: the run's folder and W&B name."""
     name = config.get("name") or str(config.get("model.init_args.model") or "run")
@@ -176,7 +171,7 @@ def argument_error_message(message: str, argv: list[str], parser: LightningArgum
         return f"{_where(key, argv)}{key} = {value.strip()} is not valid (expected {expected})"
     group, _, name = key.rpartition(".")
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    on_command_line = _on_command_line(key, argv)
+    on_command_line = given_on_command_line(argv, f"--{key}")
     if close:
         hint = f"; did you mean --{group}.{close[0]}?" if on_command_line else f"; did you mean {close[0]}?"
     else:
@@ -186,13 +181,9 @@ def argument_error_message(message: str, argv: list[str], parser: LightningArgum
     return f"{_where(key, argv)}unknown key {name!r}" + (f" under {group!r}" if group else "") + hint
 
 
-def _on_command_line(key: str, argv: list[str]) -> bool:
-    return any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in argv)
-
-
 def _where(key: str, argv: list[str]) -> str:
     """``command line: `` or ``<the YAML file that sets key>: `` (empty when neither says)."""
-    if _on_command_line(key, argv):
+    if given_on_command_line(argv, f"--{key}"):
         return "command line: "
     sources = [path for path in _config_files(argv) if _yaml_has(path, key.split("."))]
     return f"{sources[-1]}: " if sources else ""  # the last file wins

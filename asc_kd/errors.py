@@ -90,6 +90,11 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
 
 
+def given_on_command_line(args: list[str], option: str) -> bool:
+    """Whether ``option`` (``--a.b``) was typed in ``args``, as ``--a.b value`` or ``--a.b=value``."""
+    return any(arg == option or arg.startswith(f"{option}=") for arg in args)
+
+
 def _file_message(error: OSError) -> str:
     reason = {
         FileNotFoundError: "not found",

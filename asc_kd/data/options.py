@@ -22,7 +22,7 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser
 
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.errors import ConfigError
+from asc_kd.errors import ConfigError, given_on_command_line
 
 _PREFIX = "--data."
 #: The argparse namespace attribute where ``add_data_arguments`` keeps a command's defaults.
@@ -80,8 +80,7 @@ def build_datamodule(
 
 def gives(args: DataArgs, key: str) -> bool:
     """Whether ``args`` give ``--data.<key>`` (rather than leaving it to a default)."""
-    option = f"{_PREFIX}{key}"
-    return any(arg == option or arg.startswith(f"{option}=") for arg in given_data_options(args))
+    return given_on_command_line(given_data_options(args), f"{_PREFIX}{key}")
 
 
 def add_data_arguments(
