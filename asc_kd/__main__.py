@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import sys
 
-from asc_kd.errors import run_command
+from asc_kd.core.command_line import run_command
 
 #: command -> (module, what it does); each module has ``main(argv) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -24,11 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("asc_kd.export", "a student as ONNX, checked against PyTorch"),
     "pipeline": ("asc_kd.pipeline", "the whole system: teachers, logits, students, int8, tables"),
     "tables": ("asc_kd.tables", "Tables 1 and 2 (mean ± std over seeds) from any run folders"),
-    "check": ("asc_kd.data.check", "is this a complete, readable scene dataset?"),
+    "check": ("asc_kd.check", "is this a complete, readable scene dataset?"),
     "bench": ("asc_kd.bench", "speed benchmarks with same-run ratios"),
     "recipes": ("asc_kd.recipes.__main__", "list, show or copy the shipped recipes"),
     "complexity": ("asc_kd.complexity", "MACs and parameter memory, the NeSsi way"),
-    "synthetic": ("asc_kd.data.synthetic", "write synthetic scenes in a dataset layout"),
+    "synthetic": ("asc_kd.synthetic", "write synthetic scenes in a dataset layout"),
     "relink": ("asc_kd.relink", "draw the W&B lineage of synced offline runs"),
 }
 

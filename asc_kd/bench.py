@@ -14,7 +14,7 @@ Numbers depend on the machine: ``report`` writes them with the machine, versions
 benchmarks that read a dataset (``data``, ``train --fit``, ``quant``, ``keys``) take the fit's
 ``--data.*`` options (``asc_kd.data.options``); without ``--data.root`` they generate synthetic
 scenes in a temporary folder.
-See ``asc_kd.benchmarks`` for what each one measures.
+See ``asc_kd.benchmarks.figures`` for what each one measures, ``asc_kd.benchmarks.report`` for the page.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import logging
 import sys
 from typing import Any
 
-from asc_kd.benchmarks import (
+from asc_kd.benchmarks.figures import (
     bench_data,
     bench_epoch,
     bench_eval,
@@ -34,10 +34,10 @@ from asc_kd.benchmarks import (
     bench_quant,
     bench_teacher,
     bench_train,
-    performance_report,
 )
+from asc_kd.benchmarks.report import performance_report
+from asc_kd.core.command_line import HelpFormatter, command_parser, run_command
 from asc_kd.data.options import add_data_arguments
-from asc_kd.errors import HelpFormatter, command_parser, run_command
 
 
 def _print(results: dict[str, Any], as_json: bool) -> None:

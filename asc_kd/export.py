@@ -3,7 +3,7 @@
     python -m asc_kd.export last.ckpt --format onnx --out system1.onnx
 
 Writes front-end + model as one ONNX graph and checks it against PyTorch with onnxruntime
-(see ``asc_kd.onnx_export``).
+(see ``asc_kd.deployment.export``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from asc_kd.errors import command_parser, run_command
-from asc_kd.onnx_export import OPSET, export_onnx, onnx_parity
+from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.deployment.export import OPSET, export_onnx, onnx_parity
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@
 
 Configs compose left to right and any key can be overridden on the command line (``--help``
 lists every option); a config is a shipped recipe's name (``python -m asc_kd.recipes list``) or a
-YAML file; see ``asc_kd.cli``.
+YAML file; see ``asc_kd.training.fit``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from asc_kd.cli import AscKdCLI, fit
-from asc_kd.errors import run_command
+from asc_kd.core.command_line import run_command
+from asc_kd.training.fit import AscKdCLI, fit
 
 __all__ = ["AscKdCLI", "main"]
 

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import torch
 
+from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.options import add_data_arguments, build_datamodule
-from asc_kd.ensemble import describe, export_logits
-from asc_kd.errors import ConfigError, command_parser, run_command
-from asc_kd.lineage import add_wandb_arguments, record_logits, stage_run
+from asc_kd.evaluation.logits import describe, export_logits
 from asc_kd.recipes import resolve_recipe
-from asc_kd.tables import to_markdown
+from asc_kd.runs.tables import to_markdown
+from asc_kd.tracking.lineage import add_wandb_arguments, record_logits, stage_run
 
 
 def build_parser() -> argparse.ArgumentParser:

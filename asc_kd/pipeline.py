@@ -8,7 +8,7 @@
         --teacher-seeds 4 --ensemble passt
 
 Stages (each skipped when its output exists; ``--force`` redoes the chosen ones): teachers,
-logits (+ Table 1), students, quantize, tables (Table 2). See ``asc_kd.stages``. Every
+logits (+ Table 1), students, quantize, tables (Table 2). See ``asc_kd.runs.pipeline``. Every
 (recipe, seed) run keeps its config, checkpoints and W&B run under ``--out``. With the default
 synthetic scenes every accuracy is synthetic.
 """
@@ -20,11 +20,11 @@ import contextlib
 import logging
 import sys
 
-from asc_kd.errors import command_parser, run_command
-from asc_kd.executors import add_executor_arguments, executor_config
-from asc_kd.lineage import add_wandb_arguments
-from asc_kd.noise import quiet_console
-from asc_kd.stages import STAGES, SYSTEMS, Pipeline, PipelineConfig
+from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.noise import quiet_console
+from asc_kd.runs.executors import add_executor_arguments, executor_config
+from asc_kd.runs.pipeline import STAGES, SYSTEMS, Pipeline, PipelineConfig
+from asc_kd.tracking.lineage import add_wandb_arguments
 
 DEMO_TEACHERS = ["demo/teachers/cnn_tiny", "demo/teachers/ast_tiny"]
 
@@ -134,7 +134,11 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with quiet_console("asc_kd.stages", "asc_kd.executors") if config.quiet else contextlib.nullcontext():
+    with (
+        quiet_console("asc_kd.runs.pipeline", "asc_kd.runs.executors")
+        if config.quiet
+        else contextlib.nullcontext()
+    ):
         Pipeline(config).run()
     return 0
 

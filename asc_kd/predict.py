@@ -20,11 +20,11 @@ import logging
 import sys
 from pathlib import Path
 
+from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.data.audio import list_audio_files
 from asc_kd.data.layouts import make_layout
 from asc_kd.data.spec import DatasetError
-from asc_kd.errors import command_parser, run_command
-from asc_kd.submission import load_scorer, predict_files, write_submission
+from asc_kd.deployment.predict import load_scorer, predict_files, write_submission
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 Calibrates int8 post-training static quantization on a subset of the training split (or
 fine-tunes with ``--qat-epochs``), writes the self-contained TorchScript artifact, evaluates
 fp32 and int8 on the development-test split with the same per-device metrics, and writes a
-JSON report beside the artifact (``*.int8.json``). See ``asc_kd.int8``. The data options are
+JSON report beside the artifact (``*.int8.json``). See ``asc_kd.deployment.quantize``. The data options are
 the fit's (``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``); the rate
 and window length default to the checkpoint's.
 """
@@ -17,11 +17,11 @@ import logging
 import sys
 from pathlib import Path
 
+from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.data.options import add_data_arguments, build_datamodule
-from asc_kd.errors import command_parser, run_command
-from asc_kd.int8 import quantize_task
-from asc_kd.lineage import add_wandb_arguments, record_quantize, stage_run
+from asc_kd.deployment.quantize import quantize_task
 from asc_kd.tasks.restore import load_task
+from asc_kd.tracking.lineage import add_wandb_arguments, record_quantize, stage_run
 
 
 def build_parser() -> argparse.ArgumentParser:

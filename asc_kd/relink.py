@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from asc_kd.errors import command_parser, run_command
-from asc_kd.lineage import relink
+from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.tracking.lineage import relink
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,7 +46,7 @@ BF16_BRANCHES = {"with-fast-bf16": "1", "without-fast-bf16": "0"}
 def bf16_branch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Runs the test once as on a host where bf16 is fast and once as on one where it is not.
 
-    Returns whether ``asc_kd.inference.fast_bf16`` now says yes. bf16 is only emulated (slowly)
+    Returns whether ``asc_kd.evaluation.inference.fast_bf16`` now says yes. bf16 is only emulated (slowly)
     on a CPU without AVX512-BF16/AMX, but its numbers are the same, so both branches run here.
     """
     monkeypatch.setenv("ASC_KD_FAST_BF16", BF16_BRANCHES[request.param])
@@ -60,7 +60,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if any(counts.values()):
         import torch
 
-        from asc_kd.inference import hardware_bf16
+        from asc_kd.evaluation.inference import hardware_bf16
 
         host = "with" if hardware_bf16(torch.device("cpu")) else "without"
         ran = ", ".join(f"{n} passed as on a host {name.replace('-', ' ')}" for name, n in counts.items())

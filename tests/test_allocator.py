@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from asc_kd.allocator import ENV
+from asc_kd.core.allocator import ENV
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
@@ -18,7 +18,7 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is
 # grows over the first few, as posix_memalign asks slightly more than a freed block's size).
 CHILD = """
 import json, resource, torch
-from asc_kd.allocator import keep_freed_memory
+from asc_kd.core.allocator import keep_freed_memory
 from asc_kd.models import get_model
 kept = keep_freed_memory()
 torch.set_num_threads(1)
@@ -67,8 +67,8 @@ def test_freed_pages_are_reused_instead_of_faulted_in_again() -> None:
 
 @glibc
 def test_commands_keep_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    import asc_kd.allocator as allocator
-    from asc_kd.errors import run_command
+    import asc_kd.core.allocator as allocator
+    from asc_kd.core.command_line import run_command
 
     monkeypatch.setattr(allocator, "_applied", None)
     monkeypatch.delenv(ENV, raising=False)

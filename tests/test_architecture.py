@@ -10,22 +10,6 @@ import pytest
 from fit_helpers import REPO
 
 PACKAGE = REPO / "asc_kd"
-#: ``python -m`` entry points: they parse arguments and call library functions.
-COMMANDS = {
-    "asc_kd.fit",
-    "asc_kd.logits",
-    "asc_kd.quantize",
-    "asc_kd.predict",
-    "asc_kd.export",
-    "asc_kd.pipeline",
-    "asc_kd.bench",
-    "asc_kd.relink",
-    "asc_kd.data.check",
-    "asc_kd.recipes.__main__",
-    "asc_kd.__main__",  # asc-kd: every command behind one name
-}
-#: The only modules that may know TAU's labels: its reader, the layout registry, its generator.
-TAU_MODULES = {"asc_kd.data.tau", "asc_kd.data.layouts", "asc_kd.data.synthetic"}
 
 
 def _module_name(path: Path) -> str:
@@ -34,6 +18,20 @@ def _module_name(path: Path) -> str:
 
 
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+#: The commands: every module at the package root (``python -m asc_kd.<name>``; ``asc_kd.__main__``
+#: is ``asc-kd``), and the recipes package's ``python -m asc_kd.recipes``. The library lives in
+#: the subpackages below them.
+COMMANDS = {
+    name for name, path in MODULES.items() if path.parent == PACKAGE and path.name != "__init__.py"
+} | {"asc_kd.recipes.__main__"}
+#: The library part a command drives, where it is not the library module named like the command.
+DRIVES = {
+    "asc_kd.bench": "asc_kd.benchmarks.figures",
+    "asc_kd.relink": "asc_kd.tracking.lineage",
+    "asc_kd.recipes.__main__": "asc_kd.recipes",
+}
+#: The only modules that may know TAU's labels: its reader, the layout registry, its generator.
+TAU_MODULES = {"asc_kd.data.tau", "asc_kd.data.layouts", "asc_kd.data.synthetic"}
 
 
 def _imports(name: str) -> set[str]:
@@ -133,12 +131,67 @@ def test_tasks_take_the_dataset_spec_as_one_object() -> None:
 
 
 def test_module_names_are_unique_across_packages() -> None:
+    """One module per name, except a command and the library module it drives (``asc_kd.quantize``
+    and ``asc_kd.deployment.quantize``)."""
     stems = [
         name.rsplit(".", 1)[-1]
-        for name in MODULES
+        for name in sorted(set(MODULES) - COMMANDS)
         if MODULES[name].name not in ("__init__.py", "__main__.py")
     ]
     assert sorted({s for s in stems if stems.count(s) > 1}) == []
+
+
+def _library_of(command: str) -> str:
+    if command in DRIVES:
+        return DRIVES[command]
+    stem = command.rsplit(".", 1)[-1]
+    (library,) = [n for n in set(MODULES) - COMMANDS if n.rsplit(".", 1)[-1] == stem]
+    return library
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS - {"asc_kd.__main__"}))
+def test_every_command_drives_the_library_module_named_like_it(command: str) -> None:
+    """A newcomer finds the code behind ``python -m asc_kd.quantize`` by its name, one level
+    down (``asc_kd/deployment/quantize.py``), not under an unrelated one."""
+    assert _library_of(command) in GRAPH[command]
+
+
+def test_the_package_root_holds_the_commands_and_asc_kd_lists_them_all() -> None:
+    from asc_kd.__main__ import COMMANDS as TABLE
+
+    for command in COMMANDS:
+        source = MODULES[command].read_text()
+        assert "def main(" in source and 'if __name__ == "__main__":' in source, command
+    assert {module for module, _ in TABLE.values()} == COMMANDS - {"asc_kd.__main__"}
+
+
+def _third_party_imports(name: str) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_wandb_lives_in_one_package() -> None:
+    """Every use of W&B (the logger, tables and charts, artifacts, the public API) is in
+    ``asc_kd.tracking``; the rest of the package calls it there."""
+    users = {
+        name
+        for name in MODULES
+        if any(
+            m == "wandb" or m.startswith("wandb.") or m.endswith(".WandbLogger")
+            for m in _third_party_imports(name)
+        )
+    }
+    assert users and all(name.startswith("asc_kd.tracking") for name in users), sorted(users)
+
+
+def test_the_command_line_is_not_in_the_error_types() -> None:
+    assert "argparse" not in _third_party_imports("asc_kd.core.errors")
+    assert "asc_kd.core.command_line" in GRAPH["asc_kd.fit"] | GRAPH["asc_kd.__main__"]
 
 
 def test_public_class_names_are_unique() -> None:

@@ -1,4 +1,4 @@
-"""``asc_kd.benchmarks`` measure what they say: the figures exist and the compared paths compute
+"""``asc_kd.benchmarks.figures`` measure what they say: the figures exist and the compared paths compute
 the same thing. How fast each path is belongs to the bench command, not to tests."""
 
 from __future__ import annotations
@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from asc_kd.benchmarks import (
-    REPORT,
-    bench_eval,
-    bench_fit_epoch,
-    bench_teacher,
-    machine_description,
-    performance_report,
-)
+from asc_kd.benchmarks.figures import bench_eval, bench_fit_epoch, bench_teacher
+from asc_kd.benchmarks.report import REPORT, machine_description, performance_report
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.recipes import RECIPES
 

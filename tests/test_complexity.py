@@ -11,7 +11,8 @@ from fit_helpers import CONF
 from tiny_checkpoints import fit_checkpoint
 from torch import nn
 
-from asc_kd.complexity import (
+from asc_kd.data.spec import DatasetSpec
+from asc_kd.deployment.complexity import (
     MAX_MACS,
     MAX_PARAM_BYTES,
     ComplexityError,
@@ -19,7 +20,6 @@ from asc_kd.complexity import (
     count_complexity,
     main,
 )
-from asc_kd.data.spec import DatasetSpec
 from asc_kd.tasks import ClassificationTask
 
 

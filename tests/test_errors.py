@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from fit_helpers import REPO
 
+from asc_kd.core.command_line import run_command
+from asc_kd.core.errors import ConfigError, user_error
 from asc_kd.data.spec import DatasetError
-from asc_kd.errors import ConfigError, run_command, user_error
 from asc_kd.recipes import RECIPES
 
 
@@ -82,7 +83,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_commands_end_user_errors_in_one_line(tiny_root: Path, tmp_path: Path, capsys) -> None:
-    from asc_kd.data.check import main as check
+    from asc_kd.check import main as check
     from asc_kd.quantize import main as quantize
 
     assert run_command(quantize, [str(tmp_path / "missing.ckpt"), "--data.root", str(tiny_root)]) == 1

@@ -1,4 +1,4 @@
-"""``asc_kd.executors`` without a cluster: the per-kind resource options, the job call's result,
+"""``asc_kd.runs.executors`` without a cluster: the per-kind resource options, the job call's result,
 failure and requeue, the inline executor and the failure message."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from asc_kd.errors import ConfigError
-from asc_kd.executors import (
+from asc_kd.core.errors import ConfigError
+from asc_kd.runs.executors import (
     Job,
     JobCall,
     Outcome,

@@ -23,8 +23,8 @@ import torch
 
 from asc_kd import predict
 from asc_kd.data.spec import DatasetSpec
-from asc_kd.metrics import file_logits
-from asc_kd.submission import Scorer
+from asc_kd.deployment.predict import Scorer
+from asc_kd.evaluation.metrics import file_logits
 from asc_kd.tasks import ClassificationTask
 
 RATE = 32_000

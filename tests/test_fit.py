@@ -28,9 +28,9 @@ from fit_helpers import (
 
 from asc_kd.augmentations import Mixup
 from asc_kd.callbacks import ComplexityCheck
-from asc_kd.complexity import ComplexityError
+from asc_kd.core.command_line import run_command
 from asc_kd.data.tau import TAU22
-from asc_kd.errors import run_command
+from asc_kd.deployment.complexity import ComplexityError
 from asc_kd.fit import AscKdCLI, _command, main
 from asc_kd.recipes import RECIPES
 from asc_kd.tasks import DistillationTask
@@ -204,7 +204,7 @@ def test_the_wandb_run_is_named_after_recipe_and_seed(teacher_run: AscKdCLI) -> 
 def test_each_seed_has_its_own_folder() -> None:
     from jsonargparse import Namespace
 
-    from asc_kd.cli import run_folder
+    from asc_kd.training.fit import run_folder
 
     config = Namespace({"name": "kd_system1", "seed_everything": 3, "trainer.default_root_dir": "runs"})
     assert run_folder(config) == Path("runs/kd_system1-seed3")
@@ -279,7 +279,7 @@ def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from asc_kd.errors import run_command
+    from asc_kd.core.command_line import run_command
     from asc_kd.fit import _command
 
     (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch: 1\n")
@@ -379,7 +379,7 @@ def test_resume_last_finds_the_run_folder_and_continues_the_wandb_run(
 def test_a_new_fit_never_mixes_into_a_finished_run(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from asc_kd.errors import run_command
+    from asc_kd.core.command_line import run_command
     from asc_kd.fit import _command
 
     args = [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), "--test", "false"]

@@ -9,7 +9,7 @@ import torchaudio
 import yaml
 from torchaudio.compliance import kaldi
 
-from asc_kd.frontends import (
+from asc_kd.models.frontends import (
     ASTFbank,
     PasstMel,
     StudentMel,

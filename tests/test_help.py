@@ -7,13 +7,13 @@ import importlib
 
 import pytest
 
-from asc_kd.errors import HelpFormatter
+from asc_kd.core.command_line import HelpFormatter
 
 COMMANDS = [
     "asc_kd.bench",
     "asc_kd.complexity",
-    "asc_kd.data.check",
-    "asc_kd.data.synthetic",
+    "asc_kd.check",
+    "asc_kd.synthetic",
     "asc_kd.export",
     "asc_kd.logits",
     "asc_kd.pipeline",

@@ -16,11 +16,10 @@ from fit_helpers import make_cpu_trainer
 from torch import nn
 from torch.ao.nn import intrinsic, quantized
 
-import asc_kd.int8 as int8_module
+import asc_kd.deployment.quantize as int8_module
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import SCENES, TAU22
-from asc_kd.frontends import get_frontend
-from asc_kd.int8 import (
+from asc_kd.deployment.quantize import (
     WaveformClassifier,
     export_artifact,
     fusion_groups,
@@ -30,6 +29,7 @@ from asc_kd.int8 import (
     quantize_task,
 )
 from asc_kd.models import DebugCNN, cp_resnet, list_models
+from asc_kd.models.frontends import get_frontend
 from asc_kd.tasks import ClassificationTask
 
 # -- fusion -------------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def test_load_artifact_of_torchscript_without_metadata(tmp_path: Path) -> None:
 def test_students_pool_in_float_after_the_int8_head() -> None:
     from torch.ao.nn.quantized import DeQuantize
 
-    from asc_kd.int8 import float_pooling
+    from asc_kd.deployment.quantize import float_pooling
 
     torch.manual_seed(0)
     model = cp_resnet("system1").eval()

@@ -17,10 +17,10 @@ from types import SimpleNamespace
 import pytest
 
 from asc_kd.callbacks import ComplexityCheck
-from asc_kd.complexity import count_complexity
 from asc_kd.data.datamodule import ClipDataset, TAU22DataModule
 from asc_kd.data.tau import TAU22
-from asc_kd.int8 import quantize_task
+from asc_kd.deployment.complexity import count_complexity
+from asc_kd.deployment.quantize import quantize_task
 from asc_kd.tasks import ClassificationTask
 
 FRONTEND = {"hop_length": 640, "n_mels": 64}

@@ -1,4 +1,4 @@
-"""``asc_kd.lineage``: artifact names and versions derived from files, inputs declared online or
+"""``asc_kd.tracking.lineage``: artifact names and versions derived from files, inputs declared online or
 recorded offline, large files by reference, and ``relink`` drawing the edges after a sync."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import wandb
 from fit_helpers import fit_on_noise
 
-import asc_kd.lineage as lineage
+import asc_kd.tracking.lineage as lineage
 from asc_kd.callbacks import CheckpointSelection
 from asc_kd.tasks import ClassificationTask
 

@@ -23,13 +23,12 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from lightning.fabric.utilities.data import AttributeDict
 
-import asc_kd.lineage as lineage
-from asc_kd.cli import _log_lineage
+import asc_kd.tracking.lineage as lineage
 from asc_kd.data.teacher_logits import save_logits
-from asc_kd.loggers import AutoWandbLogger
-from asc_kd.tables import write_results
+from asc_kd.runs.tables import write_results
+from asc_kd.tracking.lineage import record_fit
+from asc_kd.tracking.loggers import AutoWandbLogger
 
 
 class _Run:
@@ -113,20 +112,16 @@ def test_the_tables_run_declares_every_student_and_int8_model(files: SimpleNames
     ]
 
 
-def _cli(run: _Run, teacher_logits: str | None, teacher_checkpoints: list[str]) -> SimpleNamespace:
+def _wandb_loggers(run: _Run) -> list[AutoWandbLogger]:
     logger = AutoWandbLogger.__new__(AutoWandbLogger)
     logger._experiment = run
-    return SimpleNamespace(
-        trainer=SimpleNamespace(loggers=[logger]),
-        datamodule=SimpleNamespace(hparams=AttributeDict(teacher_logits=teacher_logits)),
-        model=SimpleNamespace(hparams=AttributeDict(teacher_checkpoints=teacher_checkpoints), run_info={}),
-    )
+    return [logger]
 
 
 def test_a_fit_declares_its_logits_file_and_online_teachers(files: SimpleNamespace) -> None:
     run = _Run()
     summary = {"files": {"reported_checkpoint": None, "int8_artifact": None, "selection": "last"}}
-    _log_lineage(_cli(run, str(files.logits), [str(p) for p in files.teachers]), summary)
+    record_fit(_wandb_loggers(run), summary, {}, str(files.logits), [str(p) for p in files.teachers])
     assert run.inputs == [
         ("teacher-logits-train", "teacher-logits", _alias(files.logits)),
         ("model-passt-seed0", "model", _alias(files.teachers[0])),
@@ -137,5 +132,5 @@ def test_a_fit_declares_its_logits_file_and_online_teachers(files: SimpleNamespa
 def test_a_fit_from_scratch_declares_nothing(files: SimpleNamespace) -> None:
     run = _Run()
     summary = {"files": {"reported_checkpoint": None, "int8_artifact": None, "selection": "last"}}
-    _log_lineage(_cli(run, None, []), summary)
+    record_fit(_wandb_loggers(run), summary, {}, None, [])
     assert run.inputs == []

@@ -10,8 +10,8 @@ import wandb
 from fit_helpers import CONF, command_line, fit_args, offline_runs
 
 from asc_kd.fit import main
-from asc_kd.loggers import AutoWandbLogger, wandb_logged_in
 from asc_kd.recipes import RECIPES
+from asc_kd.tracking.loggers import AutoWandbLogger, wandb_logged_in
 
 #: Shaped like a real key (40 hex digits) so nothing rejects it before it could leak.
 FAKE_KEY = "0123456789abcdef" + "fa4e" * 6
@@ -42,7 +42,7 @@ def _offline(save_dir: Path, **kwargs: object) -> bool:
 
 def test_no_login_means_offline(home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert not wandb_logged_in()
-    with caplog.at_level(logging.WARNING, logger="asc_kd.loggers"):
+    with caplog.at_level(logging.WARNING, logger="asc_kd.tracking.loggers"):
         assert _offline(tmp_path / "runs")
     assert f"wandb sync {tmp_path / 'runs'}/wandb/offline-run-*" in caplog.text
     assert (tmp_path / "runs").is_dir()

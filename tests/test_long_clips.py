@@ -22,9 +22,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from asc_kd.data.spec import DatasetSpec
-from asc_kd.inference import predict_logits, window_logits
-from asc_kd.metrics import scene_metrics
-from asc_kd.submission import Scorer, predict_files
+from asc_kd.deployment.predict import Scorer, predict_files
+from asc_kd.evaluation.inference import predict_logits, window_logits
+from asc_kd.evaluation.metrics import scene_metrics
 from asc_kd.tasks import ClassificationTask
 
 RATE = 32_000
@@ -102,7 +102,7 @@ def test_the_task_scores_each_window_by_its_clip_and_each_file_by_all_its_window
 def test_predict_scores_each_file_by_the_mean_of_its_window_logits(
     task: ClassificationTask, tmp_path: Path
 ) -> None:
-    """The prediction path (``asc_kd.submission``) on the two clips as wav files: the same four
+    """The prediction path (``asc_kd.deployment.predict``) on the two clips as wav files: the same four
     windows per file, and each file's probabilities the softmax of its mean window logits."""
     for name, clip in zip(("x.wav", "y.wav"), _waveform(), strict=True):
         soundfile.write(tmp_path / name, clip.numpy(), RATE, subtype="FLOAT")

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asc_kd.losses import classification_loss, distillation_loss, knowledge_distillation_loss
+from asc_kd.tasks.losses import classification_loss, distillation_loss, knowledge_distillation_loss
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

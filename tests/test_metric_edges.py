@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from asc_kd.metrics import LOG_LOSS_EPS, SceneMetrics, scene_metrics
+from asc_kd.evaluation.metrics import LOG_LOSS_EPS, SceneMetrics, scene_metrics
 
 CLASSES = [f"c{i}" for i in range(10)]
 #: −ln(1e-15) = 15·ln(10): the most a single example can add to the log loss.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
-from asc_kd.metrics import SceneMetrics, scene_metrics
+from asc_kd.evaluation.metrics import SceneMetrics, scene_metrics
 
 # Six examples: (device, true class, predicted class).
 EXAMPLES = [
@@ -131,7 +131,7 @@ def test_wrong_logit_shape_is_refused(shape: tuple[int, ...]) -> None:
 
 
 def test_confusion_image_is_row_normalised_white_to_blue() -> None:
-    from asc_kd.metrics import confusion_image
+    from asc_kd.evaluation.metrics import confusion_image
 
     confusion = torch.tensor([[3, 1], [0, 0]])
     image = confusion_image(confusion, cell=2)
@@ -150,7 +150,7 @@ def test_confusion_image_is_row_normalised_white_to_blue() -> None:
 
 
 def test_labelled_confusion_image_names_classes_and_axes() -> None:
-    from asc_kd.metrics import confusion_image, labelled_confusion_image
+    from asc_kd.evaluation.metrics import confusion_image, labelled_confusion_image
 
     confusion = torch.arange(100).view(10, 10)
     image = labelled_confusion_image(confusion, SCENES, cell=24)

@@ -62,7 +62,7 @@ def test_results_from_a_wandb_project_equal_those_from_the_folder(
 
     import pandas as pd
 
-    from asc_kd.results import load_results
+    from asc_kd.runs.results import load_results
 
     out = tiny_pipeline.out
 

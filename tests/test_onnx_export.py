@@ -1,4 +1,4 @@
-"""``python -m asc_kd.export`` and ``asc_kd.onnx_export``: one ONNX graph (front-end + model)
+"""``python -m asc_kd.export`` and ``asc_kd.deployment.export``: one ONNX graph (front-end + model)
 that ONNX Runtime runs like PyTorch."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import onnxruntime
 import pytest
 from tiny_checkpoints import eval_logits, fit_checkpoint, fixed_waveforms
 
-import asc_kd.onnx_export as export_module
+import asc_kd.deployment.export as export_module
+from asc_kd.deployment.export import OPSET, export_onnx, onnx_parity
 from asc_kd.export import main
-from asc_kd.onnx_export import OPSET, export_onnx, onnx_parity
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
 

@@ -25,15 +25,15 @@ from fit_helpers import (
     wandb_records,
 )
 
-import asc_kd.ensemble
-import asc_kd.int8
-import asc_kd.stages
-from asc_kd.complexity import MAX_PARAM_BYTES
+import asc_kd.deployment.quantize
+import asc_kd.evaluation.logits
+import asc_kd.runs.pipeline
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.errors import ConfigError
-from asc_kd.lineage import ARTIFACT_TYPES
+from asc_kd.deployment.complexity import MAX_PARAM_BYTES
 from asc_kd.pipeline import main, parse_args
-from asc_kd.stages import Pipeline
+from asc_kd.runs.pipeline import Pipeline
+from asc_kd.tracking.lineage import ARTIFACT_TYPES
 
 #: One worker builds the session's tiny pipeline for every test that reads it.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="pipeline")]
@@ -230,9 +230,9 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
     names = ("pipeline.json", "table1.csv", "table2.csv")
     before = {name: (out / name).read_bytes() for name in names}
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")}
-    monkeypatch.setattr(asc_kd.stages, "fit_run", _refuse("fit_run"))
-    monkeypatch.setattr(asc_kd.ensemble, "export_logits", _refuse("export_logits"))
-    monkeypatch.setattr(asc_kd.int8, "quantize_task", _refuse("quantize_task"))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", _refuse("fit_run"))
+    monkeypatch.setattr(asc_kd.evaluation.logits, "export_logits", _refuse("export_logits"))
+    monkeypatch.setattr(asc_kd.deployment.quantize, "quantize_task", _refuse("quantize_task"))
     with command_line("python -m asc_kd.pipeline"):
         assert main(tiny_pipeline.argv) == 0
     for name, content in before.items():
@@ -267,9 +267,17 @@ def _copy_with_recorded_fits(
 
         return wrapper
 
-    monkeypatch.setattr(asc_kd.stages, "fit_run", fit)
-    monkeypatch.setattr(asc_kd.ensemble, "export_logits", counted("logits", asc_kd.ensemble.export_logits))
-    monkeypatch.setattr(asc_kd.int8, "quantize_task", counted("quantize", asc_kd.int8.quantize_task))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", fit)
+    monkeypatch.setattr(
+        asc_kd.evaluation.logits,
+        "export_logits",
+        counted("logits", asc_kd.evaluation.logits.export_logits),
+    )
+    monkeypatch.setattr(
+        asc_kd.deployment.quantize,
+        "quantize_task",
+        counted("quantize", asc_kd.deployment.quantize.quantize_task),
+    )
     return out, calls
 
 
@@ -297,13 +305,13 @@ def test_force_fits_anew_over_the_finished_runs(
     tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
 ) -> None:
     out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
-    recorded, extras = asc_kd.stages.fit_run, []
+    recorded, extras = asc_kd.runs.pipeline.fit_run, []
 
     def fit(configs: list[Path], run_dir: Path, extra: list[str]) -> dict[str, Any]:
         extras.append(extra[extra.index("--overwrite") + 1])
         return recorded(configs, run_dir, extra)
 
-    monkeypatch.setattr(asc_kd.stages, "fit_run", fit)
+    monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", fit)
     argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students")
     with command_line("python -m asc_kd.pipeline"):
         assert main(argv) == 0
@@ -447,9 +455,19 @@ def test_every_stage_sees_the_fits_data_options(
         seen[who[0]] = (train, test, self.hparams.validation)
 
     monkeypatch.setattr(SceneDataModule, "setup", spy)
-    monkeypatch.setattr(asc_kd.stages, "fit_run", recorded(lambda c, out, e: out.name, asc_kd.stages.fit_run))
-    monkeypatch.setattr(asc_kd.ensemble, "export_logits", recorded("logits", asc_kd.ensemble.export_logits))
-    monkeypatch.setattr(asc_kd.int8, "quantize_task", recorded("quantize", asc_kd.int8.quantize_task))
+    monkeypatch.setattr(
+        asc_kd.runs.pipeline, "fit_run", recorded(lambda c, out, e: out.name, asc_kd.runs.pipeline.fit_run)
+    )
+    monkeypatch.setattr(
+        asc_kd.evaluation.logits,
+        "export_logits",
+        recorded("logits", asc_kd.evaluation.logits.export_logits),
+    )
+    monkeypatch.setattr(
+        asc_kd.deployment.quantize,
+        "quantize_task",
+        recorded("quantize", asc_kd.deployment.quantize.quantize_task),
+    )
     teacher = PIPELINE_TEACHERS[0]
     argv = pipeline_argv(
         tiny_root,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from asc_kd.complexity import receptive_field
+from asc_kd.deployment.complexity import receptive_field
 from asc_kd.models import get_model
 
 

@@ -12,7 +12,7 @@ from fit_helpers import CONF
 
 from asc_kd.__main__ import COMMANDS
 from asc_kd.__main__ import main as asc_kd
-from asc_kd.errors import ConfigError
+from asc_kd.core.errors import ConfigError
 from asc_kd.recipes import RECIPES, copy_recipes, expand_config_args, list_recipes, resolve_recipe
 
 

@@ -25,20 +25,20 @@ import pytest
 import torch
 from fit_helpers import CONF, REPO, command_line, write_teacher_logits
 
-import asc_kd.io
-import asc_kd.tables
+import asc_kd.core.io
+import asc_kd.runs.tables
+from asc_kd.check import main as check_main
 from asc_kd.data.cache import build_cache
-from asc_kd.data.check import main as check_main
 from asc_kd.data.tau import SCENES, TAU22, read_meta
 from asc_kd.data.teacher_logits import save_logits
+from asc_kd.deployment.predict import write_submission
+from asc_kd.deployment.quantize import export_artifact
+from asc_kd.evaluation.metrics import SceneMetrics
 from asc_kd.fit import main as fit_main
-from asc_kd.frontends import get_frontend
-from asc_kd.int8 import export_artifact
-from asc_kd.metrics import SceneMetrics
 from asc_kd.models import get_model
+from asc_kd.models.frontends import get_frontend
 from asc_kd.recipes import RECIPES
-from asc_kd.submission import write_submission
-from asc_kd.tables import write_table
+from asc_kd.runs.tables import write_table
 from asc_kd.tasks import ClassificationTask
 
 pytestmark = pytest.mark.slow
@@ -376,7 +376,7 @@ def test_a_failed_markdown_table_leaves_both_old_files(
     def fail(frame: pd.DataFrame) -> str:
         raise DiskFull("disk full")
 
-    monkeypatch.setattr(asc_kd.tables, "to_markdown", fail)  # called after the title is written
+    monkeypatch.setattr(asc_kd.runs.tables, "to_markdown", fail)  # called after the title is written
     with pytest.raises(DiskFull):
         write_table(_table_frame(), stem, title="Table 2")
     assert _listing(tmp_path) == {"table2.csv": b"previous .csv", "table2.md": b"previous .md"}
@@ -428,7 +428,7 @@ def test_a_folder_without_write_permission_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
 ) -> None:
     # Tests may run as root, for whom chmod does not stop a write: ask os.access instead.
-    monkeypatch.setattr(asc_kd.io.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(asc_kd.core.io.os, "access", lambda path, mode: False)
     folder = tmp_path / "out"
     with pytest.raises(PermissionError, match=re.escape(f"output folder {folder} is not writable")):
         _WRITERS[writer](folder / "out.csv")
@@ -463,7 +463,7 @@ def test_every_torch_load_in_the_package_is_weights_only() -> None:
         for where, call in _package_calls()
         if ast.unparse(call.func).endswith(("torch.load", "load_from_checkpoint"))
     ]
-    assert len(loads) >= 1  # asc_kd/io.py's torch_load, the one place that loads PyTorch files
+    assert len(loads) >= 1  # asc_kd/core/io.py's torch_load, the one place that loads PyTorch files
     unsafe = [where for where, call in loads if _keyword(call, "weights_only") is not True]
     assert unsafe == []
     imported = [

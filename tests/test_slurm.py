@@ -26,8 +26,8 @@ from fit_helpers import (
     slurm_or_skip,
 )
 
-from asc_kd.executors import RunFailed
 from asc_kd.pipeline import main
+from asc_kd.runs.executors import RunFailed
 
 pytestmark = pytest.mark.slow
 #: The comparison with inline reads the tiny pipeline that the "pipeline" group's worker builds once.

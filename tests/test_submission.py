@@ -23,9 +23,9 @@ from asc_kd.data.audio import AudioFileError, Resampler, split_windows, window_s
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.tau import SCENES, TAU22, read_split
-from asc_kd.int8 import export_artifact, quantize_static
+from asc_kd.deployment.predict import Scorer, load_scorer, predict_files, write_submission
+from asc_kd.deployment.quantize import export_artifact, quantize_static
 from asc_kd.predict import main
-from asc_kd.submission import Scorer, load_scorer, predict_files, write_submission
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
 
@@ -110,7 +110,7 @@ def test_stereo_48k_is_mixed_resampled_and_said_once(
     first = _write(tmp_path / names[0], seconds=3.5, rate=48_000, channels=2)
     _write(tmp_path / names[1], seconds=3.5, rate=48_000, channels=2, seed=1)
     seen: list[torch.Tensor] = []
-    with caplog.at_level(logging.WARNING, logger="asc_kd.submission"):
+    with caplog.at_level(logging.WARNING, logger="asc_kd.deployment.predict"):
         frame = predict_files(_each_file_in_turn(seen), tmp_path, names)
     # 3.5 s at 32 kHz = 112,000 samples: windows at 0, 1 and 2 s, and 2.5 s for the end.
     assert [tuple(batch.shape) for batch in seen] == [(4, RATE), (4, RATE)]
@@ -137,7 +137,7 @@ def test_predict_files_builds_one_resampler_per_rate(tmp_path: Path, monkeypatch
         built.append((source_rate, target_rate))
         return Resampler(source_rate, target_rate)
 
-    monkeypatch.setattr("asc_kd.submission.Resampler", counting_resampler)
+    monkeypatch.setattr("asc_kd.deployment.predict.Resampler", counting_resampler)
     predict_files(_each_file_in_turn(), tmp_path, names)
     assert built == [(48_000, RATE)]
 
@@ -304,7 +304,7 @@ def test_main_on_a_dataset_root(
     for name in names:
         shutil.copy(tiny_root / name, root / "audio")
     out = tmp_path / "submission.csv"
-    with caplog.at_level(logging.WARNING, logger="asc_kd.submission"):
+    with caplog.at_level(logging.WARNING, logger="asc_kd.deployment.predict"):
         assert main([str(models["checkpoint"]), "--root", str(root), "--out", str(out)]) == 0
     frame = _read_submission(out)
     assert list(frame["filename"]) == names

@@ -11,8 +11,8 @@ import pytest
 from fit_helpers import command_line
 
 import asc_kd.data.synthetic as synthetic_module
+from asc_kd.core.command_line import run_command
 from asc_kd.data.spec import DatasetError
-from asc_kd.errors import run_command
 from asc_kd.fit import _command
 from asc_kd.recipes import RECIPES
 

@@ -15,13 +15,13 @@ import pytest
 import torch
 from tiny_checkpoints import fit_checkpoint
 
-import asc_kd.ensemble as ensemble_module
-import asc_kd.lineage as lineage_module
+import asc_kd.evaluation.logits as ensemble_module
+import asc_kd.tracking.lineage as lineage_module
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
-from asc_kd.ensemble import TeacherRun, export_logits
-from asc_kd.metrics import scene_metrics
-from asc_kd.stages import Pipeline, PipelineConfig
+from asc_kd.evaluation.logits import TeacherRun, export_logits
+from asc_kd.evaluation.metrics import scene_metrics
+from asc_kd.runs.pipeline import Pipeline, PipelineConfig
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
 

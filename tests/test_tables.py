@@ -1,4 +1,4 @@
-"""Tables 1 and 2 from any run folders (``asc_kd.tables.tables_from_runs``, ``python -m
+"""Tables 1 and 2 from any run folders (``asc_kd.runs.tables.tables_from_runs``, ``python -m
 asc_kd.tables``), checked against the runs' own ``summary.json`` files."""
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from fit_helpers import (
     write_teacher_logits,
 )
 
-from asc_kd.errors import ConfigError
-from asc_kd.tables import main, tables_from_runs
+from asc_kd.core.errors import ConfigError
+from asc_kd.runs.tables import tables_from_runs
+from asc_kd.tables import main
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_the_pipelines_run_folders_give_the_pipelines_table2(tiny_pipeline: Tiny
 
 
 def test_load_results_reads_a_folder_of_fits_made_by_hand(runs: Path) -> None:
-    from asc_kd.results import load_results
+    from asc_kd.runs.results import load_results
 
     results = load_results(runs)
     assert sorted(results.reports) == ["system1-seed0"]  # the teachers made no int8 model

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from asc_kd.batch import Batch
+from asc_kd.core.batch import Batch
 
 TeacherMix = Literal["probabilities", "logits"]
 

@@ -20,9 +20,9 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import remove_stale_partials
 from asc_kd.data.spec import DatasetError
-from asc_kd.errors import ConfigError
-from asc_kd.io import remove_stale_partials
 
 Selection = Literal["last", "best"]
 #: How a table row labels a checkpoint chosen each way.

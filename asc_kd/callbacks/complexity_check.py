@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
 
-from asc_kd.complexity import ParameterPrecision, check_limits, count_complexity
-from asc_kd.loggers import log_to_wandb
+from asc_kd.deployment.complexity import ParameterPrecision, check_limits, count_complexity
+from asc_kd.tracking.loggers import log_wandb_table
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +51,11 @@ class ComplexityCheck(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not at fit start: a resumed fit knows its global step only now, and the table
         # belongs at that step of the run's history.
-        if self.result is None or not any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+        if self.result is None:
             return
-        import wandb
-
         columns = ["layer", "input_shape", "output_shape", "params", "macs"]
         rows = [
             [row.layer, str(tuple(row.input_shape)), str(tuple(row.output_shape)), row.params, row.macs]
             for row in self.result.layers
         ]
-        log_to_wandb(trainer, {"complexity/layers": wandb.Table(columns=columns, data=rows)})
+        log_wandb_table(trainer, "complexity/layers", columns, rows)

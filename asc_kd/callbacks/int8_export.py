@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
-from asc_kd.int8 import Backend, quantize_task
+from asc_kd.deployment.quantize import Backend, quantize_task
 from asc_kd.tasks.restore import load_task
 
 log = logging.getLogger(__name__)

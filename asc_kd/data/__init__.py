@@ -1,7 +1,7 @@
 """Scene datasets: specs and layouts (TAU22, TAU20, folders), audio, cache, the DataModule.
 
-Synthetic scenes live in ``asc_kd.data.synthetic`` (not re-exported here, so that
-``python -m asc_kd.data.synthetic`` runs without a second import of itself).
+Synthetic scenes live in ``asc_kd.data.synthetic`` (not re-exported here: the DataModule
+imports the package, and the generator is needed only to write a set).
 """
 
 from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files

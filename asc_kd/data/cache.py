@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from asc_kd.core.io import remove_stale_partials
 from asc_kd.data.audio import AudioFileError, Resampler, fit_length, from_int16, read_clip, to_int16
 from asc_kd.data.spec import DatasetError
-from asc_kd.io import remove_stale_partials
 
 log = logging.getLogger(__name__)
 

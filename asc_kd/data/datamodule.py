@@ -9,7 +9,7 @@ chosen with ``layout`` or detected from the root; ``TAU22DataModule``, ``TAU20Da
 - the splits: ``train`` (fold1_train or a subset file), ``test`` (fold1_evaluate, the labelled
   development-test split every paper reports), ``val`` (the test split as a monitoring curve,
   or a split held out of ``train`` by recording with ``validation="holdout"``). Unlabelled
-  files are predicted by ``asc_kd.submission``, not through this DataModule: see there why;
+  files are predicted by ``asc_kd.deployment.predict``, not through this DataModule: see there why;
 - the audio: one resampled memmap cache (``asc_kd.data.cache``), clips stored whole; training
   examples are ``segment_seconds`` windows of them (every window, or one random crop per clip
   per epoch), evaluation examples are whole clips that the task scores window by window;
@@ -18,7 +18,7 @@ chosen with ``layout`` or detected from the root; ``TAU22DataModule``, ``TAU20Da
 - which front-end the recipe uses (``frontend``, ``frontend_kwargs``): the CLI links it into
   the task, which applies it on the device after waveform Mixup and keeps it in its checkpoint.
 
-Batches are described in ``asc_kd.batch``.
+Batches are described in ``asc_kd.core.batch``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from asc_kd.augmentations.waveform import convolve_impulse_responses, time_roll
-from asc_kd.batch import Batch
+from asc_kd.core.batch import Batch
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import atomic_write
 from asc_kd.data.audio import (
     Resampler,
     fit_length,
@@ -51,8 +53,6 @@ from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
 from asc_kd.data.spec import DEMO_ROOT, DatasetError, DatasetSpec, Layout
 from asc_kd.data.splitting import hold_out
 from asc_kd.data.teacher_logits import LogitsMismatchError, load_logits
-from asc_kd.errors import ConfigError
-from asc_kd.io import atomic_write
 
 log = logging.getLogger(__name__)
 Validation = Literal["test", "holdout", "none"]
@@ -399,14 +399,14 @@ class SceneDataModule(L.LightningDataModule):
         """Generate (if asked), check and cache the audio once per node, before any rank reads it."""
         frames = self.frames()
         if self.hparams.check_data:
-            from asc_kd.data.integrity import check_dataset
+            from asc_kd.data.check import check_dataset
 
             result = check_dataset(self.layout, progress=False)
             if not result.ok:
                 listed = "\n  ".join(str(p) for p in result.problems[:10])
                 raise DatasetError(
                     f"{self.root} failed the data check ({len(result.problems)} problem(s); "
-                    f"`python -m asc_kd.data.check --data.root {self.root}` lists all):\n  {listed}"
+                    f"`python -m asc_kd.check --data.root {self.root}` lists all):\n  {listed}"
                 )
         self._sources(frames)
 

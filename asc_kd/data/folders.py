@@ -142,7 +142,7 @@ class FolderLayout(Layout):
         if problems:
             raise DatasetError(
                 f"{len(problems)} audio file(s) under {self.root} cannot be used, first: {problems[0]}; "
-                f"`python -m asc_kd.data.check --data.root {self.root}` lists all"
+                f"`python -m asc_kd.check --data.root {self.root}` lists all"
             )
         frame["samplerate"] = [i.samplerate for i in infos]
         frame["frames"] = [i.frames for i in infos]

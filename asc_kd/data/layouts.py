@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.folders import FolderLayout
 from asc_kd.data.spec import DatasetError, Layout
 from asc_kd.data.tau import TAU20Layout, TAU22Layout
-from asc_kd.errors import ConfigError
 
 LayoutName = Literal["auto", "tau22", "tau20", "folders"]
 

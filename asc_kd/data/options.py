@@ -21,8 +21,9 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser
 
+from asc_kd.core.command_line import given_on_command_line
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.errors import ConfigError, given_on_command_line
 
 _PREFIX = "--data."
 #: The argparse namespace attribute where ``add_data_arguments`` keeps a command's defaults.

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from asc_kd.errors import UserError
+from asc_kd.core.errors import UserError
 
 #: Columns of every split frame a layout returns. ``target`` and ``device_index`` are -1 where
 #: unknown (unlabelled files, datasets without devices); ``recording`` groups the clips of one
@@ -30,7 +30,7 @@ FRAME_COLUMNS = ("filename", "target", "device_index", "recording")
 #: Where the demo's synthetic scenes go (``asc_kd.data.synthetic`` writes them). A recipe that
 #: asks for synthetic scenes gets them only here; any other root must be asked for on the command
 #: line, so a mistyped path never becomes a dataset. Defined here, below the DataModule and the
-#: generator, so that ``python -m asc_kd.data.synthetic`` is not imported twice.
+#: generator, which both read it.
 DEMO_ROOT = "data/synthetic"
 
 

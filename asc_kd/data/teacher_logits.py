@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from asc_kd.core.io import atomic_write
 from asc_kd.data.spec import DatasetError
-from asc_kd.io import atomic_write
 
 
 class LogitsMismatchError(DatasetError):

@@ -17,8 +17,8 @@ from typing import Any, Literal, TypeVar
 
 from torch import nn
 
-from asc_kd.errors import ConfigError
-from asc_kd.imports import import_object, is_import_path
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.imports import import_object, is_import_path
 from asc_kd.models.cp_mobile import CPMobile, CPMobileConfig, DCASE24Baseline, cp_mobile, dcase24_baseline
 from asc_kd.models.cp_resnet import CP_RESNET_PRESETS, CPResNet, CPResNetConfig, cp_resnet
 from asc_kd.models.debug import DebugCNN

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.ao.quantization import DeQuantStub, QuantStub
 
-from asc_kd.errors import ConfigError
+from asc_kd.core.errors import ConfigError
 from asc_kd.models.cp_resnet import ResidualAdd, classifier_head
 
 Stride = tuple[int, int]

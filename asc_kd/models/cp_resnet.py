@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.ao.nn.quantized import FloatFunctional
 
-from asc_kd.errors import ConfigError
+from asc_kd.core.errors import ConfigError
 
 SystemName = Literal["system1", "system2", "system3", "system4"]
 

@@ -13,7 +13,7 @@ import hear21passt.models.passt as upstream_passt
 import torch.nn.functional as F
 from torch import Tensor
 
-from asc_kd.errors import ConfigError
+from asc_kd.core.errors import ConfigError
 from asc_kd.models.pretrained import load_or_warn, no_weights, require_file
 
 PASST_RELEASES = "https://github.com/kkoutini/PaSST/releases"

@@ -22,8 +22,8 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-from asc_kd.errors import UserError
-from asc_kd.io import PickledObjectsError, torch_load
+from asc_kd.core.errors import UserError
+from asc_kd.core.io import PickledObjectsError, torch_load
 
 logger = logging.getLogger(__name__)
 RANDOM_WEIGHTS_WARNING = ".*has random weights: no checkpoint was given.*"

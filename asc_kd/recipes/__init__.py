@@ -14,7 +14,7 @@ import difflib
 import shutil
 from pathlib import Path
 
-from asc_kd.errors import ConfigError
+from asc_kd.core.errors import ConfigError
 
 #: The folder of the shipped recipes (inside the installed package).
 RECIPES = Path(__file__).resolve().parent

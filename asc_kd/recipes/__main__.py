@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from asc_kd.errors import command_parser, run_command
+from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.recipes import copy_recipes, list_recipes, resolve_recipe
 
 

@@ -5,7 +5,7 @@ keyword arguments, front-end name and keyword arguments, the dataset's spec), sa
 ``save_hyperparameters`` (the spec as ``DatasetSpec.as_dict``'s plain data):
 ``asc_kd.tasks.restore.load_task`` rebuilds model and front-end from a checkpoint alone,
 without the YAML that trained it. Validation and test share one code path and one metric
-definition (``asc_kd.metrics.SceneMetrics``), cloned with ``val/`` and ``test/`` prefixes.
+definition (``asc_kd.evaluation.metrics.SceneMetrics``), cloned with ``val/`` and ``test/`` prefixes.
 """
 
 from __future__ import annotations
@@ -16,20 +16,19 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 from torchmetrics import MetricCollection
 
 from asc_kd import __version__
-from asc_kd.batch import Batch
+from asc_kd.core.batch import Batch
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.spec import DatasetSpec
-from asc_kd.errors import ConfigError
-from asc_kd.frontends import get_frontend
-from asc_kd.inference import window_logits
-from asc_kd.loggers import log_to_wandb
-from asc_kd.losses import classification_loss
-from asc_kd.metrics import SceneMetrics, file_logits, labelled_confusion_image
+from asc_kd.evaluation.inference import window_logits
+from asc_kd.evaluation.metrics import SceneMetrics, file_logits, labelled_confusion_image
 from asc_kd.models import get_model, model_path
+from asc_kd.models.frontends import get_frontend
+from asc_kd.tasks.losses import classification_loss
+from asc_kd.tracking.loggers import log_wandb_bar_chart, wandb_run_id
 
 Schedule = Literal["constant", "cosine", "linear", "exponential"]
 
@@ -79,7 +78,7 @@ class ClassificationTask(L.LightningModule):
     - ``configure_metrics()`` builds the ``val/`` and ``test/`` metric collections;
     - ``training_loss(logits, batch)`` returns a dict with at least ``loss`` (the tensor that
       is back-propagated); every entry is logged as ``train/<key>``. ``batch`` is described in
-      ``asc_kd.batch`` (after Mixup it also holds ``soft_target``).
+      ``asc_kd.core.batch`` (after Mixup it also holds ``soft_target``).
 
     Args:
         model: registered model name (``asc_kd.models.list_models()``) or an import path
@@ -263,12 +262,7 @@ class ClassificationTask(L.LightningModule):
         rows = [[key[len(head) :], float(value)] for key, value in values.items() if key.startswith(head)]
         if not rows or self._trainer is None or not self.trainer.is_global_zero:
             return
-        if any(isinstance(logger, WandbLogger) for logger in self.trainer.loggers):
-            import wandb
-
-            table = wandb.Table(columns=["device", "accuracy"], data=rows)
-            chart = wandb.plot.bar(table, "device", "accuracy", title="accuracy per device")
-            log_to_wandb(self.trainer, {f"{prefix}device_accuracy": chart})
+        log_wandb_bar_chart(self.trainer, f"{prefix}device_accuracy", rows, ("device", "accuracy"))
 
     def _log_confusion(self, confusion: torch.Tensor, key: str) -> None:
         """Confusion matrix as an image for loggers that take images (W&B)."""
@@ -336,6 +330,6 @@ class ClassificationTask(L.LightningModule):
                 "run": dict(self.run_info),
                 "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
                 # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
-                "wandb_run_id": next((lg.version for lg in loggers if isinstance(lg, WandbLogger)), None),
+                "wandb_run_id": wandb_run_id(loggers),
             }
         )

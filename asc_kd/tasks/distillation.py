@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from asc_kd.augmentations.mixing import TeacherMix, mix_teacher_logits
-from asc_kd.batch import Batch
-from asc_kd.losses import KLReduction, knowledge_distillation_loss
+from asc_kd.core.batch import Batch
 from asc_kd.tasks.classification import ClassificationTask
+from asc_kd.tasks.losses import KLReduction, knowledge_distillation_loss
 from asc_kd.tasks.restore import load_task
 
 

@@ -14,10 +14,10 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from asc_kd.core.errors import UserError
+from asc_kd.core.imports import ImportPathError, import_object
+from asc_kd.core.io import PickledObjectsError, torch_load
 from asc_kd.data.spec import DatasetError, DatasetSpec
-from asc_kd.errors import UserError
-from asc_kd.imports import ImportPathError, import_object
-from asc_kd.io import PickledObjectsError, torch_load
 from asc_kd.models import MODELS
 from asc_kd.models.pretrained import trained_weights_follow
 from asc_kd.tasks.classification import ClassificationTask

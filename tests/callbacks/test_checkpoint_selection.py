@@ -14,8 +14,8 @@ from lightning.fabric.plugins.io import torch_io
 
 import asc_kd.callbacks.checkpoint_selection as selection_module
 from asc_kd.callbacks import CheckpointSelection
-from asc_kd.errors import ConfigError
-from asc_kd.io import abandoned, remove_stale_partials
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import abandoned, remove_stale_partials
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import read_checkpoint
 

@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import Logger
 
 from asc_kd.augmentations import FreqMixStyle
 from asc_kd.callbacks import ComplexityCheck
-from asc_kd.complexity import MAX_MACS, ComplexityError, count_complexity
+from asc_kd.deployment.complexity import MAX_MACS, ComplexityError, count_complexity
 from asc_kd.models import get_model
 from asc_kd.tasks import ClassificationTask
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 WORK=${1:-$(mktemp -d)}
 PYTHON=${PYTHON:-python}
 export WANDB_MODE=offline
-[ -d "$WORK/tiny" ] || $PYTHON -m asc_kd.data.synthetic "$WORK/tiny" \
+[ -d "$WORK/tiny" ] || $PYTHON -m asc_kd.synthetic "$WORK/tiny" \
     --train-segments-per-scene 8 --test-segments-per-scene 2 --other-device-fraction 0.25 >/dev/null
 for executor in inline "local --max-parallel 2" slurm; do
     name=${executor%% *}

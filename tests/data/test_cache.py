@@ -18,12 +18,12 @@ import torch
 import torchaudio
 
 import asc_kd.data.cache as cache_module
+from asc_kd.core.command_line import run_command
 from asc_kd.data.audio import AudioFileError, from_int16, read_clip, to_int16
 from asc_kd.data.cache import AudioCache, CacheError, build_cache, fingerprint_files
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.tau import read_meta
-from asc_kd.errors import run_command
 
 #: int16 rounding (half a step) plus float32 resampling arithmetic: the cache resamples in
 #: float32 with a float32 kernel, which differs from a float64 resample by up to ~7e-6 (measured

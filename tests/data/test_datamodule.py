@@ -13,6 +13,7 @@ import soundfile
 import torch
 
 import asc_kd.data.synthetic as synthetic_module
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import FolderDataModule, SceneDataModule, TAU20DataModule, TAU22DataModule
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
@@ -20,7 +21,6 @@ from asc_kd.data.spec import DatasetError
 from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
 from asc_kd.data.tau import DEVICES, SCENES, TAU22, read_split
 from asc_kd.data.teacher_logits import LogitsMismatchError, save_logits
-from asc_kd.errors import ConfigError
 
 #: The 10-s TAU20 set takes seconds to generate: its tests share one xdist worker.
 TAU20_GROUP = pytest.mark.xdist_group(name="tau20")

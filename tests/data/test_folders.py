@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import soundfile
 
+from asc_kd.check import main as check_main
 from asc_kd.data.audio import AudioFileError
-from asc_kd.data.check import main as check_main
+from asc_kd.data.check import check_dataset
 from asc_kd.data.folders import FolderLayout, recording_of
-from asc_kd.data.integrity import check_dataset
 from asc_kd.data.layouts import detect_layout
 from asc_kd.data.spec import DatasetError
 

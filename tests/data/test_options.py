@@ -13,22 +13,23 @@ import pytest
 import torch
 from fit_helpers import command_line
 
-import asc_kd.data.check
+import asc_kd.check
 import asc_kd.data.options
 import asc_kd.logits
 import asc_kd.quantize
 from asc_kd.bench import build_parser as bench_parser
 from asc_kd.bench import main as bench_main
-from asc_kd.cli import fit
+from asc_kd.core.command_line import run_command
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.options import add_data_arguments, build_datamodule, data_option_names
-from asc_kd.errors import ConfigError, run_command
+from asc_kd.training.fit import fit
 
 #: Each dataset-reading command's parser, by the name a user types.
 PARSERS = {
     "logits": asc_kd.logits.build_parser,
     "quantize": asc_kd.quantize.build_parser,
-    "data.check": asc_kd.data.check.build_parser,
+    "data.check": asc_kd.check.build_parser,
     **{
         f"bench {name}": lambda name=name: bench_parser()._subparsers._group_actions[0].choices[name]
         for name in ("data", "train", "quant", "keys")
@@ -67,7 +68,7 @@ def _stop_at_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
     def built(*args, **kwargs) -> SceneDataModule:
         raise _Built(real(*args, **kwargs))
 
-    for module in (asc_kd.logits, asc_kd.quantize, asc_kd.data.check, asc_kd.data.options):
+    for module in (asc_kd.logits, asc_kd.quantize, asc_kd.check, asc_kd.data.options):
         monkeypatch.setattr(module, "build_datamodule", built)
     checkpoint = SimpleNamespace(sample_rate=16_000, hparams=SimpleNamespace(segment_seconds=0.5))
     monkeypatch.setattr(asc_kd.quantize, "load_task", lambda path: checkpoint)
@@ -77,7 +78,7 @@ def _stop_at_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
 COMMANDS = {
     "logits": (asc_kd.logits.main, ["t.ckpt"], {"num_workers": 0, "batch_size": 64, "eval_batch_size": 64}),
     "quantize": (asc_kd.quantize.main, ["s.ckpt"], {"num_workers": 0, "sample_rate": 16_000}),
-    "data.check": (asc_kd.data.check.main, [], {"num_workers": None, "batch_size": 64}),
+    "data.check": (asc_kd.check.main, [], {"num_workers": None, "batch_size": 64}),
     "bench data": (bench_main, ["data"], {"num_workers": 0}),
     "bench train --fit": (bench_main, ["train", "--fit", "--batch-size", "8"], {"batch_size": 8}),
     "bench quant": (bench_main, ["quant"], {"num_workers": 0}),
@@ -129,7 +130,7 @@ def test_a_bad_value_is_one_line_naming_the_option(tmp_path: Path, capsys: pytes
     with pytest.raises(ConfigError, match=r"^--data\.batch_size: Expected a <class 'int'>\. Got value: x$"):
         build_datamodule(["--data.batch_size", "x"])
     argv = ["--data.root", str(tmp_path), "--data.layout", "tau23"]
-    assert run_command(asc_kd.data.check.main, argv) == 1
+    assert run_command(asc_kd.check.main, argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("error: --data.layout: ") and err[0].endswith("Got value: tau23")
     assert "'folders'" in err[0] and len(err) == 2  # and the ASC_KD_DEBUG hint
@@ -140,7 +141,7 @@ def test_the_data_check_reads_the_split_the_fits_options_make(folders_root: Path
     tested = []
     for fraction in ("0.25", "0.5"):
         argv = ["--data.root", str(folders_root), "--data.test_fraction", fraction]
-        assert asc_kd.data.check.main(argv) == 0
+        assert asc_kd.check.main(argv) == 0
         by_device = capsys.readouterr().out.split("clips per split and class")[0]
         tested.append(int(re.search(r"^test\s+(\d+)$", by_device, re.M).group(1)))
         assert tested[-1] == len(build_datamodule(argv).frames()["test"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from asc_kd.complexity import count_complexity
+from asc_kd.deployment.complexity import count_complexity
 from asc_kd.models.cp_mobile import (
     CPMobile,
     CPMobileConfig,

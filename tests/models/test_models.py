@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import asc_kd.models
-from asc_kd.complexity import count_complexity
-from asc_kd.imports import ImportPathError
+from asc_kd.core.imports import ImportPathError
+from asc_kd.deployment.complexity import count_complexity
 from asc_kd.models import CPResNet, get_model, list_models, model_path, register_model, resolve_model
 from asc_kd.models.cp_resnet import CP_RESNET_PRESETS
 

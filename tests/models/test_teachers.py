@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 import asc_kd.models
-from asc_kd.frontends import ASTFbank, PasstMel
 from asc_kd.models.audio_spectrogram_transformer import ast
+from asc_kd.models.frontends import ASTFbank, PasstMel
 from asc_kd.models.passt import passt
 from asc_kd.models.pretrained import WeightsError, fit_grid, load_pretrained
 from asc_kd.models.timm_teachers import convnext, efficientnet_b2, swin, timm_model

@@ -2,8 +2,8 @@
 
 Each function returns a flat dict of figures, ratios taken within the same run so that machine
 load hits every variant alike. Benchmarks run on synthetic scenes (generated into a temporary
-folder unless a root is given); numbers depend on the machine, and every figure in the README
-names the command that made it.
+folder unless a root is given); numbers depend on the machine: ``asc_kd.benchmarks.report``
+writes them beside the machine they were measured on.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class _KDStep:
 
     def __call__(self, waveform: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor) -> int:
         from asc_kd.augmentations.spectrogram import freq_mixstyle
-        from asc_kd.losses import knowledge_distillation_loss
+        from asc_kd.tasks.losses import knowledge_distillation_loss
 
         waveform, target, teacher = (
             t.to(self.device, non_blocking=True) for t in (waveform, target, teacher)
@@ -160,7 +160,7 @@ def bench_train(
     ``torch.compile`` when asked. Both run in this process, so both have ``keep_freed_memory``'s malloc
     settings when started as ``python -m asc_kd.bench``.
     """
-    from asc_kd.frontends import StudentMel
+    from asc_kd.models.frontends import StudentMel
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -215,9 +215,9 @@ def _eval_child(model: str, batch_size: int, seconds: float, threads: int) -> di
     """One ``bench eval`` variant, in a fresh process: eval clips/s and page faults per clip."""
     import resource
 
-    from asc_kd.allocator import keep_freed_memory
-    from asc_kd.frontends import StudentMel
+    from asc_kd.core.allocator import keep_freed_memory
     from asc_kd.models import get_model
+    from asc_kd.models.frontends import StudentMel
 
     kept = keep_freed_memory()  # a no-op under ASC_KD_KEEP_FREED_MEMORY=0
     torch.set_num_threads(threads)
@@ -244,17 +244,17 @@ def bench_eval(
 ) -> dict[str, Any]:
     """Eval forward (front-end + model) clips/s with glibc's default malloc vs asc_kd's setting.
 
-    ``asc_kd.allocator.keep_freed_memory`` is set once per process, so each variant runs in a
+    ``asc_kd.core.allocator.keep_freed_memory`` is set once per process, so each variant runs in a
     fresh child process (``ASC_KD_KEEP_FREED_MEMORY=0`` or 1), alternating for ``rounds``
     rounds; the median of each is reported, with the page faults per clip behind the difference.
     """
     import os
     import subprocess
 
-    from asc_kd.allocator import ENV
+    from asc_kd.core.allocator import ENV
 
     code = (
-        "import json; from asc_kd.benchmarks import _eval_child; "
+        "import json; from asc_kd.benchmarks.figures import _eval_child; "
         f"print(json.dumps(_eval_child({model!r}, {batch_size}, {seconds}, {threads})))"
     )
     runs: dict[str, list[dict[str, Any]]] = {"malloc_default": [], "asc_kd": []}
@@ -287,7 +287,7 @@ def _teacher_task(model: str, manual_attention: bool) -> Any:
 
     import timm.layers
 
-    from asc_kd.ensemble import read_recipe
+    from asc_kd.evaluation.logits import read_recipe
     from asc_kd.recipes import resolve_recipe
     from asc_kd.tasks import ClassificationTask
 
@@ -322,7 +322,7 @@ def bench_teacher(
     the largest absolute logit difference and top-1 agreement of asc_kd's eval vs the baseline's
     on the benchmark batch (same weights).
     """
-    from asc_kd.inference import autocast, fast_bf16
+    from asc_kd.evaluation.inference import autocast, fast_bf16
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -429,7 +429,7 @@ def bench_epoch(
     from torch.utils.data import DataLoader
 
     from asc_kd.data.datamodule import ClipDataset, already_batched
-    from asc_kd.frontends import StudentMel
+    from asc_kd.models.frontends import StudentMel
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -510,7 +510,7 @@ trainer:
       init_args:
         alpha: 0.3
         p: 0.6
-    - class_path: asc_kd.benchmarks.EpochTimer
+    - class_path: asc_kd.benchmarks.figures.EpochTimer
 """
 
 
@@ -528,12 +528,12 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
     loading, callbacks or logging. It is timed before and after the fit and the faster is the
     reference, so machine drift cannot flatter the ratio.
     """
-    from asc_kd.cli import fit
     from asc_kd.data.options import build_datamodule, given_data_options
     from asc_kd.data.synthetic import SyntheticConfig
     from asc_kd.data.teacher_logits import save_logits
-    from asc_kd.frontends import StudentMel
+    from asc_kd.models.frontends import StudentMel
     from asc_kd.recipes import RECIPES
+    from asc_kd.training.fit import fit
 
     torch.set_num_threads(threads)
     recipe_data = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["data"]
@@ -612,7 +612,7 @@ def bench_keys(data: DataArgs) -> dict[str, Any]:
     """Seconds of the per-file work a fit's ``setup`` does before any audio is decoded: the
     cache key of each split (names, sizes, 64 sampled files' bytes, root, inodes, mtimes) and
     the dataset fingerprint recorded in checkpoints, for the dataset of ``data``'s ``--data.*``
-    options. On a full-size set (``python -m asc_kd.data.synthetic OUT --linked-clips 230350``)
+    options. On a full-size set (``python -m asc_kd.synthetic OUT --linked-clips 230350``)
     it shows what the keys cost on TAU22."""
     from asc_kd.data.cache import fingerprint_files, location_digest
     from asc_kd.data.options import build_datamodule
@@ -641,7 +641,7 @@ def bench_quant(
     """fp32 vs int8 accuracy on the test split and CPU inference clips/s (waveform to logits),
     on the dataset of ``data``'s ``--data.*`` options (default: synthetic scenes)."""
     from asc_kd.data.options import build_datamodule, gives
-    from asc_kd.int8 import load_artifact, quantize_task
+    from asc_kd.deployment.quantize import load_artifact, quantize_task
     from asc_kd.tasks.restore import load_task
 
     torch.set_num_threads(threads)
@@ -686,158 +686,3 @@ def bench_quant(
         results["artifact_bytes_int8"] = report["artifact_bytes"]
         results["data"] = str(datamodule.root) if gives(data, "root") else "synthetic"
     return results
-
-
-def machine_description() -> dict[str, str]:
-    """What a figure was measured on: CPU model and the flags that change speed, threads, GPU,
-    versions. Written beside every figure of ``performance_report``."""
-    import importlib.metadata
-    import platform
-
-    from asc_kd.data.cache import usable_cpus
-    from asc_kd.inference import hardware_bf16
-
-    model, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    features = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if name in flags]
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    versions = ", ".join(
-        [
-            f"torch {torch.__version__}",
-            *(f"{n} {importlib.metadata.version(n)}" for n in ("lightning", "asc_kd")),
-        ]
-    )
-    return {
-        "CPU": f"{model}; {usable_cpus()} usable cores; {', '.join(features) or 'no AVX2'}",
-        "fast bf16 on the CPU": "yes" if hardware_bf16(torch.device("cpu")) else "no (emulated)",
-        "GPU": gpu,
-        "versions": f"Python {platform.python_version()}, {versions}",
-    }
-
-
-def _x(value: float) -> str:
-    return f"**{value:.2f}x**"
-
-
-#: The report's benchmarks: name -> (command, what is compared, how to run it, how to show it).
-REPORT: dict[str, tuple[str, str, Callable[[float], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
-    "data": (
-        "python -m asc_kd.bench data",
-        "training batches: wav decode + resample vs the memmap cache",
-        lambda s: bench_data(["--data.num_workers", "0"], s),
-        lambda r: (
-            f"{r['wav_clips_per_s']:,} vs {r['cache_clips_per_s']:,} clips/s: {_x(r['ratio_cache_over_wav'])}"
-        ),
-    ),
-    "train": (
-        "python -m asc_kd.bench train",
-        "KD step of system1, batch 64: CP-JKU's components vs asc_kd (eager; channels-last)",
-        lambda s: bench_train(64, s, 2, False),
-        lambda r: (
-            f"{r['baseline_clips_per_s']} vs {r['asc_kd_clips_per_s']} clips/s; channels-last "
-            f"{r['asc_kd_channels_last_clips_per_s']}; best ({r['best']}): "
-            f"{_x(r['ratio_best_over_baseline'])}"
-        ),
-    ),
-    "eval": (
-        "python -m asc_kd.bench eval",
-        "eval forward of system1, batch 256: glibc's default malloc vs kept freed memory",
-        lambda s: bench_eval("system1", 256, s, 2, 2),
-        lambda r: (
-            f"{r['malloc_default_clips_per_s']} vs {r['asc_kd_clips_per_s']} clips/s "
-            f"({r['malloc_default_page_faults_per_clip']:.0f} vs "
-            f"{r['asc_kd_page_faults_per_clip']:.0f} page faults per clip): {_x(r['ratio'])}"
-        ),
-    ),
-    "teacher": (
-        "python -m asc_kd.bench teacher",
-        "PaSST teacher, batch 8, random weights: hear21passt's attention in fp32 vs asc_kd "
-        "(fused attention; bf16 autocast where the device does it fast)",
-        lambda s: bench_teacher("passt", 8, 2, s),
-        lambda r: (
-            f"bf16 {'on' if r['bf16_autocast'] else 'off'}; train {r['baseline_train_clips_per_s']} vs "
-            f"{r['asc_kd_train_clips_per_s']} clips/s: {_x(r['train_ratio'])}; eval "
-            f"{r['baseline_eval_clips_per_s']} vs {r['asc_kd_eval_clips_per_s']}: {_x(r['eval_ratio'])}; "
-            f"largest logit difference {r['eval_max_abs_logit_diff']:.1e}, top-1 agreement "
-            f"{100 * r['eval_top1_agreement']:.0f} %"
-        ),
-    ),
-    "quant": (
-        "python -m asc_kd.bench quant",
-        "system1 trained 8 epochs on synthetic scenes: fp32 vs int8 on the CPU",
-        lambda s: bench_quant(["--data.num_workers", "0"], None, 8, 2, s),
-        lambda r: (
-            f"{r['fp32_clips_per_s']} vs {r['int8_clips_per_s']} clips/s: "
-            f"{_x(r['speedup_int8_over_fp32'])}; accuracy {r['fp32_acc']:.4f} vs "
-            f"{r['int8_acc']:.4f} (synthetic); "
-            f"int8 parameters {r['mem_bytes_int8']:,} bytes"
-        ),
-    ),
-    "fit": (
-        "python -m asc_kd.bench train --fit",
-        "a KD epoch of system1 through asc_kd.fit vs the bare step on one resident batch",
-        lambda s: bench_fit_epoch((), 64, 2),
-        lambda r: (
-            f"{r['epoch_clips_per_s']} vs {r['bare_step_clips_per_s']} clips/s: "
-            f"{100 * r['epoch_over_bare']:.0f} % of the bare step"
-        ),
-    ),
-}
-
-
-def performance_report(
-    out: str | Path, only: list[str] | None = None, seconds: float = 5.0, progress: bool = True
-) -> str:
-    """Run the report's benchmarks one after another and write them as a markdown page.
-
-    The page names the machine, the versions and the date beside every same-run ratio, so a
-    figure never outlives the conditions it was measured in: rerunning the command replaces it.
-    ``seconds`` is the minimum measuring time of each variant. Returns the page's text.
-    """
-    from datetime import datetime, timezone
-
-    from tqdm.auto import tqdm
-
-    from asc_kd.io import atomic_write
-
-    names = only or list(REPORT)
-    unknown = sorted(set(names) - set(REPORT))
-    if unknown:
-        raise ValueError(f"unknown benchmarks {unknown}; choose from {', '.join(REPORT)}")
-    rows = []
-    for name in tqdm(names, desc="benchmarks", unit="benchmark", disable=not progress):
-        command, compared, run, show = REPORT[name]
-        start = time.perf_counter()
-        result = run(seconds)
-        rows.append(f"| `{command}` | {compared} | {show(result)} | {time.perf_counter() - start:.0f} s |")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = "\n".join(f"| {key} | {value} |" for key, value in machine_description().items())
-    page = "\n".join(
-        [
-            "# Performance",
-            "",
-            f"Written by `python -m asc_kd.bench report` on {when}; rerunning it replaces this page.",
-            "Each ratio compares two variants measured one after the other in the same run on the",
-            "machine below (torch on 2 threads), so machine load hits both alike; absolute clips/s",
-            "differ between machines. Accuracies are on synthetic scenes.",
-            "",
-            "| machine | |",
-            "|---|---|",
-            machine,
-            "",
-            "| command | compared | result | took |",
-            "|---|---|---|---|",
-            *rows,
-            "",
-        ]
-    )
-    with atomic_write(Path(out)) as handle:
-        handle.write(page)
-    return page

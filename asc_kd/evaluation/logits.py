@@ -20,15 +20,15 @@ import torch
 import yaml
 
 from asc_kd import __version__
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
-from asc_kd.errors import ConfigError
-from asc_kd.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
-from asc_kd.metrics import file_logits, scene_metrics
+from asc_kd.evaluation.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
+from asc_kd.evaluation.metrics import file_logits, scene_metrics
 from asc_kd.models.pretrained import load_pretrained, trained_weights_follow
-from asc_kd.tables import TABLE1_BY, seed_row, summarize, write_results
+from asc_kd.runs.tables import TABLE1_BY, seed_row, summarize, write_results
 from asc_kd.tasks.classification import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
@@ -119,7 +119,7 @@ def export_logits(
     Every teacher is scored on the test split for Table 1; only ``in_ensemble`` teachers are
     run over ``split`` and averaged into the logits file. The default ``fp32`` gives the same
     logits on every host; ``bf16`` runs the teachers under bf16 autocast, and ``auto`` does so
-    only where the device does bf16 fast (``asc_kd.inference.fast_bf16``), which makes the
+    only where the device does bf16 fast (``asc_kd.evaluation.inference.fast_bf16``), which makes the
     numbers depend on the host's CPU or GPU. The logits file and Table 1's ``precision`` column
     record which ran.
     """

@@ -1,7 +1,7 @@
 """Running a trained model over data: windows of long clips, loaders, several processes.
 
 One path for every caller: validation and test inside a task, the teacher logits export, the
-int8 evaluation, and predict on any audio (``asc_kd.submission``). A model sees fixed-length
+int8 evaluation, and predict on any audio (``asc_kd.deployment.predict``). A model sees fixed-length
 windows (its ``segment_seconds``, 1 s for DCASE); longer clips are cut into windows and each
 window is scored, so a 10-s clip gives ten logit rows and its file-level logits are their mean.
 """

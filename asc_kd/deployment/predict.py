@@ -6,7 +6,7 @@ This is asc_kd's one prediction path (``python -m asc_kd.predict`` drives it), r
 dataset: each is read as it is (its own rate, channels and length; the DataModule's cache crops
 or pads every clip to the dataset's ``clip_seconds``), needs no cache, no dataset root and no
 layout, and the model may be an int8 TorchScript artifact, which is no LightningModule. A file's
-probabilities are the softmax of ``asc_kd.metrics.file_logits``, the rule the test metrics
+probabilities are the softmax of ``asc_kd.evaluation.metrics.file_logits``, the rule the test metrics
 score files by.
 """
 
@@ -22,11 +22,11 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from asc_kd.core.io import atomic_write
 from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
-from asc_kd.inference import LogitsFn
-from asc_kd.int8 import load_artifact
-from asc_kd.io import atomic_write
-from asc_kd.metrics import file_logits
+from asc_kd.deployment.quantize import load_artifact
+from asc_kd.evaluation.inference import LogitsFn
+from asc_kd.evaluation.metrics import file_logits
 from asc_kd.tasks.restore import load_task
 
 log = logging.getLogger(__name__)

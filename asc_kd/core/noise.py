@@ -1,6 +1,7 @@
 """Silence what third-party libraries print that a user cannot act on.
 
-Called by every command (``asc_kd.errors.run_command``) and by ``asc_kd.cli.fit``: Lightning's
+Called by every command (``asc_kd.core.command_line.run_command``) and by
+``asc_kd.training.fit.fit``: Lightning's
 tip to install litlogger, its ``LeafSpec`` deprecation notice (raised inside Lightning), and
 what the ONNX exporter's optimiser narrates (``quiet_onnx``); ``quiet_console`` is the
 pipeline's ``--quiet``. Warnings about the user's own

@@ -11,12 +11,12 @@
 Every (recipe, seed) run has its own folder (``teachers/passt-seed0/``) and W&B run. All W&B
 runs of a pipeline form one group (recorded in the manifest, so a resumed pipeline keeps it),
 with job types ``teacher``, ``logits``, ``student``, ``quantize`` and ``tables``; each logs its
-outputs as artifacts and declares its inputs (``asc_kd.lineage``). A stage is skipped when its
+outputs as artifacts and declares its inputs (``asc_kd.tracking.lineage``). A stage is skipped when its
 recorded output exists, so an interrupted pipeline resumes where it stopped; ``force`` redoes
 the chosen stages.
 
 Each stage's runs (fits, the logits export, int8 copies) go to an executor
-(``asc_kd.executors``): in this process, as local processes, or as SLURM jobs; the pipeline
+(``asc_kd.runs.executors``): in this process, as local processes, or as SLURM jobs; the pipeline
 waits for a stage's runs before it starts the next stage, and records each run's job (id, logs,
 state, times, resources) in its manifest entry. A failed run stops the pipeline after its
 stage, naming the run, its job and its log; the next pipeline redoes only failed and missing
@@ -41,14 +41,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import atomic_write
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
-from asc_kd.errors import ConfigError
-from asc_kd.executors import ExecutorConfig, Job, JobCall, RunFailed, failure_message, run_jobs
-from asc_kd.io import atomic_write
 from asc_kd.recipes import RECIPES, resolve_recipe
-from asc_kd.tables import TABLE2_BY, student_rows, to_markdown, write_results
+from asc_kd.runs.executors import ExecutorConfig, Job, JobCall, RunFailed, failure_message, run_jobs
+from asc_kd.runs.tables import TABLE2_BY, student_rows, to_markdown, write_results
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Run:
 
 def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
     """Run ``asc_kd.fit`` and return its reported checkpoint, selection and test metrics."""
-    from asc_kd.cli import fit
+    from asc_kd.training.fit import fit
 
     args = [arg for config in configs for arg in ("--config", str(config))]
     args += [
@@ -199,7 +199,7 @@ class Pipeline:
         if not self.config.wandb:
             yield None
             return
-        from asc_kd.lineage import stage_run
+        from asc_kd.tracking.lineage import stage_run
 
         with stage_run(job_type, name, folder, self.config.wandb_project, self.group) as run:
             yield run
@@ -314,7 +314,7 @@ class Pipeline:
 
     def _export_logits(self, teachers: list[dict[str, Any]], out: str) -> dict[str, Any]:
         """The logits stage's work (one job): the ensemble's logits file, Table 1 and its W&B run."""
-        from asc_kd.ensemble import TeacherRun, export_logits
+        from asc_kd.evaluation.logits import TeacherRun, export_logits
 
         datamodule = self._datamodule()
         runs = [
@@ -329,7 +329,7 @@ class Pipeline:
         frame = export_logits(runs, datamodule, out, "train", table, title=title, progress=progress)
         with self._stage_run("logits", "logits", self.out / "teachers") as run:
             if run is not None:
-                from asc_kd.lineage import record_logits
+                from asc_kd.tracking.lineage import record_logits
 
                 teachers_used = [t["checkpoint"] for t in teachers if t["name"] in self.ensemble]
                 record_logits(run, teachers_used, out, table, frame)
@@ -362,7 +362,7 @@ class Pipeline:
     def _quantize_run(self, run: Run, fitted: dict[str, Any], artifact: str) -> dict[str, Any]:
         """One student's int8 copy and its evaluation (one job): the QuantizationExport's copy made at
         the fit's end when it is of the recorded checkpoint, else a new one."""
-        from asc_kd.int8 import quantize_task
+        from asc_kd.deployment.quantize import quantize_task
         from asc_kd.tasks.restore import load_task
 
         checkpoint = fitted["checkpoint"]
@@ -384,7 +384,7 @@ class Pipeline:
             name = f"quantize-{run.name}-seed{run.seed}"
             with self._stage_run("quantize", name, self.out / "students") as wandb_run:
                 if wandb_run is not None:
-                    from asc_kd.lineage import record_quantize
+                    from asc_kd.tracking.lineage import record_quantize
 
                     record_quantize(wandb_run, checkpoint, artifact, report)
         return {**report, "selection": fitted["selection"]}
@@ -403,7 +403,7 @@ class Pipeline:
         log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
         with self._stage_run("tables", "tables", self.out) as run:
             if run is not None:
-                from asc_kd.lineage import record_tables
+                from asc_kd.tracking.lineage import record_tables
 
                 students = [
                     (self.manifest[r.key]["checkpoint"], report["artifact"]) for r, report in reports.items()

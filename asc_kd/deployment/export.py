@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asc_kd.int8 import WaveformClassifier
-from asc_kd.io import atomic_write
-from asc_kd.noise import quiet_onnx
+from asc_kd.core.io import atomic_write
+from asc_kd.core.noise import quiet_onnx
+from asc_kd.deployment.quantize import WaveformClassifier
 from asc_kd.tasks.restore import load_task
 
 OPSET = 18

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torchaudio.compliance.kaldi import get_mel_banks
 
 from asc_kd.augmentations.spectrogram import mask_time_frequency
-from asc_kd.errors import ConfigError
+from asc_kd.core.errors import ConfigError
 
 LOG_OFFSET = 1e-5
 """Added before the log in ``StudentMel`` and ``PasstMel``, as in CP-JKU's code."""

@@ -26,7 +26,7 @@ from typing import Any
 import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
-from asc_kd.errors import ConfigError, UserError
+from asc_kd.core.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from asc_kd.errors import UserError
+from asc_kd.core.errors import UserError
 
 
 class ImportPathError(UserError, ValueError):

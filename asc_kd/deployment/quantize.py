@@ -39,10 +39,10 @@ from torch import nn
 from torch.ao import quantization as tq
 from torch.ao.nn import quantized as nnq
 
-from asc_kd.complexity import BYTES_PER_PARAM, count_complexity
-from asc_kd.inference import predict_logits
-from asc_kd.io import atomic_write
-from asc_kd.metrics import scene_metrics
+from asc_kd.core.io import atomic_write
+from asc_kd.deployment.complexity import BYTES_PER_PARAM, count_complexity
+from asc_kd.evaluation.inference import predict_logits
+from asc_kd.evaluation.metrics import scene_metrics
 
 Backend = Literal["x86", "fbgemm", "qnnpack"]
 

@@ -1,4 +1,4 @@
-"""``python -m asc_kd.data.check`` and ``asc_kd.data.integrity``: a good set passes with the right
+"""``python -m asc_kd.check`` and ``asc_kd.data.check``: a good set passes with the right
 counts, each kind of damage is one problem naming the file and field."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import soundfile
 
-import asc_kd.data.integrity as check_module
-from asc_kd.data.check import main
+import asc_kd.data.check as check_module
+from asc_kd.check import main
+from asc_kd.data.check import check_dataset, summary
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.integrity import check_dataset, summary
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.synthetic import write_linked
 from asc_kd.data.tau import DEVICES, SCENES, SOURCE_SAMPLE_RATE, TAU22
@@ -366,7 +366,7 @@ def test_prepare_data_refuses_a_broken_set_and_names_the_check_tool(tiny_root: P
     message = str(excinfo.value)
     assert "1 problem(s)" in message
     assert f"[channels] {root / name}: 2 channels" in message
-    assert f"python -m asc_kd.data.check --data.root {root}" in message
+    assert f"python -m asc_kd.check --data.root {root}" in message
     assert not (tmp_path / "cache").exists()  # refused before any cache was built
 
 

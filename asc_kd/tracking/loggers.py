@@ -1,4 +1,5 @@
-"""W&B as the default logger, usable without an account or network.
+"""W&B as the default logger, usable without an account or network, and everything a fit logs
+to it beside metrics (tables, charts, the run's id and folder).
 
 Training must not fail because nobody ran ``wandb login`` (a recurring complaint about the
 recipes we replace): ``AutoWandbLogger`` goes online only when an API key is configured and
@@ -12,7 +13,8 @@ import json
 import logging
 import netrc
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,48 @@ def log_to_wandb(trainer: Any, values: Mapping[str, Any]) -> None:
         if isinstance(logger, WandbLogger):
             experiment = logger.experiment
             experiment.log({**values, "trainer/global_step": step}, step=max(step, experiment.step))
+
+
+def _wandb_loggers(loggers: Iterable[Any]) -> list[WandbLogger]:
+    return [logger for logger in loggers if isinstance(logger, WandbLogger)]
+
+
+def log_wandb_table(trainer: Any, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Log ``rows`` as a W&B table at the trainer's global step, when the trainer logs to W&B."""
+    if _wandb_loggers(trainer.loggers):
+        import wandb
+
+        log_to_wandb(trainer, {key: wandb.Table(columns=list(columns), data=[list(row) for row in rows])})
+
+
+def log_wandb_bar_chart(
+    trainer: Any, key: str, rows: Sequence[tuple[str, float]], labels: tuple[str, str]
+) -> None:
+    """Log ``(label, value)`` rows as a W&B bar chart titled ``"<value> per <label>"``."""
+    if _wandb_loggers(trainer.loggers):
+        import wandb
+
+        table = wandb.Table(columns=list(labels), data=[list(row) for row in rows])
+        chart = wandb.plot.bar(table, *labels, title=f"{labels[1]} per {labels[0]}")
+        log_to_wandb(trainer, {key: chart})
+
+
+def wandb_run_id(loggers: Iterable[Any]) -> str | None:
+    """The W&B run id of these loggers (kept in checkpoints, so a resumed fit continues the run)."""
+    return next((logger.version for logger in _wandb_loggers(loggers)), None)
+
+
+def wandb_run_dir(loggers: Iterable[Any]) -> str | None:
+    """The folder of the W&B run's files, if the run has started."""
+    return next(
+        (logger.experiment.dir for logger in _wandb_loggers(loggers) if logger._experiment is not None), None
+    )
+
+
+def finish_wandb_run() -> None:
+    """End the process's W&B run, so the next fit in this process does not log into it."""
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
 
 
 class LogConfigCallback(SaveConfigCallback):

@@ -3,7 +3,7 @@ way, so ``notebooks/results.ipynb`` plots a local run and a synced one alike.
 
 * a pipeline's folder: ``pipeline.json`` (each student's int8 report) and the tables' CSVs;
 * any other folder of fits (run by hand, several seeds): each run's ``summary.json`` and int8
-  report, and the tables built from them (``asc_kd.tables.tables_from_runs``);
+  report, and the tables built from them (``asc_kd.runs.tables.tables_from_runs``);
 * ``wandb:ENTITY/PROJECT`` or ``wandb:ENTITY/PROJECT/GROUP``: the ``int8-model`` artifacts'
   reports (``*.int8.json``) and the ``results-table`` artifacts' CSVs, through W&B's public API
   (needs a login and network).
@@ -18,7 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-#: The CSV files of the results tables (``asc_kd.tables.write_results``).
+from asc_kd.tracking.lineage import results_from_wandb
+
+#: The CSV files of the results tables (``asc_kd.runs.tables.write_results``).
 TABLE_FILES = ("table1", "table1_seeds", "table2", "table2_seeds")
 
 
@@ -57,7 +59,7 @@ def _from_folder(folder: Path) -> Results:
 
 def _from_runs(folder: Path) -> Results:
     """The runs' int8 reports (by run folder name) and Tables 1 and 2 built from their summaries."""
-    from asc_kd.tables import find_runs, tables_from_runs
+    from asc_kd.runs.tables import find_runs, tables_from_runs
 
     results = Results(str(folder), tables=tables_from_runs([folder]))
     for path in find_runs([folder]):
@@ -69,29 +71,5 @@ def _from_runs(folder: Path) -> Results:
 
 
 def _from_wandb(path: str, api: Any) -> Results:
-    parts = path.strip("/").split("/")
-    if len(parts) not in (2, 3):
-        raise ValueError(f"give wandb:ENTITY/PROJECT or wandb:ENTITY/PROJECT/GROUP, got wandb:{path}")
-    if api is None:
-        import wandb
-
-        api = wandb.Api()
-    project = "/".join(parts[:2])
-    filters = {"group": parts[2]} if len(parts) == 3 else None
-    results = Results(f"wandb:{path}")
-    for run in api.runs(project, filters=filters):
-        for artifact in run.logged_artifacts():
-            if artifact.type == "int8-model":
-                folder = Path(artifact.download())
-                (report,) = folder.glob("*.int8.json")
-                results.reports[artifact.name.split(":")[0].removeprefix("int8-")] = json.loads(
-                    report.read_text()
-                )
-            elif artifact.type == "results-table":
-                folder = Path(artifact.download())
-                for name in TABLE_FILES:
-                    if (folder / f"{name}.csv").is_file():
-                        results.tables[name] = pd.read_csv(folder / f"{name}.csv")
-    if not results.reports and not results.tables:
-        raise ValueError(f"no int8-model or results-table artifacts in W&B {path}")
-    return results
+    reports, tables = results_from_wandb(path, TABLE_FILES, api)
+    return Results(f"wandb:{path}", tables=tables, reports=reports)

@@ -31,7 +31,7 @@ _applied: bool | None = None
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds to ``THRESHOLD``, once per process.
 
-    Called by every ``python -m asc_kd.*`` command and by ``asc_kd.cli.fit``. Returns whether
+    Called by every ``python -m asc_kd.*`` command and by ``asc_kd.training.fit.fit``. Returns whether
     the settings are in force (False off glibc, when ``ASC_KD_KEEP_FREED_MEMORY=0``, or when
     glibc refuses them). Forked DataLoader workers inherit them.
     """

@@ -1,10 +1,6 @@
-"""User errors end a command with one clear line; programming errors keep their traceback.
-
-A user error is a problem with what the user gave: a bad dataset, a bad config value, an
-unknown model or front-end name, a missing or unreadable file, a model over the limits. Its
-message already names the file or field, what was found and what was expected, so a chained
-traceback of 20-118 lines only buries it. ``ASC_KD_DEBUG=1`` (or ``--debug``) shows the full
-traceback anyway.
+"""The command line of every ``python -m asc_kd.<command>``: one parser style, and one wrapper
+that ends a command on a user error with one line (``asc_kd.core.errors``) instead of a
+traceback.
 """
 
 from __future__ import annotations
@@ -14,29 +10,9 @@ import os
 import sys
 from collections.abc import Callable
 
-
-class UserError(Exception):
-    """Base of the errors a user can act on from the message alone."""
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration value is not one asc_kd accepts; the message names it and the choices."""
-
-
-#: Built-in errors about files the user named.
-FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-
-
-def user_error(error: BaseException) -> BaseException | None:
-    """The user error behind ``error`` (itself, or a cause or context it was raised from)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, (UserError, *FILE_ERRORS)):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+from asc_kd.core.allocator import keep_freed_memory
+from asc_kd.core.errors import error_line, user_error
+from asc_kd.core.noise import silence
 
 
 def debugging(argv: list[str] | None = None) -> bool:
@@ -47,9 +23,6 @@ def debugging(argv: list[str] | None = None) -> bool:
 
 def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a command's ``main``; a user error becomes one line on stderr and exit code 1."""
-    from asc_kd.allocator import keep_freed_memory
-    from asc_kd.noise import silence
-
     silence()
     keep_freed_memory()
     debug = debugging(argv)
@@ -64,8 +37,7 @@ def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None 
         cause = user_error(err)
         if cause is None or debug:
             raise
-        message = str(cause) if not isinstance(cause, OSError) or not cause.filename else _file_message(cause)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {error_line(cause)}", file=sys.stderr)
         print("(ASC_KD_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
@@ -93,13 +65,3 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
 def given_on_command_line(args: list[str], option: str) -> bool:
     """Whether ``option`` (``--a.b``) was typed in ``args``, as ``--a.b value`` or ``--a.b=value``."""
     return any(arg == option or arg.startswith(f"{option}=") for arg in args)
-
-
-def _file_message(error: OSError) -> str:
-    reason = {
-        FileNotFoundError: "not found",
-        IsADirectoryError: "is a directory, not a file",
-        NotADirectoryError: "is not a directory",
-        PermissionError: "permission denied",
-    }.get(type(error), error.strerror or str(error))
-    return f"{error.filename}: {reason}"

@@ -28,6 +28,7 @@ run's config (``asc_kd_inputs``) and in each output artifact's metadata (``input
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ def content_alias(path: str | Path) -> str:
 def checkpoint_run(path: str | Path) -> str:
     """``<recipe>-seed<seed>`` recorded in an asc_kd checkpoint (the file is memory-mapped, not
     read); the file's stem when it records none."""
-    from asc_kd.io import torch_load
+    from asc_kd.core.io import torch_load
 
     try:
         loaded = torch_load(path, mmap=True)
@@ -122,7 +125,7 @@ def logits_ref(path: str | Path) -> ArtifactRef:
 
 
 def table_ref(stem: str | Path) -> ArtifactRef:
-    """The ``results-table`` artifact of a table written by ``asc_kd.tables.write_results``."""
+    """The ``results-table`` artifact of a table written by ``asc_kd.runs.tables.write_results``."""
     csv = Path(f"{stem}.csv")
     return ArtifactRef(safe_name(Path(stem).name), "results-table", content_alias(csv), str(csv.resolve()))
 
@@ -198,7 +201,7 @@ def stage_run(
 ) -> Iterator[Any]:
     """A W&B run for a stage outside ``asc_kd.fit`` (logits, quantize, tables), online or offline
     as ``AutoWandbLogger`` decides; finished on exit."""
-    from asc_kd.loggers import AutoWandbLogger
+    from asc_kd.tracking.loggers import AutoWandbLogger
 
     logger = AutoWandbLogger(
         project=project, save_dir=str(Path(save_dir).resolve()), name=name, group=group, job_type=job_type
@@ -208,6 +211,47 @@ def stage_run(
         yield run
     finally:
         run.finish()
+
+
+def record_fit(
+    loggers: Iterable[Any],
+    summary: dict[str, Any],
+    run_info: dict[str, Any],
+    teacher_logits: str | Path | None = None,
+    teacher_checkpoints: Sequence[str | Path] = (),
+) -> None:
+    """A fit's run: the teacher logits and online teachers in; the reported checkpoint and the
+    int8 artifact (``summary``'s files, as ``asc_kd.fit`` writes them) out. Nothing without a
+    W&B logger among ``loggers``."""
+    from asc_kd.tracking.loggers import AutoWandbLogger
+
+    logger = next((lg for lg in loggers if isinstance(lg, AutoWandbLogger)), None)
+    if logger is None:
+        return
+    run = logger.experiment
+    inputs = [logits_ref(teacher_logits)] if teacher_logits else []
+    inputs += [model_ref(path) for path in teacher_checkpoints]
+    declare_inputs(run, inputs)
+    checkpoint = summary["files"]["reported_checkpoint"]
+    outputs = []
+    if checkpoint:
+        metadata = {
+            "selection": summary["files"]["selection"],
+            "run": run_info,
+            "metrics": summary["metrics"],
+            "complexity": summary["complexity"],
+        }
+        outputs.append(Output(model_ref(checkpoint), metadata))
+    if checkpoint and summary["files"]["int8_artifact"]:
+        artifact = Path(summary["files"]["int8_artifact"])
+        outputs.append(
+            Output(
+                int8_ref(artifact, checkpoint),
+                {**summary["int8"], "metrics": summary["int8_metrics"]},
+                [str(artifact.with_suffix(".json"))],
+            )
+        )
+    log_outputs(run, outputs, inputs)
 
 
 def record_logits(
@@ -264,6 +308,38 @@ def add_wandb_arguments(
     )
     parser.add_argument("--wandb-project", default="asc_kd", help="W&B project")
     parser.add_argument("--wandb-group", default=None, help=group_help)
+
+
+def results_from_wandb(
+    path: str, table_files: Sequence[str], api: Any = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
+    """The int8 reports (by run: ``system1-seed0``) and the tables (by name) that the runs of
+    ``ENTITY/PROJECT[/GROUP]`` logged as ``int8-model`` and ``results-table`` artifacts, read
+    through W&B's public API (a login and network; ``api`` stands in for ``wandb.Api()``)."""
+    parts = path.strip("/").split("/")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"give wandb:ENTITY/PROJECT or wandb:ENTITY/PROJECT/GROUP, got wandb:{path}")
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    filters = {"group": parts[2]} if len(parts) == 3 else None
+    reports: dict[str, dict[str, Any]] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    for run in api.runs("/".join(parts[:2]), filters=filters):
+        for artifact in run.logged_artifacts():
+            if artifact.type == "int8-model":
+                folder = Path(artifact.download())
+                (report,) = folder.glob("*.int8.json")
+                reports[artifact.name.split(":")[0].removeprefix("int8-")] = json.loads(report.read_text())
+            elif artifact.type == "results-table":
+                folder = Path(artifact.download())
+                for name in table_files:
+                    if (folder / f"{name}.csv").is_file():
+                        tables[name] = pd.read_csv(folder / f"{name}.csv")
+    if not reports and not tables:
+        raise ValueError(f"no int8-model or results-table artifacts in W&B {path}")
+    return reports, tables
 
 
 def relink(project_path: str, group: str | None = None, api: Any = None, init: Any = None) -> int:

@@ -32,7 +32,6 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
-from asc_kd.allocator import keep_freed_memory
 from asc_kd.augmentations import FreqMixStyle, Mixup  # noqa: F401  (short names in YAML)
 from asc_kd.callbacks import (  # noqa: F401
     CheckpointSelection,
@@ -40,16 +39,19 @@ from asc_kd.callbacks import (  # noqa: F401
     LearningRateLog,
     QuantizationExport,
 )
+from asc_kd.core.allocator import keep_freed_memory
+from asc_kd.core.command_line import given_on_command_line
+from asc_kd.core.errors import ConfigError, UserError
+from asc_kd.core.imports import import_object
+from asc_kd.core.io import atomic_write
+from asc_kd.core.noise import silence
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec, is_demo_root
-from asc_kd.errors import ConfigError, UserError, given_on_command_line
-from asc_kd.imports import import_object
-from asc_kd.io import atomic_write
-from asc_kd.loggers import AutoWandbLogger, LogConfigCallback  # noqa: F401
-from asc_kd.noise import silence
 from asc_kd.recipes import expand_config_args
-from asc_kd.tables import SUMMARY
+from asc_kd.runs.tables import SUMMARY
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
+from asc_kd.tracking.lineage import record_fit
+from asc_kd.tracking.loggers import AutoWandbLogger, LogConfigCallback, finish_wandb_run, wandb_run_dir  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -312,15 +314,21 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
         if cli.trainer.is_global_zero:
             summary = run_summary(cli)
             _report(cli, summary)
-            _log_lineage(cli, summary)
+            record_fit(
+                cli.trainer.loggers,
+                summary,
+                run_info=cli.model.run_info,
+                teacher_logits=cli.datamodule.hparams.get("teacher_logits"),
+                teacher_checkpoints=cli.model.hparams.get("teacher_checkpoints") or [],
+            )
     except UserError:
         stopped_before_training = new_folder and not any(folder.rglob("*.ckpt"))
         if stopped_before_training and cli.trainer.is_global_zero:  # e.g. over the limits: no folder
-            _finish_wandb()
+            finish_wandb_run()
             shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
-        _finish_wandb()  # otherwise the next fit in this process would log into this run
+        finish_wandb_run()  # otherwise the next fit in this process would log into this run
     return cli
 
 
@@ -331,7 +339,6 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
     complexity = next((c.result for c in callbacks if isinstance(c, ComplexityCheck) and c.result), None)
     export = next((c for c in callbacks if isinstance(c, QuantizationExport) and c.report), None)
     checkpoint = trainer.checkpoint_callback
-    wandb = next((lg for lg in trainer.loggers if isinstance(lg, AutoWandbLogger)), None)
     csv = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
     return {
         "run": Path(trainer.default_root_dir).name,
@@ -349,9 +356,7 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
             "int8_artifact": str(export.artifact) if export else None,
             "config": str(Path(trainer.default_root_dir) / "config.yaml"),
             "metrics_csv": csv.experiment.metrics_file_path if csv is not None else None,
-            "wandb_run": wandb.experiment.dir
-            if wandb is not None and wandb._experiment is not None
-            else None,
+            "wandb_run": wandb_run_dir(trainer.loggers),
         },
         "config": json.loads(cli.parser.dump(cli.config, skip_unset=False, format="json")),
     }
@@ -380,44 +385,3 @@ def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
     if files["wandb_run"]:
         lines.append(f"  W&B run files: {files['wandb_run']}")
     print("\n".join(lines))
-
-
-def _log_lineage(cli: AscKdCLI, summary: dict[str, Any]) -> None:
-    """Declare the run's inputs (teacher logits, online teachers) and log its outputs (the
-    reported checkpoint, the int8 artifact) as W&B artifacts; see ``asc_kd.lineage``."""
-    logger = next((lg for lg in cli.trainer.loggers if isinstance(lg, AutoWandbLogger)), None)
-    if logger is None:
-        return
-    from asc_kd import lineage
-
-    run = logger.experiment
-    inputs = []
-    if cli.datamodule.hparams.get("teacher_logits"):
-        inputs.append(lineage.logits_ref(cli.datamodule.hparams.teacher_logits))
-    inputs += [lineage.model_ref(path) for path in cli.model.hparams.get("teacher_checkpoints") or []]
-    lineage.declare_inputs(run, inputs)
-    checkpoint = summary["files"]["reported_checkpoint"]
-    outputs = []
-    if checkpoint:
-        metadata = {
-            "selection": summary["files"]["selection"],
-            "run": cli.model.run_info,
-            "metrics": summary["metrics"],
-            "complexity": summary["complexity"],
-        }
-        outputs.append(lineage.Output(lineage.model_ref(checkpoint), metadata))
-    if checkpoint and summary["files"]["int8_artifact"]:
-        artifact = Path(summary["files"]["int8_artifact"])
-        outputs.append(
-            lineage.Output(
-                lineage.int8_ref(artifact, checkpoint),
-                {**summary["int8"], "metrics": summary["int8_metrics"]},
-                [str(artifact.with_suffix(".json"))],
-            )
-        )
-    lineage.log_outputs(run, outputs, inputs)
-
-
-def _finish_wandb() -> None:
-    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
-        sys.modules["wandb"].finish()

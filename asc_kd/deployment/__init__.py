@@ -1,0 +1,1 @@
+"""What ships: complexity the NeSsi way, int8 quantization, ONNX export, the submission file."""

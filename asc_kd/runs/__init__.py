@@ -1,0 +1,1 @@
+"""The whole system as runs: the pipeline's stages, where its jobs execute, results and tables."""
