@@ -275,16 +275,16 @@ MUTATIONS = [
     ),
     (
         "fit declares no online teachers",
-        "asc_kd/training/fit.py",
-        'inputs += [lineage.model_ref(path) for path in cli.model.hparams.get("teacher_checkpoints") or []]',
-        "inputs += []",
+        "asc_kd/tracking/lineage.py",
+        "    inputs += [model_ref(path) for path in teacher_checkpoints]",
+        "    inputs += []",
         ["tests/test_lineage_inputs.py"],
     ),
     (
         "fit declares no logits file",
-        "asc_kd/training/fit.py",
-        "        inputs.append(lineage.logits_ref(cli.datamodule.hparams.teacher_logits))",
-        "        pass",
+        "asc_kd/tracking/lineage.py",
+        "    inputs = [logits_ref(teacher_logits)] if teacher_logits else []",
+        "    inputs = []",
         ["tests/test_lineage_inputs.py"],
     ),
     (
