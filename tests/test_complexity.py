@@ -11,6 +11,7 @@ from fit_helpers import CONF
 from tiny_checkpoints import fit_checkpoint
 from torch import nn
 
+from asc_kd.complexity import main
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.deployment.complexity import (
     MAX_MACS,
@@ -18,7 +19,6 @@ from asc_kd.deployment.complexity import (
     ComplexityError,
     check_limits,
     count_complexity,
-    main,
 )
 from asc_kd.tasks import ClassificationTask
 

@@ -12,8 +12,9 @@ import torch
 import torchaudio
 
 from asc_kd.data.layouts import make_layout
-from asc_kd.data.synthetic import SyntheticConfig, generate, main
+from asc_kd.data.synthetic import SyntheticConfig, generate
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, read_meta, read_split
+from asc_kd.synthetic import main
 
 #: The 10-s TAU20 set takes seconds to generate: its tests share one xdist worker.
 TAU20_GROUP = pytest.mark.xdist_group(name="tau20")
