@@ -1,6 +1,7 @@
 """What a checkpoint records about the data it was trained on, so that a resume or a restore can
 check it: the fingerprint of the train and test clips (``fingerprint_files`` over the names the
-split files list, computed here from the CSVs), and the dataset's spec, whole."""
+split files list, computed here from the CSVs), and the dataset's spec, whole. Checkpoints written
+before the spec was kept whole still load, through ``load_task`` and Lightning alike."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 from fit_helpers import make_cpu_trainer
+from tiny_checkpoints import eval_logits, fit_checkpoint
 
 from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
-from asc_kd.tasks import ClassificationTask
+from asc_kd.tasks import ClassificationTask, DistillationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
 
@@ -36,6 +38,30 @@ def checkpoint(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPa
     path = folder / "one_step.ckpt"
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def student_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    task = DistillationTask(model="debug", spec=TAU22, temperature=2.0)
+    return fit_checkpoint(task, tmp_path_factory.mktemp("student") / "student.ckpt")
+
+
+def _old_style(checkpoint: Path, folder: Path, where: str = "hyper_parameters") -> Path:
+    """``checkpoint`` as asc_kd wrote it before tasks took the spec: classes, devices and groups as
+    hyperparameters of their own (``where="record"``: older still, only in the ``asc_kd`` record)."""
+    stored = read_checkpoint(checkpoint)
+    loose = {
+        "classes": list(SCENES),
+        "devices": list(DEVICES),
+        "device_groups": {k: list(v) for k, v in DEVICE_GROUPS.items()},
+    }
+    del stored["hyper_parameters"]["spec"], stored["asc_kd"]["spec"]
+    stored["asc_kd"].update(loose)
+    if where == "hyper_parameters":
+        stored["hyper_parameters"].update(loose)
+    old = folder / f"old-{where}.ckpt"
+    torch.save(stored, old)
+    return old
 
 
 def test_the_checkpoint_records_the_fingerprint_of_the_train_and_test_clips(
@@ -84,18 +110,7 @@ def test_a_checkpoint_with_loose_classes_and_devices_still_loads(
 ) -> None:
     """Checkpoints written before tasks took the spec hold classes, devices and groups as
     hyperparameters of their own (and, older still, only in their ``asc_kd`` record)."""
-    stored = read_checkpoint(checkpoint)
-    loose = {
-        "classes": list(SCENES),
-        "devices": list(DEVICES),
-        "device_groups": {k: list(v) for k, v in DEVICE_GROUPS.items()},
-    }
-    del stored["hyper_parameters"]["spec"], stored["asc_kd"]["spec"]
-    stored["asc_kd"].update(loose)
-    if where == "hyper_parameters":
-        stored["hyper_parameters"].update(loose)
-    old = tmp_path / "old.ckpt"
-    torch.save(stored, old)
+    old = _old_style(checkpoint, tmp_path, where)
     task, new = load_task(old), load_task(checkpoint)
     assert task.classes == tuple(SCENES) and task.devices == tuple(DEVICES)
     assert task.device_groups == DEVICE_GROUPS
@@ -103,3 +118,64 @@ def test_a_checkpoint_with_loose_classes_and_devices_still_loads(
     waveform = torch.randn(2, 32_000, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(task(waveform), new(waveform))
+
+
+@pytest.mark.parametrize("weights_only", [True, None])
+@pytest.mark.parametrize("where", ["hyper_parameters", "record"])
+@pytest.mark.parametrize("cls", [ClassificationTask, DistillationTask])
+def test_lightning_loads_an_old_checkpoint_as_load_task_does(
+    checkpoint: Path,
+    student_checkpoint: Path,
+    tmp_path: Path,
+    cls: type[ClassificationTask],
+    where: str,
+    weights_only: bool | None,
+) -> None:
+    """``load_from_checkpoint`` translates the loose classes, devices and groups as ``load_task``
+    does: the same spec, weights and logits (on a student's checkpoint for ``DistillationTask``)."""
+    new = student_checkpoint if cls is DistillationTask else checkpoint
+    old = _old_style(new, tmp_path, where)
+    restored = load_task(old)
+    options = {} if weights_only is None else {"weights_only": weights_only}
+    loaded = cls.load_from_checkpoint(old, **options)
+    assert type(loaded) is cls
+    assert loaded.spec == restored.spec
+    assert loaded.spec.name == "unrecorded" and loaded.classes == tuple(SCENES)
+    assert loaded.devices == tuple(DEVICES) and loaded.device_groups == DEVICE_GROUPS
+    assert not {"classes", "devices", "device_groups"} & set(loaded.hparams)
+    state, expected = loaded.state_dict(), restored.state_dict()
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[key], expected[key]) for key in state)
+    assert torch.equal(eval_logits(loaded), eval_logits(restored))
+    assert torch.equal(eval_logits(loaded), eval_logits(load_task(new)))  # the trained weights
+    if cls is DistillationTask:
+        assert loaded.hparams.temperature == 2.0
+
+
+def test_lightning_still_loads_new_checkpoints(checkpoint: Path, student_checkpoint: Path) -> None:
+    for cls, path in [(ClassificationTask, checkpoint), (DistillationTask, student_checkpoint)]:
+        loaded = cls.load_from_checkpoint(path, weights_only=True)
+        assert type(loaded) is cls and loaded.spec == TAU22
+        assert torch.equal(eval_logits(loaded), eval_logits(load_task(path)))
+    with pytest.raises(ValueError, match=r"weights_only=False.*read with weights_only=True only"):
+        ClassificationTask.load_from_checkpoint(checkpoint, weights_only=False)
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_a_fit_resumes_from_an_old_checkpoint_and_tests_it(
+    checkpoint: Path, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """``--ckpt_path`` restores weights and training state into the task the config builds (its
+    spec comes from the data), so an old checkpoint resumes and tests like a new one."""
+    old = _old_style(checkpoint, tmp_path)
+    datamodule = TAU22DataModule(
+        root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=16, check_data=False
+    )
+    task = ClassificationTask(model="debug", spec=TAU22)
+    trainer = make_cpu_trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=old, weights_only=True)
+    assert trainer.global_step == 2  # one step after the checkpoint's one
+    tester = make_cpu_trainer(tmp_path, limit_test_batches=2)
+    resumed = tester.test(task, datamodule=datamodule, ckpt_path=old, weights_only=True)[0]
+    restored = tester.test(load_task(old), datamodule=datamodule)[0]
+    assert resumed["test/acc"] == restored["test/acc"]

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from os import PathLike
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.core.saving import _load_state
 from torch import nn
 from torchmetrics import MetricCollection
 
 from asc_kd import __version__
 from asc_kd.core.batch import Batch
 from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import torch_load
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.evaluation.inference import window_logits
 from asc_kd.evaluation.metrics import SceneMetrics, file_logits, labelled_confusion_image
@@ -29,6 +33,9 @@ from asc_kd.models import get_model, model_path
 from asc_kd.models.frontends import get_frontend
 from asc_kd.tasks.losses import classification_loss
 from asc_kd.tracking.loggers import log_wandb_bar_chart, wandb_run_id
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 Schedule = Literal["constant", "cosine", "linear", "exponential"]
 
@@ -67,6 +74,32 @@ def lr_factor(
 
 #: The spec of a task built without a dataset (unit tests, quick experiments): ten classes.
 DEFAULT_SPEC = DatasetSpec(name="default", classes=tuple(f"class{i}" for i in range(10)))
+
+#: The spec's fields that checkpoints written before the task took a ``DatasetSpec`` kept as
+#: hyperparameters (and in their ``asc_kd`` record) of their own.
+LOOSE_SPEC_FIELDS = ("classes", "devices", "device_groups")
+
+
+def checkpoint_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The task hyperparameters a checkpoint holds, with the dataset spec as one ``spec`` entry
+    (plain data) whichever version of asc_kd wrote it.
+
+    Checkpoints written before tasks took a ``DatasetSpec`` kept the classes, devices and device
+    groups as hyperparameters of their own (older still, only in their ``asc_kd`` record): they
+    become a spec named ``unrecorded`` whose other fields take their defaults. The one translation
+    of such checkpoints, for ``load_task`` and ``load_from_checkpoint`` alike; raises
+    ``DatasetError`` when the loose fields do not make a spec.
+    """
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    loose = {key: hparams.pop(key, None) for key in LOOSE_SPEC_FIELDS}
+    if hparams.get("spec") is not None:
+        return hparams
+    record = checkpoint.get("asc_kd") or {}
+    loose = {key: record.get(key) if value is None else value for key, value in loose.items()}
+    if loose["classes"] is not None:
+        fields = {key: value for key, value in loose.items() if value is not None}
+        hparams["spec"] = DatasetSpec.from_dict({"name": "unrecorded", **fields}).as_dict()
+    return hparams
 
 
 class ClassificationTask(L.LightningModule):
@@ -306,6 +339,41 @@ class ClassificationTask(L.LightningModule):
         return math.ceil(trainer.estimated_stepping_batches / max_epochs)
 
     # -- checkpoints ------------------------------------------------------------------------
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | PathLike | IO,
+        map_location: Any = None,
+        hparams_file: str | PathLike | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Lightning's ``load_from_checkpoint``, which also reads checkpoints written before tasks
+        took a ``DatasetSpec`` (translated by ``checkpoint_hyperparameters``, as ``load_task`` does;
+        such a task is built on the CPU). Files are read with ``weights_only=True`` only.
+        """
+        if weights_only is False:
+            raise ValueError(
+                f"{cls.__name__}.load_from_checkpoint(weights_only=False): asc_kd checkpoints hold "
+                "plain data and are read with weights_only=True only; leave weights_only out"
+            )
+        if (
+            hparams_file is None
+            and isinstance(checkpoint_path, (str, PathLike))
+            and Path(checkpoint_path).is_file()
+        ):
+            checkpoint = torch_load(checkpoint_path, mmap=True)  # the weights are mapped, not read
+            hparams = checkpoint_hyperparameters(checkpoint)
+            if hparams != (checkpoint.get("hyper_parameters") or {}):
+                checkpoint["hyper_parameters"] = {**hparams, **kwargs}
+                # Lightning builds the task from the hyperparameters right after reading the file,
+                # with no hook between: this is its step after reading, on the translated ones.
+                return _load_state(cls, checkpoint, strict=strict, **kwargs)
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs
+        )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record what made the checkpoint, so it describes itself (pyannote does the same).
 

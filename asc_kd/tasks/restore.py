@@ -20,7 +20,7 @@ from asc_kd.core.io import PickledObjectsError, torch_load
 from asc_kd.data.spec import DatasetError, DatasetSpec
 from asc_kd.models import MODELS
 from asc_kd.models.pretrained import trained_weights_follow
-from asc_kd.tasks.classification import ClassificationTask
+from asc_kd.tasks.classification import ClassificationTask, checkpoint_hyperparameters
 
 
 class CheckpointError(UserError, ValueError):
@@ -66,11 +66,15 @@ def load_task(path: str | Path) -> ClassificationTask:
     """The model and front-end of any asc_kd task checkpoint, as an eval-mode task of its class."""
     path = Path(path)
     checkpoint = read_checkpoint(path)
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
     record = checkpoint.get("asc_kd") or {}
+    try:
+        hparams = checkpoint_hyperparameters(checkpoint)
+        if hparams.get("spec") is not None:
+            hparams["spec"] = DatasetSpec.from_dict(hparams["spec"])
+    except DatasetError as err:
+        raise CheckpointError(f"{path}: {err}") from err
     if "model" not in hparams:
         raise CheckpointError(f"{path} holds no asc_kd hyperparameters (model name missing)")
-    hparams["spec"] = _recorded_spec(path, hparams, record)
     model = hparams["model"]
     if model not in MODELS and record.get("model_import_path"):
         hparams["model"] = record["model_import_path"]  # registered in a module not imported here
@@ -94,30 +98,6 @@ def load_task(path: str | Path) -> ClassificationTask:
     if missing:
         raise CheckpointError(f"{path}: no weights for {len(missing)} parameter(s), first {missing[0]!r}")
     return task.eval()
-
-
-#: The spec's fields that checkpoints written before the task took a ``DatasetSpec`` kept as
-#: hyperparameters (and in their ``asc_kd`` record) of their own.
-LOOSE_SPEC_FIELDS = ("classes", "devices", "device_groups")
-
-
-def _recorded_spec(path: Path, hparams: dict[str, Any], record: dict[str, Any]) -> DatasetSpec | None:
-    """The checkpoint's ``DatasetSpec``: its ``spec`` hyperparameter, or, in a checkpoint written
-    before there was one, a spec of the classes, devices and groups it kept loose (the fields it
-    did not keep take their defaults). Pops the loose hyperparameters."""
-    loose = {key: hparams.pop(key, None) for key in LOOSE_SPEC_FIELDS}
-    stored = hparams.get("spec")
-    try:
-        if stored is not None:
-            return DatasetSpec.from_dict(stored)
-        loose = {key: loose[key] if loose[key] is not None else record.get(key) for key in LOOSE_SPEC_FIELDS}
-        if loose["classes"] is None:
-            return None
-        return DatasetSpec.from_dict(
-            {"name": "unrecorded", **{key: value for key, value in loose.items() if value is not None}}
-        )
-    except DatasetError as err:
-        raise CheckpointError(f"{path}: {err}") from err
 
 
 def _init_arguments(cls: type) -> set[str] | None:
