@@ -1,16 +1,17 @@
 """``python -m asc_kd.predict MODEL``: the DCASE submission file for a folder or a split.
 
     python -m asc_kd.predict outputs/system1.int8.pt --folder EVAL_ROOT/audio --out submission.csv
-    python -m asc_kd.predict last.ckpt --root DATA            # fold1_test.csv of the dev set
+    python -m asc_kd.predict last.ckpt --data.root DATA       # the dataset's predict split
 
-MODEL is a checkpoint of any asc_kd task or an int8 artifact (``*.int8.pt``). The output is
-tab-separated: ``filename``, ``scene_label`` and one probability column per class of the
-model, in its class order. Every audio file soundfile reads is taken, whatever the case of its
-extension (other files are listed as skipped); recordings of any length, rate and channel
-count are mixed to mono, resampled to the model's rate, scored in windows of the model's
-length with a configurable hop, and one row per file written with the softmax of the mean
-window logits, the rule validation and test score files by (``--per-window`` writes one row per
-window with its start time instead).
+A dataset is read with the fit's ``--data.*`` options (its layout, split files...); its predict
+split is TAU's ``evaluation_setup/fold1_test.csv``. MODEL is a checkpoint of any asc_kd task or
+an int8 artifact (``*.int8.pt``). The output is tab-separated: ``filename``, ``scene_label`` and
+one probability column per class of the model, in its class order. Every audio file soundfile
+reads is taken, whatever the case of its extension (other files are listed as skipped);
+recordings of any length, rate and channel count are mixed to mono, resampled to the model's
+rate, scored in windows of the model's length with a configurable hop, and one row per file
+written with the softmax of the mean window logits, the rule validation and test score files by
+(``--per-window`` writes one row per window with its start time instead).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.data.audio import list_audio_files
-from asc_kd.data.layouts import make_layout
+from asc_kd.data.options import add_data_arguments, build_datamodule, gives
 from asc_kd.data.spec import DatasetError
 from asc_kd.deployment.predict import load_scorer, predict_files, write_submission
 
@@ -32,12 +33,10 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("python -m asc_kd.predict", __doc__.split("\n\n")[0])
     parser.add_argument("model", help="checkpoint (.ckpt) or int8 artifact (.int8.pt)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--folder", help="folder of audio files (e.g. the evaluation set's audio/), searched recursively"
-    )
-    source.add_argument(
-        "--root", help="TAU dataset root: predicts the files of evaluation_setup/fold1_test.csv"
+    parser.add_argument(
+        "--folder",
+        help="folder of audio files (e.g. the evaluation set's audio/), searched recursively; "
+        "or give --data.root for a dataset's predict split",
     )
     parser.add_argument("--out", default="submission.csv", help="submission file to write")
     parser.add_argument(
@@ -47,12 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="hop between the model's windows (default: the window length, as validation and test)",
     )
     parser.add_argument("--per-window", action="store_true", help="one row per window, with its start_s")
+    add_data_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (args.folder is None) == (not gives(args, "root")):
+        parser.error("give either --folder (audio files) or --data.root (a dataset's predict split)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     scorer = load_scorer(args.model)
     if args.folder:
@@ -66,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         root = folder.parent
         filenames = [str(p.relative_to(root)) for p in files]
     else:
-        root = Path(args.root)
-        filenames = list(make_layout(root).listing("predict")["filename"])
+        datamodule = build_datamodule(args)
+        root = datamodule.root
+        filenames = list(datamodule.layout.listing("predict")["filename"])
     frame = predict_files(scorer, root, filenames, args.hop_seconds, args.per_window)
     out = write_submission(frame, args.out)
     print(f"wrote {len(frame)} rows x {len(scorer.classes)} class probabilities to {out}")

@@ -293,7 +293,7 @@ def test_main_on_a_folder_without_audio(models: dict[str, Path], tmp_path: Path)
 def test_main_on_a_dataset_root(
     models: dict[str, Path], tiny_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """``--root`` predicts what fold1_test.csv lists (here a shortened copy of the tiny set's)."""
+    """``--data.root`` predicts what fold1_test.csv lists (here a shortened copy of the tiny set's)."""
     listing = read_split(tiny_root, "predict")["filename"]
     names = list(listing[:: len(listing) // 4])
     root = tmp_path / "root"
@@ -305,7 +305,7 @@ def test_main_on_a_dataset_root(
         shutil.copy(tiny_root / name, root / "audio")
     out = tmp_path / "submission.csv"
     with caplog.at_level(logging.WARNING, logger="asc_kd.deployment.predict"):
-        assert main([str(models["checkpoint"]), "--root", str(root), "--out", str(out)]) == 0
+        assert main([str(models["checkpoint"]), "--data.root", str(root), "--out", str(out)]) == 0
     frame = _read_submission(out)
     assert list(frame["filename"]) == names
     # The 44.1 kHz clips are resampled, and that is said once for all of them.
@@ -335,3 +335,13 @@ def test_the_conversion_notes_do_not_break_into_the_progress_bar(
         "resampling 44100 Hz audio to the model's 32000 Hz",
     ]
     assert "predicting: 100%" in shown[-2]  # the bar is drawn, and last
+
+
+@pytest.mark.parametrize("sources", [[], ["--folder", "audio", "--data.root", "data"]])
+def test_predict_takes_either_a_folder_or_a_dataset(
+    models: dict[str, Path], sources: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(models["checkpoint"]), *sources])
+    assert exit_info.value.code == 2
+    assert "give either --folder (audio files) or --data.root" in capsys.readouterr().err
