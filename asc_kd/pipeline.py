@@ -26,7 +26,7 @@ import sys
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.core.noise import quiet_console
-from asc_kd.data.options import add_data_arguments, given_data_values
+from asc_kd.data.options import add_data_arguments, given_data_values, refuse_short_data_options
 from asc_kd.data.spec import DEMO_ROOT
 from asc_kd.runs.executors import add_executor_arguments, executor_config
 from asc_kd.runs.pipeline import STAGES, SYSTEMS, Pipeline, PipelineConfig
@@ -109,21 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refuse_short_data_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
-    """End with argparse's error and the fit's name for a data option typed without ``data.``
-    (``--root`` or ``--cache-dir`` for ``--data.root``, ``--data.cache_dir``)."""
-    known = parser._option_string_actions
-    for arg in argv[: argv.index("--")] if "--" in argv else argv:
-        name = arg.split("=", 1)[0]
-        fit_name = "--data." + name.removeprefix("--").replace("-", "_")
-        if name.startswith("--") and name not in known and fit_name in known:
-            parser.error(f"unrecognized arguments: {name} (the data options are the fit's: {fit_name})")
-
-
 def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    _refuse_short_data_options(parser, argv)
+    refuse_short_data_options(parser, argv)
     args = parser.parse_args(argv)
     return PipelineConfig(
         data=given_data_values(args),
