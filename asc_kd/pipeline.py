@@ -3,14 +3,18 @@
     python -m asc_kd.pipeline                       # synthetic scenes, tiny teachers, CPU
     python -m asc_kd.pipeline --seeds 3             # every teacher and student run 3 times
     python -m asc_kd.pipeline --executor slurm --gpus-per-run 1 --time-per-run 720 student=240
-    python -m asc_kd.pipeline --root DATA --no-demo \\
+    python -m asc_kd.pipeline --data.root DATA --no-demo \\
         --teachers teachers/passt teachers/ast ... \\
         --teacher-seeds 4 --ensemble passt
+    python -m asc_kd.pipeline --data.root my_scenes --data.layout folders --data.validation holdout
 
 Stages (each skipped when its output exists; ``--force`` redoes the chosen ones): teachers,
 logits (+ Table 1), students, quantize, tables (Table 2). See ``asc_kd.runs.pipeline``. Every
 (recipe, seed) run keeps its config, checkpoints and W&B run under ``--out``. With the default
-synthetic scenes every accuracy is synthetic.
+synthetic scenes every accuracy is synthetic. The data options are the fit's (``--data.root``,
+``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``): every fit and the
+logits and quantize stages read the data they give. Options after ``--`` go to every fit; data
+options belong before it (one given after ``--`` is refused).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import sys
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.core.noise import quiet_console
+from asc_kd.data.options import add_data_arguments, given_data_values, refuse_short_data_options
+from asc_kd.data.spec import DEMO_ROOT
 from asc_kd.runs.executors import add_executor_arguments, executor_config
 from asc_kd.runs.pipeline import STAGES, SYSTEMS, Pipeline, PipelineConfig
 from asc_kd.tracking.lineage import add_wandb_arguments
@@ -31,10 +37,6 @@ DEMO_TEACHERS = ["demo/teachers/cnn_tiny", "demo/teachers/ast_tiny"]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("python -m asc_kd.pipeline", __doc__.split("\n\n")[0])
-    parser.add_argument("--root", default="data/synthetic", help="dataset root (default: synthetic scenes)")
-    parser.add_argument(
-        "--cache-dir", default=None, help="audio cache folder (default: $ASC_KD_CACHE or ~/.cache/asc_kd)"
-    )
     parser.add_argument("--out", default="outputs/pipeline", help="folder of every run, manifest and table")
     parser.add_argument(
         "--demo",
@@ -100,16 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_wandb_arguments(
         parser, default=True, group_help="W&B group of every run (default: --out's name and the start time)"
     )
-    parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="extra `asc_kd.fit` options after --")
+    add_data_arguments(parser, {"root": DEMO_ROOT})  # the synthetic scenes unless --data.root
+    parser.add_argument(
+        "fit_args", nargs=argparse.REMAINDER, help="extra `asc_kd.fit` options after -- (not --data.*)"
+    )
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> PipelineConfig:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    refuse_short_data_options(parser, argv)
+    args = parser.parse_args(argv)
     return PipelineConfig(
-        root=args.root,
+        data=given_data_values(args),
         out=args.out,
-        cache_dir=args.cache_dir,
         demo=args.demo,
         teachers=args.teachers if args.teachers is not None else DEMO_TEACHERS,
         ensemble=args.ensemble,

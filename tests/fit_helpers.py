@@ -229,10 +229,12 @@ def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> l
     """Two tiny teachers (the first alone in the ensemble), one student system with two seeds,
     one short epoch each."""
     return [
-        "--root",
+        "--data.root",
         str(tiny_root),
-        "--cache-dir",
+        "--data.cache_dir",
         str(cache_dir),
+        "--data.batch_size",
+        "16",
         "--out",
         str(out),
         "--teachers",
@@ -254,8 +256,6 @@ def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> l
         "1",
         "--trainer.enable_model_summary",
         "false",
-        "--data.batch_size",
-        "16",
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,29 @@ def test_every_recipe_named_exists(page: Path) -> None:
             if name.isupper() or name.endswith((".ckpt", ".pt")) or "..." in name or own_file:
                 continue  # a placeholder, a checkpoint, your own file
             resolve_recipe(name)  # a shipped recipe's name or a path in the repository
+
+
+def _pipeline_commands(text: str) -> list[list[str]]:
+    """The words of every ``python -m asc_kd.pipeline`` / ``asc-kd pipeline`` command in ``text``,
+    up to its code span's end, its line's end or a ``#`` comment, braces expanded."""
+    commands = []
+    for tail in re.findall(r"(?:python -m asc_kd\.pipeline|asc-kd pipeline)\b([^`\n#|]*)", text):
+        commands.append([word for token in shlex.split(tail) for word in _expand(token)])
+    return commands
+
+
+def test_the_pipeline_commands_parse() -> None:
+    """Every pipeline command the pages write parses with the pipeline's own parser (a data
+    option spelled ``--root`` instead of ``--data.root``, say, does not), its data options before
+    ``--``."""
+    from asc_kd.data.options import given_data_options
+    from asc_kd.pipeline import parse_args
+
+    commands = [words for page in PAGES for words in _pipeline_commands(_text(page).replace("\\\n", " "))]
+    assert any("--data.root" in words for words in commands)  # the pages' commands were found
+    for words in commands:
+        if "--help" not in words:
+            assert not given_data_options(parse_args(words).fit_args), words  # argparse exits on --root
 
 
 def test_the_performance_page_is_the_reports() -> None:

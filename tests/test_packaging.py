@@ -131,10 +131,10 @@ def test_the_installed_wheel_runs_the_pipeline_from_an_empty_folder(
     run(
         str(venv / "bin" / "asc-kd"),
         "pipeline",
-        *("--root", str(tiny_root), "--cache-dir", str(tmp_path / "cache"), "--out", str(out)),
+        *("--data.root", str(tiny_root), "--data.cache_dir", str(tmp_path / "cache"), "--out", str(out)),
         *("--teachers", "demo/teachers/cnn_tiny", "--systems", "system1", "--max-epochs", "1"),
-        *("--quiet", "--no-wandb", "--", "--trainer.limit_train_batches", "2"),
-        *("--trainer.limit_val_batches", "1", "--data.batch_size", "16"),
+        *("--data.batch_size", "16", "--quiet", "--no-wandb", "--"),
+        *("--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"),
     )
     table = pd.read_csv(out / "table2.csv")
     assert list(zip(table["system"], table["precision"], strict=True)) == [

@@ -318,6 +318,58 @@ def test_force_fits_anew_over_the_finished_runs(
     assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)] and extras == ["true", "true"]
 
 
+def test_the_data_options_are_the_fits_and_reach_every_fit(tmp_path: Path) -> None:
+    """``--data.*`` before ``--`` go, as typed, after the pipeline's root and held-out split, so a
+    given ``--data.holdout_file`` would win; only the demo root gets synthetic scenes."""
+    held = str(tmp_path / "holdout_split.csv")
+    given = ["--data.root", "my_scenes", "--data.layout", "folders", "--data.validation=holdout"]
+    config = parse_args(["--out", str(tmp_path), *given, "--quiet", "--", "--trainer.devices", "2"])
+    assert config.data == {"root": "my_scenes", "layout": "folders", "validation": "holdout"}
+    assert config.root == "my_scenes"
+    assert Pipeline(config)._fit_args() == [
+        *("--data.root", "my_scenes", "--data.holdout_file", held, "--data.layout", "folders"),
+        *("--data.validation", "holdout", "--trainer.enable_progress_bar", "false"),
+        *("--trainer.devices", "2"),
+    ]
+    demo = Pipeline(parse_args(["--out", str(tmp_path)]))
+    assert demo.config.data == {} and demo.config.root == "data/synthetic"
+    assert demo._data_options() == [
+        *("--data.root", "data/synthetic", "--data.generate_synthetic", "true"),
+        *("--data.holdout_file", held),
+    ]
+    no_demo = Pipeline(parse_args(["--out", str(tmp_path), "--no-demo"]))
+    assert "--data.generate_synthetic" not in no_demo._data_options()
+
+
+@pytest.mark.parametrize("option", ["--root", "--cache-dir=cache"])
+def test_a_data_option_without_data_is_refused_with_its_name(
+    option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--out", str(tmp_path), option, "x"])
+    assert exit_info.value.code == 2
+    fit_name = "--data.root" if option == "--root" else "--data.cache_dir"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"python -m asc_kd.pipeline: error: unrecognized arguments: {option.split('=')[0]} "
+        f"(the data options are the fit's: {fit_name})"
+    )
+
+
+def test_a_data_option_after_the_dashes_is_refused(tmp_path: Path) -> None:
+    config = parse_args(["--out", str(tmp_path), "--", "--trainer.devices", "2", "--data.batch_size=16"])
+    with pytest.raises(ConfigError, match=r"^--data\.batch_size after --: give the data options before --"):
+        Pipeline(config)
+
+
+def test_the_help_lists_the_fits_data_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--data.root ROOT dataset root. (default: data/synthetic)" in text
+    assert "--data.layout {auto,tau22,tau20,folders}" in text and "--data.cache_dir" in text
+    assert "--root " not in text and "--cache-dir" not in text
+
+
 def test_students_replace_the_default_systems_and_join_chosen_ones(tmp_path: Path) -> None:
     recipe = tmp_path / "mine.yaml"
     recipe.write_text("name: tiny_student\n")
@@ -433,11 +485,13 @@ def test_unknown_ensemble_name_is_refused(tiny_root: Path, cache_dir: Path, tmp_
 def test_every_stage_sees_the_fits_data_options(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A data option after ``--`` (here a held-out validation split) reaches the logits and
-    quantize stages too: every DataModule of the run serves the same training and test clips."""
+    """The pipeline's data options (here a held-out validation split, the cache and the batch
+    size) reach every fit and the logits and quantize stages: every DataModule of the run serves
+    the same training and test clips, from the same cache, with the pipeline's one held-out split."""
     from asc_kd.data.datamodule import SceneDataModule
 
     seen: dict[str, tuple[frozenset[str], frozenset[str], str]] = {}
+    settings: dict[str, tuple[Path, int, str | None]] = {}
     who = ["?"]
 
     def recorded(label: str, function: Any) -> Any:
@@ -453,6 +507,7 @@ def test_every_stage_sees_the_fits_data_options(
         setup(self, stage)
         train, test = (frozenset(self.datasets[s].frame["filename"]) for s in ("train", "test"))
         seen[who[0]] = (train, test, self.hparams.validation)
+        settings[who[0]] = (self.cache_dir, self.hparams.batch_size, self.hparams.holdout_file)
 
     monkeypatch.setattr(SceneDataModule, "setup", spy)
     monkeypatch.setattr(
@@ -469,19 +524,22 @@ def test_every_stage_sees_the_fits_data_options(
         recorded("quantize", asc_kd.deployment.quantize.quantize_task),
     )
     teacher = PIPELINE_TEACHERS[0]
+    out = tmp_path / "out"
     argv = pipeline_argv(
         tiny_root,
         cache_dir,
-        tmp_path / "out",
+        out,
         *("--teachers", str(teacher), "--ensemble", teacher.stem, "--student-seeds", "1", "--no-wandb"),
         "--force",  # the quantize stage quantizes anew instead of copying the fit's int8 export
+        *("--data.validation", "holdout", "--data.holdout_fraction=0.5"),
     )
     with command_line("python -m asc_kd.pipeline"):
-        assert main([*argv, "--data.validation", "holdout", "--data.holdout_fraction", "0.5"]) == 0
+        assert main(argv) == 0
     fits = {f"{teacher.stem}-seed0", f"{PIPELINE_SYSTEM}-seed0"}
     assert fits | {"logits", "quantize"} <= set(seen), sorted(seen)
     assert len({(train, test) for train, test, _ in seen.values()}) == 1
     assert {validation for *_, validation in seen.values()} == {"holdout"}
+    assert set(settings.values()) == {(cache_dir, 16, str(out / "holdout_split.csv"))}, settings
     train, test, _ = seen["logits"]
     every_train_clip = TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"]
     assert 0 < len(train) < len(every_train_clip)  # half the recordings were held out

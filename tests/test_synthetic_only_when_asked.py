@@ -99,7 +99,7 @@ def test_the_demo_pipeline_generates_only_into_the_demo_root(
 ) -> None:
     from asc_kd.pipeline import main
 
-    argv = ["--root", root, "--out", "out", "--stages", "teachers", "--no-wandb", "--quiet"]
+    argv = ["--data.root", root, "--out", "out", "--stages", "teachers", "--no-wandb", "--quiet"]
     with command_line("asc_kd.pipeline"):
         assert run_command(main, argv) == 1
     if root == "data/synthetic":

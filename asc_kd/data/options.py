@@ -122,18 +122,36 @@ def add_data_arguments(
     parser.set_defaults(**{_DEFAULTS_KEY: defaults})
 
 
+def refuse_short_data_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """End with argparse's error, naming the fit's option, when ``argv`` (before ``--``) gives a
+    data option without ``data.`` that ``parser`` does not know (``--root``, ``--cache-dir``)."""
+    known = parser._option_string_actions
+    for arg in argv[: list(argv).index("--")] if "--" in argv else argv:
+        name = arg.split("=", 1)[0]
+        fit_name = _PREFIX + name.removeprefix("--").replace("-", "_")
+        if name.startswith("--") and name not in known and fit_name in known:
+            parser.error(f"unrecognized arguments: {name} (the data options are the fit's: {fit_name})")
+
+
 def given_data_options(args: DataArgs) -> list[str]:
     """The ``--data.*`` options ``args`` give (``--data.k v`` or ``--data.k=v``), as a command line."""
     given: list[str] = []
     if isinstance(args, argparse.Namespace):
-        for dest, value in vars(args).items():
-            if dest.startswith("data."):
-                given += [f"--{dest}", value]
+        for key, value in given_data_values(args).items():
+            given += [f"{_PREFIX}{key}", value]
         return given
     for i, arg in enumerate(args):
         if arg.startswith(_PREFIX):
             given += [arg] if "=" in arg else [arg, *args[i + 1 : i + 2]]
     return given
+
+
+def given_data_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--data.*`` options given to a parser with ``add_data_arguments``, by key
+    (``{"root": "DATA"}``), as typed: a command that hands them on (the pipeline) keeps them whole."""
+    return {
+        dest.removeprefix("data."): value for dest, value in vars(args).items() if dest.startswith("data.")
+    }
 
 
 def _shown(value: Any) -> str:

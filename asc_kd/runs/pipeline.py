@@ -44,7 +44,8 @@ import yaml
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.spec import is_demo_root
+from asc_kd.data.options import build_datamodule, given_data_options
+from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.recipes import RECIPES, resolve_recipe
 from asc_kd.runs.executors import ExecutorConfig, Job, JobCall, RunFailed, failure_message, run_jobs
@@ -60,9 +61,10 @@ SYSTEMS = ("system1", "system2", "system3", "system4")
 class PipelineConfig:
     """What the pipeline runs and where; ``python -m asc_kd.pipeline --help`` documents each."""
 
-    root: str = "data/synthetic"
+    #: The ``--data.*`` options given (``{"root": "DATA", "layout": "folders"}``), as typed: every
+    #: fit and the logits and quantize stages read the data they describe.
+    data: dict[str, str] = field(default_factory=dict)
     out: str = "outputs/pipeline"
-    cache_dir: str | None = None
     demo: bool = True
     teachers: list[str] = field(default_factory=list)
     ensemble: list[str] | None = None
@@ -81,6 +83,11 @@ class PipelineConfig:
     wandb_group: str | None = None
     fit_args: list[str] = field(default_factory=list)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    @property
+    def root(self) -> str:
+        """The dataset root: ``--data.root``, else the demo's synthetic scenes."""
+        return self.data.get("root", DEMO_ROOT)
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,13 @@ class Pipeline:
     """The stages above, with a manifest recording what each produced."""
 
     def __init__(self, config: PipelineConfig) -> None:
+        given_after_dashes = given_data_options(config.fit_args)
+        if given_after_dashes:
+            raise ConfigError(
+                f"{given_after_dashes[0].split('=')[0]} after --: give the data options before -- "
+                "(python -m asc_kd.pipeline --data.root DATA ... -- FIT_OPTIONS), where every fit and "
+                "stage reads them"
+            )
         self.config = config
         self.out = Path(config.out)
         self.manifest_path = self.out / "pipeline.json"
@@ -253,25 +267,29 @@ class Pipeline:
         if failed:
             raise RunFailed(failure_message(failed))
 
-    def _data_args(self) -> list[str]:
+    def _data_options(self) -> list[str]:
+        """The ``--data.*`` options of every fit and stage: the root (over the recipes' own), one
+        held-out validation split for all (used with ``data.validation=holdout``), then the given."""
         config = self.config
-        args = ["--data.root", config.root]
-        if config.cache_dir:
-            args += ["--data.cache_dir", config.cache_dir]
+        data = {"root": config.root}
         if config.demo and is_demo_root(config.root):  # never into a root the user typed
-            args += ["--data.generate_synthetic", "true"]
+            data["generate_synthetic"] = "true"
+        data["holdout_file"] = str(self.out / "holdout_split.csv")
+        data.update(config.data)
+        return [arg for key, value in data.items() for arg in (f"--data.{key}", value)]
+
+    def _fit_args(self) -> list[str]:
+        """Every fit's options: the data options, the pipeline's trainer settings, then ``fit_args``."""
+        config = self.config
+        args = self._data_options()
         if config.max_epochs:
             args += ["--trainer.max_epochs", str(config.max_epochs)]
-        # One held-out validation split for every fit and stage (used with data.validation=holdout).
-        args += ["--data.holdout_file", str(self.out / "holdout_split.csv")]
         return [*args, "--trainer.enable_progress_bar", str(not config.quiet).lower(), *config.fit_args]
 
     def _datamodule(self) -> SceneDataModule:
-        """The data every fit of this pipeline reads: the same ``--data.*`` options (those after
-        ``--`` included), parsed by the fit's own parser; no loader workers unless they ask."""
-        from asc_kd.data.options import build_datamodule
-
-        return build_datamodule(["--data.num_workers", "0", *self._data_args()])
+        """The data every fit of this pipeline reads: the same ``--data.*`` options, parsed by the
+        fit's own parser; no loader workers unless they ask."""
+        return build_datamodule(self._data_options(), defaults={"num_workers": 0})
 
     def _fit_job(self, run: Run, configs: list[Path], extra: list[str]) -> Job | None:
         """The job that fits ``run`` (None when its checkpoint is recorded); when requeued it
@@ -300,7 +318,7 @@ class Pipeline:
 
     def teachers(self) -> list[dict[str, Any]]:
         runs = {run: [RECIPES / "base.yaml", run.recipe] for run in self.teacher_runs}
-        return list(self._fit_all(runs, self._data_args()).values())
+        return list(self._fit_all(runs, self._fit_args()).values())
 
     def logits(self, teachers: list[dict[str, Any]]) -> str:
 
@@ -346,7 +364,7 @@ class Pipeline:
         else:
             overlay = []
         runs = {run: [RECIPES / "base.yaml", *configs, run.recipe, *overlay] for run in self.student_runs}
-        return self._fit_all(runs, [*self._data_args(), "--data.teacher_logits", logits])
+        return self._fit_all(runs, [*self._fit_args(), "--data.teacher_logits", logits])
 
     def quantize(self, students: dict[Run, dict[str, Any]]) -> dict[Run, dict[str, Any]]:
         jobs = []

@@ -14,11 +14,12 @@ for executor in inline "local --max-parallel 2" slurm; do
     rm -rf "$WORK/$name" "$WORK/cache-$name"
     start=$(date +%s%N)
     # shellcheck disable=SC2086
-    $PYTHON -m asc_kd.pipeline --root "$WORK/tiny" --cache-dir "$WORK/cache-$name" --out "$WORK/$name" \
+    $PYTHON -m asc_kd.pipeline --data.root "$WORK/tiny" --data.cache_dir "$WORK/cache-$name" \
+        --data.batch_size 16 --out "$WORK/$name" \
         --teachers tests/conf/teacher.yaml tests/conf/teacher_small.yaml --ensemble teacher \
         --systems system1 --student-seeds 2 --max-epochs 1 --quiet --executor $executor \
         -- --trainer.limit_train_batches 2 --trainer.limit_val_batches 1 \
-        --trainer.enable_model_summary false --data.batch_size 16 >"$WORK/$name.log" 2>&1
+        --trainer.enable_model_summary false >"$WORK/$name.log" 2>&1
     tenths=$((($(date +%s%N) - start) / 100000000))
     printf '%-34s %4d.%d s  (load average after: %s)\n' "--executor $executor" \
         $((tenths / 10)) $((tenths % 10)) "$(cut -d' ' -f1-3 /proc/loadavg)"
