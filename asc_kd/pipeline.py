@@ -26,7 +26,7 @@ import sys
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.core.noise import quiet_console
-from asc_kd.data.options import add_data_arguments, given_data_values, refuse_short_data_options
+from asc_kd.data.options import add_data_arguments, given_data_values
 from asc_kd.data.spec import DEMO_ROOT
 from asc_kd.runs.executors import add_executor_arguments, executor_config
 from asc_kd.runs.pipeline import STAGES, SYSTEMS, Pipeline, PipelineConfig
@@ -110,10 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> PipelineConfig:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    refuse_short_data_options(parser, argv)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return PipelineConfig(
         data=given_data_values(args),
         out=args.out,

@@ -72,3 +72,14 @@ def test_options_cannot_be_abbreviated() -> None:
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ckpt", "--data.root", "r", "--calib", "3"])
+
+
+@pytest.mark.parametrize("name", ["asc_kd.logits", "asc_kd.quantize", "asc_kd.check", "asc_kd.predict"])
+def test_a_data_option_typed_without_data_is_named_in_the_fits_spelling(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = importlib.import_module(name).build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["model.ckpt", "--data.root", "DATA", "--cache-dir", "C", "--layout=folders"])
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.endswith("(the data options are the fit's: --data.cache_dir, --data.layout)"), line

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from asc_kd.core.allocator import keep_freed_memory
 from asc_kd.core.errors import error_line, user_error
@@ -54,10 +55,27 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An argparse parser whose "unrecognized arguments" error names the fit's spelling of a data
+    option typed without ``data.`` (``--root`` -> ``--data.root``), for the commands that take the
+    fit's ``--data.*`` options."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            fit_names = []
+            for arg in message.split(":", 1)[1].split():
+                name = "--data." + arg.split("=", 1)[0].removeprefix("--").replace("-", "_")
+                if arg.startswith("--") and name in self._option_string_actions:
+                    fit_names.append(name)
+            if fit_names:
+                message += f" (the data options are the fit's: {', '.join(fit_names)})"
+        super().error(message)
+
+
 def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The argument parser of every ``python -m asc_kd.<command>``: defaults in ``--help``, no
     abbreviated options (a typo must not silently pick another option)."""
-    return argparse.ArgumentParser(
+    return CommandParser(
         prog=prog, description=description, formatter_class=HelpFormatter, allow_abbrev=False
     )
 

@@ -122,17 +122,6 @@ def add_data_arguments(
     parser.set_defaults(**{_DEFAULTS_KEY: defaults})
 
 
-def refuse_short_data_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    """End with argparse's error, naming the fit's option, when ``argv`` (before ``--``) gives a
-    data option without ``data.`` that ``parser`` does not know (``--root``, ``--cache-dir``)."""
-    known = parser._option_string_actions
-    for arg in argv[: list(argv).index("--")] if "--" in argv else argv:
-        name = arg.split("=", 1)[0]
-        fit_name = _PREFIX + name.removeprefix("--").replace("-", "_")
-        if name.startswith("--") and name not in known and fit_name in known:
-            parser.error(f"unrecognized arguments: {name} (the data options are the fit's: {fit_name})")
-
-
 def given_data_options(args: DataArgs) -> list[str]:
     """The ``--data.*`` options ``args`` give (``--data.k v`` or ``--data.k=v``), as a command line."""
     given: list[str] = []
