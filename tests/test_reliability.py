@@ -2,9 +2,9 @@
 that cannot be created, and no pickle outside checkpoints read with ``weights_only=True``.
 
 Cases already covered elsewhere are not repeated here: a stale ``.partial-<pid>`` cache folder
-(test_audio_cache), a failed ``write_submission`` (test_predict) or ONNX export (test_export), an
-empty dataset root (test_datamodule, test_tau22) and a model over the DCASE limits (test_fit,
-test_callbacks, test_complexity).
+(data/test_cache), a failed ``write_submission`` (test_submission) or ONNX export
+(test_onnx_export), an empty dataset root (data/test_datamodule, data/test_tau) and a model over
+the DCASE limits (test_fit, callbacks/test_complexity_check, test_complexity).
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def test_same_seed_same_data_same_config_same_metrics(
 
 
 # -- 4. outputs are written atomically ----------------------------------------------------------
-# write_submission: test_predict.py; export_onnx: test_export.py.
+# write_submission: test_submission.py; export_onnx: test_onnx_export.py.
 
 
 class DiskFull(OSError):

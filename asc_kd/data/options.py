@@ -2,8 +2,8 @@
 
 ``python -m asc_kd.fit`` declares the options through LightningCLI: ``SceneDataModule``'s init
 arguments under ``data.``. ``data_parser`` is that declaration, and ``build_datamodule`` parses
-and instantiates with it, so ``logits``, ``quantize``, ``data.check``, the bench and the
-pipeline's stages read the clips and splits a fit reads: ``--data.root DATA --data.layout
+and instantiates with it, so ``logits``, ``quantize``, ``check``, ``predict``, the bench, the
+pipeline and its stages read the clips and splits a fit reads: ``--data.root DATA --data.layout
 folders --data.validation holdout ...`` mean the same thing everywhere. A command keeps its own
 defaults (``num_workers`` 0, say) as the builder's ``defaults``, not as options of its own.
 

@@ -5,7 +5,7 @@ NeSsi's PyTorch path runs ``torchinfo.summary`` and reports ``total_mult_adds`` 
 multiplies MACs by the batch size (NeSsi#3), so we always count at batch 1, on the fp32
 graph (counters do not understand quantized modules).
 
-``python -m asc_kd.complexity system1`` prints for the per-layer table, ``--json`` for numbers.
+``python -m asc_kd.complexity system1`` prints the per-layer table, ``--json`` the numbers.
 """
 
 from __future__ import annotations

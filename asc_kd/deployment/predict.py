@@ -4,10 +4,10 @@ any length, rate and channel count, and the tab-separated submission file.
 This is asc_kd's one prediction path (``python -m asc_kd.predict`` drives it), rather than a
 ``predict`` split of ``SceneDataModule`` run by a Trainer, because unlabelled files are not a
 dataset: each is read as it is (its own rate, channels and length; the DataModule's cache crops
-or pads every clip to the dataset's ``clip_seconds``), needs no cache, no dataset root and no
-layout, and the model may be an int8 TorchScript artifact, which is no LightningModule. A file's
-probabilities are the softmax of ``asc_kd.evaluation.metrics.file_logits``, the rule the test metrics
-score files by.
+or pads every clip to the dataset's ``clip_seconds``) and needs no cache (a dataset's layout
+gives at most the list of files), and the model may be an int8 TorchScript artifact, which is no
+LightningModule. A file's probabilities are the softmax of
+``asc_kd.evaluation.metrics.file_logits``, the rule the test metrics score files by.
 """
 
 from __future__ import annotations

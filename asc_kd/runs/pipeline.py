@@ -110,7 +110,7 @@ class Run:
 
 
 def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
-    """Run ``asc_kd.fit`` and return its reported checkpoint, selection and test metrics."""
+    """Run a fit (``asc_kd.training.fit.fit``); its reported checkpoint, selection and test metrics."""
     from asc_kd.training.fit import fit
 
     args = [arg for config in configs for arg in ("--config", str(config))]

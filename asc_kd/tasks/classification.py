@@ -164,7 +164,7 @@ class ClassificationTask(L.LightningModule):
         if isinstance(spec, Mapping):  # Lightning's load_from_checkpoint passes the stored dict
             spec = DatasetSpec.from_dict(spec)
         self.spec: DatasetSpec = spec or DEFAULT_SPEC
-        #: Which recipe and seed made this run (set by ``asc_kd.fit``; recorded in checkpoints).
+        #: Which recipe and seed made this run (set by ``asc_kd.training.fit``; recorded in checkpoints).
         self.run_info: dict[str, Any] = {}
         self.configure_models()
         self.configure_metrics()
@@ -397,7 +397,7 @@ class ClassificationTask(L.LightningModule):
                 "model_kwargs": dict(self.hparams.model_kwargs or {}),
                 "run": dict(self.run_info),
                 "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
-                # Lets `--ckpt_path` continue the same W&B run (see asc_kd.fit).
+                # Lets `--ckpt_path` continue the same W&B run (see asc_kd.training.fit).
                 "wandb_run_id": wandb_run_id(loggers),
             }
         )

@@ -25,7 +25,7 @@ from asc_kd.data.teacher_logits import LogitsMismatchError, save_logits
 #: The 10-s TAU20 set takes seconds to generate: its tests share one xdist worker.
 TAU20_GROUP = pytest.mark.xdist_group(name="tau20")
 
-#: Half an int16 step plus float32 resampling arithmetic (see test_audio_cache.py).
+#: Half an int16 step plus float32 resampling arithmetic (see data/test_cache.py).
 TOLERANCE = 0.5 / 32767 + 1e-5
 
 
