@@ -35,16 +35,23 @@ DRIVES = {
 TAU_MODULES = {"asc_kd.data.tau", "asc_kd.data.layouts", "asc_kd.data.synthetic"}
 
 
-def _imports(name: str) -> set[str]:
-    """asc_kd modules ``name`` imports, at module level or inside functions."""
+def _imported_names(name: str) -> set[str]:
+    """Every name ``name`` imports, at module level or inside functions: ``import a.b`` gives
+    ``a.b``, ``from a import b`` gives ``a.b``."""
     found = set()
     for node in ast.walk(ast.parse(MODULES[name].read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                candidate = f"{node.module}.{alias.name}"
-                found.add(candidate if candidate in MODULES else node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _imports(name: str) -> set[str]:
+    """asc_kd modules ``name`` imports, at module level or inside functions."""
+    found = {
+        imported if imported in MODULES else imported.rpartition(".")[0] for imported in _imported_names(name)
+    }
     # Strings handed to import_object name modules too (lazy teacher builders).
     for node in ast.walk(ast.parse(MODULES[name].read_text())):
         if (
@@ -164,16 +171,6 @@ def test_the_package_root_holds_the_commands_and_asc_kd_lists_them_all() -> None
     assert {module for module, _ in TABLE.values()} == COMMANDS - {"asc_kd.__main__"}
 
 
-def _third_party_imports(name: str) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(MODULES[name].read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
-
-
 def test_wandb_lives_in_one_package() -> None:
     """Every use of W&B (the logger, tables and charts, artifacts, the public API) is in
     ``asc_kd.tracking``; the rest of the package calls it there."""
@@ -182,14 +179,14 @@ def test_wandb_lives_in_one_package() -> None:
         for name in MODULES
         if any(
             m == "wandb" or m.startswith("wandb.") or m.endswith(".WandbLogger")
-            for m in _third_party_imports(name)
+            for m in _imported_names(name)
         )
     }
     assert users and all(name.startswith("asc_kd.tracking") for name in users), sorted(users)
 
 
 def test_the_command_line_is_not_in_the_error_types() -> None:
-    assert "argparse" not in _third_party_imports("asc_kd.core.errors")
+    assert "argparse" not in _imported_names("asc_kd.core.errors")
     assert "asc_kd.core.command_line" in GRAPH["asc_kd.fit"] | GRAPH["asc_kd.__main__"]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -140,6 +140,21 @@ def count_complexity(
     )
 
 
+def _run_hooked(
+    model: nn.Module, input_shape: tuple[int, ...] | list[int], kinds: tuple[type, ...], hook: Any
+) -> None:
+    """One batch-1 forward pass of a CPU copy of ``model`` with ``hook`` on every module of
+    ``kinds``: the layers it actually runs, in execution order (the model itself is untouched)."""
+    copy_ = copy.deepcopy(model).cpu().eval()
+    handles = [m.register_forward_hook(hook) for m in copy_.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            copy_(torch.zeros(1, *list(input_shape)[1:]))
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def folded_batchnorm_parameters(model: nn.Module, input_shape: tuple[int, ...] | list[int]) -> int:
     """Parameters that disappear when each BatchNorm is folded into the conv that feeds it.
 
@@ -147,19 +162,8 @@ def folded_batchnorm_parameters(model: nn.Module, input_shape: tuple[int, ...] |
     scale and bias: its 2 x C affine parameters go, and a bias-free conv gains C biases.
     """
     order: list[nn.Module] = []
-    copy_ = copy.deepcopy(model).cpu().eval()
     kinds = (nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
-    handles = [
-        m.register_forward_hook(lambda module, args, out: order.append(module))
-        for m in copy_.modules()
-        if isinstance(m, kinds)
-    ]
-    try:
-        with torch.no_grad():
-            copy_(torch.zeros(1, *list(input_shape)[1:]))
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run_hooked(model, input_shape, kinds, lambda module, args, out: order.append(module))
     removed = 0
     for previous, module in zip(order, order[1:], strict=False):
         conv = isinstance(previous, nn.Conv1d | nn.Conv2d)
@@ -188,15 +192,7 @@ def receptive_field(
         dilation = getattr(module, "dilation", 1)
         layers.append((pair(module.kernel_size), pair(module.stride or module.kernel_size), pair(dilation)))
 
-    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
-    copy_ = copy.deepcopy(model).cpu().eval()
-    handles = [m.register_forward_hook(hook) for m in copy_.modules() if isinstance(m, kinds)]
-    try:
-        with torch.no_grad():
-            copy_(torch.zeros(1, *list(input_shape)[1:]))
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run_hooked(model, input_shape, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d), hook)
     rf, jump = [1, 1], [1, 1]
     for kernel, stride, dilation in layers:
         for axis in (0, 1):
