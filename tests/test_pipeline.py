@@ -387,6 +387,28 @@ def test_students_replace_the_default_systems_and_join_chosen_ones(tmp_path: Pat
         names("--students", str(tmp_path / "missing.yaml"))
 
 
+@pytest.mark.parametrize(
+    "data",
+    ["data:\n  validation: holdout\n  batch_size: 8\n", "data:\n  init_args:\n    validation: holdout\n"],
+)
+def test_a_recipe_choosing_other_clips_than_the_stages_read_is_refused(tmp_path: Path, data: str) -> None:
+    """A recipe's ``data.validation`` (or layout, split file...) would give its fits other clips
+    than the logits and quantize stages read: refused, naming the file and the pipeline option;
+    the same value given to the pipeline is accepted, and options that choose no clips
+    (``batch_size``) stay the recipe's own."""
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(f"name: mine\n{data}")
+    for option in ("--students", "--teachers"):
+        with pytest.raises(ConfigError) as error:
+            Pipeline(parse_args(["--out", str(tmp_path), option, str(recipe)]))
+        assert str(error.value) == (
+            f"{recipe}: data.validation: holdout would give its runs other clips than the pipeline's "
+            "stages read (--data.validation test); give it to the pipeline as --data.validation holdout "
+            "(every fit and stage then reads it) and remove it from the recipe"
+        )
+        Pipeline(parse_args(["--out", str(tmp_path), option, str(recipe), "--data.validation", "holdout"]))
+
+
 def test_your_own_student_recipe_runs_under_its_own_name(
     tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
 ) -> None:

@@ -30,6 +30,32 @@ _PREFIX = "--data."
 _DEFAULTS_KEY = "data_defaults"
 
 
+#: The data options that choose which clips, splits and windows a DataModule serves. Where
+#: several commands (or a pipeline's fits and stages) must read the same data, these must agree.
+CLIP_OPTIONS = (
+    "layout",
+    "train_split_file",
+    "sample_rate",
+    "segment_seconds",
+    "clip_seconds",
+    "test_fraction",
+    "recording_pattern",
+    "validation",
+    "holdout_fraction",
+    "seed",
+)
+
+
+def data_values(args: DataArgs = (), defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every data option's value (``{"layout": "auto", ...}``) that ``args`` and ``defaults``
+    give, typed as the fit types it, without building the DataModule."""
+    try:
+        config = data_parser(defaults).parse_args(given_data_options(args))
+    except argparse.ArgumentError as err:
+        raise ConfigError(_one_line(str(err))) from err
+    return {key.removeprefix("data."): value for key, value in config.items() if key.startswith("data.")}
+
+
 def data_parser(defaults: Mapping[str, Any] | None = None) -> LightningArgumentParser:
     """The fit's data options (``SceneDataModule``'s signature under ``data.``, added as
     LightningCLI adds its DataModule), with a command's ``defaults`` (``{"num_workers": 0}``)."""

@@ -44,7 +44,7 @@ import yaml
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.options import build_datamodule, given_data_options
+from asc_kd.data.options import CLIP_OPTIONS, build_datamodule, data_values, given_data_options
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.recipes import RECIPES, resolve_recipe
@@ -171,6 +171,26 @@ def _stage_of(key: str) -> str | None:
     )
 
 
+def _refuse_recipes_choosing_other_clips(recipes: list[Path], data_options: list[str]) -> None:
+    """Every fit and stage of a pipeline must read the same clips: a recipe whose ``data:`` sets
+    an option that chooses clips (``asc_kd.data.options.CLIP_OPTIONS``) to another value than
+    the pipeline's ``--data.*`` would train its runs on data the logits and quantize stages do
+    not read. Such a recipe is refused, naming the file, the option and where it belongs."""
+    pipeline = data_values(data_options)
+    for recipe in dict.fromkeys(recipes):
+        config = yaml.safe_load(recipe.read_text()) if recipe.is_file() else None
+        data = (config or {}).get("data") if isinstance(config, dict) else None
+        data = (data.get("init_args") or data) if isinstance(data, dict) else {}
+        for key in CLIP_OPTIONS:
+            if key in data and data[key] != pipeline[key]:
+                raise ConfigError(
+                    f"{recipe}: data.{key}: {data[key]} would give its runs other clips than the "
+                    f"pipeline's stages read (--data.{key} {pipeline[key]}); give it to the pipeline "
+                    f"as --data.{key} {data[key]} (every fit and stage then reads it) and remove it "
+                    "from the recipe"
+                )
+
+
 class Pipeline:
     """The stages above, with a manifest recording what each produced."""
 
@@ -205,6 +225,10 @@ class Pipeline:
         student_recipes = [RECIPES / "students" / f"{system}.yaml" for system in config.systems]
         student_recipes += [resolve_recipe(recipe) for recipe in config.students]
         self.student_runs = self._runs("student", student_recipes, config.student_seeds)
+        recipes = [run.recipe for run in [*self.teacher_runs, *self.student_runs]]
+        _refuse_recipes_choosing_other_clips(
+            [resolve_recipe(config.student_config), *recipes], self._data_options()
+        )
         self.group = config.wandb_group or self.manifest.get("wandb_group") or _new_group(self.out)
 
     @contextmanager
