@@ -240,6 +240,15 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")} == stamps
 
 
+def _wrap_stage_functions(monkeypatch: pytest.MonkeyPatch, wrap: Any) -> None:
+    """Replace the logits export and the int8 quantization by ``wrap(stage, function)``."""
+    for module, name, stage in (
+        (asc_kd.evaluation.logits, "export_logits", "logits"),
+        (asc_kd.deployment.quantize, "quantize_task", "quantize"),
+    ):
+        monkeypatch.setattr(module, name, wrap(stage, getattr(module, name)))
+
+
 def _copy_with_recorded_fits(
     tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
 ) -> tuple[Path, list[str]]:
@@ -268,16 +277,7 @@ def _copy_with_recorded_fits(
         return wrapper
 
     monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", fit)
-    monkeypatch.setattr(
-        asc_kd.evaluation.logits,
-        "export_logits",
-        counted("logits", asc_kd.evaluation.logits.export_logits),
-    )
-    monkeypatch.setattr(
-        asc_kd.deployment.quantize,
-        "quantize_task",
-        counted("quantize", asc_kd.deployment.quantize.quantize_task),
-    )
+    _wrap_stage_functions(monkeypatch, counted)
     return out, calls
 
 
@@ -534,16 +534,7 @@ def test_every_stage_sees_the_fits_data_options(
     monkeypatch.setattr(
         asc_kd.runs.pipeline, "fit_run", recorded(lambda c, out, e: out.name, asc_kd.runs.pipeline.fit_run)
     )
-    monkeypatch.setattr(
-        asc_kd.evaluation.logits,
-        "export_logits",
-        recorded("logits", asc_kd.evaluation.logits.export_logits),
-    )
-    monkeypatch.setattr(
-        asc_kd.deployment.quantize,
-        "quantize_task",
-        recorded("quantize", asc_kd.deployment.quantize.quantize_task),
-    )
+    _wrap_stage_functions(monkeypatch, recorded)
     teacher = PIPELINE_TEACHERS[0]
     out = tmp_path / "out"
     argv = pipeline_argv(
