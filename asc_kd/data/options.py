@@ -49,10 +49,7 @@ CLIP_OPTIONS = (
 def data_values(args: DataArgs = (), defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every data option's value (``{"layout": "auto", ...}``) that ``args`` and ``defaults``
     give, typed as the fit types it, without building the DataModule."""
-    try:
-        config = data_parser(defaults).parse_args(given_data_options(args))
-    except argparse.ArgumentError as err:
-        raise ConfigError(_one_line(str(err))) from err
+    _, config = _parse(args, defaults)
     return {key.removeprefix("data."): value for key, value in config.items() if key.startswith("data.")}
 
 
@@ -93,16 +90,22 @@ def build_datamodule(
     ``overrides`` replace any value (a benchmark's variants). A value that is not of its
     option's type raises a one-line ``ConfigError`` naming the option and the value.
     """
+    parser, config = _parse(args, defaults)
+    for key, value in overrides.items():
+        config[f"data.{key}"] = value
+    return parser.instantiate(config).data
+
+
+def _parse(args: DataArgs, defaults: Mapping[str, Any] | None) -> tuple[LightningArgumentParser, Any]:
+    """The fit's data parser (with ``defaults`` over a namespace's own) and what it makes of the
+    ``--data.*`` options in ``args``; a mistyped value is a one-line ``ConfigError``."""
     if isinstance(args, argparse.Namespace):
         defaults = {**getattr(args, _DEFAULTS_KEY, {}), **(defaults or {})}
     parser = data_parser(defaults)
     try:
-        config = parser.parse_args(given_data_options(args))
+        return parser, parser.parse_args(given_data_options(args))
     except argparse.ArgumentError as err:
         raise ConfigError(_one_line(str(err))) from err
-    for key, value in overrides.items():
-        config[f"data.{key}"] = value
-    return parser.instantiate(config).data
 
 
 def gives(args: DataArgs, key: str) -> bool:

@@ -156,12 +156,15 @@ def _new_group(out: Path) -> str:
     return f"{out.resolve().name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def _recipe_config(recipe: Path) -> dict[str, Any]:
+    """A recipe file's top-level mapping (empty for a missing or non-mapping file)."""
+    config = yaml.safe_load(recipe.read_text()) if recipe.is_file() else None
+    return config if isinstance(config, dict) else {}
+
+
 def _recipe_name(recipe: Path) -> str:
     """A recipe's ``name:`` (its runs' folders and table rows), else its file's stem."""
-    if not recipe.is_file():
-        return recipe.stem
-    config = yaml.safe_load(recipe.read_text()) or {}
-    return str(config.get("name") or recipe.stem) if isinstance(config, dict) else recipe.stem
+    return str(_recipe_config(recipe).get("name") or recipe.stem)
 
 
 def _stage_of(key: str) -> str | None:
@@ -178,8 +181,7 @@ def _refuse_recipes_choosing_other_clips(recipes: list[Path], data_options: list
     not read. Such a recipe is refused, naming the file, the option and where it belongs."""
     pipeline = data_values(data_options)
     for recipe in dict.fromkeys(recipes):
-        config = yaml.safe_load(recipe.read_text()) if recipe.is_file() else None
-        data = (config or {}).get("data") if isinstance(config, dict) else None
+        data = _recipe_config(recipe).get("data")
         data = (data.get("init_args") or data) if isinstance(data, dict) else {}
         for key in CLIP_OPTIONS:
             if key in data and data[key] != pipeline[key]:
