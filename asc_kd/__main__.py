@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("asc_kd.predict", "score audio files, write the DCASE submission CSV"),
     "export": ("asc_kd.export", "a student as ONNX, checked against PyTorch"),
     "pipeline": ("asc_kd.pipeline", "the whole system: teachers, logits, students, int8, tables"),
+    "status": ("asc_kd.status", "where a pipeline's runs stand, from their records"),
     "tables": ("asc_kd.tables", "Tables 1 and 2 (mean ± std over seeds) from any run folders"),
     "check": ("asc_kd.check", "is this a complete, readable scene dataset?"),
     "bench": ("asc_kd.bench", "speed benchmarks with same-run ratios"),

@@ -8,8 +8,14 @@
         --teacher-seeds 4 --ensemble passt
     python -m asc_kd.pipeline --data.root my_scenes --data.layout folders --data.validation holdout
 
-Stages (each skipped when its output exists; ``--force`` redoes the chosen ones): teachers,
-logits (+ Table 1), students, quantize, tables (Table 2). See ``asc_kd.runs.pipeline``. Every
+    python -m asc_kd.pipeline --executor slurm --detach   # submit, return; the driver is a job
+    python -m asc_kd.pipeline --status --out outputs/pipeline   # or: asc-kd status outputs/pipeline
+    python -m asc_kd.pipeline --cancel --out outputs/pipeline
+
+Stages: teachers, logits (+ Table 1), students, quantize, tables (Table 2). Every run has a
+record with its resolved configuration; a rerun reuses what is done under the same
+configuration, resumes what stopped, adopts what still runs, and refuses a changed configuration
+(``--force`` redoes the chosen stages). See ``asc_kd.runs.pipeline``. Every
 (recipe, seed) run keeps its config, checkpoints and W&B run under ``--out``. With the default
 synthetic scenes every accuracy is synthetic. The data options are the fit's (``--data.root``,
 ``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``): every fit and the
@@ -23,13 +29,15 @@ import argparse
 import contextlib
 import logging
 import sys
+from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.core.noise import quiet_console
 from asc_kd.data.options import add_data_arguments, given_data_values
 from asc_kd.data.spec import DEMO_ROOT
+from asc_kd.runs.driver import detach, drive
 from asc_kd.runs.executors import add_executor_arguments, executor_config
-from asc_kd.runs.pipeline import STAGES, SYSTEMS, Pipeline, PipelineConfig
+from asc_kd.runs.pipeline import STAGES, SYSTEMS, PipelineConfig
 from asc_kd.tracking.lineage import add_wandb_arguments
 
 DEMO_TEACHERS = ["demo/teachers/cnn_tiny", "demo/teachers/ast_tiny"]
@@ -91,7 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-epochs", type=int, default=None, help="override every recipe's epochs (default: the recipes')"
     )
     parser.add_argument(
-        "--force", action="store_true", help="redo the chosen stages even when their outputs exist"
+        "--force",
+        action="store_true",
+        help="redo the chosen stages even when their runs are done, or made under another configuration",
+    )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="start the driver away from this terminal (slurm: as a job) and return; "
+        "--status follows it, the records hold its state",
+    )
+    parser.add_argument(
+        "--status", action="store_true", help="print one row per run of --out and exit (0 when all are done)"
+    )
+    parser.add_argument(
+        "--cancel", action="store_true", help="stop the driver and every running job of --out, and exit"
     )
     parser.add_argument(
         "--quiet",
@@ -132,19 +154,24 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         wandb_group=args.wandb_group,
         fit_args=[a for a in args.fit_args if a != "--"],
         executor=executor_config(args),
+        detach=args.detach,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.status or args.cancel:
+        from asc_kd.runs.status import cancel, print_status
+
+        return print_status(Path(args.out)) if args.status else cancel(Path(args.out))
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with (
-        quiet_console("asc_kd.runs.pipeline", "asc_kd.runs.executors")
+        quiet_console("asc_kd.runs.pipeline", "asc_kd.runs.executors", "asc_kd.runs.driver")
         if config.quiet
         else contextlib.nullcontext()
     ):
-        Pipeline(config).run()
-    return 0
+        return detach(config) if config.detach else drive(config)
 
 
 if __name__ == "__main__":

@@ -225,6 +225,18 @@ PIPELINE_SYSTEM = "system1"
 PIPELINE_TEACHERS = (CONF / "teacher.yaml", CONF / "teacher_small.yaml")
 
 
+def copy_pipeline(source: Path, out: Path) -> Path:
+    """A copy of a pipeline's ``--out`` at ``out`` whose manifest and run records (results, fit
+    configs) name the copy's files, as if it had been run there."""
+    shutil.copytree(source, out)
+    for path in [out / "pipeline.json", *out.glob("*/*/run.json"), *out.glob("*/*/fit_config.yaml")]:
+        if path.is_file():
+            path.write_text(path.read_text().replace(str(source), str(out)))
+    for path in out.glob("stages/*.json"):
+        path.write_text(path.read_text().replace(str(source), str(out)))
+    return out
+
+
 def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> list[str]:
     """Two tiny teachers (the first alone in the ensemble), one student system with two seeds,
     one short epoch each."""

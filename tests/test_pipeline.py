@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from fit_helpers import (
     REPO,
     TinyPipeline,
     command_line,
+    copy_pipeline,
     offline_run,
     pipeline_argv,
     tree_state,
@@ -254,20 +254,16 @@ def _copy_with_recorded_fits(
 ) -> tuple[Path, list[str]]:
     """A copy of the finished pipeline whose fits return the first run's results (by run folder),
     so a test sees which stages ran without training again; everything else runs for real."""
-    out = tmp_path / "out"
-    shutil.copytree(tiny_pipeline.out, out)
-    manifest = _manifest(out)
-    for entry in manifest.values():  # point the recorded paths into the copy
-        for key in ("checkpoint", "file", "artifact"):
-            if isinstance(entry, dict) and key in entry:
-                entry[key] = entry[key].replace(str(tiny_pipeline.out), str(out))
-    (out / "pipeline.json").write_text(json.dumps(manifest))
-    fitted = {Path(v["checkpoint"]).parents[1].name: v for v in manifest.values() if "test" in v}
+    out = copy_pipeline(tiny_pipeline.out, tmp_path / "out")
+    # The first run's results, its files included (a forced stage empties the copy's run folders).
+    fitted = {
+        Path(v["checkpoint"]).parents[1].name: v for v in _manifest(tiny_pipeline.out).values() if "test" in v
+    }
     calls: list[str] = []
 
-    def fit(configs: list[Path], run_dir: Path, extra: list[str]) -> dict[str, Any]:
-        calls.append(run_dir.name)
-        return {k: v for k, v in fitted[run_dir.name].items() if k not in ("name", "seed")}
+    def fit(config_file: Path, resume: bool) -> dict[str, Any]:
+        calls.append(config_file.parent.name)
+        return {k: v for k, v in fitted[config_file.parent.name].items() if k not in ("name", "seed")}
 
     def counted(name: str, function: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -305,17 +301,19 @@ def test_force_fits_anew_over_the_finished_runs(
     tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
 ) -> None:
     out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
-    recorded, extras = asc_kd.runs.pipeline.fit_run, []
+    recorded, seen = asc_kd.runs.pipeline.fit_run, []
 
-    def fit(configs: list[Path], run_dir: Path, extra: list[str]) -> dict[str, Any]:
-        extras.append(extra[extra.index("--overwrite") + 1])
-        return recorded(configs, run_dir, extra)
+    def fit(config_file: Path, resume: bool) -> dict[str, Any]:
+        seen.append((resume, sorted(path.name for path in config_file.parent.iterdir())))
+        return recorded(config_file, resume)
 
     monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", fit)
     argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students")
     with command_line("python -m asc_kd.pipeline"):
         assert main(argv) == 0
-    assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)] and extras == ["true", "true"]
+    assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)]
+    # Each fit starts from epoch 0 in a folder holding only its record and the config it is handed.
+    assert seen == [(False, [".run.json.lock", ".run.json.writer", "fit_config.yaml", "run.json"])] * 2
 
 
 def test_the_data_options_are_the_fits_and_reach_every_fit(tmp_path: Path) -> None:
@@ -387,17 +385,16 @@ def test_students_replace_the_default_systems_and_join_chosen_ones(tmp_path: Pat
         names("--students", str(tmp_path / "missing.yaml"))
 
 
-@pytest.mark.parametrize(
-    "data",
-    ["data:\n  validation: holdout\n  batch_size: 8\n", "data:\n  init_args:\n    validation: holdout\n"],
-)
-def test_a_recipe_choosing_other_clips_than_the_stages_read_is_refused(tmp_path: Path, data: str) -> None:
+def test_a_recipe_choosing_other_clips_than_the_stages_read_is_refused(tmp_path: Path) -> None:
     """A recipe's ``data.validation`` (or layout, split file...) would give its fits other clips
     than the logits and quantize stages read: refused, naming the file and the pipeline option;
     the same value given to the pipeline is accepted, and options that choose no clips
     (``batch_size``) stay the recipe's own."""
     recipe = tmp_path / "mine.yaml"
-    recipe.write_text(f"name: mine\n{data}")
+    recipe.write_text(
+        "name: mine\nmodel:\n  class_path: ClassificationTask\n  init_args:\n    model: debug\n"
+        "data:\n  validation: holdout\n  batch_size: 8\n"
+    )
     for option in ("--students", "--teachers"):
         with pytest.raises(ConfigError) as error:
             Pipeline(parse_args(["--out", str(tmp_path), option, str(recipe)]))
@@ -409,15 +406,23 @@ def test_a_recipe_choosing_other_clips_than_the_stages_read_is_refused(tmp_path:
         Pipeline(parse_args(["--out", str(tmp_path), option, str(recipe), "--data.validation", "holdout"]))
 
 
+def test_a_recipe_the_fit_would_refuse_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """Every fit's configuration is resolved by the fit's parser when the pipeline starts: a key
+    the DataModule does not take stops it there, naming the recipe, with nothing written."""
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("name: mine\ndata:\n  init_args:\n    validation: holdout\n")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="init_args"):
+        Pipeline(parse_args(["--out", str(out), "--students", str(recipe), "--data.validation", "holdout"]))
+    assert not out.exists()
+
+
 def test_your_own_student_recipe_runs_under_its_own_name(
     tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
 ) -> None:
     """``--students mine.yaml`` beside ``--systems system1`` (already trained in the copy): the new
     student is fitted, quantized and gets Table 2 rows named by its recipe's ``name:``."""
-    out = tmp_path / "out"
-    shutil.copytree(tiny_pipeline.out, out)
-    manifest = (out / "pipeline.json").read_text().replace(str(tiny_pipeline.out), str(out))
-    (out / "pipeline.json").write_text(manifest)
+    out = copy_pipeline(tiny_pipeline.out, tmp_path / "out")
     recipe = tmp_path / "mine.yaml"  # the file's stem is not the name
     recipe.write_text("name: tiny_student\nmodel:\n  init_args:\n    model: debug\n")
     stages = ("--stages", "students", "quantize", "tables")
@@ -455,11 +460,9 @@ def test_the_closing_line_names_only_tables_that_exist(
 
 def test_quiet_prints_the_stage_lines_and_nothing_else(tiny_pipeline: TinyPipeline, tmp_path: Path) -> None:
     """``python -m asc_kd.pipeline --quiet`` as a user runs it, W&B not silenced beforehand: two
-    real student fits, their W&B runs, int8 exports, tests and Table 2 print three lines."""
-    out = tmp_path / "out"
-    shutil.copytree(tiny_pipeline.out, out)
-    manifest = (out / "pipeline.json").read_text().replace(str(tiny_pipeline.out), str(out))
-    (out / "pipeline.json").write_text(manifest)
+    real student fits, their W&B runs, int8 exports, tests and Table 2 print the stage lines and
+    the decision lines only."""
+    out = copy_pipeline(tiny_pipeline.out, tmp_path / "out")
     argv = pipeline_argv(
         tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students", "tables"
     )
@@ -475,6 +478,14 @@ def test_quiet_prints_the_stage_lines_and_nothing_else(tiny_pipeline: TinyPipeli
     assert [line for line in (done.stdout + done.stderr).splitlines() if line.strip()] == [
         f"stage students: fitting {PIPELINE_SYSTEM}, seed 0",
         f"stage students: fitting {PIPELINE_SYSTEM}, seed 1",
+        # Table 2 reads the int8 copies: made of the old checkpoints, they are made anew.
+        *(
+            f"redoing stages/int8-{PIPELINE_SYSTEM}-seed{seed}: what it read changed "
+            f"(student:{PIPELINE_SYSTEM}-seed{seed})"
+            for seed in (0, 1)
+        ),
+        f"stage quantize: {PIPELINE_SYSTEM}, seed 0",
+        f"stage quantize: {PIPELINE_SYSTEM}, seed 1",
         f"wrote Table 2 to {out}/table2.md, {out}/table2.csv, {out}/table2_seeds.csv",
     ]
 
@@ -532,7 +543,9 @@ def test_every_stage_sees_the_fits_data_options(
 
     monkeypatch.setattr(SceneDataModule, "setup", spy)
     monkeypatch.setattr(
-        asc_kd.runs.pipeline, "fit_run", recorded(lambda c, out, e: out.name, asc_kd.runs.pipeline.fit_run)
+        asc_kd.runs.pipeline,
+        "fit_run",
+        recorded(lambda config_file, resume: config_file.parent.name, asc_kd.runs.pipeline.fit_run),
     )
     _wrap_stage_functions(monkeypatch, recorded)
     teacher = PIPELINE_TEACHERS[0]

@@ -17,10 +17,22 @@ the chosen stages.
 
 Each stage's runs (fits, the logits export, int8 copies) go to an executor
 (``asc_kd.runs.executors``): in this process, as local processes, or as SLURM jobs; the pipeline
-waits for a stage's runs before it starts the next stage, and records each run's job (id, logs,
-state, times, resources) in its manifest entry. A failed run stops the pipeline after its
-stage, naming the run, its job and its log; the next pipeline redoes only failed and missing
-runs.
+waits for a stage's runs before it starts the next stage. A failed run stops the pipeline after
+its stage, naming the run, its job and its log.
+
+Every run has a record (``asc_kd.runs.record``: ``run.json`` in a fit's folder,
+``stages/<name>.json`` for the others) with its resolved configuration and its hash, its state,
+attempts, owner and artifacts; the manifest is rebuilt from the records, so a driver that dies
+loses nothing. Every fit's configuration is resolved here, by the fit's own parser, and handed
+to its job as one file (``fit_config.yaml`` in its folder). A rerun decides for each run from
+its record, and says so in one line:
+
+- done with the same configuration and inputs: reused;
+- done, or with progress, under another configuration: refused, naming the keys that changed
+  (``--force`` redoes the chosen stages; another ``--out`` keeps both);
+- failed, timed out, cancelled or stopped: resumed from its ``last.ckpt`` in the same W&B run;
+- running with a live owner (its SLURM job, or its process): adopted, i.e. waited for, never
+  started a second time; with a dead owner: taken over and resumed.
 """
 
 from __future__ import annotations
@@ -48,11 +60,33 @@ from asc_kd.data.options import CLIP_OPTIONS, build_datamodule, data_values, giv
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.recipes import RECIPES, resolve_recipe
-from asc_kd.runs.executors import ExecutorConfig, Job, JobCall, RunFailed, failure_message, run_jobs
+from asc_kd.runs.executors import (
+    ExecutorConfig,
+    Job,
+    JobCall,
+    RunFailed,
+    failure_message,
+    owner_alive,
+    run_jobs,
+)
+from asc_kd.runs.record import (
+    ENDED_STATES,
+    RECORD,
+    artifacts_present,
+    changed_keys,
+    identity,
+    identity_hash,
+    read_record,
+    update_record,
+)
 from asc_kd.runs.tables import TABLE2_BY, student_rows, to_markdown, write_results
 
 log = logging.getLogger(__name__)
+#: Where the lines about pipeline options replacing recipe values go (not shown under ``--quiet``).
+overrides_log = logging.getLogger("asc_kd.recipes.overrides")
 
+#: Shrinks the student recipes to the demo's synthetic scenes and CPU budget (``--demo``).
+DEMO_OVERLAY = RECIPES / "demo" / "synthetic.yaml"
 STAGES = ("teachers", "logits", "students", "quantize", "tables")
 SYSTEMS = ("system1", "system2", "system3", "system4")
 
@@ -83,6 +117,8 @@ class PipelineConfig:
     wandb_group: str | None = None
     fit_args: list[str] = field(default_factory=list)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    #: start the driver away from the terminal (``asc_kd.runs.driver.detach``) and return
+    detach: bool = False
 
     @property
     def root(self) -> str:
@@ -92,16 +128,22 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class Run:
-    """One (recipe, seed) fit: its manifest key, folder and seed."""
+    """One (recipe, seed) fit: its manifest key, folder and seed, and the recipe files it composes."""
 
     kind: str
     name: str
     seed: int
     recipe: Path
+    configs: tuple[Path, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.name}-seed{self.seed}"
+
+    @property
+    def path(self) -> str:
+        """How the console names the run: its folder under ``--out`` (``teachers/passt-seed0``)."""
+        return f"{self.kind}s/{self.name}-seed{self.seed}"
 
     @property
     def label(self) -> str:
@@ -109,20 +151,16 @@ class Run:
         return f"stage {self.kind}s: fitting {self.name}, seed {self.seed}"
 
 
-def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
-    """Run a fit (``asc_kd.training.fit.fit``); its reported checkpoint, selection and test metrics."""
+#: The file a fit's job is handed: the run's resolved configuration (``--config FILE``).
+FIT_CONFIG = "fit_config.yaml"
+
+
+def fit_run(config_file: Path, resume: bool) -> dict[str, Any]:
+    """Run a fit (``asc_kd.training.fit.fit``) of a resolved configuration file, from its
+    ``last.ckpt`` when ``resume``; its reported checkpoint, selection and test metrics."""
     from asc_kd.training.fit import fit
 
-    args = [arg for config in configs for arg in ("--config", str(config))]
-    args += [
-        "--trainer.default_root_dir",
-        str(out),
-        "--trainer.logger.init_args.save_dir",
-        str(out),
-        "--checkpoint.dirpath",
-        str(out / "checkpoints"),
-        *extra,
-    ]
+    args = ["--config", str(config_file), *(["--ckpt_path", "last"] if resume else [])]
     argv, sys.argv = sys.argv, sys.argv[:1]  # the fit's arguments are these, not the pipeline's
     try:
         cli = fit(args)
@@ -133,9 +171,9 @@ def fit_run(configs: list[Path], out: Path, extra: list[str]) -> dict[str, Any]:
     return {"checkpoint": callback.selected_path, "selection": callback.selection_label, "test": metrics}
 
 
-def fit_entry(configs: list[Path], out: Path, extra: list[str], name: str, seed: int) -> dict[str, Any]:
+def fit_entry(config_file: Path, resume: bool, name: str, seed: int) -> dict[str, Any]:
     """A fit's manifest entry: ``fit_run``'s report with the recipe name and seed (one job's work)."""
-    return {**fit_run(configs, out, extra), "name": name, "seed": seed}
+    return {**fit_run(config_file, resume), "name": name, "seed": seed}
 
 
 #: In SLURM jobs submitit requeues a run at its time limit; Lightning's own SLURM requeue (which
@@ -167,6 +205,36 @@ def _recipe_name(recipe: Path) -> str:
     return str(_recipe_config(recipe).get("name") or recipe.stem)
 
 
+def _packaged(recipe: Path) -> bool:
+    return RECIPES.resolve() in recipe.resolve().parents
+
+
+def _chain(recipes: list[Path], overlay: Path | None) -> tuple[Path, ...]:
+    """A fit's recipe files in the order they compose: the packaged ones, then the demo overlay
+    (which shrinks them to the demo's data and CPU budget), then the user's own, so that a value
+    a user's recipe sets is never overridden by the overlay."""
+    chain = [r for r in recipes if _packaged(r)]
+    chain += [overlay] if overlay is not None else []
+    return tuple(chain + [r for r in recipes if not _packaged(r)])
+
+
+def _recipe_value(recipes: tuple[Path, ...], key: str) -> tuple[Any, Path] | None:
+    """The value the last of ``recipes`` that sets ``key`` (dotted; under ``init_args`` too) gives it."""
+    found = None
+    for recipe in recipes:
+        node: Any = _recipe_config(recipe)
+        for part in key.split("."):
+            if isinstance(node, dict) and part not in node and isinstance(node.get("init_args"), dict):
+                node = node["init_args"]
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            found = (node, recipe)
+    return found
+
+
+_MISSING = object()
+
+
 def _stage_of(key: str) -> str | None:
     """The stage that wrote a manifest entry."""
     return {"teacher": "teachers", "logits": "logits", "student": "students", "int8": "quantize"}.get(
@@ -194,7 +262,7 @@ def _refuse_recipes_choosing_other_clips(recipes: list[Path], data_options: list
 
 
 class Pipeline:
-    """The stages above, with a manifest recording what each produced."""
+    """The stages above, each run decided from its record; the manifest is built from the records."""
 
     def __init__(self, config: PipelineConfig) -> None:
         given_after_dashes = given_data_options(config.fit_args)
@@ -207,31 +275,259 @@ class Pipeline:
         self.config = config
         self.out = Path(config.out)
         self.manifest_path = self.out / "pipeline.json"
-        self.manifest: dict[str, Any] = (
-            json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
-        )
-        if config.force:  # forget what the chosen stages made; keep the others' outputs and the group
-            self.manifest = {
-                k: v
-                for k, v in self.manifest.items()
-                if k == "wandb_group" or _stage_of(k) not in (None, *config.stages)
-            }
+        previous = json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
+        self.group = config.wandb_group or previous.get("wandb_group") or _new_group(self.out)
         self.teacher_runs = self._runs(
-            "teacher", [resolve_recipe(r) for r in config.teachers], config.teacher_seeds
+            "teacher", [resolve_recipe(r) for r in config.teachers], config.teacher_seeds, None
         )
         names = {run.name for run in self.teacher_runs}
         self.ensemble = set(config.ensemble or names)
         unknown = sorted(self.ensemble - names)
         if unknown and self.teacher_runs:
             raise ConfigError(f"--ensemble names {unknown} are not teacher recipes; recipes: {sorted(names)}")
+        student_config = resolve_recipe(config.student_config)
         student_recipes = [RECIPES / "students" / f"{system}.yaml" for system in config.systems]
         student_recipes += [resolve_recipe(recipe) for recipe in config.students]
-        self.student_runs = self._runs("student", student_recipes, config.student_seeds)
+        self.student_runs = self._runs("student", student_recipes, config.student_seeds, student_config)
         recipes = [run.recipe for run in [*self.teacher_runs, *self.student_runs]]
-        _refuse_recipes_choosing_other_clips(
-            [resolve_recipe(config.student_config), *recipes], self._data_options()
+        _refuse_recipes_choosing_other_clips([student_config, *recipes], self._data_options())
+        self.logits_file = self._logits_file(previous)
+        # Every fit's configuration, resolved by the fit's parser: a wrong key stops here, and so
+        # does a changed configuration, before anything is written or submitted.
+        stages = set(config.stages)
+        fits = [*(self.teacher_runs if stages & {"teachers", "logits"} else [])]
+        fits += self.student_runs if stages & {"students", "quantize", "tables"} else []
+        self.resolved = {run: self._resolve(run) for run in fits}
+        self._say_overrides(fits)
+        self._refuse_changed(
+            [(run.path, self._record_path(run), self.resolved[run], _stage_of(run.key)) for run in fits]
         )
-        self.group = config.wandb_group or self.manifest.get("wandb_group") or _new_group(self.out)
+        self.manifest: dict[str, Any] = {}
+        self._rebuild_manifest()
+
+    # -- runs, their configurations and records ---------------------------------------------------
+    def _runs(self, kind: str, recipes: list[Path], seeds: int, student_config: Path | None) -> list[Run]:
+        """One run per recipe and seed; a recipe listed k times gets k x ``seeds`` distinct seeds."""
+        taken: Counter[str] = Counter()
+        overlay = DEMO_OVERLAY if kind == "student" and self.config.demo else None
+        runs = []
+        for recipe in recipes:
+            name = _recipe_name(recipe)
+            chain = [RECIPES / "base.yaml", *([student_config] if student_config else []), recipe]
+            for _ in range(seeds):
+                runs.append(Run(kind, name, taken[name], recipe, _chain(chain, overlay)))
+                taken[name] += 1
+        return runs
+
+    def _folder(self, run: Run) -> Path:
+        return self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
+
+    def _record_path(self, run: Run) -> Path:
+        return self._folder(run) / RECORD
+
+    def _stage_record(self, name: str) -> Path:
+        return self.out / "stages" / f"{name}.json"
+
+    def _logits_file(self, previous: dict[str, Any]) -> str | None:
+        """The teacher logits the students read: the logits stage's file, or the one given."""
+        if "logits" in self.config.stages or not (self.config.teacher_logits or previous.get("logits")):
+            return str(self.out / "teachers" / "ensemble_train.npz")
+        return self.config.teacher_logits or previous["logits"]["file"]
+
+    def _fit_arguments(self, run: Run) -> list[str]:
+        """The command line of a run's fit: its recipes, folder, W&B, the pipeline's overrides."""
+        folder = self._folder(run)
+        args = [arg for config in run.configs for arg in ("--config", str(config))]
+        args += [
+            "--trainer.default_root_dir",
+            str(folder),
+            "--trainer.logger.init_args.save_dir",
+            str(folder),
+            "--checkpoint.dirpath",
+            str(folder / "checkpoints"),
+            *self._wandb_args(run.kind),
+            *self._fit_args(),
+        ]
+        if run.kind == "student":
+            args += ["--data.teacher_logits", str(self.logits_file)]
+        args += ["--seed_everything", str(run.seed), "--name", run.name]
+        if self.config.executor.executor == "slurm":
+            args += NO_LIGHTNING_REQUEUE
+        return args
+
+    def _resolve(self, run: Run) -> dict[str, Any]:
+        from asc_kd.training.resolve import resolve_config
+
+        return resolve_config(self._fit_arguments(run))
+
+    def _say_overrides(self, runs: list[Run]) -> None:
+        """One line for each recipe value that a pipeline option replaces (``--max-epochs 2``
+        over a recipe's ``trainer.max_epochs: 30``), once per recipe file."""
+        flags = {"trainer.max_epochs": ("--max-epochs", self.config.max_epochs)}
+        flags.update(  # every recipe names a placeholder root: replacing it is the point of --data.root
+            {
+                f"data.{key}": (f"--data.{key}", value)
+                for key, value in self.config.data.items()
+                if key != "root"
+            }
+        )
+        said = set()
+        for run in runs:
+            for key, (flag, value) in flags.items():
+                recipes = tuple(
+                    r for r in run.configs if r != DEMO_OVERLAY
+                )  # the overlay is there to be replaced
+                found = _recipe_value(recipes, key) if value is not None else None
+                if found is None or str(found[0]) == str(value) or (key, found[1]) in said:
+                    continue
+                said.add((key, found[1]))
+                overrides_log.info("%s %s overrides %s: %s of %s", flag, value, key, found[0], found[1])
+
+    def _inputs(self, run: Run) -> dict[str, Any]:
+        """The hashes of the files a fit reads besides the data: a student's teacher logits."""
+        if run.kind != "student" or not self.logits_file or not Path(self.logits_file).is_file():
+            return {}
+        from asc_kd.runs.record import file_hash
+
+        return {"teacher_logits": file_hash(self.logits_file)}
+
+    def _refuse_changed(self, runs: list[tuple[str, Path, dict[str, Any], str | None]]) -> None:
+        """Refuse, before anything is written, to continue runs made under another configuration
+        unless ``--force`` redoes their stage (or, for a forced stage, to start a second writer
+        beside a live one). A run that failed before it made anything is simply fitted anew."""
+        changes, busy = [], []
+        for name, path, config, stage in runs:
+            record = read_record(path)
+            if record is None or "config_hash" not in record:
+                continue
+            # The configuration alone: changed inputs (an upstream run redone) redo a run instead.
+            old = {k: v for k, v in (record.get("identity") or {}).items() if not k.startswith("inputs.")}
+            new = self._identity(config, None)
+            forced = self.config.force and stage in self.config.stages
+            if (
+                forced
+                and record.get("state") not in ENDED_STATES
+                and owner_alive(record.get("owner")) is not False
+            ):
+                busy.append(f"{name} is running ({_owner_text(record['owner'])})")
+            if old == new or forced or not _has_progress(record, path):
+                continue
+            diff = changed_keys(old, new)
+            shown = ", ".join(f"{key}: {_short(a)} -> {_short(b)}" for key, a, b in diff[:6])
+            more = f" and {len(diff) - 6} more" if len(diff) > 6 else ""
+            changes.append(f"{name} ({shown}{more})")
+        if busy:
+            raise ConfigError(
+                f"--force would start second writers: {'; '.join(busy)}; cancel them first "
+                f"(asc-kd pipeline --cancel --out {self.out})"
+            )
+        if changes:
+            raise ConfigError(
+                f"{len(changes)} run(s) in {self.out} were made under another configuration: "
+                f"{'; '.join(changes)}. Redo them with --force (the chosen stages run anew), or give "
+                "another --out to keep both"
+            )
+
+    def _decide(
+        self, name: str, path: Path, config: dict[str, Any], inputs: dict[str, Any], resume_from: Path | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """What to do with a run, from its record, said in one line: ``reuse`` (done, same
+        configuration), ``adopt`` (a live owner works on it), ``resume`` (stopped, failed or
+        orphaned, with a checkpoint) or ``new``; with the record."""
+        record = read_record(path)
+        if record is None:
+            return "new", None
+        same = record.get("config_hash") == identity_hash(self._identity(config, inputs))
+        forced = self.config.force and _stage_of(record.get("key", "")) in self.config.stages
+        state = record.get("state")
+        if state == "done" and same and not forced:
+            if artifacts_present(record):
+                log.info("reusing %s: done, same config", name)
+                return "reuse", record
+            log.info("redoing %s: done, but a file it made is gone or changed", name)
+            return "new", record
+        if forced:
+            return "new", record
+        if not same:  # refused before when the configuration changed: here its inputs did
+            old, new = record.get("identity") or {}, self._identity(config, inputs)
+            changed = [key.removeprefix("inputs.") for key, _, _ in changed_keys(old, new)]
+            log.info("redoing %s: what it read changed (%s)", name, ", ".join(changed) or "its inputs")
+            return "new", record
+        if state not in ENDED_STATES:
+            alive = owner_alive(record.get("owner"))
+            if alive is not False:
+                log.info("adopting %s: %s %s; waiting for it", name, state, _owner_text(record["owner"]))
+                return "adopt", record
+            why = f"its owner ({_owner_text(record.get('owner'))}) is gone"
+        else:
+            why = f"it {'was ' if state == 'cancelled' else ''}{state}" + (
+                f" ({record['reason']})" if record.get("reason") else ""
+            )
+        if resume_from is not None and resume_from.is_file():
+            log.info("resuming %s from its last checkpoint: %s", name, why)
+            return "resume", record
+        log.info("starting %s anew: %s, with no checkpoint", name, why)
+        return "new", record
+
+    def _plan_record(
+        self, path: Path, key: str, config: dict[str, Any], inputs: dict[str, Any], fresh: Path | None
+    ) -> None:
+        """Write a run's record before its job starts (emptying ``fresh``, its folder, when the run
+        starts anew over another configuration or under ``--force``)."""
+        if fresh is not None and fresh.is_dir():
+            shutil.rmtree(fresh)
+        kind, _, rest = key.partition(":")
+        name, _, seed = rest.rpartition("-seed")
+
+        flat = self._identity(config, inputs)
+
+        def plan(record: dict[str, Any]) -> None:
+            if record.get("config_hash") != identity_hash(flat):
+                record.clear()
+            record.update(
+                key=key,
+                kind=kind,
+                name=name or key,
+                seed=int(seed) if seed.isdigit() else None,
+                config=config,
+                inputs=inputs,
+                identity=flat,
+                config_hash=identity_hash(flat),
+                state="planned",
+                reason=None,
+            )
+            record.setdefault("attempts", [])
+
+        update_record(path, plan)
+
+    def _identity(self, config: dict[str, Any], inputs: dict[str, Any] | None) -> dict[str, Any]:
+        """A run's identity (``asc_kd.runs.record.identity``) with the paths under ``--out`` written
+        ``<out>/...``: a pipeline folder that is moved or copied keeps its runs."""
+        prefixes = sorted({str(self.out), str(self.out.resolve())}, key=len, reverse=True)
+
+        def portable(value: Any) -> Any:
+            if isinstance(value, str):
+                for prefix in prefixes:
+                    if value == prefix or value.startswith(prefix + "/"):
+                        return "<out>" + value[len(prefix) :]
+            return value
+
+        return {key: portable(value) for key, value in identity(config, inputs).items()}
+
+    def _rebuild_manifest(self) -> None:
+        """The manifest's entries, from the records of this pipeline's runs."""
+        self.manifest = {}
+        paths = {run.key: self._record_path(run) for run in self.teacher_runs}  # in stage order
+        paths["logits"] = self._stage_record("logits")
+        paths.update({run.key: self._record_path(run) for run in self.student_runs})
+        paths.update({f"int8:{run.name}-seed{run.seed}": self._int8_record(run) for run in self.student_runs})
+        for key, path in paths.items():
+            record = read_record(path)
+            if record is not None and record.get("job"):
+                self.manifest[key] = {**(record.get("result") or {}), "job": record["job"]}
+
+    def _int8_record(self, run: Run) -> Path:
+        return self._stage_record(f"int8-{run.name}-seed{run.seed}")
 
     @contextmanager
     def _stage_run(self, job_type: str, name: str, folder: Path) -> Iterator[Any]:
@@ -256,40 +552,35 @@ class Pipeline:
             job_type,
         ]
 
-    @staticmethod
-    def _runs(kind: str, recipes: list[Path], seeds: int) -> list[Run]:
-        """One run per recipe and seed; a recipe listed k times gets k x ``seeds`` distinct seeds."""
-        taken: Counter[str] = Counter()
-        runs = []
-        for recipe in recipes:
-            name = _recipe_name(recipe)
-            for _ in range(seeds):
-                runs.append(Run(kind, name, taken[name], recipe))
-                taken[name] += 1
-        return runs
-
     def _save(self) -> None:
+        self._rebuild_manifest()
         self.manifest["wandb_group"] = self.group
         with atomic_write(self.manifest_path) as handle:
             json.dump(self.manifest, handle, indent=2)
 
-    def _done(self, key: str, *paths: str) -> bool:
-        """Whether a step's recorded output exists (``force`` redoes the chosen stages only)."""
-        entry = self.manifest.get(key)
-        if entry is None or entry.get("job", {}).get("state", "COMPLETED") != "COMPLETED":
-            return False
-        return all(Path(p).exists() for p in paths if p)
+    def _done(self, path: Path) -> dict[str, Any] | None:
+        """A run's record when it is done and its files are there."""
+        record = read_record(path)
+        return (
+            record
+            if record is not None and record.get("state") == "done" and artifacts_present(record)
+            else None
+        )
 
     def _execute(self, jobs: list[Job]) -> None:
-        """Run a stage's jobs with the chosen executor; record each as it ends (this process alone
-        writes the manifest); stop after the stage when one failed."""
+        """Run a stage's jobs with the chosen executor; record each as it ends (the records are
+        written by the jobs and this process; the manifest is rebuilt from them); stop after the
+        stage when one failed."""
         failed = []
-        for outcome in run_jobs(self.config.executor, jobs, self.out / "jobs"):
-            entry = outcome.value if outcome.value is not None else {}
-            self.manifest[outcome.job.key] = {**entry, "job": outcome.record}
+        try:
+            for outcome in run_jobs(self.config.executor, jobs, self.out / "jobs"):
+                if outcome.job.call.record is not None:
+                    update_record(outcome.job.call.record, lambda r, o=outcome: r.update(job=o.record))
+                self._save()
+                if outcome.value is None:
+                    failed.append(outcome)
+        finally:
             self._save()
-            if outcome.value is None:
-                failed.append(outcome)
         if failed:
             raise RunFailed(failure_message(failed))
 
@@ -317,44 +608,95 @@ class Pipeline:
         fit's own parser; no loader workers unless they ask."""
         return build_datamodule(self._data_options(), defaults={"num_workers": 0})
 
-    def _fit_job(self, run: Run, configs: list[Path], extra: list[str]) -> Job | None:
-        """The job that fits ``run`` (None when its checkpoint is recorded); when requeued it
-        resumes from its ``last.ckpt``."""
-        if self._done(run.key, self.manifest.get(run.key, {}).get("checkpoint", "")):
+    def _stage_identity(self) -> dict[str, Any]:
+        """The data options every stage reads, without those that cannot change a result."""
+        values = data_values(self._data_options())
+        return {
+            k: v for k, v in values.items() if k not in ("cache_dir", "num_workers", "generate_synthetic")
+        }
+
+    def _fit_job(self, run: Run) -> Job | None:
+        """The job that fits ``run`` (None when its record says it is done under the same
+        configuration); every start of the job resumes from ``last.ckpt`` when there is one."""
+        folder, path = self._folder(run), self._record_path(run)
+        config, inputs = self.resolved[run], self._inputs(run)
+        last = folder / "checkpoints" / "last.ckpt"
+        action, record = self._decide(run.path, path, config, inputs, last)
+        if action == "reuse":
             return None
-        folder = self.out / f"{run.kind}s" / f"{run.name}-seed{run.seed}"
-        args = [*self._wandb_args(run.kind), *extra, "--seed_everything", str(run.seed), "--name", run.name]
-        args += [
-            "--overwrite",
-            str(self.config.force).lower(),
-        ]  # a forced stage fits anew over a finished run
-        if self.config.executor.executor == "slurm":
-            args += NO_LIGHTNING_REQUEUE
+        if action == "adopt":
+            assert record is not None
+            call = JobCall(lambda: {}, record=path)
+            return Job(
+                run.key, run.kind, run.label, call, adopt={**record["owner"], "job": record.get("job")}
+            )
+        anew = action == "new" and record is not None  # another configuration, forced, or nothing kept
+        self._plan_record(path, run.key, config, inputs, folder if anew else None)
+        from asc_kd.training.resolve import write_config
+
+        config_file = write_config(config, folder / FIT_CONFIG)
         call = JobCall(
-            partial(fit_entry, configs, folder, args, run.name, run.seed),
-            resume=partial(fit_entry, configs, folder, [*args, "--ckpt_path", "last"], run.name, run.seed),
+            partial(fit_entry, config_file, False, run.name, run.seed),
+            resume=partial(fit_entry, config_file, True, run.name, run.seed),
+            record=path,
+            resume_from=last,
         )
         return Job(run.key, run.kind, run.label, call)
 
-    def _fit_all(self, runs: dict[Run, list[Path]], extra: list[str]) -> dict[Run, dict[str, Any]]:
-        """Fit every run not fitted yet (each with its config files), and return every run's entry."""
-        jobs = [self._fit_job(run, configs, extra) for run, configs in runs.items()]
+    def _fit_all(self, runs: list[Run]) -> dict[Run, dict[str, Any]]:
+        """Fit every run not done yet, and return every run's manifest entry."""
+        jobs = [self._fit_job(run) for run in runs]
         self._execute([job for job in jobs if job is not None])
         return {run: self.manifest[run.key] for run in runs}
 
     def teachers(self) -> list[dict[str, Any]]:
-        runs = {run: [RECIPES / "base.yaml", run.recipe] for run in self.teacher_runs}
-        return list(self._fit_all(runs, self._fit_args()).values())
+        return list(self._fit_all(self.teacher_runs).values())
+
+    def _stage_job(
+        self,
+        key: str,
+        name: str,
+        label: str,
+        kind: str,
+        config: dict[str, Any],
+        inputs: dict[str, Any],
+        work: Any,
+    ) -> Job | None:
+        """The job of a stage run (the logits export, an int8 copy), decided from its record."""
+        path = self._stage_record(name)
+        self._refuse_changed([(name, path, config, _stage_of(key))])
+        action, record = self._decide(f"stages/{name}", path, config, inputs, None)
+        if action == "reuse":
+            return None
+        if action == "adopt":
+            assert record is not None
+            return Job(
+                key,
+                kind,
+                label,
+                JobCall(lambda: {}, record=path),
+                adopt={**record["owner"], "job": record.get("job")},
+            )
+        self._plan_record(path, key, config, inputs, None)
+        return Job(key, kind, label, JobCall(work, record=path))
 
     def logits(self, teachers: list[dict[str, Any]]) -> str:
-
-        out = str(self.out / "teachers" / "ensemble_train.npz")
-        if not self._done("logits", out):
-            label = f"stage logits: ensemble of {', '.join(sorted(self.ensemble))}"
-            self._execute(
-                [Job("logits", "teacher", label, JobCall(partial(self._export_logits, teachers, out)))]
-            )
+        out = str(self.logits_file)
+        config = {"ensemble": sorted(self.ensemble), "teachers": [run.key for run in self.teacher_runs]}
+        config["data"] = self._stage_identity()
+        inputs = {run.key: self._checkpoint_hash(self._record_path(run)) for run in self.teacher_runs}
+        label = f"stage logits: ensemble of {', '.join(sorted(self.ensemble))}"
+        job = self._stage_job(
+            "logits", "logits", label, "teacher", config, inputs, partial(self._export_logits, teachers, out)
+        )
+        if job is not None:
+            self._execute([job])
         return out
+
+    @staticmethod
+    def _checkpoint_hash(path: Path) -> str | None:
+        record = read_record(path) or {}
+        return (record.get("artifacts") or {}).get("checkpoint", {}).get("sha256")
 
     def _export_logits(self, teachers: list[dict[str, Any]], out: str) -> dict[str, Any]:
         """The logits stage's work (one job): the ensemble's logits file, Table 1 and its W&B run."""
@@ -384,22 +726,20 @@ class Pipeline:
             raise ConfigError(
                 "the students stage needs teacher logits: run the logits stage or give --teacher-logits"
             )
-        configs = [resolve_recipe(self.config.student_config)]
-        if self.config.demo:
-            overlay = [RECIPES / "demo" / "synthetic.yaml"]
-        else:
-            overlay = []
-        runs = {run: [RECIPES / "base.yaml", *configs, run.recipe, *overlay] for run in self.student_runs}
-        return self._fit_all(runs, [*self._fit_args(), "--data.teacher_logits", logits])
+        return self._fit_all(self.student_runs)
 
     def quantize(self, students: dict[Run, dict[str, Any]]) -> dict[Run, dict[str, Any]]:
         jobs = []
         for run, fitted in students.items():
             key = f"int8:{run.name}-seed{run.seed}"
             artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")
-            if not self._done(key, artifact):
-                call = JobCall(partial(self._quantize_run, run, fitted, artifact))
-                jobs.append(Job(key, "student", f"stage quantize: {run.name}, seed {run.seed}", call))
+            config = {"student": run.key, "data": self._stage_identity()}
+            inputs = {run.key: self._checkpoint_hash(self._record_path(run))}
+            label = f"stage quantize: {run.name}, seed {run.seed}"
+            work = partial(self._quantize_run, run, fitted, artifact)
+            job = self._stage_job(key, key.replace(":", "-"), label, "student", config, inputs, work)
+            if job is not None:
+                jobs.append(job)
         self._execute(jobs)
         return {run: self.manifest[f"int8:{run.name}-seed{run.seed}"] for run in students}
 
@@ -461,12 +801,12 @@ class Pipeline:
         if "logits" in stages:
             logits = self.logits(teachers)
         else:
-            logits = self.config.teacher_logits or self.manifest.get("logits", {}).get("file")
+            logits = self.logits_file if Path(str(self.logits_file)).is_file() else None
         students = self.students(logits) if "students" in stages else {}
         if not stages & {"quantize", "tables"}:
             return None
         if not students:
-            missing = [run.key for run in self.student_runs if not self._done(run.key)]
+            missing = [run.key for run in self.student_runs if self._done(self._record_path(run)) is None]
             if missing:
                 raise ConfigError(f"no trained student for {missing[0]}; run the students stage first")
             students = {run: self.manifest[run.key] for run in self.student_runs}
@@ -481,3 +821,25 @@ class Pipeline:
         tables = ", ".join(str(t) for t in (table1, self.out / "table2.md") if t.is_file())  # what exists
         print(f"\nTables: {tables} (per seed: *_seeds.csv); runs in {self.out}/")
         return frame
+
+
+def _has_progress(record: dict[str, Any], path: Path) -> bool:
+    """Whether a run made anything worth keeping: it is done, running, or has a checkpoint."""
+    if record.get("state") == "done" or record.get("state") not in ENDED_STATES:
+        return True
+    return (path.parent / "checkpoints" / "last.ckpt").is_file() and path.name == RECORD
+
+
+def _owner_text(owner: dict[str, Any] | None) -> str:
+    """``slurm job 123`` or ``pid 456 on host``."""
+    if not owner:
+        return "no owner"
+    if owner.get("executor") == "slurm" and owner.get("job_id"):
+        return f"slurm job {owner['job_id']}"
+    pid = owner.get("pid") or owner.get("job_id")
+    return f"{owner.get('executor', 'local')} pid {pid} on {owner.get('host')}"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,178 @@
+"""The pipeline's driver: one per ``--out``, stoppable by a signal without a traceback, and
+detachable from the terminal that started it.
+
+The driver holds the writer lock of ``<out>/driver.json`` (its record: owner, state, log), so a
+second driver on the same folder is refused while the first lives, and takes over when it dies
+(a killed driver's lock is released by the kernel). Its runs' state lives in their records
+(``asc_kd.runs.record``), so whichever driver comes next adopts the jobs that still run.
+
+SIGTERM (what a driver running as a job gets when cancelled, preempted or timed out) and SIGINT
+(Ctrl-C) end it with one line: its jobs are cancelled and recorded so, or, for a detached
+driver, left running and recorded as left, for the next driver to adopt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from asc_kd.core.errors import error_line
+from asc_kd.runs.executors import JobCall, Resources, Stopped, owner_alive
+from asc_kd.runs.pipeline import Pipeline, PipelineConfig
+from asc_kd.runs.record import RunBusy, now, read_record, update_record, writer_lock
+
+log = logging.getLogger(__name__)
+
+DRIVER = "driver.json"
+
+
+def driver_record(out: Path) -> Path:
+    return Path(out) / DRIVER
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise ``Stopped`` in the main thread while the block runs."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def drive(config: PipelineConfig) -> int:
+    """Run the pipeline as the only driver of its ``--out``; 128 + the signal when stopped by one."""
+    out = Path(config.out)
+    record = driver_record(out)
+    try:
+        with writer_lock(record):
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "job_id": os.environ.get("SLURM_JOB_ID")}
+            update_record(record, lambda r: r.update(state="running", started=now(), reason=None, **me))
+            try:
+                with _stop_on_signals():
+                    Pipeline(config).run()
+            except Stopped as stopped:
+                left = config.executor.leave_jobs
+                what = "left its jobs running" if left else "cancelled its running jobs"
+                why = f"{stopped.name}: {what}"
+                update_record(record, lambda r: r.update(state="stopped", reason=why))
+                print(
+                    f"pipeline stopped by {stopped.name}: {what}; the runs' records are in {out}; "
+                    f"`asc-kd status {out}` shows them, the same command resumes",
+                    file=sys.stderr,
+                )
+                return int(stopped.code)
+            except BaseException as error:
+                why = error_line(error).splitlines()[0] if str(error) else type(error).__name__
+                update_record(record, lambda r: r.update(state="failed", reason=why))
+                raise
+            update_record(record, lambda r: r.update(state="done", reason=None, ended=now()))
+    except RunBusy:
+        raise RunBusy(
+            f"another driver runs the pipeline in {out} ({_describe(read_record(record))}): one driver "
+            f"at a time; follow it with `asc-kd status {out}`, or stop it with "
+            f"`asc-kd pipeline --cancel --out {out}`"
+        ) from None
+    return 0
+
+
+def _describe(record: dict[str, Any] | None) -> str:
+    record = record or {}
+    if record.get("job_id"):
+        return f"slurm job {record['job_id']}"
+    return f"pid {record.get('pid')} on {record.get('host', 'this host')}"
+
+
+def detach(config: PipelineConfig) -> int:
+    """Start the driver away from this terminal and return: as a SLURM job under ``--executor
+    slurm`` (requeued by submitit at its time limit; a requeued driver adopts the running jobs),
+    else as a process in its own session, its output in ``<out>/driver.log``."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(
+        config, detach=False, executor=dataclasses.replace(config.executor, leave_jobs=True)
+    )
+    record = driver_record(out)
+    existing = read_record(record)
+    if existing and existing.get("state") == "running" and _driver_alive(existing):
+        print(
+            f"a driver already runs this pipeline ({_describe(existing)}); `asc-kd status {out}` follows it"
+        )
+        return 0
+    if config.executor.executor == "slurm":
+        import submitit
+
+        executor = submitit.SlurmExecutor(folder=out / "jobs")
+        teacher = config.executor.resources.get("teacher", Resources())
+        driver = Resources(
+            time_min=teacher.time_min,
+            cpus=1,
+            partition=teacher.partition,
+            account=teacher.account,
+            qos=teacher.qos,
+        )
+        executor.update_parameters(job_name="asc_kd-driver", **driver.slurm_parameters())
+        job = executor.submit(JobCall(partial(drive, config)))
+        update_record(
+            record,
+            lambda r: r.update(
+                state="submitted", job_id=str(job.job_id), log=str(job.paths.stdout), submitted=now()
+            ),
+        )
+        print(
+            f"driver submitted as slurm job {job.job_id} (log {job.paths.stdout}); "
+            f"`asc-kd status {out}` follows it"
+        )
+        return 0
+    pickled = out / "driver.pkl"
+    pickled.write_bytes(pickle.dumps(config))
+    log_path = out / "driver.log"
+    with open(log_path, "ab") as handle:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"from asc_kd.runs.driver import drive_pickled; drive_pickled({str(pickled)!r})",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a closed terminal's SIGHUP does not reach it
+        )
+    update_record(
+        record,
+        lambda r: r.update(
+            state="submitted", pid=process.pid, job_id=None, log=str(log_path), submitted=now()
+        ),
+    )
+    print(f"driver started as pid {process.pid} (log {log_path}); `asc-kd status {out}` follows it")
+    return 0
+
+
+def drive_pickled(path: str) -> int:
+    """A detached local driver's entry point: the pickled ``PipelineConfig`` at ``path``."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = pickle.loads(Path(path).read_bytes())
+    sys.exit(drive(config))
+
+
+def _driver_alive(record: dict[str, Any]) -> bool:
+    if record.get("job_id"):
+        return owner_alive({"executor": "slurm", "job_id": record["job_id"]}) is not False
+    return owner_alive({"pid": record.get("pid"), "host": record.get("host")}) is not False

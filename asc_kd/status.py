@@ -1,0 +1,27 @@
+"""``asc-kd status OUT`` (or ``python -m asc_kd.status OUT``): where a pipeline stands.
+
+    asc-kd status outputs/pipeline
+
+One row per run, read from the run records under OUT (no driver needed): kind, recipe, seed,
+state, attempts, job, epoch N/M with the last validation metric, elapsed time, log. The exit
+code is 0 when every run is done, 1 otherwise. See ``asc_kd.runs.status``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.runs.status import print_status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = command_parser("python -m asc_kd.status", __doc__.split("\n\n")[0])
+    parser.add_argument("out", nargs="?", default="outputs/pipeline", help="the pipeline's --out folder")
+    args = parser.parse_args(argv)
+    return print_status(Path(args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))
