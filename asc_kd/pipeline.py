@@ -36,8 +36,8 @@ from asc_kd.core.noise import quiet_console
 from asc_kd.data.options import add_data_arguments, given_data_values
 from asc_kd.data.spec import DEMO_ROOT
 from asc_kd.runs.driver import detach, drive
-from asc_kd.runs.executors import add_executor_arguments, executor_config
 from asc_kd.runs.pipeline import STAGES, SYSTEMS, PipelineConfig
+from asc_kd.runs.resources import add_executor_arguments, executor_config
 from asc_kd.tracking.lineage import add_wandb_arguments
 
 DEMO_TEACHERS = ["demo/teachers/cnn_tiny", "demo/teachers/ast_tiny"]
@@ -167,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with (
-        quiet_console("asc_kd.runs.pipeline", "asc_kd.runs.executors", "asc_kd.runs.driver")
+        quiet_console(
+            "asc_kd.runs.pipeline", "asc_kd.runs.executors", "asc_kd.runs.driver", "asc_kd.runs.resources"
+        )
         if config.quiet
         else contextlib.nullcontext()
     ):

@@ -336,6 +336,62 @@ MUTATIONS = [
         "        pass\n",
         ["tests/test_long_clips.py"],
     ),
+    (
+        "a time limit of 0 minutes taken",
+        "asc_kd/runs/resources.py",
+        'MINIMUM = {"time_min": 1,',
+        'MINIMUM = {"time_min": -(10**9),',
+        ["tests/test_resources.py"],
+    ),
+    (
+        "any memory size taken",
+        "asc_kd/runs/resources.py",
+        "        if wanted.mem is not None and not MEMORY.fullmatch(wanted.mem):",
+        "        if False:",
+        ["tests/test_resources.py"],
+    ),
+    (
+        "partition, account and QoS not checked against the cluster",
+        "asc_kd/runs/resources.py",
+        "                if known is not None and _folded(part, fold)",
+        "                if False and _folded(part, fold)",
+        ["tests/test_resources.py"],
+    ),
+    (
+        "more memory than any node taken",
+        "asc_kd/runs/resources.py",
+        "    if sizes and _megabytes(wanted.mem) > max(sizes):",
+        "    if False:",
+        ["tests/test_resources.py"],
+    ),
+    (
+        "--slurm-param not asked of sbatch",
+        "asc_kd/runs/resources.py",
+        "    if answer is None or answer[0] == 0:\n        return\n    said",
+        "    return\n    said",
+        ["tests/test_resources.py"],
+    ),
+    (
+        "a time limit inside the signal delay not warned of",
+        "asc_kd/runs/resources.py",
+        "        if wanted.time_min * 60 <= SIGNAL_DELAY_S + SIGNAL_EARLY_S",
+        "        if wanted.time_min * 60 <= 0",
+        ["tests/test_resources.py"],
+    ),
+    (
+        "resources checked only when a stage submits",
+        "asc_kd/runs/pipeline.py",
+        "        check_resources(config.executor)",
+        "        pass",
+        ["tests/test_resources.py"],
+    ),
+    (
+        "sbatch's refusal at submission left as submitit's traceback",
+        "asc_kd/runs/executors.py",
+        "        with sbatch_refusals(job.label, job.kind, resources):\n",
+        "        if True:\n",
+        ["tests/test_resources.py"],
+    ),
 ]
 
 

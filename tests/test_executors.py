@@ -1,5 +1,5 @@
-"""``asc_kd.runs.executors`` without a cluster: the per-kind resource options, the job call's result,
-failure and requeue, the inline executor and the failure message."""
+"""``asc_kd.runs.executors`` without a cluster: the job call's result, failure and requeue, the
+inline executor and the failure message (the resource options: tests/test_resources.py)."""
 
 from __future__ import annotations
 
@@ -9,64 +9,14 @@ from pathlib import Path
 import pytest
 
 from asc_kd.core.errors import ConfigError
-from asc_kd.runs.executors import (
-    Job,
-    JobCall,
-    Outcome,
-    Resources,
-    add_executor_arguments,
-    executor_config,
-    failure_message,
-    run_jobs,
-)
+from asc_kd.runs.executors import Job, JobCall, Outcome, failure_message, run_jobs
+from asc_kd.runs.resources import add_executor_arguments, executor_config
 
 
 def _config(*argv: str):
     parser = argparse.ArgumentParser()
     add_executor_arguments(parser)
     return executor_config(parser.parse_args(list(argv)))
-
-
-def test_resources_per_kind() -> None:
-    config = _config(
-        *("--executor", "slurm", "--time-per-run", "720", "student=240", "--gpus-per-run", "1"),
-        *("--mem-per-run", "teacher=64G", "--slurm-partition", "gpu", "--slurm-account", "dcase"),
-        *("--slurm-setup", "module load cuda", "student=source env.sh"),
-        *("--slurm-param", "constraint=a100", "student=mail_type=END"),
-    )
-    teacher, student = config.resources["teacher"], config.resources["student"]
-    assert (teacher.time_min, student.time_min) == (720, 240)
-    assert (teacher.mem, student.mem) == ("64G", None)
-    assert teacher.setup == ["module load cuda"] and student.setup == ["module load cuda", "source env.sh"]
-    assert student.params == {"constraint": "a100", "mail_type": "END"}
-    assert teacher.slurm_parameters() == {
-        "time": 720,
-        "gpus_per_node": 1,
-        "ntasks_per_node": 1,
-        "mem": "64G",
-        "partition": "gpu",
-        "account": "dcase",
-        "setup": ["module load cuda"],
-        "additional_parameters": {"constraint": "a100"},
-    }
-    # Two GPUs: one SLURM task per device, as Lightning's SLURM environment expects.
-    assert Resources(gpus=2).slurm_parameters()["ntasks_per_node"] == 2
-    assert Resources(tasks=2).slurm_parameters()["ntasks_per_node"] == 2
-    assert _config().executor == "inline" and _config().resources["teacher"] == Resources()
-
-
-@pytest.mark.parametrize(
-    ("argv", "match"),
-    [
-        (["--mem-per-run", "tacher=32G"], "'tacher' is not a kind"),
-        (["--time-per-run", "student=1h"], "'1h' is not a whole number"),
-        (["--slurm-param", "constraint"], "write NAME=VALUE"),
-        (["--max-parallel", "0"], "--max-parallel 0 must be at least 1"),
-    ],
-)
-def test_bad_options_are_named(argv: list[str], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        _config(*argv)
 
 
 def test_job_call_returns_the_value_and_its_times() -> None:

@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from asc_kd.core.errors import error_line
-from asc_kd.runs.executors import JobCall, Resources, Stopped, owner_alive
+from asc_kd.runs.executors import JobCall, Stopped, owner_alive
 from asc_kd.runs.pipeline import Pipeline, PipelineConfig
 from asc_kd.runs.record import RunBusy, now, read_record, update_record, writer_lock
+from asc_kd.runs.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,14 @@ def drive(config: PipelineConfig) -> int:
     """Run the pipeline as the only driver of its ``--out``; 128 + the signal when stopped by one."""
     out = Path(config.out)
     record = driver_record(out)
+    pipeline = Pipeline(config)  # every refusal (options, resources, changed configs) before any write
     try:
         with writer_lock(record):
             me = {"pid": os.getpid(), "host": socket.gethostname(), "job_id": os.environ.get("SLURM_JOB_ID")}
             update_record(record, lambda r: r.update(state="running", started=now(), reason=None, **me))
             try:
                 with _stop_on_signals():
-                    Pipeline(config).run()
+                    pipeline.run()
             except Stopped as stopped:
                 left = config.executor.leave_jobs
                 what = "left its jobs running" if left else "cancelled its running jobs"

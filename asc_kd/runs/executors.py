@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,71 +42,16 @@ from asc_kd.runs.record import (
     update_record,
     writer_lock,
 )
+from asc_kd.runs.resources import ExecutorConfig, sbatch_refusals
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("inline", "local", "slurm")
-#: Resource kinds: teacher fits and the logits export; student fits and their int8 copies.
-KINDS = ("teacher", "student")
-#: A run's time limit when none is given (minutes): submitit's own default is 5.
-DEFAULT_TIME_MIN = 24 * 60
 #: SLURM states after which a job neither runs nor comes back.
 ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"}
 
 
 class RunFailed(UserError):
     """One or more runs of a stage failed; the message names each with its job id and log."""
-
-
-@dataclass
-class Resources:
-    """What one run asks for; ``None`` leaves the choice to the cluster (or the recipe)."""
-
-    time_min: int = DEFAULT_TIME_MIN
-    gpus: int = 0
-    cpus: int | None = None
-    mem: str | None = None
-    tasks: int | None = None
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    setup: list[str] = field(default_factory=list)
-    params: dict[str, str] = field(default_factory=dict)
-
-    def slurm_parameters(self) -> dict[str, Any]:
-        """The ``submitit.SlurmExecutor`` parameters of these resources."""
-        values = {
-            "time": self.time_min,
-            "gpus_per_node": self.gpus or None,
-            "ntasks_per_node": self.tasks or max(1, self.gpus),
-            "cpus_per_task": self.cpus,
-            "mem": self.mem,
-            "partition": self.partition,
-            "account": self.account,
-            "qos": self.qos,
-            "setup": list(self.setup),
-            "additional_parameters": dict(self.params),
-        }
-        return {key: value for key, value in values.items() if value not in (None, [], {})}
-
-
-@dataclass
-class ExecutorConfig:
-    """How and where the pipeline runs its fits; ``python -m asc_kd.pipeline --help`` documents each."""
-
-    executor: str = "inline"
-    max_parallel: int | None = None
-    resources: dict[str, Resources] = field(default_factory=lambda: {kind: Resources() for kind in KINDS})
-    poll_s: float = 2.0
-    #: On SIGTERM/SIGINT, leave the running jobs for a later driver (a detached driver) instead of
-    #: cancelling them.
-    leave_jobs: bool = False
-
-    def __post_init__(self) -> None:
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"--executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
-        if self.max_parallel is not None and self.max_parallel < 1:
-            raise ConfigError(f"--max-parallel {self.max_parallel} must be at least 1")
 
 
 class Stopped(SystemExit):
@@ -477,7 +422,8 @@ class _Submitter:
                 tasks_per_node=resources.tasks or 1,
                 setup=list(resources.setup),
             )
-        return self.executor.submit(job.call)
+        with sbatch_refusals(job.label, job.kind, resources):
+            return self.executor.submit(job.call)
 
     def _record(self, job: Job, submitted: Any, at: float) -> dict[str, Any]:
         return {
@@ -666,88 +612,3 @@ def failure_message(failed: list[Outcome]) -> str:
     return (
         f"{len(failed)} run(s) failed: {runs}. Rerun the same command to resubmit the failed and missing runs"
     )
-
-
-# -- command-line options -----------------------------------------------------------------------
-#: Resource options: (option, Resources field, type, help). Each takes VALUE (every kind) and/or
-#: KIND=VALUE (teacher: teacher fits and the logits export; student: student fits and int8).
-RESOURCE_OPTIONS = (
-    ("--time-per-run", "time_min", int, f"time limit of a run in minutes (default {DEFAULT_TIME_MIN})"),
-    ("--gpus-per-run", "gpus", int, "GPUs of a run (local: its own CUDA_VISIBLE_DEVICES; default 0)"),
-    ("--cpus-per-run", "cpus", int, "CPUs of a run (slurm --cpus-per-task; default: the cluster's)"),
-    ("--mem-per-run", "mem", str, "memory of a run, e.g. 32G (slurm --mem; default: the cluster's)"),
-    ("--tasks-per-run", "tasks", int, "tasks of a run, one per device (default: --gpus-per-run or 1)"),
-    ("--slurm-partition", "partition", str, "SLURM partition (default: the cluster's default)"),
-    ("--slurm-account", "account", str, "SLURM account (default: the user's default)"),
-    ("--slurm-qos", "qos", str, "SLURM quality of service (default: the account's default)"),
-)
-
-
-def add_executor_arguments(parser: Any) -> None:
-    """The ``--executor`` option and the resource options of each run, per kind."""
-    parser.add_argument(
-        "--executor",
-        default="inline",
-        choices=EXECUTORS,
-        help="where runs execute: this process (inline), local processes, or SLURM jobs (submitit)",
-    )
-    parser.add_argument(
-        "--max-parallel",
-        type=int,
-        default=None,
-        help="runs at once (default: local 1, or one per GPU set; slurm: every run of a stage)",
-    )
-    for option, _, _, text in RESOURCE_OPTIONS:
-        parser.add_argument(option, nargs="+", default=[], metavar="[KIND=]VALUE", help=text)
-    parser.add_argument(
-        "--slurm-setup",
-        nargs="+",
-        default=[],
-        metavar="[KIND=]LINE",
-        help="shell lines run before each job, e.g. 'module load cuda' (default: none)",
-    )
-    parser.add_argument(
-        "--slurm-param",
-        nargs="+",
-        default=[],
-        metavar="[KIND=]NAME=VALUE",
-        help="extra #SBATCH parameters, e.g. constraint=a100, student=mail_type=END (default: none)",
-    )
-
-
-def _split_kind(value: str, option: str, strict: bool = True) -> tuple[list[str], str]:
-    """``student=4`` -> (["student"], "4"); ``4`` -> (every kind, "4")."""
-    kind, sep, rest = value.partition("=")
-    if sep and kind in KINDS:
-        return [kind], rest
-    if sep and strict:
-        raise ConfigError(
-            f"{option} {value!r}: {kind!r} is not a kind; write VALUE or KIND=VALUE, KIND one of {KINDS}"
-        )
-    return list(KINDS), value
-
-
-def executor_config(args: Any) -> ExecutorConfig:
-    """The ``ExecutorConfig`` of parsed ``add_executor_arguments`` options."""
-    resources = {kind: Resources() for kind in KINDS}
-    for option, name, convert, _ in RESOURCE_OPTIONS:
-        for value in getattr(args, option.lstrip("-").replace("-", "_")):
-            kinds, text = _split_kind(value, option)
-            try:
-                converted = convert(text)
-            except ValueError:
-                raise ConfigError(f"{option} {value!r}: {text!r} is not a whole number") from None
-            for kind in kinds:
-                setattr(resources[kind], name, converted)
-    for value in args.slurm_setup:
-        kinds, line = _split_kind(value, "--slurm-setup", strict=False)
-        for kind in kinds:
-            resources[kind].setup.append(line)
-    for value in args.slurm_param:
-        kinds, pair = _split_kind(value, "--slurm-param", strict=False)
-        name, sep, setting = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--slurm-param {value!r}: write NAME=VALUE, e.g. constraint=a100")
-        for kind in kinds:
-            resources[kind].params[name.replace("-", "_")] = setting
-    return ExecutorConfig(args.executor, args.max_parallel, resources)

@@ -61,7 +61,6 @@ from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.recipes import RECIPES, resolve_recipe
 from asc_kd.runs.executors import (
-    ExecutorConfig,
     Job,
     JobCall,
     RunFailed,
@@ -79,6 +78,7 @@ from asc_kd.runs.record import (
     read_record,
     update_record,
 )
+from asc_kd.runs.resources import ExecutorConfig, check_resources
 from asc_kd.runs.tables import TABLE2_BY, student_rows, to_markdown, write_results
 
 log = logging.getLogger(__name__)
@@ -272,6 +272,7 @@ class Pipeline:
                 "(python -m asc_kd.pipeline --data.root DATA ... -- FIT_OPTIONS), where every fit and "
                 "stage reads them"
             )
+        check_resources(config.executor)  # every stage's resources, before the first is submitted
         self.config = config
         self.out = Path(config.out)
         self.manifest_path = self.out / "pipeline.json"
