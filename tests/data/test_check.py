@@ -164,7 +164,7 @@ def _directory(path: Path) -> None:
         (_stereo, "channels", ["2 channels", "mono"]),
         (_too_short, "length", ["44099 samples", "expected 44100"]),
         (_too_long, "length", ["88200 samples", "expected 44100"]),
-        (_corrupt_header, "format", ["not a readable audio file"]),
+        (_corrupt_header, "format", ["not a decodable wav", "the header of no audio format"]),
         (_nan_float, "samples", ["1 sample(s) are NaN or infinite"]),
         (_zero_length, "length", ["holds no samples"]),
         (_directory, "exists", ["is a directory"]),
