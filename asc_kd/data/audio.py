@@ -7,7 +7,8 @@ data check, predict), with the file named and the expected value stated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,34 @@ def check_clip_header(
             "length",
         )
     return info
+
+
+def length_disagreement(seconds: Mapping[str, float], listed: int = 10) -> str | None:
+    """Which clips differ in length from most, with the counts; None when all agree.
+
+    ``seconds`` maps each file to its length. The files named are those off the common length,
+    at most ``listed`` of them: one odd clip among thousands must be found without reading a
+    line per good clip.
+    """
+    lengths = Counter(round(value, 3) for value in seconds.values())
+    if len(lengths) < 2:
+        return None
+    common, n_common = lengths.most_common(1)[0]
+    odd = [(name, round(value, 3)) for name, value in seconds.items() if round(value, 3) != common]
+    total, k = len(seconds), len(odd)
+    more = f", ... ({k - listed} more)" if k > listed else ""
+    if len(lengths) == 2:
+        names = ", ".join(name for name, _ in odd[:listed])
+        return (
+            f"{k} of {total} clips {_are(k)} {odd[0][1]:.3f} s, the other {n_common} {_are(n_common)} "
+            f"{common:.3f} s: {names}{more}"
+        )
+    names = ", ".join(f"{name} ({value:.3f} s)" for name, value in odd[:listed])
+    return f"{k} of {total} clips differ from the other {n_common}, which are {common:.3f} s: {names}{more}"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
 
 
 def read_clip(

@@ -11,6 +11,7 @@ import torchaudio
 from asc_kd.data.audio import (
     AudioFileError,
     check_clip_header,
+    length_disagreement,
     load_impulse_responses,
     read_clip,
 )
@@ -106,3 +107,23 @@ def test_what_an_undecodable_file_holds_is_said(tmp_path, content, found):
         read_clip(path)
     assert str(info.value).startswith(f"not a decodable mp3: {path} ({found}")
 
+
+# -- clips of several lengths -------------------------------------------------------------------
+
+
+def test_length_disagreement_names_the_odd_clips_and_counts_both_sides():
+    assert length_disagreement({"a.wav": 1.0, "b.wav": 1.0}) is None
+    assert length_disagreement({}) is None
+    seconds = {f"c{i}.wav": 1.0 for i in range(197)} | {"x.wav": 10.0, "y.wav": 10.0, "z.wav": 10.0}
+    assert length_disagreement(seconds) == (
+        "3 of 200 clips are 10.000 s, the other 197 are 1.000 s: x.wav, y.wav, z.wav"
+    )
+    # Several odd lengths: each named with its own; at most `listed` names, then how many more.
+    seconds = {"a.wav": 1.0, "b.wav": 2.5, "c.wav": 1.0, "d.wav": 0.25, "e.wav": 1.0004}
+    assert length_disagreement(seconds) == (
+        "2 of 5 clips differ from the other 3, which are 1.000 s: b.wav (2.500 s), d.wav (0.250 s)"
+    )
+    seconds = {f"c{i}.wav": 1.0 for i in range(20)} | {f"o{i}.wav": 3.0 for i in range(4)}
+    assert length_disagreement(seconds, listed=2) == (
+        "4 of 24 clips are 3.000 s, the other 20 are 1.000 s: o0.wav, o1.wav, ... (2 more)"
+    )
