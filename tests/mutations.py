@@ -112,6 +112,13 @@ MUTATIONS = [
         ["tests/models/test_frontends.py"],
     ),
     (
+        "student fmax jitter off where fmin does not jitter",
+        "asc_kd/models/frontends.py",
+        "if self.training and (self.fmin_aug_range > 1 or self.fmax_aug_range > 1):",
+        "if self.training and self.fmin_aug_range > 1:",
+        ["tests/models/test_frontends.py"],
+    ),
+    (
         "student frequency masks off",
         "asc_kd/models/frontends.py",
         "            mel = mask_time_frequency(mel, self.freqm, self.timem)\n",
@@ -328,6 +335,35 @@ MUTATIONS = [
         "return window_logits.mean(dim=-2)",
         "return window_logits.softmax(-1).mean(dim=-2).log()",
         ["tests/test_long_clips.py"],
+    ),
+    (
+        "logits export keeps a long clip's first window",
+        "asc_kd/evaluation/logits.py",
+        "        save_logits(out, keys, file_logits(ensemble), metadata)",
+        "        save_logits(out, keys, ensemble[..., 0, :], metadata)",
+        ["tests/test_long_clips.py"],
+    ),
+    (
+        "time roll never applied",
+        "asc_kd/data/datamodule.py",
+        "round(self.hparams.roll_seconds * self.hparams.sample_rate))",
+        "0)",
+        ["tests/data/test_datamodule.py"],
+    ),
+    (
+        "a local job that raised recorded COMPLETED",
+        "asc_kd/runs/executors.py",
+        '            record.update(state="FAILED", ended=_stamp(time.time()))',
+        '            record.update(state="COMPLETED", ended=_stamp(time.time()))',
+        ["tests/test_executors.py"],
+    ),
+    (
+        "an inline job that raised recorded COMPLETED",
+        "asc_kd/runs/executors.py",
+        "            result = job.call()\n",
+        "            try:\n                result = job.call()\n            except Exception:\n"
+        '                result = {"value": None, "started": None, "ended": None}\n',
+        ["tests/test_executors.py"],
     ),
     (
         "TAU edition from the first clip alone",
