@@ -368,7 +368,7 @@ MUTATIONS = [
     (
         "TAU edition from the first clip alone",
         "asc_kd/data/tau.py",
-        "    picked = [*lines[::step][:DETECTION_SAMPLE], lines[-1]]\n",
+        "    picked = [*lines[::step][: DETECTION_SAMPLE - 1], lines[-1]]\n",
         "    picked = lines[:1]\n",
         ["tests/data/test_check.py"],
     ),

@@ -236,7 +236,7 @@ def _sampled_names(root: Path) -> list[str]:
     if not lines:
         return []
     step = max(1, len(lines) // DETECTION_SAMPLE)
-    picked = [*lines[::step][:DETECTION_SAMPLE], lines[-1]]
+    picked = [*lines[::step][: DETECTION_SAMPLE - 1], lines[-1]]
     return list(dict.fromkeys(line.split("\t", 1)[0].strip() for line in picked))
 
 
