@@ -81,3 +81,33 @@ def test_failure_message_names_run_job_and_log() -> None:
         "1 run(s) failed: teacher bad seed 1 (job 17, FAILED, log /o/jobs/17_0_log.err): RuntimeError: boom. "
         "Rerun the same command to resubmit the failed and missing runs"
     )
+
+
+def _raising_job(name: str) -> Job:
+    def refuse() -> dict:
+        raise ValueError(f"run {name}: lr must be positive, got -1")
+
+    return Job(f"teacher:{name}-seed0", "teacher", f"teacher {name} seed 0", JobCall(refuse))
+
+
+def test_a_job_that_raised_under_local_is_failed_with_its_error_s_last_line(tmp_path: Path) -> None:
+    config = _config("--executor", "local")
+    config.poll_s = 0.2
+    (outcome,) = run_jobs(config, [_raising_job("bad")], tmp_path / "jobs")
+    assert outcome.value is None
+    assert outcome.record["executor"] == "local" and outcome.record["state"] == "FAILED"
+    assert outcome.error == "ValueError: run bad: lr must be positive, got -1"
+    assert "ValueError: run bad" in Path(outcome.record["logs"][1]).read_text()
+
+
+def test_a_job_that_raised_inline_stops_the_stage_with_its_error_and_is_never_completed(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+    ok = Job("teacher:ok-seed0", "teacher", "teacher ok seed 0", JobCall(lambda: calls.append("ok") or {}))
+    after = Job("teacher:after-seed0", "teacher", "after", JobCall(lambda: calls.append("after") or {}))
+    outcomes: list[Outcome] = []
+    with pytest.raises(ValueError, match="^run bad: lr must be positive, got -1$"):
+        outcomes.extend(run_jobs(_config(), [ok, _raising_job("bad"), after], tmp_path / "jobs"))
+    assert calls == ["ok"]  # the stage stopped at the error
+    assert [(o.job.key, o.record["state"]) for o in outcomes] == [("teacher:ok-seed0", "COMPLETED")]

@@ -21,9 +21,13 @@ import soundfile
 import torch
 from torch.utils.data import DataLoader
 
+import asc_kd.evaluation.logits as logits_module
+from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec
+from asc_kd.data.teacher_logits import load_logits
 from asc_kd.deployment.predict import Scorer, predict_files
 from asc_kd.evaluation.inference import predict_logits, window_logits
+from asc_kd.evaluation.logits import TeacherRun, export_logits
 from asc_kd.evaluation.metrics import scene_metrics
 from asc_kd.tasks import ClassificationTask
 
@@ -137,3 +141,38 @@ def test_the_file_rule_is_the_mean_of_logits_not_of_probabilities() -> None:
     assert torch.tensor(X_FILE).argmax().item() == 1
     out = scene_metrics(torch.tensor([X_ROWS]), TARGET[:1], DEVICE[:1], CLASSES, ("d0", "d1"))
     assert out["file/acc"] == 1.0
+
+
+def test_the_logits_export_of_a_split_of_long_clips_saves_each_file_s_mean_window_logits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``logits --split test`` on long clips: each file's saved logits are the file rule over its
+    four windows (X_FILE, Y_FILE), not its first window's (X_ROWS[0], which says class 0).
+
+    The clips are X and Y at a quarter of their values (audio stays in [-1, 1]); the teacher
+    scores four times a window's mean, so its window logits are X_ROWS and Y_ROWS again.
+    """
+    root = tmp_path / "scenes"
+    clips = {"b/x.wav": _waveform()[0], "c/y.wav": _waveform()[1]}
+    clips |= {f"{label}/train{i}.wav": _waveform()[i] for label in CLASSES for i in (0, 1)}
+    for name, clip in clips.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(root / name, (clip / 4).numpy(), RATE, subtype="FLOAT")
+    (root / "evaluation_setup").mkdir()
+    train = "\n".join(name for name in clips if "train" in name)
+    (root / "evaluation_setup" / "fold1_train.csv").write_text(f"filename\n{train}\n")
+    (root / "evaluation_setup" / "fold1_evaluate.csv").write_text("filename\nb/x.wav\nc/y.wav\n")
+    datamodule = SceneDataModule(str(root), cache_dir=str(tmp_path / "cache"), num_workers=0, use_cache=False)
+    assert datamodule.spec.classes == CLASSES and datamodule.spec.clip_seconds == 3.5
+
+    def teacher(run: TeacherRun, datamodule: SceneDataModule) -> ClassificationTask:
+        task = ClassificationTask(model="debug", spec=datamodule.spec)
+        task.forward = lambda window: _by_mean(4 * window)
+        return task.eval()
+
+    monkeypatch.setattr(logits_module, "load_teacher", teacher)
+    out = tmp_path / "test_logits.npz"
+    export_logits([TeacherRun("hand-made", "hand-made")], datamodule, out, split="test", progress=False)
+    keys, logits, metadata = load_logits(out, split="test", classes=CLASSES)
+    assert keys == ["b/x.wav", "c/y.wav"] and metadata["windowed"] is False
+    torch.testing.assert_close(logits, torch.tensor([X_FILE, Y_FILE]))

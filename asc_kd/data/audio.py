@@ -7,7 +7,8 @@ data check, predict), with the file named and the expected value stated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,65 @@ def _reason(error: Exception, path: Path) -> str:
     text = str(error)
     for prefix in (f"Error opening {str(path)!r}: ", f"Error opening {path!r}: "):
         text = text.replace(prefix, "")
-    return text.replace(str(path), "the file")
+    return text.replace(str(path), "the file").strip()
+
+
+#: First bytes of the formats libsndfile reads, and of what else turns up under an audio name
+#: (an archive, a web page saved by a failed download, a Git LFS pointer never pulled).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"RIFF", "a WAV (RIFF) header"),
+    (b"RF64", "a WAV (RF64) header"),
+    (b"fLaC", "a FLAC header"),
+    (b"OggS", "an Ogg header"),
+    (b"ID3", "an mp3's ID3 tag"),
+    (b"FORM", "an AIFF header"),
+    (b".snd", "an AU header"),
+    (b"caff", "a CAF header"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x1f\x8b", "gzip data"),
+    (b"%PDF", "a PDF document"),
+)
+_TEXT_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"version https://git-lfs", "it is a Git LFS pointer, not the audio: `git lfs pull` fetches it"),
+    (b"<!doctype html", "it holds an HTML page"),
+    (b"<html", "it holds an HTML page"),
+    (b"<?xml", "it holds an XML document"),
+)
+
+
+def _what_it_holds(path: Path) -> str:
+    """What a file libsndfile cannot open holds, from its size and first bytes."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as err:
+        return f"it cannot be read: {err.strerror}"
+    if size == 0:
+        return "it is empty, 0 bytes"
+    text = head.lstrip().lower()
+    for signature, found in _TEXT_SIGNATURES:
+        if text.startswith(signature):
+            return found
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return f"it starts with {name}"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "it starts with an MPEG audio frame header"
+    return f"its {size} bytes start {head[:8].hex(' ')}, the header of no audio format"
+
+
+def _undecodable(path: Path, error: Exception) -> AudioFileError:
+    """Why libsndfile cannot open a file that exists, said from what the file holds.
+
+    libsndfile's own text can mislead: an mp3 it cannot decode gets "File does not exist or is
+    not a regular file (possibly a pipe?)", though the file is there. That text is dropped; a
+    specific one ("No 'data' chunk marker") is kept after what was found.
+    """
+    kind = path.suffix.lower().lstrip(".") if is_audio_file(path) else "audio file"
+    reason = _reason(error, path)
+    said = f"; libsndfile: {reason}" if reason and "does not exist" not in reason else ""
+    return AudioFileError(f"not a decodable {kind}: {path} ({_what_it_holds(path)}{said})")
 
 
 def check_clip_header(
@@ -71,7 +130,7 @@ def check_clip_header(
     try:
         info = soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError) as err:
-        raise AudioFileError(f"{path}: not a readable audio file ({_reason(err, path)})") from err
+        raise _undecodable(path, err) from err
     if info.frames == 0:
         raise AudioFileError(f"{path}: holds no samples (zero-length audio)", "length")
     if sample_rate is not None and info.samplerate != sample_rate:
@@ -88,6 +147,34 @@ def check_clip_header(
             "length",
         )
     return info
+
+
+def length_disagreement(seconds: Mapping[str, float], listed: int = 10) -> str | None:
+    """Which clips differ in length from most, with the counts; None when all agree.
+
+    ``seconds`` maps each file to its length. The files named are those off the common length,
+    at most ``listed`` of them: one odd clip among thousands must be found without reading a
+    line per good clip.
+    """
+    lengths = Counter(round(value, 3) for value in seconds.values())
+    if len(lengths) < 2:
+        return None
+    common, n_common = lengths.most_common(1)[0]
+    odd = [(name, round(value, 3)) for name, value in seconds.items() if round(value, 3) != common]
+    total, k = len(seconds), len(odd)
+    more = f", ... ({k - listed} more)" if k > listed else ""
+    if len(lengths) == 2:
+        names = ", ".join(name for name, _ in odd[:listed])
+        return (
+            f"{k} of {total} clips {_are(k)} {odd[0][1]:.3f} s, the other {n_common} {_are(n_common)} "
+            f"{common:.3f} s: {names}{more}"
+        )
+    names = ", ".join(f"{name} ({value:.3f} s)" for name, value in odd[:listed])
+    return f"{k} of {total} clips differ from the other {n_common}, which are {common:.3f} s: {names}{more}"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
 
 
 def read_clip(
@@ -215,7 +302,7 @@ def load_impulse_responses(folder: str | Path, sample_rate: int) -> torch.Tensor
         try:
             audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
         except (RuntimeError, soundfile.LibsndfileError) as err:
-            raise DatasetError(f"{path}: not a readable impulse response ({err})") from err
+            raise DatasetError(f"not a readable impulse response: {_undecodable(path, err)}") from err
         response = Resampler(rate, sample_rate)(np.ascontiguousarray(audio[:, 0]))
         energy = response.pow(2).sum().sqrt()
         if energy == 0:

@@ -10,6 +10,7 @@ threads, so TAU22's 230,350 files are checked in seconds, not the minutes decodi
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,9 @@ import pandas as pd
 import soundfile
 from tqdm.auto import tqdm
 
-from asc_kd.data.audio import AudioFileError, check_clip_header
-from asc_kd.data.layouts import make_layout
-from asc_kd.data.spec import DatasetError, Layout
+from asc_kd.data.audio import AudioFileError, check_clip_header, length_disagreement
+from asc_kd.data.layouts import LAYOUTS, make_layout
+from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
 
 #: Subtypes that can encode NaN or infinity; their samples are read, not just their header.
 FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
@@ -57,7 +58,9 @@ class CheckResult:
         return not self.problems
 
 
-def check_file(path: Path, rate: int | None, n: int | None, mono: bool, archive: str | None) -> None:
+def check_file(
+    path: Path, rate: int | None, n: int | None, mono: bool, archive: str | None
+) -> soundfile._SoundFileInfo:
     """Header checks, plus a finiteness check of the samples of floating-point files."""
     info = check_clip_header(path, rate, n, mono, archive)
     if info.subtype in FLOAT_SUBTYPES:
@@ -65,18 +68,25 @@ def check_file(path: Path, rate: int | None, n: int | None, mono: bool, archive:
         if not np.isfinite(audio).all():
             bad = int((~np.isfinite(audio)).sum())
             raise AudioFileError(f"{path}: {bad} sample(s) are NaN or infinite", "samples")
+    return info
 
 
 def _check_files(
     paths: list[Path], rate: int | None, n: int | None, mono: bool, archive: str | None
-) -> list[Problem]:
-    problems = []
+) -> tuple[list[Problem], dict[Path, float]]:
+    """The problems of ``paths``, and the length in seconds of each file whose header reads."""
+    problems, seconds = [], {}
     for path in paths:
         try:
-            check_file(path, rate, n, mono, archive)
+            info = check_file(path, rate, n, mono, archive)
         except AudioFileError as err:
             problems.append(Problem(str(path), err.field, str(err)))
-    return problems
+            if err.field != "length":
+                continue
+            info = soundfile.info(str(path))  # a wrong length still counts towards the common one
+        if info.frames:
+            seconds[path] = info.frames / info.samplerate
+    return problems, seconds
 
 
 def check_dataset(
@@ -106,13 +116,18 @@ def check_dataset(
     paths = [root / name for name in listing["filename"]]
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     problems: list[Problem] = []
+    seconds: dict[str, float] = {}
     bar = tqdm(total=len(paths), desc="checking audio headers", unit="file", disable=not progress)
     with ThreadPoolExecutor(threads) as pool:
         jobs = [pool.submit(_check_files, chunk, rate, n, mono, archive) for chunk in chunks]
         for chunk, job in zip(chunks, jobs, strict=True):
-            problems.extend(job.result())
+            found, lengths = job.result()
+            problems.extend(found)
+            seconds.update((str(path.relative_to(root)), value) for path, value in lengths.items())
             bar.update(len(chunk))
     bar.close()
+    if n is not None:  # every clip must have the layout's length: first say which ones differ
+        problems[:0] = _length_problems(root, seconds, template)
     counts = pd.DataFrame(columns=["split", "device", "class"])
     if not problems or template is not None:
         try:
@@ -131,13 +146,39 @@ def check_dataset(
             if rows:
                 counts = pd.concat(rows, ignore_index=True)
         except DatasetError as err:
-            problems.append(Problem(_file_named(str(err), dataset), "split", str(err)))
+            field = getattr(err, "field", "split")  # a folder set's clips of several lengths: "length"
+            problems.append(Problem(_file_named(str(err), dataset), field, str(err)))
     return CheckResult(counts, problems, dataset.name, len(paths))
+
+
+def _length_problems(root: Path, seconds: dict[str, float], template: DatasetSpec) -> list[Problem]:
+    """One problem naming the clips whose length differs from most clips', with the counts.
+
+    Each wrong clip is a problem of its own too, but when most clips are wrong (a TAU22 set
+    read as TAU20), those lines blame the good clips; this one names the odd ones out.
+    """
+    message = length_disagreement(seconds)
+    if message is None:
+        return []
+    common = Counter(round(value, 3) for value in seconds.values()).most_common(1)[0][0]
+    if abs(common - template.clip_seconds) > 1e-3:
+        message += f"; the {template.name} layout expects {template.clip_seconds:.3f} s"
+        fits = [
+            name
+            for name, layout in LAYOUTS.items()
+            if getattr(layout, "template", None) and abs(layout.template.clip_seconds - common) < 1e-3
+        ]
+        if fits:
+            message += f", the {fits[0]} layout {common:.3f} s: set data.layout {fits[0]}"
+    return [Problem(str(root), "length", message)]
 
 
 def _file_named(message: str, dataset: Layout) -> str:
     """The split or metadata file a message is about: the first listed path it names."""
-    spec = getattr(dataset, "template", None) or dataset.spec
+    try:
+        spec = getattr(dataset, "template", None) or dataset.spec
+    except DatasetError:  # the spec itself is what failed (a folder set's clips of several lengths)
+        return str(dataset.root)
     candidates = [dataset.root / path for path in spec.split_files.values()] + [dataset.root / "meta.csv"]
     extra = getattr(dataset, "train_split_file", None)
     if extra:

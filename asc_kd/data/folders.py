@@ -23,7 +23,6 @@ silently. There are no devices, so metrics report overall and per-class numbers.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -31,7 +30,13 @@ from pathlib import Path
 import pandas as pd
 import soundfile
 
-from asc_kd.data.audio import AUDIO_EXTENSIONS, AudioFileError, check_clip_header, list_audio_files
+from asc_kd.data.audio import (
+    AUDIO_EXTENSIONS,
+    AudioFileError,
+    check_clip_header,
+    length_disagreement,
+    list_audio_files,
+)
 from asc_kd.data.spec import SPLIT_FILES, DatasetError, DatasetSpec, Layout
 from asc_kd.data.splitting import hold_out
 
@@ -160,18 +165,15 @@ class FolderLayout(Layout):
         rates = set(files["samplerate"])
         seconds = self.clip_seconds
         if seconds is None:
-            lengths = Counter(
-                round(f / r, 3) for f, r in zip(files["frames"], files["samplerate"], strict=True)
-            )
-            if len(lengths) > 1:
-                (common, _), *_ = lengths.most_common()
-                odd = files[(files["frames"] / files["samplerate"]).round(3) != common].iloc[0]
-                raise DatasetError(
-                    f"{self.root}: clips differ in length ({len(lengths)} lengths, most {common} s; e.g. "
-                    f"{odd['filename']} is {odd['frames'] / odd['samplerate']:.3f} s); set data.clip_seconds "
-                    "to crop or pad them to one length"
+            lengths = dict(zip(files["filename"], files["frames"] / files["samplerate"], strict=True))
+            disagreement = length_disagreement(lengths)
+            if disagreement is not None:
+                raise AudioFileError(
+                    f"{self.root}: clips differ in length: {disagreement}; set data.clip_seconds "
+                    "to crop or pad them to one length",
+                    "length",
                 )
-            seconds = next(iter(lengths))
+            seconds = round(next(iter(lengths.values())), 3)
         return DatasetSpec(
             name=self.name,
             classes=tuple(sorted(set(files["label"]))),

@@ -7,6 +7,7 @@ add it to ``LAYOUTS``; a synthetic generator in ``asc_kd.data.synthetic`` lets t
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.folders import FolderLayout
 from asc_kd.data.spec import DatasetError, Layout
+from asc_kd.data.synthetic import MARKER
 from asc_kd.data.tau import TAU20Layout, TAU22Layout
 
 LayoutName = Literal["auto", "tau22", "tau20", "folders"]
@@ -27,17 +29,34 @@ LAYOUTS: dict[str, type[Layout]] = {
 
 
 def detect_layout(root: str | Path) -> str:
-    """Name of the layout ``root`` holds, or a ``DatasetError`` saying what was looked for."""
+    """Name of the layout ``root`` holds, or a ``DatasetError`` saying what was looked for.
+
+    A set ``asc_kd.data.synthetic`` wrote says its layout in its marker file; any other is
+    recognised by each layout's ``detect``, which reads the layout's own markers before any
+    clip's length (``asc_kd.data.tau.tau_edition``).
+    """
     root = Path(root)
+    generated = _generated_layout(root)
+    if generated is not None:
+        return generated
     for name, layout in LAYOUTS.items():
         if layout.detect(root):
             return name
-    if (root / "meta.csv").is_file():  # a TAU meta.csv whose first clip cannot be read
+    if (root / "meta.csv").is_file():  # TAU, but neither markers nor clips say which: read_meta says why
         return "tau22"
     raise DatasetError(
         f"cannot tell the layout of {root}: expected meta.csv (TAU22/TAU20) or one folder of audio "
         f"files per class; set data.layout to one of {', '.join(LAYOUTS)}"
     )
+
+
+def _generated_layout(root: Path) -> str | None:
+    """The layout the synthetic generator recorded in ``root``'s marker, if it wrote one."""
+    try:
+        recorded = json.loads((root / MARKER).read_text()).get("layout")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if recorded in LAYOUTS else None
 
 
 def make_layout(root: str | Path, name: str = "auto", seed: int = 0, **options: Any) -> Layout:

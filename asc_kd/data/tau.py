@@ -20,7 +20,9 @@ This is the only module that knows TAU's labels; everything else reads them from
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+import re
+from collections import Counter
+from pathlib import Path, PurePosixPath
 from typing import ClassVar, Literal
 
 import pandas as pd
@@ -211,16 +213,71 @@ def read_split(
     return meta.loc[listing["filename"]].reset_index(drop=True)
 
 
-def _first_clip_seconds(root: Path) -> float | None:
-    """Length of the first clip meta.csv lists, from its header; None when it cannot be read."""
+#: The folder the Zenodo archives unpack to, which names the edition.
+ARCHIVE_FOLDER = re.compile(r"TAU-urban-acoustic-scenes-(?P<year>20\d\d)-mobile", re.IGNORECASE)
+#: The edition each archive year holds.
+ARCHIVE_YEARS = {"2022": "tau22", "2020": "tau20"}
+#: Clips whose names and lengths detection reads, spread evenly over meta.csv.
+DETECTION_SAMPLE = 32
+
+
+def _is_tau22_name(filename: str) -> bool:
+    """TAU22 cut each 10-s TAU20 segment into ten 1-s clips and numbers them in the name:
+    ``airport-lisbon-1000-40000-0-a.wav`` (scene, city, location, segment, clip, device) where
+    TAU20 has ``airport-lisbon-1000-40000-a.wav``."""
+    parts = PurePosixPath(filename).stem.split("-")
+    return len(parts) == 6 and all(part.isdigit() for part in parts[2:5])
+
+
+def _sampled_names(root: Path) -> list[str]:
+    """Up to ``DETECTION_SAMPLE`` filenames of meta.csv, evenly spread from its first to its last."""
+    with (root / "meta.csv").open(newline="") as handle:
+        lines = [line for line in handle.read().splitlines()[1:] if line.strip()]
+    if not lines:
+        return []
+    step = max(1, len(lines) // DETECTION_SAMPLE)
+    picked = [*lines[::step][: DETECTION_SAMPLE - 1], lines[-1]]
+    return list(dict.fromkeys(line.split("\t", 1)[0].strip() for line in picked))
+
+
+def _common_seconds(root: Path, names: list[str]) -> float | None:
+    """The length most of the named clips have, from their headers; None when none can be read."""
+    lengths: Counter[float] = Counter()
+    for name in names:
+        try:
+            info = soundfile.info(str(root / name))
+        except (OSError, RuntimeError, soundfile.LibsndfileError):
+            continue
+        if info.frames:
+            lengths[round(info.frames / info.samplerate, 1)] += 1
+    return lengths.most_common(1)[0][0] if lengths else None
+
+
+def tau_edition(root: str | Path) -> str | None:
+    """``tau22`` or ``tau20`` for a root with a meta.csv: the set's own markers first, its clip
+    lengths only when they say nothing, and None when nothing does.
+
+    The markers: meta.csv's names (TAU22's number each 1-s clip, ``_is_tau22_name``), then the
+    folder's name as the archives unpack (``TAU-urban-acoustic-scenes-2022-mobile-development``).
+    Both editions have the same columns and split files. Lengths come last, and from the length
+    most of ``DETECTION_SAMPLE`` clips spread over meta.csv share: one odd clip, first or not,
+    cannot turn a TAU22 set into TAU20 (the data check names it instead).
+    """
+    root = Path(root)
     try:
-        with (root / "meta.csv").open(newline="") as handle:
-            handle.readline()
-            first = handle.readline().split("\t", 1)[0].strip()
-        info = soundfile.info(str(root / first))
-    except (OSError, RuntimeError, IndexError, soundfile.LibsndfileError):
+        names = _sampled_names(root)
+    except (OSError, UnicodeDecodeError):
         return None
-    return info.frames / info.samplerate
+    if names and sum(map(_is_tau22_name, names)) * 2 > len(names):
+        return "tau22"
+    folder = ARCHIVE_FOLDER.search(root.resolve().name)
+    if folder and folder["year"] in ARCHIVE_YEARS:
+        return ARCHIVE_YEARS[folder["year"]]
+    seconds = _common_seconds(root, names)
+    for edition in (TAU22, TAU20):
+        if seconds is not None and abs(seconds - edition.clip_seconds) < 0.5:
+            return edition.name
+    return None
 
 
 class TAULayout(Layout):
@@ -243,10 +300,7 @@ class TAULayout(Layout):
 
     @classmethod
     def detect(cls, root: Path) -> bool:
-        if not (root / "meta.csv").is_file():
-            return False
-        seconds = _first_clip_seconds(root)
-        return seconds is not None and abs(seconds - cls.template.clip_seconds) < 0.5
+        return (root / "meta.csv").is_file() and tau_edition(root) == cls.name
 
     def frames(self) -> dict[str, pd.DataFrame]:
         meta = read_meta(self.root, self.spec)  # read once: it is the slow part (230k rows)

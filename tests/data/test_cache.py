@@ -274,7 +274,7 @@ def _missing(path: Path, tiny_root: Path) -> str:
 
 def _garbage(path: Path, tiny_root: Path) -> str:
     path.write_bytes(b"this is not a RIFF file" * 100)
-    return "not a readable audio file"
+    return "not a decodable wav"
 
 
 def _truncated(path: Path, tiny_root: Path) -> str:

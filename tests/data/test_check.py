@@ -16,9 +16,10 @@ import soundfile
 import asc_kd.data.check as check_module
 from asc_kd.check import main
 from asc_kd.data.check import check_dataset, summary
-from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.datamodule import SceneDataModule, TAU22DataModule
+from asc_kd.data.layouts import detect_layout
 from asc_kd.data.spec import DatasetError
-from asc_kd.data.synthetic import write_linked
+from asc_kd.data.synthetic import MARKER, write_linked
 from asc_kd.data.tau import DEVICES, SCENES, SOURCE_SAMPLE_RATE, TAU22
 
 OFFICIAL_ARCHIVE = TAU22.archive
@@ -164,7 +165,7 @@ def _directory(path: Path) -> None:
         (_stereo, "channels", ["2 channels", "mono"]),
         (_too_short, "length", ["44099 samples", "expected 44100"]),
         (_too_long, "length", ["88200 samples", "expected 44100"]),
-        (_corrupt_header, "format", ["not a readable audio file"]),
+        (_corrupt_header, "format", ["not a decodable wav", "the header of no audio format"]),
         (_nan_float, "samples", ["1 sample(s) are NaN or infinite"]),
         (_zero_length, "length", ["holds no samples"]),
         (_directory, "exists", ["is a directory"]),
@@ -179,8 +180,16 @@ def test_each_damaged_wav_is_one_problem_naming_file_and_field(
     damage(root / name)
     result = check_dataset(root, progress=False)
     assert not result.ok
-    assert len(result.problems) == 1, [str(p) for p in result.problems]
-    problem = result.problems[0]
+    # A clip of another length (in ms) also gets the dataset's line naming it, first.
+    n = len(_table(root / "meta.csv"))
+    lengths = (
+        [f"1 of {n} clips is 2.000 s, the other {n - 1} are 1.000 s: {name}"] if damage is _too_long else []
+    )
+    assert [p.message for p in result.problems if p.file == str(root)] == lengths
+    assert [p.field for p in result.problems[: len(lengths)]] == ["length"] * len(lengths)
+    problems = result.problems[len(lengths) :]
+    assert len(problems) == 1, [str(p) for p in result.problems]
+    problem = problems[0]
     assert problem.file == str(root / name)
     assert problem.field == field
     for word in words:
@@ -242,6 +251,63 @@ def test_main_max_problems_limits_the_listing_not_the_count(
     out = capsys.readouterr().out
     assert "5 problem(s): {'exists': 5}" in out
     assert out.count("[exists]") == 2
+
+
+# -- clips of another length -------------------------------------------------------------------
+
+#: The tiny set's clips: 10 scenes x (8 train segments on a + 2 each on b, c, s1-s3 + 2 test
+#: segments on all 9 devices) = 10 x 36.
+TINY_CLIPS = 360
+
+
+def _ten_seconds(path: Path) -> None:
+    audio = _noise(10 * SOURCE_SAMPLE_RATE)
+    _replace(path, lambda p: soundfile.write(p, audio, SOURCE_SAMPLE_RATE, subtype="PCM_24"))
+
+
+@pytest.mark.parametrize("marked", [True, False], ids=["generator-marker", "clip-lengths"])
+def test_a_tau22_set_whose_first_clip_is_10_s_stays_tau22_and_that_clip_is_named(
+    tiny_root: Path, tmp_path: Path, marked: bool
+) -> None:
+    """The first clip alone once decided the layout: TAU20, and 359 good clips blamed. Now the
+    generator's marker says the layout, and without it the length most sampled clips share."""
+    root = _copy(tiny_root, tmp_path)
+    if marked:
+        shutil.copy2(tiny_root / MARKER, root / MARKER)
+    first = _table(root / "meta.csv")["filename"].iloc[0]
+    _ten_seconds(root / first)
+    assert detect_layout(root) == "tau22"
+    result = check_dataset(root, progress=False)
+    assert result.layout == "tau22" and result.n_files == TINY_CLIPS
+    assert [(p.file, p.field, p.message) for p in result.problems] == [
+        (str(root), "length", f"1 of 360 clips is 10.000 s, the other 359 are 1.000 s: {first}"),
+        (str(root / first), "length", f"{root / first}: 441000 samples (10.000 s), expected 44100 (1.000 s)"),
+    ]
+
+
+def test_a_tau22_set_read_as_tau20_names_the_one_clip_that_fits(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    first = _table(root / "meta.csv")["filename"].iloc[0]
+    _ten_seconds(root / first)
+    result = check_dataset(root, "tau20", progress=False)
+    assert len(result.problems) == 1 + 359  # the line that names it, then each 1-s clip
+    assert result.problems[0].message == (
+        f"1 of 360 clips is 10.000 s, the other 359 are 1.000 s: {first}; the tau20 layout expects "
+        "10.000 s, the tau22 layout 1.000 s: set data.layout tau22"
+    )
+    assert {p.field for p in result.problems} == {"length"}
+
+
+def test_several_clips_of_other_lengths_are_counted_and_named(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    names = list(_table(root / "meta.csv")["filename"].iloc[[0, 100, 359]])
+    for name in names:
+        _too_long(root / name)
+    result = check_dataset(root, progress=False)
+    assert result.problems[0].message == (
+        f"3 of 360 clips are 2.000 s, the other 357 are 1.000 s: {', '.join(names)}"
+    )
+    assert sorted(p.file for p in result.problems[1:]) == sorted(str(root / n) for n in names)
 
 
 # -- damaged tables -----------------------------------------------------------------------------
@@ -368,6 +434,20 @@ def test_prepare_data_refuses_a_broken_set_and_names_the_check_tool(tiny_root: P
     assert f"[channels] {root / name}: 2 channels" in message
     assert f"python -m asc_kd.check --data.root {root}" in message
     assert not (tmp_path / "cache").exists()  # refused before any cache was built
+
+
+def test_prepare_data_names_a_clip_of_another_length_first(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    first = _table(root / "meta.csv")["filename"].iloc[0]
+    _ten_seconds(root / first)
+    module = SceneDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), num_workers=0)
+    with pytest.raises(DatasetError, match=r"2 problem\(s\)") as excinfo:
+        module.prepare_data()
+    assert str(excinfo.value).splitlines()[1:] == [
+        f"  {root} [length]: 1 of 360 clips is 10.000 s, the other 359 are 1.000 s: {first}",
+        f"  [length] {root / first}: 441000 samples (10.000 s), expected 44100 (1.000 s)",
+    ]
+    assert not (tmp_path / "cache").exists()
 
 
 def test_prepare_data_lists_at_most_ten_problems(tiny_root: Path, tmp_path: Path) -> None:

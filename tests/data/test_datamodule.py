@@ -209,12 +209,21 @@ def test_dir_augmentation_changes_only_device_a(tiny_root, cache_dir, tmp_path):
         assert torch.equal(augmented[key], batch[key])
 
 
+#: torch.manual_seed(0), then randint(-3200, 3201, (16, 1)): the shift of each row of a batch.
+SEED0_SHIFTS = [3000, -2350, -147, 872, -281, 712, 1820, -1989, 32, -2318, -83, 2553, 2743, 2559, -1687, -77]
+
+
 def test_time_roll_augmentation(module):
+    """Default roll_seconds=0.1 at 32 kHz: each row rolled by its own shift in -3200..3200
+    samples, the seeded draws; a roll never applied (every shift 0) fails."""
+    torch.manual_seed(0)
+    assert torch.randint(-3200, 3201, (16, 1)).flatten().tolist() == SEED0_SHIFTS
     batch = next(iter(module.train_dataloader()))
     torch.manual_seed(0)
-    rolled = module.augment(batch)["waveform"]  # default roll_seconds=0.1: up to 3200 samples
-    for out, row in zip(rolled[:4], batch["waveform"][:4], strict=True):
-        assert any(torch.equal(out, torch.roll(row, s)) for s in range(-3200, 3201))
+    rolled = module.augment(batch)["waveform"]
+    for out, row, shift in zip(rolled, batch["waveform"], SEED0_SHIFTS, strict=True):
+        assert torch.equal(out, torch.roll(row, shift))
+        assert out[shift] == row[0] and not torch.equal(out, row)
 
 
 def test_outside_training_batches_are_not_augmented(module):

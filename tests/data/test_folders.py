@@ -64,9 +64,13 @@ def test_mixed_rates_and_channels_are_allowed(tmp_path):
 def test_clips_of_different_lengths_need_clip_seconds(tmp_path):
     root = _dataset(tmp_path / "d", classes=2)
     _write(root / "c1" / "long_0.wav", 2.5)
-    with pytest.raises(DatasetError, match="clips differ in length .* set data.clip_seconds") as info:
+    with pytest.raises(DatasetError, match="clips differ in length: .* set data.clip_seconds") as info:
         _ = FolderLayout(root).spec
-    assert "c1/long_0.wav is 2.500 s" in str(info.value)
+    # 2 classes x 3 recordings x 2 segments of 1 s, and the one long clip.
+    assert "1 of 13 clips is 2.500 s, the other 12 are 1.000 s: c1/long_0.wav;" in str(info.value)
+    result = check_dataset(root, progress=False)
+    assert [(p.file, p.field) for p in result.problems] == [(str(root), "length")]
+    assert "c1/long_0.wav" in result.problems[0].message
     assert FolderLayout(root, clip_seconds=1.0).spec.clip_seconds == 1.0
 
 

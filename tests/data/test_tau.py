@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 
 from asc_kd.data.layouts import detect_layout, make_layout
 from asc_kd.data.spec import FRAME_COLUMNS, DatasetError
+from asc_kd.data.synthetic import MARKER
 from asc_kd.data.tau import (
     DEVICE_GROUPS,
     DEVICES,
@@ -21,6 +25,7 @@ from asc_kd.data.tau import (
     device_group,
     read_meta,
     read_split,
+    tau_edition,
 )
 
 #: The 10-s TAU20 set takes seconds to generate: its tests share one xdist worker.
@@ -133,13 +138,64 @@ def test_layouts_read_the_same_splits(tiny_root):
 
 
 @TAU20_GROUP
-def test_tau20_layout_is_detected_by_its_clip_length(tau20_root, tiny_root):
+def test_tau20_layout_is_detected_by_its_marker_or_its_clip_length(tau20_root, tiny_root, tmp_path):
     assert detect_layout(tau20_root) == "tau20" and detect_layout(tiny_root) == "tau22"
+    # Without the generator's marker, in a folder whose name says nothing: the clips' length.
+    root = _tables(tau20_root, tmp_path)
+    shutil.copytree(tau20_root / "audio", root / "audio", copy_function=os.link)
+    assert not (root / MARKER).exists() and tau_edition(root) == "tau20"
     layout = make_layout(tau20_root)
     assert isinstance(layout, TAU20Layout) and layout.spec.clip_seconds == 10.0
     assert layout.spec.classes == TAU20.classes == SCENES
     frames = layout.frames()
     assert len(frames["train"]) == 10 * (1 + 5) and len(frames["test"]) == 10 * 9
+
+
+# -- which edition: the set's own markers before any clip length --------------------------------
+
+
+def _tau22_names(root: Path) -> None:
+    """Rename every clip as TAU22 names its own: the 1-s clip's index before the device."""
+    for path in [root / "meta.csv", *sorted((root / "evaluation_setup").glob("*.csv"))]:
+        frame = _raw(path)
+        frame["filename"] = [f"{_stem(name)}-0-{name.rsplit('-', 1)[1]}" for name in frame["filename"]]
+        _write(frame, path)
+
+
+def test_tau22_names_say_tau22_without_reading_a_clip(tiny_root, tmp_path):
+    root = _tables(tiny_root, tmp_path)  # no audio at all
+    _tau22_names(root)
+    first = _raw(root / "meta.csv")["filename"].iloc[0]
+    assert re.fullmatch(r"audio/[a-z_]+-[a-z]+-\d+-\d+-0-[a-z0-9]+\.wav", first), first
+    assert tau_edition(root) == "tau22" and detect_layout(root) == "tau22"
+
+
+@pytest.mark.parametrize(("year", "edition"), [("2020", "tau20"), ("2022", "tau22")])
+def test_the_archive_folder_name_says_the_edition(tiny_root, tmp_path, year, edition):
+    root = _tables(tiny_root, tmp_path)  # TAU20's name shape, and no clip to measure
+    assert tau_edition(root) is None
+    root = root.rename(tmp_path / f"TAU-urban-acoustic-scenes-{year}-mobile-development")
+    assert tau_edition(root) == edition and detect_layout(root) == edition
+
+
+def test_tau22_names_win_over_a_2020_folder_name(tiny_root, tmp_path):
+    root = _tables(tiny_root, tmp_path).rename(tmp_path / "TAU-urban-acoustic-scenes-2020-mobile-development")
+    _tau22_names(root)
+    assert tau_edition(root) == "tau22"
+
+
+def test_the_generator_s_marker_says_the_layout_before_anything_else(tiny_root, tmp_path):
+    root = _tables(tiny_root, tmp_path).rename(tmp_path / "TAU-urban-acoustic-scenes-2022-mobile-development")
+    (root / MARKER).write_text(json.dumps({"generator": "asc_kd.data.synthetic", "layout": "tau20"}))
+    assert detect_layout(root) == "tau20"
+    (root / MARKER).write_text(json.dumps({"linked_from": "elsewhere"}))  # no layout recorded
+    assert detect_layout(root) == "tau22"
+
+
+def test_without_markers_or_readable_clips_a_meta_csv_reads_as_tau22(tiny_root, tmp_path):
+    root = _tables(tiny_root, tmp_path)
+    assert tau_edition(root) is None
+    assert detect_layout(root) == "tau22"  # and its reader then names what is missing
 
 
 # -- broken tables -----------------------------------------------------------------------------

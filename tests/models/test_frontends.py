@@ -284,6 +284,21 @@ def test_student_training_draws_a_fresh_band_per_batch_from_the_global_seed(wave
     assert not torch.equal(frontend(waveform), frontend(waveform))  # another band each batch
 
 
+def test_student_recipe_jitters_the_top_edge_alone_with_its_own_values(waveform):
+    """kd.yaml: ``fmin_aug_range: 1`` (fmin stays 0) and ``fmax_aug_range: 1000``. Under
+    ``torch.manual_seed(0)`` the batch's draws are randint(1) = 0 and randint(1000) = 239, so
+    its band is 0 to 15500 + 500 - 239 = 15761 Hz, against 15500 Hz in eval."""
+    frontend = _student_recipe_frontend(freqm=0).train()
+    assert (frontend.fmin_aug_range, frontend.fmax_aug_range, frontend.fmax) == (1, 1000, 15500.0)
+    torch.manual_seed(0)
+    assert (torch.randint(1, (1,)).item(), torch.randint(1000, (1,)).item()) == (0, 239)
+    torch.manual_seed(0)
+    jittered = frontend(waveform)
+    band = _student_recipe_frontend(fmax=15761.0, fmax_aug_range=1, freqm=0).eval()
+    assert torch.equal(jittered, band(waveform))
+    assert not torch.equal(jittered, frontend.eval()(waveform))
+
+
 def test_student_recipe_masks_up_to_47_mel_bins_in_training_only():
     # fmax 15500 without jitter: the recipe's eval band with only the masks left on.
     frontend = _student_recipe_frontend(fmax=15500.0, fmax_aug_range=1)
