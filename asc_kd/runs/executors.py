@@ -99,7 +99,7 @@ class JobCall(Checkpointable):
         """Note the signal; stop at once unless a Lightning fit is running, which stops itself at
         the next batch (its own handler, composed with this one, ends the loop)."""
         self.stopped_by = signum
-        if signal.getsignal(signal.SIGTERM) is self._on_sigterm:
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:  # bound methods: equal, not identical
             raise Stopped(signum)
 
     def __call__(self) -> dict[str, Any]:
@@ -551,13 +551,14 @@ class _Submitter:
         SLURM ended it."""
         run = read_record(job.call.record) if job.call.record is not None else None
         if run is not None and run.get("state") in ENDED_STATES and state is None:
-            started, ended = run["attempts"][-1].get("started") if run.get("attempts") else None, now()
+            last = (run.get("attempts") or [{}])[-1]
             if run["state"] == "done":
                 record.update(
-                    state="COMPLETED", started=started, ended=ended, host=run["attempts"][-1].get("host")
+                    state="COMPLETED", started=last.get("started"), ended=last.get("ended") or now()
                 )
+                record["host"] = last.get("host")
                 return Outcome(job, run["result"], record)
-            record.update(state=run["state"].upper(), ended=ended)
+            record.update(state=run["state"].upper(), ended=last.get("ended") or now())
             return Outcome(job, None, record, run.get("reason") or run["state"], state=run["state"])
         if state is not None:  # it ended without a result
             verdict, why = _ended_without_result(state, self.config.resources[job.kind].time_min)
