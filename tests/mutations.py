@@ -336,6 +336,62 @@ MUTATIONS = [
         "        pass\n",
         ["tests/test_long_clips.py"],
     ),
+    (
+        "commands after a fit ignore its recorded data options",
+        "asc_kd/data/options.py",
+        "        defaults[key] = value\n",
+        "        pass\n",
+        ["tests/data/test_options.py"],
+    ),
+    (
+        "a typed data option that contradicts the fit goes unnamed",
+        "asc_kd/data/options.py",
+        "                _contradiction(key, values[key], record[key], source)",
+        "                pass",
+        ["tests/data/test_options.py"],
+    ),
+    (
+        "another rate or window than the model's only warned of",
+        "asc_kd/data/options.py",
+        "    if key in MODEL_OPTIONS:\n        raise ConfigError(\n",
+        "    if key in ():\n        raise ConfigError(\n",
+        ["tests/data/test_options.py"],
+    ),
+    (
+        "teachers fit on other clips exported together",
+        "asc_kd/data/options.py",
+        "        if other is not None and key in CLIP_OPTIONS:",
+        "        if False:",
+        ["tests/data/test_options.py"],
+    ),
+    (
+        "the checkpoint's DataModule record ignored for config.yaml",
+        "asc_kd/tasks/restore.py",
+        'data = checkpoint.get("datamodule_hyper_parameters")',
+        "data = None",
+        ["tests/tasks/test_restore.py"],
+    ),
+    (
+        "a fit's held-out split not found in its run folder",
+        "asc_kd/tasks/restore.py",
+        '            options["holdout_file"] = str(run / HOLDOUT_FILE)',
+        "            pass",
+        ["tests/tasks/test_restore.py"],
+    ),
+    (
+        "int8 artifact without the data it was quantized on",
+        "asc_kd/deployment/quantize.py",
+        '"data": recorded_options(getattr(datamodule, "hparams", None) or {}),',
+        '"data": {},',
+        ["tests/test_commands_after_a_fit.py"],
+    ),
+    (
+        "predict ignores the model's recorded data options",
+        "asc_kd/predict.py",
+        "fit_defaults(args, {args.model: scorer.data})",
+        "fit_defaults(args, {})",
+        ["tests/test_commands_after_a_fit.py"],
+    ),
 ]
 
 
