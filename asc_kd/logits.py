@@ -11,7 +11,8 @@ fingerprint): ``SceneDataModule(teacher_logits=...)`` refuses a file made for ot
 Then scores every teacher and the ensemble on the development-test split and writes Table 1
 (mean ± std over seeds of each teacher) and the per-seed rows. The data options are the fit's
 (``--data.layout``, ``--data.train_split_file``, ``--data.cache_dir``, ...; see
-``asc_kd.data.options``), so the logits cover the clips the students' fit reads.
+``asc_kd.data.options``), so the logits cover the clips the students' fit reads; they default to
+those the teachers' fits recorded, which must agree (``asc_kd.data.options.fit_defaults``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import torch
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.core.errors import ConfigError
-from asc_kd.data.options import add_data_arguments, build_datamodule
+from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults
 from asc_kd.evaluation.logits import describe, export_logits
 from asc_kd.recipes import resolve_recipe
 from asc_kd.runs.tables import to_markdown
+from asc_kd.tasks.restore import fit_data_options
 from asc_kd.tracking.lineage import add_wandb_arguments, record_logits, stage_run
 
 
@@ -73,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    datamodule = build_datamodule(args)
     if args.names and len(args.names) != len(args.teachers):
         raise ConfigError(f"--names gives {len(args.names)} names for {len(args.teachers)} teachers")
+    # Weights files (--recipe) record no fit; checkpoints give the data options their fits read.
+    fits = {} if args.recipe else {source: fit_data_options(source) for source in args.teachers}
+    datamodule = build_datamodule(args, fit_defaults(args, fits))
     runs = [
         describe(source, args.names[i] if args.names else None, args.recipe and resolve_recipe(args.recipe))
         for i, source in enumerate(args.teachers)

@@ -3,8 +3,9 @@
     python -m asc_kd.predict outputs/system1.int8.pt --folder EVAL_ROOT/audio --out submission.csv
     python -m asc_kd.predict last.ckpt --data.root DATA       # the dataset's predict split
 
-A dataset is read with the fit's ``--data.*`` options (its layout, split files...); its predict
-split is TAU's ``evaluation_setup/fold1_test.csv``. MODEL is a checkpoint of any asc_kd task or
+A dataset is read with the fit's ``--data.*`` options (its layout, split files...), which default
+to those the model's fit recorded (``asc_kd.data.options.fit_defaults``); its predict split is
+TAU's ``evaluation_setup/fold1_test.csv``. MODEL is a checkpoint of any asc_kd task or
 an int8 artifact (``*.int8.pt``). The output is tab-separated: ``filename``, ``scene_label`` and
 one probability column per class of the model, in its class order. Every audio file soundfile
 reads is taken, whatever the case of its extension (other files are listed as skipped);
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.data.audio import list_audio_files
-from asc_kd.data.options import add_data_arguments, build_datamodule, gives
+from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults, gives
 from asc_kd.data.spec import DatasetError
 from asc_kd.deployment.predict import load_scorer, predict_files, write_submission
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         root = folder.parent
         filenames = [str(p.relative_to(root)) for p in files]
     else:
-        datamodule = build_datamodule(args)
+        datamodule = build_datamodule(args, fit_defaults(args, {args.model: scorer.data}))
         root = datamodule.root
         filenames = list(datamodule.layout.listing("predict")["filename"])
     frame = predict_files(scorer, root, filenames, args.hop_seconds, args.per_window)

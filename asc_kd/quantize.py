@@ -6,8 +6,8 @@ Calibrates int8 post-training static quantization on a subset of the training sp
 fine-tunes with ``--qat-epochs``), writes the self-contained TorchScript artifact, evaluates
 fp32 and int8 on the development-test split with the same per-device metrics, and writes a
 JSON report beside the artifact (``*.int8.json``). See ``asc_kd.deployment.quantize``. The data options are
-the fit's (``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``); the rate
-and window length default to the checkpoint's.
+the fit's (``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``) and default
+to those the checkpoint's fit recorded (``asc_kd.data.options.fit_defaults``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.data.options import add_data_arguments, build_datamodule
+from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults
 from asc_kd.deployment.quantize import quantize_task
-from asc_kd.tasks.restore import load_task
+from asc_kd.tasks.restore import fit_data_options, load_task
 from asc_kd.tracking.lineage import add_wandb_arguments, record_quantize, stage_run
 
 
@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     task = load_task(args.checkpoint)
-    # The model's own rate and window, unless the command line gives them.
-    own = {"sample_rate": task.sample_rate, "segment_seconds": float(task.hparams.segment_seconds)}
-    datamodule = build_datamodule(args, own)
+    datamodule = build_datamodule(
+        args, fit_defaults(args, {args.checkpoint: fit_data_options(args.checkpoint)})
+    )
     out = args.out or str(Path(args.checkpoint).with_suffix(".int8.pt"))
     report = quantize_task(
         task,

@@ -55,6 +55,9 @@ from asc_kd.data.splitting import hold_out
 from asc_kd.data.teacher_logits import LogitsMismatchError, load_logits
 
 log = logging.getLogger(__name__)
+#: Where a fit writes its held-out split (``validation="holdout"``) without ``holdout_file``: its
+#: trainer's ``default_root_dir``, the run's folder.
+HOLDOUT_FILE = "holdout_split.csv"
 Validation = Literal["test", "holdout", "none"]
 
 
@@ -342,7 +345,7 @@ class SceneDataModule(L.LightningDataModule):
             raise ConfigError(
                 "data.validation=holdout outside a Trainer needs data.holdout_file (where the split goes)"
             )
-        return Path(self.trainer.default_root_dir) / "holdout_split.csv"
+        return Path(self.trainer.default_root_dir) / HOLDOUT_FILE
 
     def _hold_out(self, train: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         path = self._holdout_path()

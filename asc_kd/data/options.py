@@ -10,13 +10,20 @@ defaults (``num_workers`` 0, say) as the builder's ``defaults``, not as options 
 ``add_data_arguments`` lists the same options in an argparse command's ``--help`` with the
 command's defaults; their values are typed and checked by ``data_parser`` when the DataModule is
 built, and a bad one ends the command with one line that names the option and the value.
+
+The commands on a fitted model (``logits``, ``quantize``, ``predict``) read their data as its fit
+did: ``fit_defaults`` turns the options the fit recorded (``FIT_OPTIONS``, read by
+``asc_kd.tasks.restore.fit_data_options``) into their defaults, so ``--data.root`` alone reads
+the fit's clips; a typed option wins, and one that contradicts the record is named.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser
@@ -24,6 +31,8 @@ from lightning.pytorch.cli import LightningArgumentParser
 from asc_kd.core.command_line import given_on_command_line
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import SceneDataModule
+
+log = logging.getLogger(__name__)
 
 _PREFIX = "--data."
 #: The argparse namespace attribute where ``add_data_arguments`` keeps a command's defaults.
@@ -45,12 +54,104 @@ CLIP_OPTIONS = (
     "seed",
 )
 
+#: The data options a fit's record hands on to the commands on its model as their defaults: the
+#: clips and splits it read (``CLIP_OPTIONS``), the file of its held-out split, and its cache.
+#: Its root is recorded too, but only compared: a command is always given its data's root (a
+#: checkpoint travels; its fit's root may not be there). Training inputs (teacher logits,
+#: augmentations, the crop) and loader sizes stay each command's own.
+FIT_OPTIONS = (*CLIP_OPTIONS, "holdout_file", "cache_dir", "use_cache")
+
+#: The clip options the model itself fixes: its front-end's rate and the window it reads. Another
+#: value would feed it clips it cannot read as it was trained to, so a command refuses it; another
+#: value of any other clip option (another split file or seed, clip length, layout, root) reads
+#: other clips or splits, a choice a command makes with a warning.
+MODEL_OPTIONS = ("sample_rate", "segment_seconds")
+
+_MODEL_READS = {
+    "sample_rate": "its front-end reads audio at {} Hz",
+    "segment_seconds": "it reads windows of {} s",
+}
+
+#: Data options that are paths, compared as the files they name.
+_PATH_OPTIONS = ("root", "train_split_file")
+
 
 def data_values(args: DataArgs = (), defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every data option's value (``{"layout": "auto", ...}``) that ``args`` and ``defaults``
     give, typed as the fit types it, without building the DataModule."""
     _, config = _parse(args, defaults)
     return {key.removeprefix("data."): value for key, value in config.items() if key.startswith("data.")}
+
+
+def recorded_options(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a DataModule's init arguments (as a checkpoint, ``config.yaml`` or an int8
+    artifact keeps them) that a fit hands on: its root and ``FIT_OPTIONS``."""
+    return {key: hyperparameters[key] for key in ("root", *FIT_OPTIONS) if key in hyperparameters}
+
+
+def fit_defaults(args: DataArgs, records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The defaults of a command on fitted models: the data options their fits recorded.
+
+    ``records`` maps each model's file to what its fit recorded (``recorded_options``; empty when
+    nothing was). Options in ``args`` win; each typed clip option (or root) that differs from a
+    record is named in one line: a ``ConfigError`` for ``MODEL_OPTIONS``, a warning for the rest.
+    Models whose records disagree on a clip option that ``args`` leave out are refused, naming
+    both; their held-out file and cache are the first model's.
+    """
+    records = {source: record for source, record in records.items() if record}
+    typed = [key for key in ("root", *CLIP_OPTIONS) if gives(args, key)]
+    values = data_values(args) if typed else {}
+    for key in typed:
+        for source, record in records.items():
+            if key in record and not _same(key, values[key], record[key]):
+                _contradiction(key, values[key], record[key], source)
+    defaults: dict[str, Any] = {}
+    for key in FIT_OPTIONS:
+        given = {source: record[key] for source, record in records.items() if key in record}
+        if not given or gives(args, key):
+            continue
+        (first, value), *others = given.items()
+        other = next(((s, v) for s, v in others if not _same(key, v, value)), None)
+        if other is not None and key in CLIP_OPTIONS:
+            _disagreement(key, (first, value), other)
+        defaults[key] = value
+    return defaults
+
+
+def _same(key: str, a: Any, b: Any) -> bool:
+    if key in _PATH_OPTIONS and a is not None and b is not None:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    return bool(a == b)
+
+
+def _contradiction(key: str, typed: Any, recorded: Any, source: str) -> None:
+    """Name a typed option that differs from what ``source``'s fit recorded: refuse one the
+    model fixes, warn of any other."""
+    if key in MODEL_OPTIONS:
+        raise ConfigError(
+            f"--data.{key} {_shown(typed)} contradicts {source}: {_MODEL_READS[key].format(recorded)}; "
+            f"leave --data.{key} out (it defaults to the model's)"
+        )
+    if key == "root":
+        log.warning("%s was fit on the data at %s; reading %s (--data.root)", source, recorded, typed)
+        return
+    log.warning(
+        "--data.%s %s differs from the %s that %s was fit with: the model is scored on other "
+        "clips or splits than its fit read",
+        key,
+        _shown(typed),
+        _shown(recorded),
+        source,
+    )
+
+
+def _disagreement(key: str, first: tuple[str, Any], other: tuple[str, Any]) -> None:
+    """Refuse models whose fits read other clips, naming the option and both values."""
+    (a, value), (b, other_value) = first, other
+    fits = f"{a} was fit with --data.{key} {_shown(value)}, {b} with {_shown(other_value)}"
+    if key in MODEL_OPTIONS:
+        raise ConfigError(f"{fits}: their models read other clips; run them apart")
+    raise ConfigError(f"{fits}; give --data.{key} to choose the clips they are run on")
 
 
 def data_parser(defaults: Mapping[str, Any] | None = None) -> LightningArgumentParser:

@@ -13,8 +13,9 @@ LightningModule. A file's probabilities are the softmax of
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import soundfile
@@ -27,20 +28,22 @@ from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
 from asc_kd.deployment.quantize import load_artifact
 from asc_kd.evaluation.inference import LogitsFn
 from asc_kd.evaluation.metrics import file_logits
-from asc_kd.tasks.restore import load_task
+from asc_kd.tasks.restore import fit_data_options, load_task
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Scorer:
-    """A waveform -> logits function with what it expects and what it predicts."""
+    """A waveform -> logits function with what it expects and what it predicts, and the data
+    options its fit read (``asc_kd.tasks.restore.fit_data_options``), defaults of a dataset's."""
 
     logits: LogitsFn
     sample_rate: int
     window: int
     classes: list[str]
     source: str
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def load_scorer(model: str | Path) -> Scorer:
@@ -49,10 +52,14 @@ def load_scorer(model: str | Path) -> Scorer:
     if path.suffix == ".pt":
         module, meta = load_artifact(path)
         rate = int(meta.get("sample_rate", 32000))
-        window = round(float(meta.get("segment_seconds", 1.0)) * rate)
-        return Scorer(module, rate, window, list(meta["classes"]), str(path))
+        seconds = float(meta.get("segment_seconds", 1.0))
+        # The data options it was quantized on; an artifact without them gives its rate and window.
+        data = meta.get("data") or {"sample_rate": rate, "segment_seconds": seconds}
+        return Scorer(module, rate, round(seconds * rate), list(meta["classes"]), str(path), data)
     task = load_task(path)
-    return Scorer(task, task.sample_rate, task.segment_samples, list(task.classes), str(path))
+    return Scorer(
+        task, task.sample_rate, task.segment_samples, list(task.classes), str(path), fit_data_options(path)
+    )
 
 
 class _Notes:

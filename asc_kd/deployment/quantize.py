@@ -40,6 +40,7 @@ from torch.ao import quantization as tq
 from torch.ao.nn import quantized as nnq
 
 from asc_kd.core.io import atomic_write
+from asc_kd.data.options import recorded_options
 from asc_kd.deployment.complexity import BYTES_PER_PARAM, count_complexity
 from asc_kd.evaluation.inference import predict_logits
 from asc_kd.evaluation.metrics import scene_metrics
@@ -300,6 +301,8 @@ def quantize_task(
         # is read with torch alone, the report by the results notebook.
         **{key: plain[key] for key in ("classes", "devices", "device_groups")},
         "segment_seconds": float(task.hparams.segment_seconds),
+        # The data it was calibrated and evaluated on: `predict` reads a dataset as it did.
+        "data": recorded_options(getattr(datamodule, "hparams", None) or {}),
         "backend": backend,
         "calibration_batches": used,
         "qat_epochs": qat_epochs,

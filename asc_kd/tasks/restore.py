@@ -6,6 +6,9 @@ dataset's spec as plain data (``DatasetSpec.as_dict``), and the task's class as 
 teachers, no optimiser state) for predict, quantize, export and logits. A task or model
 defined in your own module is imported from the working directory or ``PYTHONPATH``.
 Checkpoints are read with ``weights_only=True``: nothing in them is executed.
+
+``fit_data_options`` reads what the fit's data was (Lightning keeps the DataModule's init
+arguments beside the task's), so that the commands on a model read their clips as its fit did.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from asc_kd.core.errors import UserError
 from asc_kd.core.imports import ImportPathError, import_object
 from asc_kd.core.io import PickledObjectsError, torch_load
+from asc_kd.data.datamodule import HOLDOUT_FILE
+from asc_kd.data.options import recorded_options
 from asc_kd.data.spec import DatasetError, DatasetSpec
 from asc_kd.models import MODELS
 from asc_kd.models.pretrained import trained_weights_follow
@@ -27,15 +34,16 @@ class CheckpointError(UserError, ValueError):
     """A file is not a usable asc_kd checkpoint; the message says why."""
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True`` and errors that name the file."""
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True`` and errors that name the file (``mmap``: the
+    weights mapped, not read, for a look at the record)."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory; give the .ckpt file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
-        checkpoint = torch_load(path)
+        checkpoint = torch_load(path, mmap=mmap)
     except PickledObjectsError:
         raise CheckpointError(
             f"{path} holds pickled objects or code besides tensors and plain data; asc_kd never "
@@ -46,6 +54,51 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
     return checkpoint
+
+
+def fit_data_options(path: str | Path) -> dict[str, Any]:
+    """The data options the fit that wrote checkpoint ``path`` read its clips with, as
+    ``asc_kd.data.options.recorded_options`` keeps them (root, ``FIT_OPTIONS``).
+
+    They are the DataModule's init arguments that Lightning saves in the checkpoint; for a
+    checkpoint saved without a DataModule, the ``data:`` section of its run folder's
+    ``config.yaml`` (the fit's resolved configuration). The model's rate and window are its own
+    (the task's hyperparameters, which the fit links from the data's), so a checkpoint with no
+    record at all still gives them. A held-out split (``validation: holdout``) the fit wrote in
+    its run folder, as it does by default, is that run's ``holdout_split.csv``.
+    """
+    path = Path(path)
+    checkpoint = read_checkpoint(path, mmap=True)
+    run = _run_folder(path)
+    data = checkpoint.get("datamodule_hyper_parameters")
+    if data is None and run is not None:
+        data = _config_data(run / "config.yaml")
+    options = recorded_options(data or {})
+    task = checkpoint.get("hyper_parameters") or {}
+    options.update({key: task[key] for key in ("sample_rate", "segment_seconds") if key in task})
+    if options.get("validation") == "holdout" and not options.get("holdout_file") and run is not None:
+        if (run / HOLDOUT_FILE).is_file():
+            options["holdout_file"] = str(run / HOLDOUT_FILE)
+    return options
+
+
+def _run_folder(path: Path) -> Path | None:
+    """The run folder of checkpoint ``path``, known by its ``config.yaml`` (a fit writes its
+    checkpoints to ``<run>/checkpoints/``); None for a checkpoint kept elsewhere."""
+    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return folder if (folder / "config.yaml").is_file() else None
+
+
+def _config_data(file: Path) -> dict[str, Any]:
+    """The ``data:`` section of a fit's ``config.yaml`` (its init arguments, however given)."""
+    try:
+        config = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        raise CheckpointError(f"{file} is not YAML: {' '.join(str(err).split())}") from err
+    section = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(section, dict):
+        return {}
+    return section.get("init_args", section)
 
 
 def _task_class(path: Path, record: dict[str, Any]) -> type[ClassificationTask]:

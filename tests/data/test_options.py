@@ -4,6 +4,7 @@ and builds its DataModule from them with the one builder."""
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,14 @@ from asc_kd.bench import main as bench_main
 from asc_kd.core.command_line import run_command
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.options import add_data_arguments, build_datamodule, data_option_names
+from asc_kd.data.options import (
+    FIT_OPTIONS,
+    add_data_arguments,
+    build_datamodule,
+    data_option_names,
+    fit_defaults,
+    recorded_options,
+)
 from asc_kd.training.fit import fit
 
 #: Each dataset-reading command's parser, by the name a user types.
@@ -70,14 +78,21 @@ def _stop_at_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for module in (asc_kd.logits, asc_kd.quantize, asc_kd.check, asc_kd.data.options):
         monkeypatch.setattr(module, "build_datamodule", built)
-    checkpoint = SimpleNamespace(sample_rate=16_000, hparams=SimpleNamespace(segment_seconds=0.5))
-    monkeypatch.setattr(asc_kd.quantize, "load_task", lambda path: checkpoint)
+    monkeypatch.setattr(asc_kd.quantize, "load_task", lambda path: SimpleNamespace())
+    # What the teacher's fit recorded (nothing) and the student's (its model's rate and window).
+    monkeypatch.setattr(asc_kd.logits, "fit_data_options", lambda path: {})
+    recorded = {"sample_rate": 16_000, "segment_seconds": 0.5}
+    monkeypatch.setattr(asc_kd.quantize, "fit_data_options", lambda path: recorded)
 
 
 #: The command line of each command before its data options, and the defaults it keeps.
 COMMANDS = {
     "logits": (asc_kd.logits.main, ["t.ckpt"], {"num_workers": 0, "batch_size": 64, "eval_batch_size": 64}),
-    "quantize": (asc_kd.quantize.main, ["s.ckpt"], {"num_workers": 0, "sample_rate": 16_000}),
+    "quantize": (
+        asc_kd.quantize.main,
+        ["s.ckpt"],
+        {"num_workers": 0, "sample_rate": 16_000, "segment_seconds": 0.5},
+    ),
     "data.check": (asc_kd.check.main, [], {"num_workers": None, "batch_size": 64}),
     "bench data": (bench_main, ["data"], {"num_workers": 0}),
     "bench train --fit": (bench_main, ["train", "--fit", "--batch-size", "8"], {"batch_size": 8}),
@@ -146,6 +161,112 @@ def test_the_data_check_reads_the_split_the_fits_options_make(folders_root: Path
         tested.append(int(re.search(r"^test\s+(\d+)$", by_device, re.M).group(1)))
         assert tested[-1] == len(build_datamodule(argv).frames()["test"])
     assert tested[0] < tested[1]
+
+
+# -- the options a fit recorded, as a command's defaults ----------------------------------------
+def _record(root: Path, **changes: object) -> dict[str, object]:
+    """What a fit on ``root`` with ``--data.clip_seconds 2 --data.recording_pattern none
+    --data.cache_dir C`` records (``changes`` replaced)."""
+    hparams = build_datamodule(["--data.root", str(root), "--data.clip_seconds", "2"]).hparams
+    options = {**hparams, "recording_pattern": "none", "cache_dir": "C", **changes}
+    return recorded_options(options)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "asc_kd.data.options"]
+
+
+def test_a_fits_record_hands_on_its_clip_options_not_its_loader_or_training_inputs() -> None:
+    hparams = dict(build_datamodule(["--data.root", "R", "--data.teacher_logits", "t.npz"]).hparams)
+    kept = recorded_options({**hparams, "batch_size": 16, "dir_folder": "irs"})
+    assert set(kept) == {"root", *FIT_OPTIONS}
+    assert {"clip_seconds", "recording_pattern", "sample_rate", "holdout_file", "cache_dir"} <= set(kept)
+    training = {"batch_size", "num_workers", "teacher_logits", "dir_folder", "roll_seconds", "train_crop"}
+    assert not training & set(kept) and "generate_synthetic" not in kept
+
+
+def test_the_record_gives_the_defaults_and_typed_options_win(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = _record(tmp_path)
+    args = ["--data.root", str(tmp_path), "--data.cache_dir", "D", "--data.use_cache", "false"]
+    defaults = fit_defaults(args, {"a.ckpt": record})
+    assert "root" not in defaults and "cache_dir" not in defaults and "use_cache" not in defaults
+    assert (defaults["clip_seconds"], defaults["recording_pattern"], defaults["sample_rate"]) == (
+        2.0,
+        "none",
+        32000,
+    )
+    hparams = build_datamodule(args, {"num_workers": 0, **defaults}).hparams
+    assert (hparams.clip_seconds, hparams.recording_pattern, hparams.cache_dir) == (2.0, "none", "D")
+    assert (hparams.use_cache, hparams.num_workers) == (False, 0)
+    assert _warnings(caplog) == []  # another cache is no contradiction
+    assert fit_defaults(args, {"weights.pt": {}}) == {}  # a model that records nothing
+
+
+def test_a_typed_clip_option_or_root_that_differs_is_warned_of_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = _record(tmp_path / "fitted")
+    args = ["--data.root", str(tmp_path), "--data.clip_seconds", "3", "--data.recording_pattern", "none"]
+    with caplog.at_level(logging.WARNING, logger="asc_kd.data.options"):
+        defaults = fit_defaults(args, {"a.ckpt": record})
+    assert "clip_seconds" not in defaults and "recording_pattern" not in defaults
+    assert _warnings(caplog) == [
+        f"a.ckpt was fit on the data at {tmp_path / 'fitted'}; reading {tmp_path} (--data.root)",
+        "--data.clip_seconds 3.0 differs from the 2.0 that a.ckpt was fit with: the model is scored "
+        "on other clips or splits than its fit read",
+    ]
+    caplog.clear()
+    same = ["--data.root", str(tmp_path / "x" / ".." / "fitted"), "--data.clip_seconds", "2.0"]
+    with caplog.at_level(logging.WARNING, logger="asc_kd.data.options"):
+        fit_defaults(same, {"a.ckpt": record})
+    assert _warnings(caplog) == []  # the same folder by another path, the same length
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "typed", "reads"),
+    [
+        ("sample_rate", "16000", "16000", "its front-end reads audio at 32000 Hz"),
+        ("segment_seconds", "2", "2.0", "it reads windows of 1.0 s"),
+    ],
+)
+def test_a_rate_or_window_other_than_the_models_is_refused(
+    tmp_path: Path, option: str, value: str, typed: str, reads: str
+) -> None:
+    args = ["--data.root", str(tmp_path), f"--data.{option}", value]
+    with pytest.raises(ConfigError) as refused:
+        fit_defaults(args, {"a.ckpt": _record(tmp_path)})
+    assert str(refused.value) == (
+        f"--data.{option} {typed} contradicts a.ckpt: {reads}; "
+        f"leave --data.{option} out (it defaults to the model's)"
+    )
+
+
+def test_models_whose_fits_read_other_clips_are_refused_unless_the_option_is_typed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = _record(tmp_path), _record(tmp_path, clip_seconds=3.0, cache_dir="other")
+    args = ["--data.root", str(tmp_path)]
+    with pytest.raises(ConfigError) as refused:
+        fit_defaults(args, {"a.ckpt": a, "b.ckpt": b})
+    assert str(refused.value) == (
+        "a.ckpt was fit with --data.clip_seconds 2.0, b.ckpt with 3.0; give --data.clip_seconds to "
+        "choose the clips they are run on"
+    )
+    with caplog.at_level(logging.WARNING, logger="asc_kd.data.options"):
+        defaults = fit_defaults([*args, "--data.clip_seconds", "2"], {"a.ckpt": a, "b.ckpt": b})
+    assert defaults["cache_dir"] == "C"  # the first model's cache: not a clip option
+    assert _warnings(caplog) == [
+        "--data.clip_seconds 2.0 differs from the 3.0 that b.ckpt was fit with: the model is scored "
+        "on other clips or splits than its fit read"
+    ]
+    with pytest.raises(
+        ConfigError,
+        match=r"^a.ckpt was fit with --data.sample_rate 32000, b.ckpt with "
+        r"44100: their models read other clips; run them apart$",
+    ):
+        fit_defaults(args, {"a.ckpt": a, "b.ckpt": _record(tmp_path, sample_rate=44100)})
 
 
 @pytest.fixture(autouse=True)

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 from tiny_checkpoints import eval_logits, fit_checkpoint
 
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.models.timm_teachers import timm_model
 from asc_kd.tasks import ClassificationTask, DistillationTask
-from asc_kd.tasks.restore import CheckpointError, load_task, read_checkpoint
+from asc_kd.tasks.restore import CheckpointError, fit_data_options, load_task, read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,55 @@ def test_the_checkpoint_is_read_with_weights_only(
     monkeypatch.setattr(torch, "load", spy)
     load_task(classifier[1])
     assert calls == [True]
+
+
+# -- the data the fit read ----------------------------------------------------------------------
+#: A fit's DataModule arguments as Lightning keeps them (a subset: loader and training inputs too).
+FIT_DATA = {
+    "root": "scenes",
+    "layout": "folders",
+    "clip_seconds": 2.0,
+    "recording_pattern": "none",
+    "validation": "holdout",
+    "holdout_file": None,
+    "cache_dir": "cache",
+    "sample_rate": 32000,
+    "segment_seconds": 1.0,
+    "batch_size": 16,
+    "teacher_logits": "ensemble.npz",
+}
+
+
+def _run_folder(classifier: tuple[ClassificationTask, Path], run: Path, datamodule: bool) -> Path:
+    """The classifier's checkpoint in ``run/checkpoints/``, as a fit leaves it (``datamodule``:
+    with Lightning's record of the DataModule's arguments), and the run's ``config.yaml``."""
+    stored = read_checkpoint(classifier[1])
+    if datamodule:
+        stored["datamodule_hyper_parameters"] = {**FIT_DATA, "_instantiator": "lightning"}
+    (run / "checkpoints").mkdir(parents=True)
+    config = {"data": {**FIT_DATA, "clip_seconds": 3.0}, "trainer": {"default_root_dir": str(run)}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    return _saved(run / "checkpoints", stored, "last.ckpt")
+
+
+@pytest.mark.parametrize("datamodule", [True, False], ids=["recorded", "config.yaml"])
+def test_the_checkpoint_gives_the_data_options_its_fit_read(
+    classifier: tuple[ClassificationTask, Path], tmp_path: Path, datamodule: bool
+) -> None:
+    """The checkpoint's record first, else its run's ``config.yaml`` (here with another length);
+    the options that choose the clips, the held-out split's file and the cache, not the loader's
+    or the training inputs; the rate and window of the model."""
+    path = _run_folder(classifier, tmp_path / "run", datamodule)
+    expected = {key: value for key, value in FIT_DATA.items() if key not in ("batch_size", "teacher_logits")}
+    assert fit_data_options(path) == {**expected, "clip_seconds": 2.0 if datamodule else 3.0}
+    (tmp_path / "run" / "holdout_split.csv").write_text("filename\n")  # the split the fit held out
+    assert fit_data_options(path)["holdout_file"] == str(tmp_path / "run" / "holdout_split.csv")
+
+
+def test_a_checkpoint_without_a_record_gives_its_models_rate_and_window(
+    classifier: tuple[ClassificationTask, Path],
+) -> None:
+    assert fit_data_options(classifier[1]) == {"sample_rate": 32000, "segment_seconds": 1.0}
 
 
 # -- what is refused ----------------------------------------------------------------------------
