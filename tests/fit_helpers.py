@@ -9,13 +9,15 @@ SDK no longer ships a reader (``wandb.sdk.internal.datastore`` is gone).
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import os
 import shutil
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,49 @@ def fit_args(tiny_root: Path, cache_dir: Path, out: Path, *configs: Path | str) 
         "--trainer.default_root_dir",
         str(out),
     ]
+
+
+def content_hash_by_hand(root: Path, names: list[str]) -> str:
+    """The full content hash as docs/data.md defines it, without asc_kd: SHA-256 of the sorted
+    ``name<TAB>sha256 of the file's bytes`` lines."""
+    import hashlib
+
+    lines = sorted(f"{name}\t{hashlib.sha256((root / name).read_bytes()).hexdigest()}\n" for name in names)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def counted(function: Callable[..., Any], marks: Path, seconds: float = 1.0) -> Callable[..., Any]:
+    """``function``, after it appends this process's pid to ``marks`` and sleeps ``seconds``: long
+    enough for a process started with this one to find the lock taken while it builds."""
+
+    def count(*args: Any, **kwargs: Any) -> Any:
+        with marks.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        time.sleep(seconds)
+        return function(*args, **kwargs)
+
+    return count
+
+
+def _started_together(target: Callable[..., None], args: tuple, start: Any, log: Path) -> None:
+    logging.basicConfig(filename=log, level=logging.INFO, format="%(message)s", force=True)
+    torch.set_num_threads(1)
+    start.wait()
+    target(*args)
+
+
+def run_together(target: Callable[..., None], args: tuple, logs: list[Path]) -> list[int]:
+    """Run ``target(*args)`` in one forked process per log file, all released at one moment (as
+    the jobs of a SLURM stage start), each logging to its file; their pids, once all ended well."""
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(len(logs))
+    children = [context.Process(target=_started_together, args=(target, args, start, log)) for log in logs]
+    for child in children:
+        child.start()
+    for child, log in zip(children, logs, strict=True):
+        child.join(60)
+        assert child.exitcode == 0, log.read_text() if log.exists() else "no log"
+    return [child.pid for child in children]
 
 
 def write_teacher_logits(tiny_root: Path, path: Path) -> Path:

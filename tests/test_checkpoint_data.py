@@ -1,7 +1,8 @@
 """What a checkpoint records about the data it was trained on, so that a resume or a restore can
-check it: the fingerprint of the train and test clips (``fingerprint_files`` over the names the
-split files list, computed here from the CSVs), and the dataset's spec, whole. Checkpoints written
-before the spec was kept whole still load, through ``load_task`` and Lightning alike."""
+check it: the sampled fingerprint and the full content hash of the train and test clips (over
+the names the split files list, computed here from the CSVs), and the dataset's spec, whole.
+Checkpoints written before the spec was kept whole still load, through ``load_task`` and
+Lightning alike."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
-from fit_helpers import make_cpu_trainer
+from fit_helpers import content_hash_by_hand, make_cpu_trainer
 from tiny_checkpoints import eval_logits, fit_checkpoint
 
 from asc_kd.data.cache import fingerprint_files
@@ -69,8 +70,10 @@ def test_the_checkpoint_records_the_fingerprint_of_the_train_and_test_clips(
 ) -> None:
     train, test = _names(tiny_root, "fold1_train.csv"), _names(tiny_root, "fold1_evaluate.csv")
     assert len(train) == len(test) == 180 and not set(train) & set(test)
-    recorded = read_checkpoint(checkpoint)["asc_kd"]["dataset_fingerprint"]
+    record = read_checkpoint(checkpoint)["asc_kd"]
+    recorded = record["dataset_fingerprint"]
     assert recorded == fingerprint_files(tiny_root, train + test)
+    assert record["dataset_content_hash"] == content_hash_by_hand(tiny_root, train + test)
     # The record would tell a dataset that lost its test split, or its training clips, apart.
     assert recorded != fingerprint_files(tiny_root, train)
     assert recorded != fingerprint_files(tiny_root, test)

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fit_helpers import content_hash_by_hand
 from tiny_checkpoints import fit_checkpoint
 
 from asc_kd.core.errors import ConfigError
+from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import SCENES, TAU22
 from asc_kd.data.teacher_logits import load_logits
@@ -78,6 +80,9 @@ def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
         torch.testing.assert_close(logits[rows], each.mean(0), rtol=0, atol=1e-5)
     assert [t["checkpoint"] for t in metadata["teachers"]] == [str(p) for p in teachers]
     assert metadata["classes"] == list(SCENES) and metadata["windowed"] is False
+    # What the clips were: their sampled fingerprint and, from the cache, their full content hash.
+    assert metadata["dataset_fingerprint"] == fingerprint_files(tiny_root, keys)
+    assert metadata["dataset_content_hash"] == content_hash_by_hand(tiny_root, keys)
     # Table 1: one row per teacher name (two seeds summarised) and the ensemble.
     assert list(table["teacher"]) == ["debug", "ensemble of 2 (debug)"]
     assert list(table["seeds"]) == [2, 1]

@@ -29,7 +29,8 @@ from fit_helpers import (
 from asc_kd.augmentations import Mixup
 from asc_kd.callbacks import ComplexityCheck
 from asc_kd.core.command_line import run_command
-from asc_kd.data.tau import TAU22
+from asc_kd.data.cache import _content_sample, fingerprint_files
+from asc_kd.data.tau import TAU22, read_split
 from asc_kd.deployment.complexity import ComplexityError
 from asc_kd.fit import AscKdCLI, _command, main
 from asc_kd.recipes import RECIPES
@@ -419,38 +420,44 @@ def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
 
 
+def _other_audio_in(path: Path) -> None:
+    """The clip at ``path`` played backwards: same length and size, other samples."""
+    info = soundfile.info(path)
+    audio, rate = soundfile.read(path, dtype="float64")
+    soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
+
+
 def _other_audio(tiny_root: Path, copy: Path) -> Path:
     """A copy of the tiny set whose clips are played backwards: same names, classes and sizes,
     other audio (another dataset fingerprint)."""
     shutil.copytree(tiny_root, copy)
     for path in copy.rglob("*.wav"):
-        info = soundfile.info(path)
-        audio, rate = soundfile.read(path, dtype="float64")
-        soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
+        _other_audio_in(path)
     return copy
+
+
+def _fit_once(root: Path, cache_dir: Path, out: Path) -> tuple[list[str], Path]:
+    """A tiny teacher's fit on ``root`` without test or logger: its arguments and its last.ckpt."""
+    args = [*fit_args(root, cache_dir, out, *TINY_TEACHER), "--test", "false", "--trainer.logger", "false"]
+    main(args)
+    return args, out / "teacher-seed0" / "checkpoints" / "last.ckpt"
 
 
 def test_resume_on_changed_data_is_refused_unless_asked(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        *fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER),
-        "--test",
-        "false",
-        "--trainer.logger",
-        "false",
-    ]
-    main(args)
-    last = tmp_path / "teacher-seed0" / "checkpoints" / "last.ckpt"
-    recorded = read_checkpoint(last)["asc_kd"]["dataset_fingerprint"]
+    args, last = _fit_once(tiny_root, cache_dir, tmp_path)
+    recorded = read_checkpoint(last)["asc_kd"]["dataset_content_hash"]
     other = _other_audio(tiny_root, tmp_path / "other")
     resume = [*args, "--data.root", str(other), "--trainer.max_epochs", "2", "--ckpt_path", "last"]
     assert run_command(_command, resume) == 1
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert line.startswith(
-        f"error: --ckpt_path {last} was trained on other data (dataset fingerprint {recorded[:12]}) "
+        f"error: --ckpt_path {last} was trained on other data than {other} holds now (dataset content "
+        f"hash {recorded[:12]} then, "
     )
-    assert f"than {other} holds now (" in line and recorded[:12] not in line.split("holds now")[1]
+    assert recorded[:12] not in line.split(" then, ")[1]
+    assert "; 360 of 360 clips hold other audio: " in line  # every clip is played backwards
     assert line.endswith("or on this data on purpose with --checkpoint.resume_on_changed_data true")
     assert read_checkpoint(last)["epoch"] == 0  # nothing was trained or written
     resumed = main([*resume, "--checkpoint.resume_on_changed_data", "true"])
@@ -458,6 +465,30 @@ def test_resume_on_changed_data_is_refused_unless_asked(
     # The checkpoint now records the data it was resumed on: resuming there again needs no flag.
     same = main([*args, "--data.root", str(other), "--trainer.max_epochs", "3", "--ckpt_path", "last"])
     assert same.trainer.current_epoch == 3
+
+
+@pytest.mark.slow
+def test_resume_on_a_clip_rewritten_at_the_same_size_is_refused_naming_it(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sampled fingerprint (names, sizes, 64 clips' bytes) misses a clip outside its sample
+    rewritten at the same size; the content hash the cache build took does not."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_root, data)
+    args, last = _fit_once(data, cache_dir, tmp_path)
+    record = read_checkpoint(last)["asc_kd"]
+    names = [*read_split(data, "train")["filename"], *read_split(data, "test")["filename"]]
+    rewritten = next(name for name in names if name not in _content_sample(names))
+    _other_audio_in(data / rewritten)
+    assert fingerprint_files(data, names) == record["dataset_fingerprint"]  # the fast path sees nothing
+    assert run_command(_command, [*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert line.startswith(
+        f"error: --ckpt_path {last} was trained on other data than {data} holds now (dataset content "
+        f"hash {record['dataset_content_hash'][:12]} then, "
+    )
+    assert f"; 1 of 360 clips hold other audio: {rewritten}); resume on the data it was trained on" in line
+    assert read_checkpoint(last)["epoch"] == 0  # nothing was trained or written
 
 
 def test_resume_last_without_a_checkpoint_starts_fresh_and_says_so(

@@ -28,6 +28,7 @@ from fit_helpers import CONF, REPO, command_line, write_teacher_logits
 import asc_kd.core.io
 import asc_kd.runs.tables
 from asc_kd.check import main as check_main
+from asc_kd.core.locks import read_owner
 from asc_kd.data.cache import build_cache
 from asc_kd.data.tau import SCENES, TAU22, read_meta
 from asc_kd.data.teacher_logits import save_logits
@@ -116,15 +117,19 @@ def test_a_killed_cache_build_is_never_read_and_is_rebuilt_cleanly(tiny_root: Pa
     (partial,) = cache_dir.glob(f"*.partial-{process.pid}")
     final = partial.name.rsplit(".partial-", 1)[0]
 
-    assert sorted(p.name for p in cache_dir.iterdir()) == [partial.name]  # no complete cache
+    # No complete cache; the lock file names the dead builder, whose lock died with it.
+    assert sorted(p.name for p in cache_dir.iterdir()) == [f"{final}.lock", partial.name]
+    assert read_owner(cache_dir / f"{final}.lock").pid == process.pid
     assert not (partial / "index.json").exists()
 
+    start = time.monotonic()
     cache = build_cache(root, names, cache_dir, num_workers=0, progress=False)
+    assert time.monotonic() - start < 60  # took the lock over at once: no wait for a timeout
     assert cache.folder == cache_dir / final
-    assert sorted(p.name for p in cache_dir.iterdir()) == [final]  # the dead build's folder is gone
+    assert sorted(p.name for p in cache_dir.iterdir()) == [final]  # the dead build's folders are gone
 
     clean = build_cache(root, names, tmp_path / "clean", num_workers=0, progress=False)
-    for file in ("audio.int16", "index.json"):
+    for file in ("audio.int16", "index.json", "content.sha256"):
         assert (cache.folder / file).read_bytes() == (clean.folder / file).read_bytes(), file
 
 

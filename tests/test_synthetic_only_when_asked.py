@@ -41,7 +41,7 @@ def generation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Path]:
     monkeypatch.setenv("ASC_KD_CACHE", str(tmp_path / "cache"))
     roots: list[Path] = []
 
-    def ensure_synthetic(root, config=None, layout=None):
+    def ensure_synthetic(root, config=None, layout=None, lock_timeout=None):
         roots.append(Path(root))
         raise DatasetError(f"generation stopped by the test at {root}")
 

@@ -102,19 +102,21 @@ class CheckpointSelection(ModelCheckpoint):
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        """A resumed fit continues on the data it started on: the checkpoint's dataset
-        fingerprint must be the data module's, unless ``resume_on_changed_data``."""
+        """A resumed fit continues on the data it started on: the clips the checkpoint records
+        (their full content hash, else their sampled fingerprint; ``SceneDataModule.data_change``)
+        must be the data module's, unless ``resume_on_changed_data``."""
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
         if trainer.state.fn != TrainerFn.FITTING or self.resume_on_changed_data:
             return
-        recorded = (checkpoint.get("asc_kd") or {}).get("dataset_fingerprint")
+        record = checkpoint.get("asc_kd") or {}
         datamodule = getattr(trainer, "datamodule", None)
-        current = getattr(datamodule, "fingerprint", None)
-        if recorded and current and recorded != current:
+        data_change = getattr(datamodule, "data_change", None)  # a SceneDataModule's
+        change = data_change(record) if data_change is not None else None
+        if change is not None:
             raise DatasetError(
-                f"--ckpt_path {trainer.ckpt_path} was trained on other data (dataset fingerprint "
-                f"{recorded[:12]}) than {datamodule.root} holds now ({current[:12]}); resume on the data "
-                "it was trained on, or on this data on purpose with --checkpoint.resume_on_changed_data true"
+                f"--ckpt_path {trainer.ckpt_path} was trained on other data than {datamodule.root} holds "
+                f"now ({change}); resume on the data it was trained on, or on this data on purpose with "
+                "--checkpoint.resume_on_changed_data true"
             )
 
     @property

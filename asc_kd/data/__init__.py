@@ -7,10 +7,12 @@ imports the package, and the generator is needed only to write a set).
 from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files
 from asc_kd.data.datamodule import (
     ClipDataset,
+    DatasetFingerprint,
     FolderDataModule,
     SceneDataModule,
     TAU20DataModule,
     TAU22DataModule,
+    dataset_fingerprint,
 )
 from asc_kd.data.layouts import LAYOUTS, detect_layout, make_layout
 from asc_kd.data.spec import DatasetError, DatasetSpec, Layout
@@ -20,6 +22,7 @@ __all__ = [
     "AudioCache",
     "ClipDataset",
     "DatasetError",
+    "DatasetFingerprint",
     "DatasetSpec",
     "FolderDataModule",
     "Layout",
@@ -27,6 +30,7 @@ __all__ = [
     "TAU20DataModule",
     "TAU22DataModule",
     "build_cache",
+    "dataset_fingerprint",
     "detect_layout",
     "fingerprint_files",
     "make_layout",

@@ -6,14 +6,22 @@ Decoding 24-bit wavs and resampling 44.1 -> 32 kHz costs far more than a trainin
 Each clip is stored once at its full length (1 s for TAU22, 10 s for TAU20); segments are
 slices of its row.
 
-The cache is keyed by what its content depends on (``cache_key``): the dataset's content
-fingerprint (``fingerprint_files``: names, sizes and a digest of a sample of file contents),
+The cache is keyed by what its content depends on (``cache_key``): the dataset's sampled
+fingerprint (``fingerprint_files``: names, sizes and the bytes of a sample of the files),
 where the files are and when they were written (the root's real path, each file's inode and
 mtime), the source and target rates and the clip length. Two datasets whose files differ
 therefore never share a cache, even when their names and sizes agree. A build writes into a
 temporary folder and renames it only when every clip is in, so an interrupted build is never
 read: the next run finds no complete cache for its key and builds again (CP-JKU's cache was
-keyed by row index only, so 1-s and 10-s audio could silently mix; cpjku_dcase23#6).
+keyed by row index only, so 1-s and 10-s audio could silently mix; cpjku_dcase23#6). One
+process builds a cache at a time (``asc_kd.core.locks.folder_lock``): another one that asks
+for the same cache meanwhile waits and then reads it.
+
+The build reads every byte of every clip, so it also hashes them: ``content.sha256`` holds each
+clip's SHA-256 (one row per cached clip) and ``AudioCache.content_hash`` combines them into the
+full content hash of any of its clips (``combine_digests``). That hash, unlike the sampled
+fingerprint, tells a clip rewritten at the same size apart; checkpoints and logits files record
+it, and a resume or a logits join compares it.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import multiprocessing
 import os
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -36,6 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from asc_kd.core.io import remove_stale_partials
+from asc_kd.core.locks import DEFAULT_TIMEOUT, folder_lock
 from asc_kd.data.audio import AudioFileError, Resampler, fit_length, from_int16, read_clip, to_int16
 from asc_kd.data.spec import DatasetError
 
@@ -50,11 +59,14 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: each clip's SHA-256 in content.sha256
 _CHUNK = 64
 #: Files whose full content enters the fingerprint: enough to tell two generated or edited
 #: datasets apart, few enough that fingerprinting the 230k-file TAU22 stays a stat per file.
 CONTENT_SAMPLE = 64
+#: The file of each cached clip's SHA-256, one row of ``DIGEST_SIZE`` bytes per clip.
+DIGESTS = "content.sha256"
+DIGEST_SIZE = 32
 
 
 class CacheError(DatasetError):
@@ -95,6 +107,16 @@ def fingerprint_files(root: str | Path, filenames: Sequence[str], archive: str |
     return digest.hexdigest()
 
 
+def combine_digests(named_digests: Iterable[tuple[str, bytes]]) -> str:
+    """The full content hash of a set of files from each file's SHA-256: SHA-256 of the sorted
+    ``name<TAB>hex digest`` lines, so, as ``fingerprint_files``, independent of where the files lie
+    and of their order, and dependent on every byte of every file."""
+    digest = hashlib.sha256()
+    for name, file_digest in sorted(named_digests):
+        digest.update(f"{name}\t{file_digest.hex()}\n".encode())
+    return digest.hexdigest()
+
+
 def location_digest(root: Path, filenames: Sequence[str]) -> str:
     """Where and when the files were written: root's real path, inodes and mtimes."""
     digest = hashlib.sha256(str(root.resolve()).encode())
@@ -113,7 +135,11 @@ class AudioCache:
         if not index_path.is_file():
             raise FileNotFoundError(f"{self.folder} is not a complete audio cache (no index.json)")
         index = json.loads(index_path.read_text())
+        #: The sampled fingerprint of the cached clips (``fingerprint_files``), part of the key.
         self.fingerprint: str = index["fingerprint"]
+        #: The full content hash of every cached clip (``combine_digests``); None for a cache
+        #: written without the clips' digests (the benchmarks' cache of random audio).
+        self.content: str | None = index.get("content_hash")
         self.sample_rate: int = index["sample_rate"]
         self.n_samples: int = index["n_samples"]
         self.filenames: list[str] = index["filenames"]
@@ -124,7 +150,16 @@ class AudioCache:
             raise FileNotFoundError(
                 f"{self.folder}/audio.int16 has {size} bytes, expected {expected}; cache is damaged"
             )
+        if self.content is not None:
+            digests = self.folder / DIGESTS
+            size = digests.stat().st_size if digests.is_file() else 0
+            if size != len(self.filenames) * DIGEST_SIZE:
+                raise FileNotFoundError(
+                    f"{digests} has {size} bytes, expected {len(self.filenames) * DIGEST_SIZE}; "
+                    "cache is damaged"
+                )
         self._data: np.memmap | None = None
+        self._digests: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.filenames)
@@ -142,7 +177,29 @@ class AudioCache:
 
     def __getstate__(self) -> dict:
         # DataLoader workers reopen the memmap instead of receiving a pickled copy of it.
-        return {**self.__dict__, "_data": None}
+        return {**self.__dict__, "_data": None, "_digests": None}
+
+    def digest(self, filename: str) -> bytes | None:
+        """The SHA-256 of ``filename``'s bytes when the cache was built; None when it holds no
+        such clip or no digests."""
+        if self.content is None or filename not in self.row_of:
+            return None
+        if self._digests is None:
+            self._digests = np.fromfile(self.folder / DIGESTS, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
+        return self._digests[self.row_of[filename]].tobytes()
+
+    def content_hash(self, filenames: Sequence[str] | None = None) -> str | None:
+        """The full content hash (``combine_digests``) of ``filenames`` (default: every cached
+        clip), from the digests the build took; None when the cache does not hold them all."""
+        if filenames is None or set(filenames) == self.row_of.keys():
+            return self.content
+        named = []
+        for name in filenames:
+            digest = self.digest(name)
+            if digest is None:
+                return None
+            named.append((name, digest))
+        return combine_digests(named)
 
     def read(
         self, rows: Sequence[int] | np.ndarray, starts: np.ndarray | None = None, length: int | None = None
@@ -161,6 +218,27 @@ class AudioCache:
             for i in order:
                 block[i] = self.data[rows[i], starts[i] : starts[i] + length]
         return from_int16(block)
+
+
+def changed_clips(
+    cache_dir: str | Path, filenames: Sequence[str], recorded: str, current: AudioCache
+) -> list[str] | None:
+    """The clips of ``filenames`` whose bytes changed since ``recorded``, their content hash, was
+    taken; None when no cache in ``cache_dir`` still holds them as they were.
+
+    A clip rewritten in place gets a new mtime, hence a new cache key: the cache built from the
+    old files usually stays beside the new one, with each old clip's digest.
+    """
+    for index in sorted(Path(cache_dir).glob("*/index.json")):
+        if index.parent == current.folder:
+            continue
+        try:
+            old = AudioCache(index.parent)
+        except (OSError, ValueError, KeyError):
+            continue
+        if old.content_hash(filenames) == recorded:
+            return [name for name in filenames if old.digest(name) != current.digest(name)]
+    return None
 
 
 def _unwritable(cache_dir: Path, error: OSError) -> CacheError:
@@ -209,7 +287,7 @@ def _resample(audio: np.ndarray, rate: int) -> torch.Tensor:
     return resamplers[rate](audio)
 
 
-def _convert_chunk(job: tuple[int, list[str]]) -> int:
+def _convert_chunk(job: tuple[int, list[str]]) -> tuple[int, list[bytes]]:
     start, paths = job
     state = _worker_state
     out = state["out"]
@@ -217,6 +295,8 @@ def _convert_chunk(job: tuple[int, list[str]]) -> int:
         read_clip(path, state["source_rate"], state["source_n"], state["mono"], state["archive"])
         for path in paths
     ]
+    # The decode just read each file: hashing it again reads the page cache, not the disk.
+    digests = [hashlib.sha256(Path(path).read_bytes()).digest() for path in paths]
     rates = {rate for _, rate in clips}
     lengths = {len(audio) for audio, _ in clips}
     if len(rates) == 1 and len(lengths) == 1:  # the common case: one batched resample
@@ -231,7 +311,7 @@ def _convert_chunk(job: tuple[int, list[str]]) -> int:
         rows.append(fit_length(waveform, target_n))
     out[start : start + len(paths)] = to_int16(torch.stack(rows))
     out.flush()
-    return len(paths)
+    return start, digests
 
 
 def build_cache(
@@ -247,8 +327,12 @@ def build_cache(
     exact_length: bool = True,
     name: str = "tau22",
     archive: str | None = None,
+    lock_timeout: float | None = DEFAULT_TIMEOUT,
 ) -> AudioCache:
     """Return the cache for ``filenames``, building it first if no complete one exists.
+
+    One process builds it: another that asks for the same cache meanwhile waits for it (at most
+    ``lock_timeout`` seconds), then reads it.
 
     Args:
         root: folder the filenames are relative to (the dataset root).
@@ -265,6 +349,7 @@ def build_cache(
             zero-pads each clip to it after resampling.
         name: dataset name, the first part of the cache folder's name.
         archive: where missing files are published, for the error message.
+        lock_timeout: seconds to wait for another process building the same cache.
     """
     root, cache_dir = Path(root), Path(cache_dir)
     if not filenames:
@@ -274,67 +359,86 @@ def build_cache(
     fingerprint = fingerprint_files(root, filenames, archive)
     key = cache_key(fingerprint, source_rate, sample_rate, target_n, location_digest(root, filenames))
     folder = cache_dir / f"{name}-{sample_rate}hz-{key}"
-    if folder.is_dir():
-        try:
-            return AudioCache(folder)
-        except (FileNotFoundError, json.JSONDecodeError, KeyError) as err:
-            log.warning("rebuilding damaged cache %s: %s", folder, err)
-            shutil.rmtree(folder)
+    cache = _complete(folder)
+    if cache is not None:
+        return cache
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _unwritable(cache_dir, err) from err
     if not os.access(cache_dir, os.W_OK):
         raise _unwritable(cache_dir, PermissionError(errno.EACCES, "not writable"))
-    remove_stale_partials(cache_dir, prefix=folder.name)  # builds interrupted by a kill
-    needed = len(filenames) * target_n * 2
-    free = shutil.disk_usage(cache_dir).free
-    if needed > free:
-        raise CacheError(
-            f"the audio cache needs {needed / 2**20:,.1f} MiB in {cache_dir}, but only "
-            f"{free / 2**20:,.1f} MiB are free; free space or set data.cache_dir (or $ASC_KD_CACHE)"
-        )
-    partial = cache_dir / f"{folder.name}.partial-{os.getpid()}"
-    try:
-        partial.mkdir()
-    except OSError as err:  # a read-only mount, whatever the folder's mode says
-        raise _unwritable(cache_dir, err) from err
-    try:
-        _fill(
-            partial,
-            root,
-            filenames,
-            source_rate,
-            sample_rate,
-            source_n,
-            target_n,
-            num_workers,
-            progress,
-            mono,
-            archive,
-        )
-        index = {
-            "version": CACHE_VERSION,
-            "fingerprint": fingerprint,
-            "source_rate": source_rate,
-            "sample_rate": sample_rate,
-            "n_samples": target_n,
-            "filenames": list(filenames),
-        }
-        (partial / "index.json").write_text(json.dumps(index))
+    with folder_lock(folder, "the cache", lock_timeout):
+        cache = _complete(folder, rebuild_damaged=True)  # another process may have built it meanwhile
+        if cache is not None:
+            return cache
+        remove_stale_partials(cache_dir, prefix=folder.name)  # builds interrupted by a kill
+        needed = len(filenames) * (target_n * 2 + DIGEST_SIZE)
+        free = shutil.disk_usage(cache_dir).free
+        if needed > free:
+            raise CacheError(
+                f"the audio cache needs {needed / 2**20:,.1f} MiB in {cache_dir}, but only "
+                f"{free / 2**20:,.1f} MiB are free; free space or set data.cache_dir (or $ASC_KD_CACHE)"
+            )
+        partial = cache_dir / f"{folder.name}.partial-{os.getpid()}"
         try:
-            os.replace(partial, folder)
-        except OSError:
-            if not (folder / "index.json").is_file():
-                raise
-            shutil.rmtree(partial, ignore_errors=True)  # another process finished the same cache first
-    except OSError as err:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise CacheError(f"writing the audio cache in {cache_dir} failed: {err}") from err
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+            partial.mkdir()
+        except OSError as err:  # a read-only mount, whatever the folder's mode says
+            raise _unwritable(cache_dir, err) from err
+        try:
+            digests = _fill(
+                partial,
+                root,
+                filenames,
+                source_rate,
+                sample_rate,
+                source_n,
+                target_n,
+                num_workers,
+                progress,
+                mono,
+                archive,
+            )
+            digests.tofile(partial / DIGESTS)
+            index = {
+                "version": CACHE_VERSION,
+                "fingerprint": fingerprint,
+                "content_hash": combine_digests(
+                    (name, row.tobytes()) for name, row in zip(filenames, digests, strict=True)
+                ),
+                "source_rate": source_rate,
+                "sample_rate": sample_rate,
+                "n_samples": target_n,
+                "filenames": list(filenames),
+            }
+            (partial / "index.json").write_text(json.dumps(index))
+            try:
+                os.replace(partial, folder)
+            except OSError:
+                if not (folder / "index.json").is_file():
+                    raise
+                shutil.rmtree(partial, ignore_errors=True)  # built meanwhile where files cannot be locked
+        except OSError as err:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise CacheError(f"writing the audio cache in {cache_dir} failed: {err}") from err
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return AudioCache(folder)
+
+
+def _complete(folder: Path, rebuild_damaged: bool = False) -> AudioCache | None:
+    """The complete cache in ``folder``, or None; a damaged one is removed with ``rebuild_damaged``
+    (only under the folder's lock: another process may be reading it)."""
+    if not folder.is_dir():
+        return None
+    try:
+        return AudioCache(folder)
+    except (FileNotFoundError, json.JSONDecodeError, KeyError) as err:
+        if rebuild_damaged:
+            log.warning("rebuilding damaged cache %s: %s", folder, err)
+            shutil.rmtree(folder)
+        return None
 
 
 def _fill(
@@ -349,7 +453,8 @@ def _fill(
     progress: bool,
     mono: bool,
     archive: str | None,
-) -> None:
+) -> np.ndarray:
+    """Write every clip's row of ``partial``'s memmap; return their SHA-256s (clips x 32 bytes)."""
     shape = (len(filenames), target_n)
     memmap_path = partial / "audio.int16"
     with memmap_path.open("wb") as handle:
@@ -360,19 +465,27 @@ def _fill(
     jobs = [(start, paths[start : start + _CHUNK]) for start in range(0, len(paths), _CHUNK)]
     workers = (os.cpu_count() or 1) if num_workers is None else num_workers
     init_args = (str(memmap_path), shape, source_rate, sample_rate, source_n, mono, archive)
+    digests = np.empty((len(paths), DIGEST_SIZE), dtype=np.uint8)
+
+    def done(start: int, chunk: list[bytes]) -> None:
+        digests[start : start + len(chunk)] = np.frombuffer(b"".join(chunk), np.uint8).reshape(
+            -1, DIGEST_SIZE
+        )
+        bar.update(len(chunk))
+
     bar = tqdm(total=len(paths), desc="caching audio", unit="clip", disable=not progress)
     previous_threads = torch.get_num_threads()
     try:
         if workers <= 1:
             _init_worker(*init_args)
             for job in jobs:
-                bar.update(_convert_chunk(job))
+                done(*_convert_chunk(job))
         else:
             context = multiprocessing.get_context("fork")  # as DataLoader workers: no re-import of __main__
             with ProcessPoolExecutor(workers, context, _init_worker, init_args) as pool:
                 try:
-                    for done in pool.map(_convert_chunk, jobs):
-                        bar.update(done)
+                    for start, chunk in pool.map(_convert_chunk, jobs):
+                        done(start, chunk)
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
@@ -382,3 +495,4 @@ def _fill(
         _worker_state.clear()
         torch.set_num_threads(previous_threads)
         bar.close()
+    return digests

@@ -13,6 +13,9 @@ chosen with ``layout`` or detected from the root; ``TAU22DataModule``, ``TAU20Da
 - the audio: one resampled memmap cache (``asc_kd.data.cache``), clips stored whole; training
   examples are ``segment_seconds`` windows of them (every window, or one random crop per clip
   per epoch), evaluation examples are whole clips that the task scores window by window;
+- what the clips are: the fingerprints a checkpoint or a logits file records
+  (``data_record``), compared on resume and in the logits join (``data_change``), and the one a
+  run record keeps (``dataset_fingerprint``);
 - the waveform augmentations (time roll, device impulse responses), on the device after the
   batch transfer;
 - which front-end the recipe uses (``frontend``, ``frontend_kwargs``): the CLI links it into
@@ -25,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import lightning as L
 import numpy as np
@@ -40,6 +44,7 @@ from asc_kd.augmentations.waveform import convolve_impulse_responses, time_roll
 from asc_kd.core.batch import Batch
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
+from asc_kd.core.locks import DEFAULT_TIMEOUT
 from asc_kd.data.audio import (
     Resampler,
     fit_length,
@@ -47,7 +52,14 @@ from asc_kd.data.audio import (
     read_clip,
     window_starts,
 )
-from asc_kd.data.cache import AudioCache, build_cache, fingerprint_files, usable_cpus
+from asc_kd.data.cache import (
+    CONTENT_SAMPLE,
+    AudioCache,
+    build_cache,
+    changed_clips,
+    fingerprint_files,
+    usable_cpus,
+)
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
 from asc_kd.data.spec import DEMO_ROOT, DatasetError, DatasetSpec, Layout
@@ -59,6 +71,14 @@ log = logging.getLogger(__name__)
 #: trainer's ``default_root_dir``, the run's folder.
 HOLDOUT_FILE = "holdout_split.csv"
 Validation = Literal["test", "holdout", "none"]
+
+
+class DatasetFingerprint(TypedDict):
+    """What a run's clips were: ``hash`` of ``kind`` ``content`` (every byte of every clip, taken
+    by the cache build) or ``sampled`` (names, sizes and the bytes of 64 clips: without a cache)."""
+
+    kind: Literal["content", "sampled"]
+    hash: str
 
 
 def default_workers(cpu_model_from_cache: bool = False) -> int:
@@ -228,6 +248,9 @@ class SceneDataModule(L.LightningDataModule):
         seed: seed of the training shuffle order and of the held-out split.
         pin_memory: pin host memory (default: when CUDA is available).
         check_data: run the data check (headers only) before caching.
+        lock_timeout: seconds to wait for another process that builds the same audio cache or
+            generates the same synthetic scenes (they start together under SLURM); it then
+            uses what that process built.
     """
 
     def __init__(
@@ -260,6 +283,7 @@ class SceneDataModule(L.LightningDataModule):
         seed: int = 0,
         pin_memory: bool | None = None,
         check_data: bool = True,
+        lock_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -277,18 +301,29 @@ class SceneDataModule(L.LightningDataModule):
         self._layout: Layout | None = None
         self._frames: dict[str, pd.DataFrame] | None = None
         self._responses: torch.Tensor | None = None
-        #: Content fingerprint of the train + test clips, recorded in checkpoints.
+        #: Sampled fingerprint (``fingerprint_files``) of the train + test clips, set by ``setup``.
         self.fingerprint: str | None = None
+        #: Full content hash of the train + test clips, set by ``setup`` when they come from the cache.
+        self.content_hash: str | None = None
+        self._fingerprinted: list[str] = []
+        self._source: AudioCache | WavSource | None = None
 
     # -- the dataset ------------------------------------------------------------------------
-    def _ensure_root(self) -> None:
+    def ensure_root(self) -> None:
+        """Make sure the root holds a dataset: generate the synthetic scenes there when asked
+        (``generate_synthetic``), else refuse an empty or missing root.
+
+        Every use of the dataset calls it first; a driver that submits several jobs on the
+        same root calls it once before, so that the jobs find the scenes there. Processes that
+        call it together generate them once (``asc_kd.data.synthetic.ensure_synthetic``).
+        """
         if self.root.is_dir() and any(self.root.iterdir()):
             return
         if self.hparams.generate_synthetic:
             from asc_kd.data.synthetic import ensure_synthetic
 
             layout = self.hparams.layout if self.hparams.layout != "auto" else "tau22"
-            ensure_synthetic(self.root, layout=layout)
+            ensure_synthetic(self.root, layout=layout, lock_timeout=self.hparams.lock_timeout)
             return
         raise DatasetError(
             f"dataset root {self.root} is missing or empty; put the dataset there (TAU22/TAU20: the "
@@ -300,7 +335,7 @@ class SceneDataModule(L.LightningDataModule):
     def layout(self) -> Layout:
         """The reader of this dataset's layout (detected on first use when ``auto``)."""
         if self._layout is None:
-            self._ensure_root()
+            self.ensure_root()
             layout = self.hparams.layout
             self._layout = make_layout(
                 self.root, layout if layout != "auto" else detect_layout(self.root), **self.layout_options()
@@ -382,6 +417,7 @@ class SceneDataModule(L.LightningDataModule):
             name=spec.name,
             archive=spec.archive,
             progress=self._progress_bars(),
+            lock_timeout=self.hparams.lock_timeout,
         )
 
     def _progress_bars(self) -> bool:
@@ -396,6 +432,7 @@ class SceneDataModule(L.LightningDataModule):
             )
         )
         source = self._audio(shared, self.root)
+        self._source = source
         return {split: source for split in frames}
 
     def prepare_data(self) -> None:
@@ -418,11 +455,9 @@ class SceneDataModule(L.LightningDataModule):
         sources = self._sources(frames)
         segment = round(self.hparams.segment_seconds * self.hparams.sample_rate)
         train = ClipDataset(frames["train"], sources["train"], None, segment, self.hparams.train_crop)
+        self._fingerprint(frames)
         if self.hparams.teacher_logits:
             train.teacher_logits = self._teacher_logits(train)
-        self.fingerprint = fingerprint_files(
-            self.root, list(dict.fromkeys([*frames["train"]["filename"], *frames["test"]["filename"]]))
-        )
         self.datasets = {"train": train, "test": ClipDataset(frames["test"], sources["test"])}
         if "val" in frames:
             self.datasets["val"] = ClipDataset(frames["val"], sources["val"])
@@ -445,16 +480,82 @@ class SceneDataModule(L.LightningDataModule):
                 f"{len(missing)} training example(s), first {missing[0]!r}; it was made for another "
                 "split, window length or dataset"
             )
-        recorded = metadata.get("dataset_fingerprint")
         # The file's own clips, whatever their order: a subset split (DCASE24) still checks out.
         filenames = list(dict.fromkeys(k.rsplit("#", 1)[0] if metadata.get("windowed") else k for k in keys))
-        if recorded is not None and recorded != fingerprint_files(self.root, filenames):
+        change = self.data_change(metadata, filenames)
+        if change is not None:
             raise LogitsMismatchError(
                 f"teacher logits file {path} does not match the dataset at {self.root}: its clips hold "
-                "other audio than when the logits were made (fingerprint differs); rebuild it with "
+                f"other audio than when the logits were made ({change}); rebuild it with "
                 "`python -m asc_kd.logits`"
             )
         return logits[[row_of[key] for key in train.keys]]
+
+    # -- what the clips are -----------------------------------------------------------------
+    def _fingerprint(self, frames: dict[str, pd.DataFrame]) -> None:
+        """The fingerprints of the train + test clips: from the cache when it holds them (its
+        key already needed the sampled one, and its build hashed every byte), else sampled."""
+        names = list(dict.fromkeys([*frames["train"]["filename"], *frames["test"]["filename"]]))
+        self._fingerprinted = names
+        self.fingerprint = self.content_hash = None
+        source = self._source
+        if isinstance(source, AudioCache):
+            self.content_hash = source.content_hash(names)
+            if set(names) == source.row_of.keys():
+                self.fingerprint = source.fingerprint
+        if self.fingerprint is None:
+            self.fingerprint = fingerprint_files(self.root, names, self.spec.archive)
+
+    def data_record(self, filenames: Sequence[str] | None = None) -> dict[str, str | None]:
+        """What checkpoints and logits files record about ``filenames`` (default: the train and
+        test clips, once set up): ``dataset_fingerprint`` (sampled) and ``dataset_content_hash``
+        (None when the clips do not come from the cache)."""
+        if filenames is None:
+            return {"dataset_fingerprint": self.fingerprint, "dataset_content_hash": self.content_hash}
+        source = self._source
+        content = source.content_hash(filenames) if isinstance(source, AudioCache) else None
+        return {
+            "dataset_fingerprint": fingerprint_files(self.root, filenames),
+            "dataset_content_hash": content,
+        }
+
+    def data_change(self, record: Mapping[str, Any], filenames: Sequence[str] | None = None) -> str | None:
+        """How the clips differ from those a checkpoint's or logits file's ``record`` describes
+        (see ``data_record``), in words for a refusal; None when they do not, or it records nothing.
+
+        The full content hashes are compared where both sides have one; otherwise the sampled
+        fingerprints, which miss a clip rewritten at the same size. ``filenames``: the clips the
+        record is about (default: the train and test clips, a checkpoint's).
+        """
+        if filenames is None and self.fingerprint is None:
+            raise RuntimeError("call setup() before comparing the train and test clips with a record")
+        names = self._fingerprinted if filenames is None else list(filenames)
+        recorded = record.get("dataset_content_hash")
+        source = self._source
+        cache = source if isinstance(source, AudioCache) else None
+        if recorded and cache is not None:
+            current = self.content_hash if filenames is None else cache.content_hash(names)
+            if current is not None:
+                if current == recorded:
+                    return None
+                words = f"dataset content hash {recorded[:12]} then, {current[:12]} now"
+                changed = changed_clips(self.cache_dir, names, recorded, cache)
+                if changed:
+                    shown = ", ".join(changed[:3]) + (
+                        f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+                    )
+                    words += f"; {len(changed)} of {len(names)} clips hold other audio: {shown}"
+                return words
+        recorded = record.get("dataset_fingerprint")
+        if not recorded:
+            return None
+        current = self.data_record(filenames)["dataset_fingerprint"]
+        if current == recorded:
+            return None
+        return (
+            f"dataset fingerprint {recorded[:12]} then, {current[:12]} now; sampled: names, sizes and "
+            f"the bytes of {CONTENT_SAMPLE} clips"
+        )
 
     # -- loaders ----------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False, distributed: bool = True) -> DataLoader:
@@ -547,3 +648,19 @@ class FolderDataModule(SceneDataModule):
 
     def __init__(self, root: str, **kwargs: Any) -> None:
         super().__init__(root=root, layout="folders", **kwargs)
+
+
+def dataset_fingerprint(datamodule: SceneDataModule) -> DatasetFingerprint:
+    """What a run trained and tested on, for its record: the full content hash of the train and
+    test clips when they came from the audio cache (``kind="content"``), else their sampled
+    fingerprint (``kind="sampled"``: names, sizes and the bytes of 64 clips; it misses a clip
+    rewritten at the same size).
+
+    Sets the DataModule up first if it was not (that builds the cache if it uses one).
+    """
+    if datamodule.fingerprint is None:
+        datamodule.setup()
+    if datamodule.content_hash is not None:
+        return {"kind": "content", "hash": datamodule.content_hash}
+    assert datamodule.fingerprint is not None
+    return {"kind": "sampled", "hash": datamodule.fingerprint}

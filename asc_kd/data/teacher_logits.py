@@ -4,8 +4,10 @@ CP-JKU's recipes downloaded logits at run time and matched them to clips by row 
 different split order or dataset version silently paired clips with the wrong targets
 (cpjku_dcase23#7, #8). Here a logits file is an ``.npz`` (no pickle) holding the keys (the
 filename, or ``filename#k`` for the k-th segment of a longer clip), the float32 logits and a
-JSON metadata record (teachers, classes, split, dataset fingerprint), and ``load_logits``
-refuses a file whose split, classes or fingerprint are not the ones asked for, naming both.
+JSON metadata record (teachers, classes, split, the clips' sampled fingerprint and, when they
+came from the audio cache, their full content hash), and ``load_logits`` refuses a file whose
+split, classes or fingerprint are not the ones asked for, naming both
+(``SceneDataModule`` compares the content hash when it joins a file to its clips).
 """
 
 from __future__ import annotations

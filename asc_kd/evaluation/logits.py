@@ -21,7 +21,6 @@ import yaml
 
 from asc_kd import __version__
 from asc_kd.core.errors import ConfigError
-from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
@@ -187,7 +186,7 @@ def export_logits(
         ],
         "split": split,
         "split_file": datamodule.hparams.train_split_file if split == "train" else None,
-        "dataset_fingerprint": fingerprint_files(datamodule.root, filenames),
+        **datamodule.data_record(filenames),  # its sampled fingerprint and full content hash
         "windowed": dataset.starts is not None,  # keys are filename#k, one per window
         "segment_seconds": datamodule.hparams.segment_seconds,
         "classes": list(spec.classes),

@@ -102,6 +102,14 @@ def checkpoint_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     return hparams
 
 
+def _data_record(datamodule: L.LightningDataModule | None) -> dict[str, Any]:
+    """What a checkpoint records about the clips it was trained and tested on, for a resume to
+    compare: ``SceneDataModule.data_record`` (the sampled fingerprint and, from the cache, the full
+    content hash); nothing for another DataModule."""
+    record = getattr(datamodule, "data_record", None)
+    return record() if record is not None else {"dataset_fingerprint": None}
+
+
 class ClassificationTask(L.LightningModule):
     """Scene classifier: waveform -> front-end -> model -> logits.
 
@@ -396,7 +404,7 @@ class ClassificationTask(L.LightningModule):
                 "spec": self.spec.as_dict(),
                 "model_kwargs": dict(self.hparams.model_kwargs or {}),
                 "run": dict(self.run_info),
-                "dataset_fingerprint": getattr(getattr(trainer, "datamodule", None), "fingerprint", None),
+                **_data_record(getattr(trainer, "datamodule", None)),
                 # Lets `--ckpt_path` continue the same W&B run (see asc_kd.training.fit).
                 "wandb_run_id": wandb_run_id(loggers),
             }

@@ -1,12 +1,17 @@
 """Decoding checks (``read_clip``) and the resampled-audio cache (``build_cache``): keys, bad
-audio, interrupted and failed builds, full disks."""
+audio, interrupted and failed builds, full disks, the content hash the build takes, and one
+builder among processes that ask for the same cache at once."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
+import logging
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,11 +21,12 @@ import pytest
 import soundfile
 import torch
 import torchaudio
+from fit_helpers import content_hash_by_hand, counted, run_together
 
 import asc_kd.data.cache as cache_module
 from asc_kd.core.command_line import run_command
 from asc_kd.data.audio import AudioFileError, from_int16, read_clip, to_int16
-from asc_kd.data.cache import AudioCache, CacheError, build_cache, fingerprint_files
+from asc_kd.data.cache import AudioCache, CacheError, build_cache, changed_clips, fingerprint_files
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.tau import read_meta
@@ -381,7 +387,7 @@ def test_workers_write_the_same_bytes(tiny_root, names, tmp_path):
     serial = build_cache(tiny_root, names, tmp_path / "serial", num_workers=0, progress=False)
     parallel = build_cache(tiny_root, names, tmp_path / "parallel", num_workers=2, progress=False)
     assert serial.folder.name == parallel.folder.name
-    for file in ("audio.int16", "index.json"):
+    for file in ("audio.int16", "index.json", "content.sha256"):
         assert (serial.folder / file).read_bytes() == (parallel.folder / file).read_bytes()
     assert os.path.getsize(serial.folder / "audio.int16") == 100 * 32000 * 2
 
@@ -479,3 +485,66 @@ def test_a_complete_cache_in_a_read_only_folder_is_read(
     folder = read_only_folder(fill)
     cache = build_cache(tiny_root, _names(tiny_root), folder, num_workers=0, progress=False)
     assert cache.folder.parent == folder and len(cache) == 4
+
+
+# -- the content hash ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_the_build_hashes_every_byte_of_every_clip(tiny_root, names, tmp_path, num_workers):
+    cache = build_cache(tiny_root, names, tmp_path, num_workers=num_workers, progress=False)
+    rows = np.fromfile(cache.folder / "content.sha256", dtype=np.uint8).reshape(len(names), 32)
+    for row, name in zip(rows, names, strict=True):  # row-aligned with the audio
+        assert row.tobytes() == hashlib.sha256((tiny_root / name).read_bytes()).digest()
+    assert cache.content == content_hash_by_hand(tiny_root, names)
+    assert json.loads((cache.folder / "index.json").read_text())["content_hash"] == cache.content
+    assert cache.content_hash() == cache.content_hash(names[::-1]) == cache.content
+    assert cache.content_hash(names[:10]) == content_hash_by_hand(tiny_root, names[:10])
+    outside = next(n for n in read_meta(tiny_root)["filename"] if n not in names)
+    assert cache.content_hash([*names[:10], outside]) is None  # it cannot vouch for that clip
+
+
+def test_a_clip_rewritten_at_the_same_size_changes_the_content_hash_only(tiny_root, tmp_path):
+    """What the sampled fingerprint misses (a clip outside its 64 rewritten at the same size), the
+    content hash catches, and the old cache beside the new one names the clip."""
+    root, names = _mini_root(tiny_root, tmp_path, count=70)
+    cache_dir = tmp_path / "cache"
+    before = build_cache(root, names, cache_dir, num_workers=0, progress=False)
+    rewritten = next(name for name in names if name not in cache_module._content_sample(names))
+    sampled = fingerprint_files(root, names)
+    _regenerate(root, rewritten, seed=4)
+    assert fingerprint_files(root, names) == sampled
+    after = build_cache(root, names, cache_dir, num_workers=0, progress=False)  # a new mtime: a new key
+    assert after.folder != before.folder and after.fingerprint == before.fingerprint
+    assert after.content == content_hash_by_hand(root, names) != before.content
+    assert changed_clips(cache_dir, names, before.content, after) == [rewritten]
+    assert changed_clips(cache_dir, names, "0" * 64, after) is None  # no cache holds that content
+
+
+# -- one builder among processes ----------------------------------------------------------
+
+
+def _build_counted(root: Path, names: list[str], cache_dir: Path, marks: Path) -> None:
+    cache_module._fill = counted(cache_module._fill, marks)
+    cache = build_cache(root, names, cache_dir, num_workers=0, progress=False)
+    logging.getLogger().info("done %s %s", cache.folder.name, cache.content)
+
+
+def test_two_processes_that_start_together_build_the_cache_once(tiny_root, tmp_path):
+    root, names = _mini_root(tiny_root, tmp_path, count=8)
+    cache_dir, marks = tmp_path / "cache", tmp_path / "marks"
+    logs = [tmp_path / f"log{i}" for i in range(2)]
+    pids = run_together(_build_counted, (root, names, cache_dir, marks), logs)
+    (builder,) = marks.read_text().split()  # one build, by one process
+    texts = [log.read_text() for log in logs]
+    (folder,) = _folders(cache_dir)  # no partial folder, no lock file left
+    for text in texts:  # both use the one cache, which holds what the files hold
+        assert f"done {folder} {content_hash_by_hand(root, names)}" in text.splitlines()
+    waiter = 1 - pids.index(int(builder))
+    assert "waiting for" not in texts[1 - waiter]
+    (line,) = [line for line in texts[waiter].splitlines() if line.startswith("waiting for")]
+    lock = cache_dir / f"{folder}.lock"
+    assert (
+        line
+        == f"waiting for the cache being built by pid {builder} on {socket.gethostname()} (lock file {lock})"
+    )

@@ -1,21 +1,31 @@
 """``SceneDataModule`` on the tiny synthetic sets: splits, held-out validation, windows of long
-clips, batches, teacher logits, augmentation, synthetic generation."""
+clips, batches, teacher logits, what the clips are (content hash, sampled fingerprint),
+augmentation, synthetic generation."""
 
 from __future__ import annotations
 
 import functools
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile
 import torch
+from fit_helpers import content_hash_by_hand
 
 import asc_kd.data.synthetic as synthetic_module
 from asc_kd.core.errors import ConfigError
-from asc_kd.data.cache import fingerprint_files
-from asc_kd.data.datamodule import FolderDataModule, SceneDataModule, TAU20DataModule, TAU22DataModule
+from asc_kd.data.cache import _content_sample, fingerprint_files
+from asc_kd.data.datamodule import (
+    FolderDataModule,
+    SceneDataModule,
+    TAU20DataModule,
+    TAU22DataModule,
+    dataset_fingerprint,
+)
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.synthetic import SyntheticConfig, ensure_synthetic
@@ -157,6 +167,81 @@ def test_teacher_logits_of_other_audio_say_so(tiny_root, cache_dir, tmp_path):
     message = str(info.value)
     assert str(path) in message and str(tiny_root) in message and "does not match the dataset" in message
     assert "not found" not in message  # not sent off to download data
+
+
+# -- what the clips are: the content hash with the cache, the sampled fingerprint without ----
+
+
+def _split_names(root: Path) -> list[str]:
+    """The train and test clips as the split files list them."""
+    files = ("fold1_train.csv", "fold1_evaluate.csv")
+    return [n for f in files for n in pd.read_csv(root / "evaluation_setup" / f, sep="\t")["filename"]]
+
+
+def _rewrite(path: Path) -> None:
+    """The same clip played backwards: same length, same size, other samples."""
+    info = soundfile.info(path)
+    audio, rate = soundfile.read(path, dtype="float64")
+    size = path.stat().st_size
+    soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
+    assert path.stat().st_size == size
+
+
+def test_a_run_records_the_content_hash_from_the_cache_and_the_sampled_one_without(
+    tiny_root, cache_dir, module
+):
+    names = _split_names(tiny_root)
+    assert len(set(names)) == len(names) == 360
+    content, sampled = content_hash_by_hand(tiny_root, names), fingerprint_files(tiny_root, names)
+    assert dataset_fingerprint(module) == {"kind": "content", "hash": content}
+    assert module.data_record() == {"dataset_fingerprint": sampled, "dataset_content_hash": content}
+    train = names[:180]
+    assert module.data_record(train) == {
+        "dataset_fingerprint": fingerprint_files(tiny_root, train),
+        "dataset_content_hash": content_hash_by_hand(tiny_root, train),
+    }
+    decoded = TAU22DataModule(root=str(tiny_root), cache_dir=str(cache_dir), use_cache=False, num_workers=0)
+    assert dataset_fingerprint(decoded) == {"kind": "sampled", "hash": sampled}  # set up on the way
+    assert decoded.data_record() == {"dataset_fingerprint": sampled, "dataset_content_hash": None}
+
+
+def test_without_a_cache_the_sampled_fingerprint_still_tells_changed_clips(tiny_root, cache_dir, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_root, root)
+    names = _split_names(root)
+    record = _module(root, cache_dir, use_cache=False).data_record()
+    assert record["dataset_content_hash"] is None
+    assert _module(root, cache_dir, use_cache=False).data_change(record) is None
+    _rewrite(root / _content_sample(names)[0])  # one of the clips whose bytes it reads
+    now = fingerprint_files(root, names)
+    change = _module(root, cache_dir, use_cache=False).data_change(record)
+    assert change == (
+        f"dataset fingerprint {record['dataset_fingerprint'][:12]} then, {now[:12]} now; sampled: names, "
+        "sizes and the bytes of 64 clips"
+    )
+
+
+def test_teacher_logits_of_a_clip_rewritten_at_the_same_size_are_refused(tiny_root, tmp_path):
+    """The sampled fingerprint misses it; the content hash the cache build took names the clip."""
+    root, cache_dir = tmp_path / "copy", tmp_path / "cache"
+    shutil.copytree(tiny_root, root)
+    names = list(read_split(root, "train")["filename"])
+    made_on = _module(root, cache_dir)
+    metadata = {"split": "train", "classes": list(SCENES), **made_on.data_record(names)}
+    path = save_logits(tmp_path / "teacher.npz", names, torch.zeros(len(names), 10), metadata)
+    _module(root, cache_dir, teacher_logits=str(path))  # joins
+    rewritten = next(name for name in names if name not in _content_sample(names))
+    _rewrite(root / rewritten)
+    assert fingerprint_files(root, names) == metadata["dataset_fingerprint"]
+    with pytest.raises(LogitsMismatchError) as info:
+        _module(root, cache_dir, teacher_logits=str(path))
+    now = content_hash_by_hand(root, names)
+    assert str(info.value) == (
+        f"teacher logits file {path} does not match the dataset at {root}: its clips hold other audio "
+        f"than when the logits were made (dataset content hash {metadata['dataset_content_hash'][:12]} "
+        f"then, {now[:12]} now; 1 of {len(names)} clips hold other audio: {rewritten}); rebuild it with "
+        "`python -m asc_kd.logits`"
+    )
 
 
 @pytest.mark.parametrize(
