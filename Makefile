@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: $(VENV)/.installed
 	$(PY) -m asc_kd.pipeline
 
+# Tests that stop the test cluster's controller run alone, after the others (which use the cluster).
 test: $(VENV)/.installed
-	$(PY) -m pytest -n auto --dist loadgroup tests
+	$(PY) -m pytest -n auto --dist loadgroup -m "not cluster_exclusive" tests
+	$(PY) -m pytest -m cluster_exclusive tests
 
 # Execute notebooks/results.ipynb top to bottom (nbclient, in a Jupyter kernel) on make demo's
 # outputs/pipeline (ASC_KD_RESULTS=DIR or wandb:ENTITY/PROJECT[/GROUP] for others): the executed

@@ -573,6 +573,65 @@ MUTATIONS = [
         "fit_defaults(args, {})",
         ["tests/test_commands_after_a_fit.py"],
     ),
+    (
+        "run identity keeps the progress bar",
+        "asc_kd/runs/record.py",
+        '    "trainer.enable_progress_bar",\n',
+        "",
+        ["tests/runs/test_record.py"],
+    ),
+    (
+        "a second writer of a run folder is let in",
+        "asc_kd/runs/record.py",
+        "            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n",
+        "            pass\n",
+        ["tests/runs/test_record.py"],
+    ),
+    (
+        "a requeued job's first call starts from epoch 0",
+        "asc_kd/runs/executors.py",
+        "        function = self.resume if resuming else self.function\n",
+        "        function = self.function\n",
+        ["tests/runs/test_record.py"],
+    ),
+    (
+        "a job stopped by SIGTERM is recorded failed",
+        "asc_kd/runs/executors.py",
+        "                    if self.stopped_by is not None or isinstance(error, Stopped) or self.requeued:"
+        "\n",
+        "                    if False:\n",
+        ["tests/runs/test_record.py"],
+    ),
+    (
+        "a live owner is not adopted but started again",
+        "asc_kd/runs/pipeline.py",
+        '                return "adopt", record\n',
+        '                return "new", record\n',
+        [
+            "tests/test_pipeline.py::test_a_run_whose_owner_lives_is_adopted_and_one_whose_owner_died_is_resumed"
+        ],
+    ),
+    (
+        "a changed configuration is reused",
+        "asc_kd/runs/pipeline.py",
+        "            if old == new or forced or not _has_progress(record, path):\n",
+        "            if True:\n",
+        ["tests/test_pipeline.py"],
+    ),
+    (
+        "the demo overlay composes after your recipe",
+        "asc_kd/runs/pipeline.py",
+        "    return tuple(chain + [r for r in recipes if not _packaged(r)])\n",
+        "    return tuple([r for r in recipes if not _packaged(r)] + chain)\n",
+        ["tests/test_pipeline.py"],
+    ),
+    (
+        "a silent scheduler is read as ended jobs",
+        "asc_kd/runs/executors.py",
+        '    if listed.returncode != 0 and "Invalid job id" not in listed.stderr:\n        return None\n',
+        "",
+        ["tests/test_executors.py"],
+    ),
 ]
 
 

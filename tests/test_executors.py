@@ -4,6 +4,7 @@ inline executor and the failure message (the resource options: tests/test_resour
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ def test_failure_message_names_run_job_and_log() -> None:
     message = failure_message([Outcome(job, None, record, "RuntimeError: boom")])
     assert message == (
         "1 run(s) failed: teacher bad seed 1 (job 17, FAILED, log /o/jobs/17_0_log.err): RuntimeError: boom. "
-        "Rerun the same command to resubmit the failed and missing runs"
+        "Rerun the same command to resume the failed runs from their last checkpoints"
     )
 
 
@@ -111,3 +112,23 @@ def test_a_job_that_raised_inline_stops_the_stage_with_its_error_and_is_never_co
         outcomes.extend(run_jobs(_config(), [ok, _raising_job("bad"), after], tmp_path / "jobs"))
     assert calls == ["ok"]  # the stage stopped at the error
     assert [(o.job.key, o.record["state"]) for o in outcomes] == [("teacher:ok-seed0", "COMPLETED")]
+
+
+def test_a_scheduler_that_does_not_answer_is_no_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``squeue`` failing (slurmctld restarting) says nothing about a job: None, never "ended";
+    a job id squeue no longer knows has ended."""
+    from asc_kd.runs.executors import slurm_states
+
+    squeue = tmp_path / "squeue"
+    squeue.write_text(
+        "#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"
+    )
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert slurm_states(["17"]) is None
+    squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Invalid job id specified' >&2\nexit 1\n")
+    assert slurm_states(["17"]) == {"17": "COMPLETED"}
+    squeue.write_text("#!/bin/sh\necho '17 RUNNING'\n")
+    assert slurm_states(["17", "18"]) == {"17": "RUNNING", "18": "COMPLETED"}

@@ -568,3 +568,139 @@ def test_every_stage_sees_the_fits_data_options(
     train, test, _ = seen["logits"]
     every_train_clip = TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"]
     assert 0 < len(train) < len(every_train_clip)  # half the recordings were held out
+
+
+def test_a_changed_config_is_refused_naming_its_keys_writing_nothing_then_done_with_force(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch
+) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    before = tree_state(out)
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--stages", "teachers")
+    argv[argv.index("--max-epochs") + 1] = "2"
+    with command_line("python -m asc_kd.pipeline"), pytest.raises(ConfigError) as refused:
+        main(argv)
+    runs = "; ".join(f"teachers/{Path(t).stem}-seed0 (trainer.max_epochs: 1 -> 2)" for t in PIPELINE_TEACHERS)
+    assert str(refused.value) == (
+        f"2 run(s) in {out} were made under another configuration: {runs}. Redo them with --force "
+        "(the chosen stages run anew), or give another --out to keep both"
+    )
+    assert tree_state(out) == before and calls == []
+    with command_line("python -m asc_kd.pipeline"):
+        assert main([*argv[: argv.index("--")], "--force", *argv[argv.index("--") :]]) == 0
+    assert calls == [f"{Path(t).stem}-seed0" for t in PIPELINE_TEACHERS]
+    record = json.loads((out / "teachers" / "teacher-seed0" / "run.json").read_text())
+    assert record["config"]["trainer"]["max_epochs"] == 2 and record["state"] == "done"
+
+
+def test_a_rerun_says_what_it_reuses_and_status_reads_the_records(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    out, calls = _copy_with_recorded_fits(tiny_pipeline, tmp_path, monkeypatch)
+    argv = pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out)
+    with command_line("python -m asc_kd.pipeline"), caplog.at_level("INFO"):
+        assert main(argv) == 0
+    assert calls == []
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reusing")]
+    assert said[:3] == [
+        f"reusing teachers/{Path(PIPELINE_TEACHERS[0]).stem}-seed0: done, same config",
+        f"reusing teachers/{Path(PIPELINE_TEACHERS[1]).stem}-seed0: done, same config",
+        "reusing stages/logits: done, same config",
+    ]
+    assert len(said) == 7
+    from asc_kd.runs.status import rows
+
+    table = rows(out)
+    assert [(r["kind"], r["recipe"], r["seed"], r["state"]) for r in table] == [
+        ("teacher", "teacher", "0", "done"),
+        ("teacher", "teacher_small", "0", "done"),
+        ("logits", "logits", "-", "done"),
+        ("student", PIPELINE_SYSTEM, "0", "done"),
+        ("student", PIPELINE_SYSTEM, "1", "done"),
+        ("int8", PIPELINE_SYSTEM, "0", "done"),
+        ("int8", PIPELINE_SYSTEM, "1", "done"),
+    ]
+    assert table[0]["epoch"] == "1/1" and table[0]["metric"].startswith("val/acc=")
+    done = subprocess.run(
+        [sys.executable, "-m", "asc_kd", "status", str(out)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "7 of 7 run(s) done"
+    (out / "students" / f"{PIPELINE_SYSTEM}-seed1" / "run.json").write_text(
+        (out / "students" / f"{PIPELINE_SYSTEM}-seed1" / "run.json").read_text().replace('"done"', '"failed"')
+    )
+    from asc_kd.runs.status import print_status
+
+    assert print_status(out) == 1
+
+
+def test_your_own_recipe_composes_last_and_a_flag_over_it_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under the demo, the overlay shrinks the packaged recipes but never a value your own recipe
+    sets; a pipeline flag still wins, in one line."""
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(
+        "name: mine\nmodel:\n  init_args:\n    model: debug\n    lr: 0.01\n"
+        "trainer:\n  max_epochs: 1\n  log_every_n_steps: 2\ndata:\n  batch_size: 8\n"
+    )
+    pipeline = Pipeline(parse_args(["--out", str(tmp_path / "out"), "--students", str(recipe)]))
+    (run,) = pipeline.student_runs
+    assert run.configs[-1] == recipe and run.configs[-2].name == "synthetic.yaml"
+    config = pipeline.resolved[run]
+    assert config["trainer"]["max_epochs"] == 1 and config["trainer"]["log_every_n_steps"] == 2
+    assert config["data"]["batch_size"] == 8 and config["model"]["init_args"]["lr"] == 0.01
+    with caplog.at_level("INFO"):
+        pipeline = Pipeline(
+            parse_args(["--out", str(tmp_path / "out"), "--students", str(recipe), "--max-epochs", "3"])
+        )
+    assert pipeline.resolved[pipeline.student_runs[0]]["trainer"]["max_epochs"] == 3
+    assert f"--max-epochs 3 overrides trainer.max_epochs: 1 of {recipe}" in caplog.messages
+    assert not (tmp_path / "out").exists()  # building the plan writes nothing
+
+
+def test_a_second_driver_on_the_same_out_is_refused_naming_the_first(tmp_path: Path) -> None:
+    from asc_kd.runs.driver import drive
+    from asc_kd.runs.record import RunBusy, writer_lock
+
+    out = tmp_path / "out"
+    with writer_lock(out / "driver.json"), pytest.raises(RunBusy) as busy:
+        drive(parse_args(["--out", str(out), "--stages", "tables"]))
+    assert f"another driver runs the pipeline in {out}" in str(busy.value)
+    assert f"asc-kd pipeline --cancel --out {out}" in str(busy.value)
+
+
+def test_a_run_whose_owner_lives_is_adopted_and_one_whose_owner_died_is_resumed(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    from asc_kd.runs.record import read_record, update_record
+
+    out = copy_pipeline(tiny_pipeline.out, tmp_path / "out")
+    pipeline = Pipeline(parse_args(pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out)))
+    run = pipeline.teacher_runs[0]
+    path, last = pipeline._record_path(run), pipeline._folder(run) / "checkpoints" / "last.ckpt"
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        me = {"executor": "local", "job_id": str(owner.pid), "host": socket.gethostname()}
+        update_record(path, lambda r: r.update(state="running", owner=me))
+        with caplog.at_level("INFO"):
+            action, _ = pipeline._decide(run.path, path, pipeline.resolved[run], {}, last)
+        assert action == "adopt"
+        assert (
+            f"adopting {run.path}: running local pid {owner.pid} on {socket.gethostname()}; waiting for it"
+            in (caplog.messages)
+        )
+    finally:
+        owner.kill()
+        owner.wait()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        action, record = pipeline._decide(run.path, path, pipeline.resolved[run], {}, last)
+    assert action == "resume" and read_record(path)["state"] == "running"
+    assert caplog.messages == [
+        f"resuming {run.path} from its last checkpoint: its owner (local pid {owner.pid} on "
+        f"{socket.gethostname()}) is gone"
+    ]

@@ -113,8 +113,10 @@ def detach(config: PipelineConfig) -> int:
     record = driver_record(out)
     existing = read_record(record)
     if existing and existing.get("state") == "running" and _driver_alive(existing):
-        print(
-            f"a driver already runs this pipeline ({_describe(existing)}); `asc-kd status {out}` follows it"
+        log.info(
+            "a driver already runs this pipeline (%s); `asc-kd status %s` follows it",
+            _describe(existing),
+            out,
         )
         return 0
     if config.executor.executor == "slurm":
@@ -137,9 +139,11 @@ def detach(config: PipelineConfig) -> int:
                 state="submitted", job_id=str(job.job_id), log=str(job.paths.stdout), submitted=now()
             ),
         )
-        print(
-            f"driver submitted as slurm job {job.job_id} (log {job.paths.stdout}); "
-            f"`asc-kd status {out}` follows it"
+        log.info(
+            "driver submitted as slurm job %s (log %s); `asc-kd status %s` follows it",
+            job.job_id,
+            job.paths.stdout,
+            out,
         )
         return 0
     pickled = out / "driver.pkl"
@@ -163,7 +167,7 @@ def detach(config: PipelineConfig) -> int:
             state="submitted", pid=process.pid, job_id=None, log=str(log_path), submitted=now()
         ),
     )
-    print(f"driver started as pid {process.pid} (log {log_path}); `asc-kd status {out}` follows it")
+    log.info("driver started as pid %s (log %s); `asc-kd status %s` follows it", process.pid, log_path, out)
     return 0
 
 

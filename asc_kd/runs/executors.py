@@ -2,11 +2,13 @@
 this machine (``local``), or as SLURM jobs (``slurm``); the last two through submitit, which
 writes the sbatch scripts, pickles each run and brings its result (or traceback) back.
 
-The pipeline hands a stage's runs to ``run_jobs`` and gets each run's outcome as it finishes;
-only the pipeline's process writes the manifest, so two runs ending together lose nothing.
-A run that SLURM stops at its time limit or preempts is requeued by submitit (its
-``Checkpointable`` protocol, the only requeue mechanism: Lightning's own SLURM auto-requeue is
-switched off in the jobs) and a fit resumes from its ``last.ckpt`` in the same W&B run.
+The pipeline hands a stage's runs to ``run_jobs`` and gets each run's outcome as it finishes,
+read from the run's record (``asc_kd.runs.record``, which the job writes), submitit's result
+file or the scheduler. A run that SLURM signals with USR2 before its time limit is requeued by
+submitit (its ``Checkpointable`` protocol; Lightning's own SLURM auto-requeue is switched off in
+the jobs); one that SLURM stops with SIGTERM (``scontrol requeue``, preemption, cancel) ends its
+attempt without an error and resumes from its ``last.ckpt`` in the same W&B run when it starts
+again.
 """
 
 from __future__ import annotations
@@ -117,9 +119,17 @@ class JobCall(Checkpointable):
                     with heartbeat(self.record) if self.record else contextlib.nullcontext():
                         value = function()
                 except BaseException as error:
+                    if type(error).__name__ == "UncompletedJobError" and "timed-out" in str(error):
+                        why = f"time limit reached on every attempt ({error}); a rerun resumes it"
+                        self._mark(state="timeout", reason=why)
+                        raise
                     if self.stopped_by is not None or isinstance(error, Stopped) or self.requeued:
                         # the attempt ends here (its W&B service may be gone too): no result, no error
-                        signum = self.stopped_by or getattr(error, "signum", signal.SIGUSR2)
+                        signum = (
+                            signal.SIGUSR2
+                            if self.requeued
+                            else self.stopped_by or getattr(error, "signum", 15)
+                        )
                         self._mark_stopped(signal.Signals(signum).name)
                         raise Stopped(signum) from None
                     self._mark(state="failed", reason=error_line(error))
@@ -313,7 +323,7 @@ def slurm_states(job_ids: list[str]) -> dict[str, str] | None:
             ["squeue", "--noheader", "--states=all", "-o", "%i %T", "-j", ",".join(job_ids)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=15,  # squeue itself retries a silent controller for ~18 s
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -611,5 +621,6 @@ def failure_message(failed: list[Outcome]) -> str:
         for o in failed
     )
     return (
-        f"{len(failed)} run(s) failed: {runs}. Rerun the same command to resubmit the failed and missing runs"
+        f"{len(failed)} run(s) failed: {runs}. "
+        "Rerun the same command to resume the failed runs from their last checkpoints"
     )

@@ -11,8 +11,8 @@
 Every (recipe, seed) run has its own folder (``teachers/passt-seed0/``) and W&B run. All W&B
 runs of a pipeline form one group (recorded in the manifest, so a resumed pipeline keeps it),
 with job types ``teacher``, ``logits``, ``student``, ``quantize`` and ``tables``; each logs its
-outputs as artifacts and declares its inputs (``asc_kd.tracking.lineage``). A stage is skipped when its
-recorded output exists, so an interrupted pipeline resumes where it stopped; ``force`` redoes
+outputs as artifacts and declares its inputs (``asc_kd.tracking.lineage``). Each run is decided
+from its record (below), so an interrupted pipeline resumes where it stopped; ``force`` redoes
 the chosen stages.
 
 Each stage's runs (fits, the logits export, int8 copies) go to an executor
@@ -461,7 +461,8 @@ class Pipeline:
                 return "adopt", record
             why = f"its owner ({_owner_text(record.get('owner'))}) is gone"
         else:
-            why = f"it {'was ' if state == 'cancelled' else ''}{state}" + (
+            said = {"failed": "it failed", "cancelled": "it was cancelled", "timeout": "it timed out"}
+            why = said.get(state, f"it was {state}") + (
                 f" ({record['reason']})" if record.get("reason") else ""
             )
         if resume_from is not None and resume_from.is_file():
@@ -798,6 +799,14 @@ class Pipeline:
 
     def run(self) -> pd.DataFrame | None:
         stages = set(self.config.stages)
+        if self.config.executor.executor != "inline" and stages & {
+            "teachers",
+            "logits",
+            "students",
+            "quantize",
+        }:
+            # The demo's synthetic scenes are made here, once, before jobs that would all start at once.
+            self._datamodule().ensure_root()
         teachers = self.teachers() if stages & {"teachers", "logits"} else []
         if "logits" in stages:
             logits = self.logits(teachers)

@@ -1,0 +1,236 @@
+"""What happens to a pipeline on the real one-node SLURM (``tests/cluster/start.sh``) when things go
+wrong: ``scontrol requeue`` (SIGTERM, how preemption arrives), a driver killed and its command
+rerun at once, a driver sent SIGTERM, a controller that stops answering, a time limit reached
+on every attempt, and a detached driver followed with ``asc-kd status``. Each ends in a finished
+run that lost no epoch, with exactly one writer, and a record that says what happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from fit_helpers import PIPELINE_TEACHERS, REPO, pipeline_argv, slurm_or_skip
+
+from asc_kd.runs.record import read_record
+
+pytestmark = pytest.mark.slow  # every wait below has its own time limit
+#: Epochs of the fit that something happens to after its first.
+EPOCHS = 8
+ENVIRONMENT = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    slurm_or_skip()
+
+
+def _argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
+    """One tiny teacher of ``epochs`` epochs, as a SLURM job, teachers stage only."""
+    argv = pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--stages", "teachers", *extra)
+    argv[argv.index("--teachers") + 1 : argv.index("--ensemble") + 2] = [str(PIPELINE_TEACHERS[0])]
+    argv[argv.index("--max-epochs") + 1] = str(epochs)
+    return argv
+
+
+def _start(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        cwd=REPO,
+        env=ENVIRONMENT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _run(argv: list[str], timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        cwd=REPO,
+        env=ENVIRONMENT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _wait_for(path: Path, pipeline: subprocess.Popen[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.is_file() and pipeline.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.is_file(), pipeline.communicate(timeout=60)[0][-3000:]
+
+
+def _squeue_state(job_id: str) -> str:
+    listed = subprocess.run(
+        ["squeue", "--noheader", "--states=all", "-o", "%T", "-j", job_id], capture_output=True, text=True
+    )
+    return listed.stdout.strip() or "gone"
+
+
+def _started(record: dict) -> list[dict]:
+    return [attempt for attempt in record["attempts"] if attempt.get("started")]
+
+
+def _epochs_done(run: Path) -> int:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
+
+
+def test_scontrol_requeue_resumes_from_the_last_checkpoint_in_the_same_wandb_run(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pipeline = _start(_argv(tiny_root, cache_dir, out))
+    run = out / "teachers" / "teacher-seed0"
+    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    job_id = read_record(run / "run.json")["job"]["job_id"]
+    subprocess.run(["scontrol", "requeue", job_id], check=True)  # SIGTERM to the job, then a restart
+    output = pipeline.communicate(timeout=500)[0]
+    assert pipeline.returncode == 0, output[-3000:]
+    record = read_record(run / "run.json")
+    assert record["state"] == "done" and record["job"]["state"] == "COMPLETED"
+    attempts = _started(record)
+    assert len(attempts) == 2 and {a["job_id"] for a in attempts} == {job_id}
+    stderr = Path(record["job"]["logs"][1]).read_text()
+    assert f"Restoring states from the checkpoint path at {run / 'checkpoints' / 'last.ckpt'}" in stderr
+    assert _epochs_done(run) == EPOCHS  # every epoch once across the two attempts
+    wandb_runs = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 2 and len({folder.name.rsplit("-", 1)[1] for folder in wandb_runs}) == 1
+
+
+def test_a_killed_drivers_rerun_adopts_its_running_job_one_writer(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = _argv(tiny_root, cache_dir, out)
+    pipeline = _start(argv)
+    run = out / "teachers" / "teacher-seed0"
+    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    pipeline.kill()
+    pipeline.wait()
+    job_id = read_record(run / "run.json")["job"]["job_id"]
+    rerun = _run(argv)  # at once, while the orphan job runs
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert f"adopting teachers/teacher-seed0: running slurm job {job_id}; waiting for it" in rerun.stdout
+    record = read_record(run / "run.json")
+    assert record["state"] == "done" and [a["job_id"] for a in _started(record)] == [job_id]
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # one writer: one W&B run, one CSV
+    assert len(list((run / "csv").glob("version_*"))) == 1
+    assert _epochs_done(run) == EPOCHS
+
+
+def test_a_driver_sent_sigterm_cancels_its_jobs_records_them_and_the_rerun_resumes(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = _argv(tiny_root, cache_dir, out)
+    pipeline = _start(argv)
+    run = out / "teachers" / "teacher-seed0"
+    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    pipeline.send_signal(signal.SIGTERM)
+    output = pipeline.communicate(timeout=120)[0]
+    assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert "Traceback" not in output
+    assert (
+        f"pipeline stopped by SIGTERM: cancelled its running jobs; the runs' records are in {out}" in output
+    )
+    record = read_record(run / "run.json")
+    assert record["state"] == "cancelled" and record["reason"] == "cancelled with its driver"
+    assert _squeue_state(record["job"]["job_id"]) in ("CANCELLED", "COMPLETING", "gone")
+    assert read_record(out / "driver.json")["state"] == "stopped"
+    rerun = _run(argv)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "resuming teachers/teacher-seed0 from its last checkpoint: it was cancelled" in rerun.stdout
+    assert read_record(run / "run.json")["state"] == "done" and _epochs_done(run) == EPOCHS
+
+
+@pytest.mark.cluster_exclusive
+def test_a_controller_that_stops_answering_is_waited_for_not_judged(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """slurmctld stopped for longer than several polls while the job runs on: the driver waits
+    with a line on the console and ends with the finished run."""
+    out = tmp_path / "out"
+    pipeline = _start(_argv(tiny_root, cache_dir, out, epochs=250))  # runs on through the outage
+    run = out / "teachers" / "teacher-seed0"
+    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    pid_file = Path(os.environ.get("ASC_KD_SLURM_DIR", "/tmp/asc_kd-slurm")) / "slurmctld.pid"
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    try:
+        time.sleep(30)  # longer than squeue's own retries (~18 s) and many polls of 2 s
+    finally:
+        subprocess.run(["slurmctld"], check=True)
+    output = pipeline.communicate(timeout=500)[0]
+    assert pipeline.returncode == 0, output[-3000:]
+    assert "the SLURM controller does not answer (squeue failed); waiting for it, jobs keep running" in output
+    assert read_record(run / "run.json")["state"] == "done" and _epochs_done(run) == 250
+
+
+def test_a_run_timed_out_on_every_attempt_says_time_limit_and_a_rerun_resumes_it(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """A 1-minute limit is shorter than submitit's signal delay: every attempt is signalled at
+    once and requeued, until submitit gives up. The run ends ``timeout``, named as a time limit,
+    and the rerun (with a limit that fits) resumes from the last checkpoint."""
+    out = tmp_path / "out"
+    argv = _argv(tiny_root, cache_dir, out, "--time-per-run", "1", epochs=300)
+    done = _run(argv, timeout=600)
+    assert done.returncode == 1
+    run = out / "teachers" / "teacher-seed0"
+    record = read_record(run / "run.json")
+    assert record["state"] == "timeout", done.stdout[-3000:]
+    assert "time limit reached on every attempt" in done.stdout
+    assert len(_started(record)) == 4  # submitit's first start and its 3 requeues
+    epochs = _epochs_done(run)
+    assert 0 < epochs < 300
+    argv[argv.index("--time-per-run") + 1] = "60"  # resources are not the run's configuration
+    rerun = _run(argv)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert (
+        "resuming teachers/teacher-seed0 from its last checkpoint: it timed out (time limit" in rerun.stdout
+    )
+    assert _epochs_done(run) == 300 and read_record(run / "run.json")["state"] == "done"
+
+
+def test_detach_returns_at_once_and_the_pipeline_finishes_without_a_driver_in_the_terminal(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = _argv(tiny_root, cache_dir, out, epochs=2)
+    started = time.monotonic()
+    detached = _run([*argv[: argv.index("--")], "--detach", *argv[argv.index("--") :]], timeout=120)
+    assert detached.returncode == 0, detached.stdout[-3000:]
+    assert time.monotonic() - started < 60
+    assert "driver submitted as slurm job" in detached.stdout
+    status = [sys.executable, "-m", "asc_kd", "status", str(out)]
+    deadline = time.monotonic() + 500
+    while time.monotonic() < deadline:
+        shown = subprocess.run(status, cwd=REPO, env=ENVIRONMENT, capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+        time.sleep(3)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("driver: done (slurm job ")
+    assert lines[1].split() == [
+        "kind",
+        "recipe",
+        "seed",
+        "state",
+        "attempt",
+        "job",
+        "epoch",
+        "metric",
+        "elapsed",
+        "log",
+    ]
+    row = lines[2].split()
+    assert row[:5] == ["teacher", "teacher", "0", "done", "1"] and row[6] == "2/2"
+    assert lines[-1] == "1 of 1 run(s) done"
