@@ -336,6 +336,13 @@ MUTATIONS = [
         "        pass\n",
         ["tests/test_long_clips.py"],
     ),
+    (
+        "batch limit 1 read as the whole epoch",
+        "asc_kd/training/fit.py",
+        "        keep_typed_ints(parser)\n",
+        "",
+        ["tests/test_batch_limits.py"],
+    ),
 ]
 
 

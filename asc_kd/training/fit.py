@@ -20,11 +20,14 @@ import difflib
 import inspect
 import json
 import logging
+import operator
 import re
 import shutil
 import sys
+from functools import reduce
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from jsonargparse import ArgumentError, Namespace
@@ -61,6 +64,7 @@ class AscKdCLI(LightningCLI):
     carry the dataset's spec into the task."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        keep_typed_ints(parser)
         parser.add_lightning_class_args(CheckpointSelection, "checkpoint")
         parser.add_lightning_class_args(ComplexityCheck, "complexity")
         parser.add_lightning_class_args(LearningRateLog, "lr_monitor")
@@ -143,6 +147,26 @@ class AscKdCLI(LightningCLI):
             if run_id:
                 logger.init_args.id = run_id
                 logger.init_args.resume = "allow"
+
+
+def keep_typed_ints(parser: LightningArgumentParser) -> None:
+    """Make every option typed "int or float" read a number typed without a point as an int.
+
+    Lightning reads ``limit_train_batches: 1`` (an int) as one batch and ``1.0`` (a float) as the
+    whole epoch; the same goes for the other batch limits, ``overfit_batches`` and
+    ``val_check_interval``. jsonargparse tries a union's types in their order, and Python's typing
+    caches unions as equal whatever their order, so Lightning's ``Optional[Union[int, float]]``
+    comes out as ``Union[float, int, None]`` once an equal union was made first (importing
+    Lightning does): ``1`` would then parse as ``1.0``, a whole epoch. Each such option's type is
+    rebuilt with ``|``, which typing does not cache, as int first and the rest in their order.
+    """
+    for action in parser._actions:
+        typehint = getattr(action, "_typehint", None)
+        if get_origin(typehint) not in (Union, UnionType):
+            continue
+        members = get_args(typehint)
+        if int in members and float in members and members.index(float) < members.index(int):
+            action._typehint = reduce(operator.or_, [int, *(m for m in members if m is not int)])
 
 
 def run_name(config: Namespace) -> str:
