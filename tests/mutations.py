@@ -343,6 +343,41 @@ MUTATIONS = [
         "",
         ["tests/test_batch_limits.py"],
     ),
+    (
+        "fit checks after the trainer writes",
+        "asc_kd/training/fit.py",
+        "        refuse_before_writing(cli, ckpt_path)\n",
+        "",
+        ["tests/test_refusals.py"],
+    ),
+    (
+        "complexity refused only at fit start",
+        "asc_kd/training/fit.py",
+        "            callback.check(cli.model)\n",
+        "            pass\n",
+        ["tests/test_refusals.py"],
+    ),
+    (
+        "resume on other data refused only at the checkpoint load",
+        "asc_kd/training/fit.py",
+        "            trainer.checkpoint_callback.check_resumed_data(checkpoint, ckpt_path, datamodule)\n",
+        "            pass\n",
+        ["tests/test_refusals.py"],
+    ),
+    (
+        "another model's checkpoint refused only at the load",
+        "asc_kd/training/fit.py",
+        "        _refuse_other_weights(cli.model, checkpoint, ckpt_path)\n",
+        "",
+        ["tests/test_refusals.py"],
+    ),
+    (
+        "teacher logits checked only in setup",
+        "asc_kd/data/datamodule.py",
+        "            self._teacher_logits(self._train_dataset(frames, sources))\n",
+        "            pass\n",
+        ["tests/test_refusals.py"],
+    ),
 ]
 
 

@@ -362,6 +362,15 @@ class SceneDataModule(L.LightningDataModule):
             log.info("held out %d of %d training clips for validation: %s", held.sum(), len(train), path)
         return train[~held].reset_index(drop=True), train[held].reset_index(drop=True)
 
+    def dataset_fingerprint(self) -> str:
+        """Content fingerprint of the train + test clips, recorded in checkpoints: a resumed fit
+        compares it before the trainer writes anything, so it is computed once, when first asked."""
+        if self.fingerprint is None:
+            frames = self.frames()
+            filenames = dict.fromkeys([*frames["train"]["filename"], *frames["test"]["filename"]])
+            self.fingerprint = fingerprint_files(self.root, list(filenames))
+        return self.fingerprint
+
     # -- audio ------------------------------------------------------------------------------
     def _audio(self, filenames: list[str], root: Path) -> AudioCache | WavSource:
         spec = self.spec
@@ -396,7 +405,12 @@ class SceneDataModule(L.LightningDataModule):
         return {split: source for split in frames}
 
     def prepare_data(self) -> None:
-        """Generate (if asked), check and cache the audio once per node, before any rank reads it."""
+        """Generate (if asked), check and cache the audio once per node, before any rank reads it.
+
+        The teacher logits and impulse responses are checked here too: Lightning starts the
+        loggers (a CSV version folder, a W&B run) between ``prepare_data`` and ``setup``, so a
+        refusal in ``setup`` would leave them behind in the run's folder.
+        """
         frames = self.frames()
         if self.hparams.check_data:
             from asc_kd.data.check import check_dataset
@@ -408,23 +422,30 @@ class SceneDataModule(L.LightningDataModule):
                     f"{self.root} failed the data check ({len(result.problems)} problem(s); "
                     f"`python -m asc_kd.check --data.root {self.root}` lists all):\n  {listed}"
                 )
-        self._sources(frames)
+        sources = self._sources(frames)
+        if self.hparams.teacher_logits:
+            self._teacher_logits(self._train_dataset(frames, sources))
+        if self.hparams.dir_folder is not None:
+            load_impulse_responses(self.hparams.dir_folder, self.hparams.sample_rate)
 
     def setup(self, stage: str | None = None) -> None:
         frames = self.frames()
         sources = self._sources(frames)
-        segment = round(self.hparams.segment_seconds * self.hparams.sample_rate)
-        train = ClipDataset(frames["train"], sources["train"], None, segment, self.hparams.train_crop)
+        train = self._train_dataset(frames, sources)
         if self.hparams.teacher_logits:
             train.teacher_logits = self._teacher_logits(train)
-        self.fingerprint = fingerprint_files(
-            self.root, list(dict.fromkeys([*frames["train"]["filename"], *frames["test"]["filename"]]))
-        )
+        self.dataset_fingerprint()
         self.datasets = {"train": train, "test": ClipDataset(frames["test"], sources["test"])}
         if "val" in frames:
             self.datasets["val"] = ClipDataset(frames["val"], sources["val"])
         if self.hparams.dir_folder is not None:
             self._responses = load_impulse_responses(self.hparams.dir_folder, self.hparams.sample_rate)
+
+    def _train_dataset(
+        self, frames: dict[str, pd.DataFrame], sources: dict[str, AudioCache | WavSource]
+    ) -> ClipDataset:
+        segment = round(self.hparams.segment_seconds * self.hparams.sample_rate)
+        return ClipDataset(frames["train"], sources["train"], None, segment, self.hparams.train_crop)
 
     def _teacher_logits(self, train: ClipDataset) -> torch.Tensor:
         path = self.hparams.teacher_logits

@@ -27,15 +27,16 @@ class CheckpointError(UserError, ValueError):
     """A file is not a usable asc_kd checkpoint; the message says why."""
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True`` and errors that name the file."""
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True`` and errors that name the file; ``mmap`` maps the
+    weights instead of reading them (for the record alone)."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory; give the .ckpt file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
-        checkpoint = torch_load(path)
+        checkpoint = torch_load(path, mmap=mmap)
     except PickledObjectsError:
         raise CheckpointError(
             f"{path} holds pickled objects or code besides tensors and plain data; asc_kd never "
