@@ -378,6 +378,27 @@ MUTATIONS = [
         "            pass\n",
         ["tests/test_refusals.py"],
     ),
+    (
+        "quantize on data of other classes",
+        "asc_kd/deployment/quantize.py",
+        "    if list(task.classes) != classes:",
+        "    if False:",
+        ["tests/test_refusals.py"],
+    ),
+    (
+        "quantize leaves an artifact without its report",
+        "asc_kd/deployment/quantize.py",
+        "        staged.unlink(missing_ok=True)\n",
+        "        pass\n",
+        ["tests/test_refusals.py"],
+    ),
+    (
+        "logits check only the logits file's folder",
+        "asc_kd/evaluation/logits.py",
+        "    for output in (out, table):",
+        "    for output in (out,):",
+        ["tests/test_refusals.py"],
+    ),
 ]
 
 

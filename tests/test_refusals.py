@@ -1,6 +1,7 @@
 """A refused command leaves every folder as it was: a fit refused on a finished run's folder
 changes no byte of it and adds nothing beside it (no config.yaml, CSV version, W&B run or
-checkpoint), and a refused fit in a new folder leaves no folder."""
+checkpoint), a refused fit in a new folder leaves no folder, and logits and quantize refuse
+before they write any of their outputs (quantize: its artifact and report both, or neither)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
+import torch
 from fit_helpers import (
     TINY_TEACHER,
     command_line,
@@ -19,9 +21,15 @@ from fit_helpers import (
     wandb_records,
     write_teacher_logits,
 )
+from tiny_checkpoints import fit_checkpoint
 
+import asc_kd.deployment.quantize as quantize_module
 from asc_kd.core.command_line import run_command
+from asc_kd.data.tau import TAU22
 from asc_kd.fit import _command, main
+from asc_kd.logits import main as export_logits
+from asc_kd.quantize import main as quantize
+from asc_kd.tasks import ClassificationTask
 
 
 def folder_state(folder: Path) -> dict[str, str]:
@@ -163,3 +171,88 @@ def test_a_refused_fit_changes_and_adds_nothing(
     line = capsys.readouterr().err.splitlines()[0]
     assert line.startswith(fill(error)), line
     assert folder_state(out) == before
+
+
+# -- logits and quantize: all their outputs or none ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def student_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    task = ClassificationTask(model="debug", lr=1e-2, spec=TAU22)
+    return fit_checkpoint(task, tmp_path_factory.mktemp("student") / "debug.ckpt")
+
+
+def _earlier_outputs(folder: Path, *names: str) -> dict[str, str]:
+    """Outputs of an earlier run in ``folder`` (a rerun must leave them whole when refused)."""
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_text(f"earlier {name}\n")
+    return folder_state(folder)
+
+
+def _refuse_writing_in(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    # Tests may run as root, for whom chmod does not stop a write: ask os.access instead.
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: Path(path) != folder and access(path, mode, **kw)
+    )
+
+
+def test_quantize_refuses_data_of_other_classes_before_writing(
+    student_checkpoint: Path,
+    folders_root: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    before = _earlier_outputs(out, "model.int8.pt", "model.int8.json")
+    data = ["--data.root", str(folders_root), "--data.cache_dir", str(cache_dir)]
+    assert run_command(quantize, [str(student_checkpoint), *data, "--out", str(out / "model.int8.pt")]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"error: {student_checkpoint} predicts 10 classes (airport, bus, metro, ...), the dataset at "
+        f"{folders_root} has 13 (scene00, scene01, scene02, ...); quantize it with the data it was trained on"
+    )
+    assert folder_state(out) == before
+
+
+def test_quantize_failing_after_the_export_leaves_the_earlier_artifact_and_report(
+    student_checkpoint: Path,
+    tiny_root: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out"
+    before = _earlier_outputs(out, "model.int8.pt", "model.int8.json")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(quantize_module, "scene_metrics", fail)
+    data = ["--data.root", str(tiny_root), "--data.cache_dir", str(cache_dir)]
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        quantize([str(student_checkpoint), *data, "--out", str(out / "model.int8.pt")])
+    assert folder_state(out) == before  # no new artifact without its report, no partial file
+
+
+def test_logits_refuse_a_table_folder_they_cannot_write_before_the_teachers_run(
+    student_checkpoint: Path,
+    tiny_root: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, tables = tmp_path / "out", tmp_path / "tables"
+    before = _earlier_outputs(out, "ensemble.npz")
+    tables.mkdir()
+    _refuse_writing_in(monkeypatch, tables)
+    data = ["--data.root", str(tiny_root), "--data.cache_dir", str(cache_dir)]
+    outputs = ["--out", str(out / "ensemble.npz"), "--table", str(tables / "table1")]
+    assert run_command(export_logits, [str(student_checkpoint), *data, *outputs]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == f"error: output folder {tables} is not writable"
+    assert "on train" not in err  # no teacher ran
+    assert folder_state(out) == before and folder_state(tables) == {}
