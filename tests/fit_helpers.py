@@ -70,6 +70,19 @@ def fit_args(tiny_root: Path, cache_dir: Path, out: Path, *configs: Path | str) 
     ]
 
 
+def other_audio(tiny_root: Path, copy: Path) -> Path:
+    """A copy of the tiny set whose clips are played backwards: same names, classes and sizes,
+    other audio (another dataset fingerprint)."""
+    import soundfile
+
+    shutil.copytree(tiny_root, copy)
+    for path in copy.rglob("*.wav"):
+        info = soundfile.info(path)
+        audio, rate = soundfile.read(path, dtype="float64")
+        soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
+    return copy
+
+
 def write_teacher_logits(tiny_root: Path, path: Path) -> Path:
     """A logits file for the tiny train split, as ``python -m asc_kd.logits`` would write it."""
     from asc_kd.data.cache import fingerprint_files

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import soundfile
 import wandb
 import yaml
 from fit_helpers import (
@@ -20,6 +18,7 @@ from fit_helpers import (
     command_line,
     fit_args,
     offline_runs,
+    other_audio,
     tree_state,
     wandb_config,
     wandb_records,
@@ -419,17 +418,6 @@ def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
 
 
-def _other_audio(tiny_root: Path, copy: Path) -> Path:
-    """A copy of the tiny set whose clips are played backwards: same names, classes and sizes,
-    other audio (another dataset fingerprint)."""
-    shutil.copytree(tiny_root, copy)
-    for path in copy.rglob("*.wav"):
-        info = soundfile.info(path)
-        audio, rate = soundfile.read(path, dtype="float64")
-        soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
-    return copy
-
-
 def test_resume_on_changed_data_is_refused_unless_asked(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -443,7 +431,7 @@ def test_resume_on_changed_data_is_refused_unless_asked(
     main(args)
     last = tmp_path / "teacher-seed0" / "checkpoints" / "last.ckpt"
     recorded = read_checkpoint(last)["asc_kd"]["dataset_fingerprint"]
-    other = _other_audio(tiny_root, tmp_path / "other")
+    other = other_audio(tiny_root, tmp_path / "other")
     resume = [*args, "--data.root", str(other), "--trainer.max_epochs", "2", "--ckpt_path", "last"]
     assert run_command(_command, resume) == 1
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]

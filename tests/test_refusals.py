@@ -11,13 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import soundfile
 import torch
 from fit_helpers import (
     TINY_TEACHER,
     command_line,
     fit_args,
     offline_runs,
+    other_audio,
     wandb_records,
     write_teacher_logits,
 )
@@ -48,23 +48,13 @@ def folder_state(folder: Path) -> dict[str, str]:
     return state
 
 
-def _reversed_audio(tiny_root: Path, copy: Path) -> Path:
-    """The tiny set with every clip played backwards: same names and sizes, other audio."""
-    shutil.copytree(tiny_root, copy)
-    for path in copy.rglob("*.wav"):
-        info = soundfile.info(path)
-        audio, rate = soundfile.read(path, dtype="float64")
-        soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
-    return copy
-
-
 class FinishedRun:
     """A finished tiny teacher run (W&B offline) in ``out/teacher-seed0``, and inputs that differ."""
 
     def __init__(self, tiny_root: Path, cache_dir: Path, base: Path) -> None:
         self.tiny_root, self.cache_dir = tiny_root, cache_dir
         self.out = base / "out"
-        self.other_root = _reversed_audio(tiny_root, base / "other")
+        self.other_root = other_audio(tiny_root, base / "other")
         self.other_logits = write_teacher_logits(self.other_root, base / "other_logits.npz")
 
     def args(self, out: Path) -> list[str]:
