@@ -115,6 +115,24 @@ def run_together(target: Callable[..., None], args: tuple, logs: list[Path]) -> 
     return [child.pid for child in children]
 
 
+def other_audio_in(path: Path) -> None:
+    """The clip at ``path`` played backwards: same length and size, other samples."""
+    import soundfile
+
+    info = soundfile.info(path)
+    audio, rate = soundfile.read(path, dtype="float64")
+    soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
+
+
+def other_audio(tiny_root: Path, copy: Path) -> Path:
+    """A copy of the tiny set whose clips are played backwards: same names, classes and sizes,
+    other audio (another dataset fingerprint)."""
+    shutil.copytree(tiny_root, copy)
+    for path in copy.rglob("*.wav"):
+        other_audio_in(path)
+    return copy
+
+
 def write_teacher_logits(tiny_root: Path, path: Path) -> Path:
     """A logits file for the tiny train split, as ``python -m asc_kd.logits`` would write it."""
     from asc_kd.data.cache import fingerprint_files

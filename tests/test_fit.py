@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import soundfile
 import wandb
 import yaml
 from fit_helpers import (
@@ -20,6 +19,8 @@ from fit_helpers import (
     command_line,
     fit_args,
     offline_runs,
+    other_audio,
+    other_audio_in,
     tree_state,
     wandb_config,
     wandb_records,
@@ -420,22 +421,6 @@ def test_resume_from_a_last_ckpt_path(tiny_root: Path, cache_dir: Path, tmp_path
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
 
 
-def _other_audio_in(path: Path) -> None:
-    """The clip at ``path`` played backwards: same length and size, other samples."""
-    info = soundfile.info(path)
-    audio, rate = soundfile.read(path, dtype="float64")
-    soundfile.write(path, audio[::-1], rate, subtype=info.subtype)
-
-
-def _other_audio(tiny_root: Path, copy: Path) -> Path:
-    """A copy of the tiny set whose clips are played backwards: same names, classes and sizes,
-    other audio (another dataset fingerprint)."""
-    shutil.copytree(tiny_root, copy)
-    for path in copy.rglob("*.wav"):
-        _other_audio_in(path)
-    return copy
-
-
 def _fit_once(root: Path, cache_dir: Path, out: Path) -> tuple[list[str], Path]:
     """A tiny teacher's fit on ``root`` without test or logger: its arguments and its last.ckpt."""
     args = [*fit_args(root, cache_dir, out, *TINY_TEACHER), "--test", "false", "--trainer.logger", "false"]
@@ -448,7 +433,7 @@ def test_resume_on_changed_data_is_refused_unless_asked(
 ) -> None:
     args, last = _fit_once(tiny_root, cache_dir, tmp_path)
     recorded = read_checkpoint(last)["asc_kd"]["dataset_content_hash"]
-    other = _other_audio(tiny_root, tmp_path / "other")
+    other = other_audio(tiny_root, tmp_path / "other")
     resume = [*args, "--data.root", str(other), "--trainer.max_epochs", "2", "--ckpt_path", "last"]
     assert run_command(_command, resume) == 1
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
@@ -479,7 +464,7 @@ def test_resume_on_a_clip_rewritten_at_the_same_size_is_refused_naming_it(
     record = read_checkpoint(last)["asc_kd"]
     names = [*read_split(data, "train")["filename"], *read_split(data, "test")["filename"]]
     rewritten = next(name for name in names if name not in _content_sample(names))
-    _other_audio_in(data / rewritten)
+    other_audio_in(data / rewritten)
     assert fingerprint_files(data, names) == record["dataset_fingerprint"]  # the fast path sees nothing
     assert run_command(_command, [*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 1
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]

@@ -86,7 +86,15 @@ class CheckpointSelection(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
         if trainer.is_global_zero and self.dirpath:
             remove_stale_partials(self.dirpath)  # a fit killed while writing left them
-        self.validation = str(getattr(trainer.datamodule, "validation", "test"))
+        self.check_selection(str(getattr(trainer.datamodule, "validation", "test")))
+
+    def check_selection(self, validation: str) -> None:
+        """Refuse ``best`` without a validation split, or on the test split unless opted in.
+
+        ``fit`` calls this (and ``check_resumed_data``) before the trainer sets up, so a refused
+        fit writes nothing; ``setup`` and ``on_load_checkpoint`` call them for a bare ``Trainer``.
+        """
+        self.validation = validation
         if self.selection == "best" and self.validation == "none":
             raise ConfigError(
                 "checkpoint.selection=best needs a validation split; set data.validation: holdout"
@@ -102,19 +110,21 @@ class CheckpointSelection(ModelCheckpoint):
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        if trainer.state.fn == TrainerFn.FITTING:
+            self.check_resumed_data(checkpoint, str(trainer.ckpt_path), getattr(trainer, "datamodule", None))
+
+    def check_resumed_data(self, checkpoint: dict[str, Any], ckpt_path: str, datamodule: Any) -> None:
         """A resumed fit continues on the data it started on: the clips the checkpoint records
         (their full content hash, else their sampled fingerprint; ``SceneDataModule.data_change``)
         must be the data module's, unless ``resume_on_changed_data``."""
-        super().on_load_checkpoint(trainer, pl_module, checkpoint)
-        if trainer.state.fn != TrainerFn.FITTING or self.resume_on_changed_data:
-            return
-        record = checkpoint.get("asc_kd") or {}
-        datamodule = getattr(trainer, "datamodule", None)
         data_change = getattr(datamodule, "data_change", None)  # a SceneDataModule's
-        change = data_change(record) if data_change is not None else None
+        if self.resume_on_changed_data or data_change is None:
+            return
+        change = data_change(checkpoint.get("asc_kd") or {})
         if change is not None:
             raise DatasetError(
-                f"--ckpt_path {trainer.ckpt_path} was trained on other data than {datamodule.root} holds "
+                f"--ckpt_path {ckpt_path} was trained on other data than {datamodule.root} holds "
                 f"now ({change}); resume on the data it was trained on, or on this data on purpose with "
                 "--checkpoint.resume_on_changed_data true"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 
 import lightning as L
 
@@ -35,18 +36,31 @@ class ComplexityCheck(L.Callback):
         self.clip_seconds = clip_seconds
         self.allow_over_limits = allow_over_limits
         self.result = None
+        self.input_shape: list[int] = []
+        self._counted: weakref.ref[L.LightningModule] | None = None
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def check(self, pl_module: L.LightningModule) -> None:
+        """Count ``pl_module.model`` and refuse it when over the limits (unless allowed).
+
+        ``fit`` calls this before the trainer sets up, so a refused model leaves no logger
+        folder or ``config.yaml`` behind; ``on_fit_start`` calls it for a bare ``Trainer``.
+        """
         shape = pl_module.input_shape(self.clip_seconds)
         self.result = count_complexity(pl_module.model, shape, self.precision)
-        values = {f"complexity/{k}": v for k, v in self.result.summary().items()}
-        values["complexity/input_shape"] = list(shape)
-        for logger in trainer.loggers:
-            logger.log_hyperparams(values)
-        log.info("student complexity: %s", self.result.summary())
+        self.input_shape = list(shape)
         if not self.allow_over_limits:
             name = f"model {pl_module.hparams.get('model', '?')!r}"
             check_limits(self.result, name, fix="; to train it anyway: --complexity.allow_over_limits true")
+        self._counted = weakref.ref(pl_module)  # passed: fit start need not count it again
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._counted is None or self._counted() is not pl_module:
+            self.check(pl_module)
+        values = {f"complexity/{k}": v for k, v in self.result.summary().items()}
+        values["complexity/input_shape"] = self.input_shape
+        for logger in trainer.loggers:
+            logger.log_hyperparams(values)
+        log.info("student complexity: %s", self.result.summary())
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not at fit start: a resumed fit knows its global step only now, and the table

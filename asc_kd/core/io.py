@@ -40,6 +40,23 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         partial.unlink(missing_ok=True)
 
 
+def check_writable(path: str | Path) -> None:
+    """Refuse an output whose folder cannot be made or written, creating nothing: a command
+    with several outputs asks this of each before it starts, so that the last one's folder
+    cannot refuse it after the first was written (``atomic_write`` would, at the end).
+    """
+    folder = Path(path).absolute().parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"cannot create output folder {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        if existing == folder:
+            raise PermissionError(f"output folder {folder} is not writable")
+        raise PermissionError(f"cannot create output folder {folder}: {existing} is not writable")
+
+
 def abandoned(pid: int) -> bool:
     """Whether a partial file of process ``pid`` is abandoned: that process no longer runs on
     this machine, or is this one (which is not writing it while it looks)."""

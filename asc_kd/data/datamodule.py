@@ -436,7 +436,12 @@ class SceneDataModule(L.LightningDataModule):
         return {split: source for split in frames}
 
     def prepare_data(self) -> None:
-        """Generate (if asked), check and cache the audio once per node, before any rank reads it."""
+        """Generate (if asked), check and cache the audio once per node, before any rank reads it.
+
+        The teacher logits and impulse responses are checked here too: Lightning starts the
+        loggers (a CSV version folder, a W&B run) between ``prepare_data`` and ``setup``, so a
+        refusal in ``setup`` would leave them behind in the run's folder.
+        """
         frames = self.frames()
         if self.hparams.check_data:
             from asc_kd.data.check import check_dataset
@@ -448,13 +453,16 @@ class SceneDataModule(L.LightningDataModule):
                     f"{self.root} failed the data check ({len(result.problems)} problem(s); "
                     f"`python -m asc_kd.check --data.root {self.root}` lists all):\n  {listed}"
                 )
-        self._sources(frames)
+        sources = self._sources(frames)
+        if self.hparams.teacher_logits:
+            self._teacher_logits(self._train_dataset(frames, sources))
+        if self.hparams.dir_folder is not None:
+            load_impulse_responses(self.hparams.dir_folder, self.hparams.sample_rate)
 
     def setup(self, stage: str | None = None) -> None:
         frames = self.frames()
         sources = self._sources(frames)
-        segment = round(self.hparams.segment_seconds * self.hparams.sample_rate)
-        train = ClipDataset(frames["train"], sources["train"], None, segment, self.hparams.train_crop)
+        train = self._train_dataset(frames, sources)
         self._fingerprint(frames)
         if self.hparams.teacher_logits:
             train.teacher_logits = self._teacher_logits(train)
@@ -463,6 +471,12 @@ class SceneDataModule(L.LightningDataModule):
             self.datasets["val"] = ClipDataset(frames["val"], sources["val"])
         if self.hparams.dir_folder is not None:
             self._responses = load_impulse_responses(self.hparams.dir_folder, self.hparams.sample_rate)
+
+    def _train_dataset(
+        self, frames: dict[str, pd.DataFrame], sources: dict[str, AudioCache | WavSource]
+    ) -> ClipDataset:
+        segment = round(self.hparams.segment_seconds * self.hparams.sample_rate)
+        return ClipDataset(frames["train"], sources["train"], None, segment, self.hparams.train_crop)
 
     def _teacher_logits(self, train: ClipDataset) -> torch.Tensor:
         path = self.hparams.teacher_logits
@@ -494,11 +508,12 @@ class SceneDataModule(L.LightningDataModule):
     # -- what the clips are -----------------------------------------------------------------
     def _fingerprint(self, frames: dict[str, pd.DataFrame]) -> None:
         """The fingerprints of the train + test clips: from the cache when it holds them (its
-        key already needed the sampled one, and its build hashed every byte), else sampled."""
+        key already needed the sampled one, and its build hashed every byte), else sampled.
+        Asked before ``setup`` (a resumed fit's check), it opens or builds the cache first."""
         names = list(dict.fromkeys([*frames["train"]["filename"], *frames["test"]["filename"]]))
         self._fingerprinted = names
         self.fingerprint = self.content_hash = None
-        source = self._source
+        source = self._source if self._source is not None else self._sources(frames)["train"]
         if isinstance(source, AudioCache):
             self.content_hash = source.content_hash(names)
             if set(names) == source.row_of.keys():
@@ -528,7 +543,7 @@ class SceneDataModule(L.LightningDataModule):
         record is about (default: the train and test clips, a checkpoint's).
         """
         if filenames is None and self.fingerprint is None:
-            raise RuntimeError("call setup() before comparing the train and test clips with a record")
+            self._fingerprint(self.frames())  # a resumed fit asks before the trainer sets up
         names = self._fingerprinted if filenames is None else list(filenames)
         recorded = record.get("dataset_content_hash")
         source = self._source

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -39,8 +40,9 @@ from torch import nn
 from torch.ao import quantization as tq
 from torch.ao.nn import quantized as nnq
 
-from asc_kd.core.io import atomic_write
+from asc_kd.core.io import atomic_write, check_writable
 from asc_kd.data.options import recorded_options
+from asc_kd.data.spec import DatasetError
 from asc_kd.deployment.complexity import BYTES_PER_PARAM, count_complexity
 from asc_kd.evaluation.inference import predict_logits
 from asc_kd.evaluation.metrics import scene_metrics
@@ -277,7 +279,16 @@ def quantize_task(
         qat_epochs: quantization-aware fine-tuning epochs instead of calibration.
         qat_lr: learning rate of that fine-tuning.
     """
+    out = Path(out)
+    check_writable(out)
     task = task.cpu().eval()
+    classes = list(datamodule.spec.classes)
+    if list(task.classes) != classes:
+        raise DatasetError(
+            f"{source or 'the model'} predicts {len(task.classes)} classes ({', '.join(task.classes[:3])}, "
+            f"...), the dataset at {datamodule.root} has {len(classes)} ({', '.join(classes[:3])}, ...); "
+            "quantize it with the data it was trained on"
+        )
     if not datamodule.datasets:
         datamodule.prepare_data()
         datamodule.setup("fit")
@@ -313,32 +324,41 @@ def quantize_task(
         "mem_bytes": complexity.params * BYTES_PER_PARAM["int8"],
         **memory,
     }
-    out = export_artifact(task.frontend, quantized, out, metadata)
-    artifact, _ = load_artifact(out)
-    test = datamodule.loader("test", distributed=False)  # this process scores every clip
-    labels = test.dataset.labels
-    cpu = torch.device("cpu")
+    # The artifact is evaluated under a temporary name and takes its own only beside its report:
+    # a failure on the way leaves neither, and an earlier pair in their place.
+    staged = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        export_artifact(task.frontend, quantized, staged, metadata)
+        artifact, _ = load_artifact(staged)
+        test = datamodule.loader("test", distributed=False)  # this process scores every clip
+        labels = test.dataset.labels
+        cpu = torch.device("cpu")
 
-    def evaluate(model: Any, desc: str) -> dict[str, Any]:
-        logits = predict_logits(model, test, cpu, task.segment_samples, desc if progress else "", shard=False)
-        return scene_metrics(
-            logits,
-            labels["target"],
-            labels["device"],
-            spec.classes,
-            spec.devices,
-            spec.device_groups,
-            confusion=True,
-        )
+        def evaluate(model: Any, desc: str) -> dict[str, Any]:
+            logits = predict_logits(
+                model, test, cpu, task.segment_samples, desc if progress else "", shard=False
+            )
+            return scene_metrics(
+                logits,
+                labels["target"],
+                labels["device"],
+                spec.classes,
+                spec.devices,
+                spec.device_groups,
+                confusion=True,
+            )
 
-    report = {
-        **metadata,
-        "artifact": str(out),
-        "fp32": evaluate(task, "fp32 test"),
-        "int8": evaluate(artifact, "int8 test"),
-    }
-    with atomic_write(Path(out).with_suffix(".json")) as handle:
-        json.dump(report, handle, indent=2)
+        report = {
+            **metadata,
+            "artifact": str(out),
+            "fp32": evaluate(task, "fp32 test"),
+            "int8": evaluate(artifact, "int8 test"),
+        }
+        with atomic_write(out.with_suffix(".json")) as handle:
+            json.dump(report, handle, indent=2)
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
     return report
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from asc_kd import __version__
 from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import check_writable
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
@@ -125,6 +126,9 @@ def export_logits(
     members = [t for t in teachers if t.in_ensemble]
     if not members:
         raise ConfigError("no teacher is in the ensemble; choose at least one")
+    for output in (out, table):  # both outputs' folders, before the teachers run and one is written
+        if output is not None:
+            check_writable(output)
     target = resolve_device(device)
     rank, world = rank_and_world()
     if rank == 0:  # one process builds the cache; the others wait and read it

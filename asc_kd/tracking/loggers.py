@@ -63,7 +63,6 @@ class AutoWandbLogger(WandbLogger):
                 "W&B is offline (no login found); upload later with `wandb sync %s/wandb/offline-run-*`",
                 save_dir,
             )
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
         for key, value in (("group", group), ("job_type", job_type)):
             if value is not None:
                 kwargs[key] = value
@@ -71,6 +70,14 @@ class AutoWandbLogger(WandbLogger):
         # Lightning passes anonymous=None, which wandb answers with a warning no one can act on.
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
+
+    @property
+    def experiment(self) -> Any:
+        """The W&B run, started on first use in ``save_dir`` (made then, not when the logger is
+        built: a fit refused before it starts leaves no folder behind)."""
+        if self._experiment is None:
+            Path(self.save_dir).mkdir(parents=True, exist_ok=True)
+        return super().experiment
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log at W&B step = the trainer's global step, so a resumed run (whose offline part
@@ -145,9 +152,17 @@ class LogConfigCallback(SaveConfigCallback):
     """Save the resolved CLI config as ``config.yaml`` in the run's own folder (the trainer's
     ``default_root_dir``, one per recipe and seed, so runs never overwrite each other's), make it
     the logger's run config (one level: ``model``, ``data``, ``trainer``, ...) and, for W&B, also
-    keep the YAML in the run's files (offline runs too, so a later ``wandb sync`` uploads it)."""
+    keep the YAML in the run's files (offline runs too, so a later ``wandb sync`` uploads it).
+
+    It is saved at fit start, not at setup as Lightning's ``SaveConfigCallback`` does: a fit that
+    is refused while it sets up or reads its checkpoint (a resume on other data, a checkpoint of
+    another model) leaves the folder's ``config.yaml`` that of the run that is there.
+    """
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Nothing yet: the config is saved at fit start."""
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if self.already_saved:
             return
         if trainer.is_global_zero:
@@ -156,7 +171,7 @@ class LogConfigCallback(SaveConfigCallback):
             self.parser.save(
                 self.config, str(folder / self.config_filename), skip_unset=False, overwrite=True
             )
-            self.save_config(trainer, pl_module, stage)
+            self.save_config(trainer, pl_module, "fit")
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
 

@@ -20,11 +20,14 @@ import difflib
 import inspect
 import json
 import logging
+import operator
 import re
 import shutil
 import sys
+from functools import reduce
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from jsonargparse import ArgumentError, Namespace
@@ -61,6 +64,7 @@ class AscKdCLI(LightningCLI):
     carry the dataset's spec into the task."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        keep_typed_ints(parser)
         parser.add_lightning_class_args(CheckpointSelection, "checkpoint")
         parser.add_lightning_class_args(ComplexityCheck, "complexity")
         parser.add_lightning_class_args(LearningRateLog, "lr_monitor")
@@ -143,6 +147,26 @@ class AscKdCLI(LightningCLI):
             if run_id:
                 logger.init_args.id = run_id
                 logger.init_args.resume = "allow"
+
+
+def keep_typed_ints(parser: LightningArgumentParser) -> None:
+    """Make every option typed "int or float" read a number typed without a point as an int.
+
+    Lightning reads ``limit_train_batches: 1`` (an int) as one batch and ``1.0`` (a float) as the
+    whole epoch; the same goes for the other batch limits, ``overfit_batches`` and
+    ``val_check_interval``. jsonargparse tries a union's types in their order, and Python's typing
+    caches unions as equal whatever their order, so Lightning's ``Optional[Union[int, float]]``
+    comes out as ``Union[float, int, None]`` once an equal union was made first (importing
+    Lightning does): ``1`` would then parse as ``1.0``, a whole epoch. Each such option's type is
+    rebuilt with ``|``, which typing does not cache, as int first and the rest in their order.
+    """
+    for action in parser._actions:
+        typehint = getattr(action, "_typehint", None)
+        if get_origin(typehint) not in (Union, UnionType):
+            continue
+        members = get_args(typehint)
+        if int in members and float in members and members.index(float) < members.index(int):
+            action._typehint = reduce(operator.or_, [int, *(m for m in members if m is not int)])
 
 
 def run_name(config: Namespace) -> str:
@@ -241,6 +265,10 @@ def _yaml_has(path: str, keys: list[str]) -> bool:
     return True
 
 
+def _holds_nothing(folder: Path) -> bool:
+    return not folder.is_dir() or not any(folder.iterdir())
+
+
 def _empty_finished_run(folder: Path) -> None:
     """``--overwrite``: remove a finished run's files (its W&B runs too) before fitting anew."""
     if not (folder / SUMMARY).is_file():
@@ -266,7 +294,7 @@ def _resumed_wandb_run(config: Namespace) -> str | None:
         return None
     from asc_kd.tasks.restore import read_checkpoint
 
-    return read_checkpoint(path).get("asc_kd", {}).get("wandb_run_id")
+    return read_checkpoint(path, mmap=True).get("asc_kd", {}).get("wandb_run_id")
 
 
 def fit(args: list[str] | None = None, description: str | None = None) -> AscKdCLI:
@@ -301,10 +329,12 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
             log.warning("no %s to resume from: this run starts from the first epoch", ckpt_path)
             ckpt_path = None
     folder = Path(cli.trainer.default_root_dir)
-    if cli.config["overwrite"] and not ckpt_path and cli.trainer.is_global_zero:
-        _empty_finished_run(folder)
-    new_folder = not folder.is_dir() or not any(folder.iterdir())
+    new_folder = _holds_nothing(folder)
     try:
+        refuse_before_writing(cli, ckpt_path)
+        if cli.config["overwrite"] and not ckpt_path and cli.trainer.is_global_zero:
+            _empty_finished_run(folder)
+            new_folder = _holds_nothing(folder)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
         if cli.config["test"]:
             selected = getattr(cli.trainer.checkpoint_callback, "selected_path", None)
@@ -330,6 +360,53 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
     finally:
         finish_wandb_run()  # otherwise the next fit in this process would log into this run
     return cli
+
+
+def refuse_before_writing(cli: AscKdCLI, ckpt_path: str | None) -> None:
+    """Run the checks that would refuse the fit only once the trainer has written to the run
+    folder: a best-epoch selection without a fair split, a model over the complexity limits, a
+    resume from another model's weights or on other data.
+
+    Lightning starts the loggers (a CSV version folder, a W&B run) before it sets up the callbacks,
+    reads the checkpoint or starts the fit, where these checks live for a bare ``Trainer``; run
+    here first, a refused fit leaves the folder as it was. The data module's own checks (the data
+    check, teacher logits, impulse responses) run in its ``prepare_data``, before the loggers.
+    """
+    trainer, datamodule = cli.trainer, cli.datamodule
+    datamodule.trainer = trainer  # its held-out split lives in the run folder
+    for callback in trainer.callbacks:
+        if isinstance(callback, CheckpointSelection):
+            callback.check_selection(datamodule.validation)
+        elif isinstance(callback, ComplexityCheck):
+            callback.check(cli.model)
+    if ckpt_path:
+        from asc_kd.tasks.restore import read_checkpoint
+
+        checkpoint = read_checkpoint(ckpt_path, mmap=True)
+        _refuse_other_weights(cli.model, checkpoint, ckpt_path)
+        if isinstance(trainer.checkpoint_callback, CheckpointSelection):
+            trainer.checkpoint_callback.check_resumed_data(checkpoint, ckpt_path, datamodule)
+
+
+def _refuse_other_weights(task: ClassificationTask, checkpoint: dict[str, Any], ckpt_path: str) -> None:
+    """Refuse a checkpoint whose weights are not this task's (names and shapes), in one line
+    instead of the load's list of every missing and unexpected key."""
+    from asc_kd.tasks.restore import CheckpointError
+
+    own = {key: tuple(value.shape) for key, value in task.state_dict().items()}
+    saved = {key: tuple(value.shape) for key, value in checkpoint["state_dict"].items()}
+    if own == saved:
+        return
+    key = min(set(own) ^ set(saved) or {k for k in own if own[k] != saved[k]})
+    if key in own and key in saved:
+        found = f"{key} is {saved[key]} there, {own[key]} here"
+    else:
+        found = f"{key} is only {'there' if key in saved else 'here'}"
+    raise CheckpointError(
+        f"--ckpt_path {ckpt_path} holds the weights of another model than this model "
+        f"{task.hparams.model!r} ({found}); resume with the recipe and --model.* options it was "
+        "trained with"
+    )
 
 
 def run_summary(cli: AscKdCLI) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""The rerun rules without a cluster: a driver sent SIGTERM under ``--executor inline`` (its run
+stops at the next batch, recorded as stopped, and the same command resumes it), and
+``--executor local --detach`` followed by ``asc-kd status`` until it is done."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from fit_helpers import REPO
+from test_slurm_faults import ENVIRONMENT, _argv, _run, _start, _wait_for
+
+from asc_kd.runs.record import read_record
+
+pytestmark = pytest.mark.slow
+
+
+def _inline(argv: list[str], executor: str) -> list[str]:
+    argv = list(argv)
+    argv[argv.index("--executor") + 1] = executor
+    return argv
+
+
+def test_an_inline_driver_sent_sigterm_stops_its_run_and_the_same_command_resumes_it(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = _inline(_argv(tiny_root, cache_dir, out, epochs=200), "inline")
+    pipeline = _start(argv)
+    run = out / "teachers" / "teacher-seed0"
+    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    pipeline.send_signal(signal.SIGTERM)
+    output = pipeline.communicate(timeout=120)[0]
+    assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert "Traceback" not in output and "pipeline stopped by SIGTERM" in output
+    record = read_record(run / "run.json")
+    assert record["state"] == "submitted" and record["reason"].startswith("stopped by SIGTERM")
+    done = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
+    argv[argv.index("--max-epochs") + 1] = "200"
+    rerun = _run(argv, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "resuming teachers/teacher-seed0 from its last checkpoint: its owner" in rerun.stdout
+    final = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
+    assert final == 200 and done < 200
+    assert read_record(run / "run.json")["state"] == "done"
+
+
+def test_a_detached_local_driver_finishes_on_its_own_and_status_follows_it(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = _inline(_argv(tiny_root, cache_dir, out, epochs=2), "local")
+    detached = _run([*argv[: argv.index("--")], "--detach", *argv[argv.index("--") :]], timeout=120)
+    assert detached.returncode == 0 and "driver started as pid" in detached.stdout, detached.stdout
+    status = [sys.executable, "-m", "asc_kd", "status", str(out)]
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        shown = subprocess.run(status, cwd=REPO, env=ENVIRONMENT, capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+        time.sleep(2)
+    assert shown.returncode == 0, shown.stdout + shown.stderr + (out / "driver.log").read_text()
+    assert shown.stdout.splitlines()[0].startswith("driver: done (pid ")
+    assert shown.stdout.splitlines()[-1] == "1 of 1 run(s) done"
