@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.core.noise import quiet_console
 from asc_kd.data.options import add_data_arguments, given_data_values
 from asc_kd.data.spec import DEMO_ROOT
-from asc_kd.runs.driver import detach, drive
+from asc_kd.runs.driver import LEAVE_JOBS, detach, drive
 from asc_kd.runs.pipeline import STAGES, SYSTEMS, PipelineConfig
 from asc_kd.runs.resources import add_executor_arguments, executor_config
 from asc_kd.tracking.lineage import add_wandb_arguments
@@ -173,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         if config.quiet
         else contextlib.nullcontext()
     ):
-        return detach(config) if config.detach else drive(config)
+        if os.environ.get(LEAVE_JOBS) == "1":  # a detached driver (asc_kd.runs.driver.detach)
+            config.executor.leave_jobs = True
+        return detach(config, sys.argv[1:] if argv is None else argv) if config.detach else drive(config)
 
 
 if __name__ == "__main__":

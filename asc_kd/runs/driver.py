@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -101,7 +100,11 @@ def _describe(record: dict[str, Any] | None) -> str:
     return f"pid {record.get('pid')} on {record.get('host', 'this host')}"
 
 
-def detach(config: PipelineConfig) -> int:
+#: Set in a detached local driver's environment: on SIGTERM it leaves its jobs running.
+LEAVE_JOBS = "ASC_KD_LEAVE_JOBS"
+
+
+def detach(config: PipelineConfig, argv: list[str]) -> int:
     """Start the driver away from this terminal and return: as a SLURM job under ``--executor
     slurm`` (requeued by submitit at its time limit; a requeued driver adopts the running jobs),
     else as a process in its own session, its output in ``<out>/driver.log``."""
@@ -132,7 +135,7 @@ def detach(config: PipelineConfig) -> int:
             qos=teacher.qos,
         )
         executor.update_parameters(job_name="asc_kd-driver", **driver.slurm_parameters())
-        job = executor.submit(JobCall(partial(drive, config)))
+        job = executor.submit(JobCall(partial(drive_in_job, config)))
         update_record(
             record,
             lambda r: r.update(
@@ -146,20 +149,15 @@ def detach(config: PipelineConfig) -> int:
             out,
         )
         return 0
-    pickled = out / "driver.pkl"
-    pickled.write_bytes(pickle.dumps(config))
     log_path = out / "driver.log"
     with open(log_path, "ab") as handle:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                f"from asc_kd.runs.driver import drive_pickled; drive_pickled({str(pickled)!r})",
-            ],
+            [sys.executable, "-m", "asc_kd.pipeline", *[arg for arg in argv if arg != "--detach"]],
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a closed terminal's SIGHUP does not reach it
+            env={**os.environ, LEAVE_JOBS: "1"},
         )
     update_record(
         record,
@@ -171,11 +169,10 @@ def detach(config: PipelineConfig) -> int:
     return 0
 
 
-def drive_pickled(path: str) -> int:
-    """A detached local driver's entry point: the pickled ``PipelineConfig`` at ``path``."""
+def drive_in_job(config: PipelineConfig) -> int:
+    """A detached driver's job: ``drive`` with its stage and decision lines in the job's log."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = pickle.loads(Path(path).read_bytes())
-    sys.exit(drive(config))
+    return drive(config)
 
 
 def _driver_alive(record: dict[str, Any]) -> bool:

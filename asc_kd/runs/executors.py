@@ -396,7 +396,10 @@ class _Submitter:
     A job's end is read first from its run record (the job writes it, whoever submitted it),
     then from submitit's result file, then from the scheduler. The scheduler is polled here
     rather than through submitit's ``as_completed``/``job.state``, which ask ``sacct``: see
-    ``slurm_states``. A scheduler that does not answer is waited for with backoff.
+    ``slurm_states``; and ``as_completed`` cannot wait on a job another driver submitted (an
+    adopted run). A scheduler that does not answer is waited for with backoff. Runs are
+    submitted one by one, not as submitit's ``batch()`` arrays: each has its own name, record
+    and resources, and ``max_parallel`` holds back the rest of a stage.
     """
 
     def __init__(self, config: ExecutorConfig, folder: Path) -> None:

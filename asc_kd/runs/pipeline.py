@@ -438,7 +438,8 @@ class Pipeline:
         record = read_record(path)
         if record is None:
             return "new", None
-        same = record.get("config_hash") == identity_hash(self._identity(config, inputs))
+        new = self._identity(config, inputs)
+        same = not changed_keys(record.get("identity") or {}, new)
         forced = self.config.force and _stage_of(record.get("key", "")) in self.config.stages
         state = record.get("state")
         if state == "done" and same and not forced:
@@ -450,8 +451,9 @@ class Pipeline:
         if forced:
             return "new", record
         if not same:  # refused before when the configuration changed: here its inputs did
-            old, new = record.get("identity") or {}, self._identity(config, inputs)
-            changed = [key.removeprefix("inputs.") for key, _, _ in changed_keys(old, new)]
+            changed = [
+                key.removeprefix("inputs.") for key, _, _ in changed_keys(record.get("identity") or {}, new)
+            ]
             log.info("redoing %s: what it read changed (%s)", name, ", ".join(changed) or "its inputs")
             return "new", record
         if state not in ENDED_STATES:
