@@ -98,7 +98,9 @@ def test_the_pipeline_marks_the_ensemble_by_name_and_declares_only_its_checkpoin
     marked and cp_resnet's unmarked, and the logits run declares the passt checkpoints only."""
     recipes = [tmp_path / "passt.yaml", tmp_path / "cp_resnet.yaml"]  # named by their stems
     for recipe in recipes:
-        recipe.write_text(f"name: {recipe.stem}\n")
+        recipe.write_text(
+            f"name: {recipe.stem}\nmodel:\n  class_path: ClassificationTask\n  init_args:\n    model: debug\n"
+        )
     config = PipelineConfig(
         out=str(tmp_path / "out"),
         teachers=[str(recipe) for recipe in recipes],

@@ -152,7 +152,7 @@ def detach(config: PipelineConfig, argv: list[str]) -> int:
     log_path = out / "driver.log"
     with open(log_path, "ab") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "asc_kd.pipeline", *[arg for arg in argv if arg != "--detach"]],
+            [sys.executable, "-m", "asc_kd", "pipeline", *[arg for arg in argv if arg != "--detach"]],
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,

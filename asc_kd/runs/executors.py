@@ -32,6 +32,7 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from asc_kd.core.errors import ConfigError, UserError, error_line
+from asc_kd.core.io import abandoned
 from asc_kd.runs.record import (
     ENDED_STATES,
     HEARTBEAT_DEAD,
@@ -338,13 +339,8 @@ def _is_slurm(owner: dict[str, Any]) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process, running
-        return True
-    return True
+    """Whether process ``pid`` runs on this machine (this one included)."""
+    return pid == os.getpid() or not abandoned(pid)
 
 
 def owner_alive(owner: dict[str, Any] | None) -> bool | None:

@@ -103,7 +103,8 @@ def format_rows(table: list[dict[str, str]]) -> str:
 
 
 def print_status(out: Path) -> int:
-    """Print the driver's line and the runs' table; 0 when every run is done, else 1."""
+    """Print the driver's line and the runs' table; 0 when every run is done and no driver is
+    still at work (it writes the tables last), else 1."""
     out = Path(out)
     driver = read_record(driver_record(out))
     table = rows(out)
@@ -117,7 +118,8 @@ def print_status(out: Path) -> int:
     print(format_rows(table))
     done = sum(r["state"] == "done" for r in table)
     print(f"{done} of {len(table)} run(s) done")
-    return 0 if table and done == len(table) else 1
+    driving = driver is not None and driver.get("state") in ("running", "submitted")  # tables to come
+    return 0 if table and done == len(table) and not driving else 1
 
 
 def cancel(out: Path) -> int:
