@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: $(VENV)/.installed
 	$(PY) -m asc_kd.pipeline
 
-# Tests that stop the test cluster's controller run alone, after the others (which use the cluster).
+# Tests that stop the test cluster's controller or need its timing run alone, after the others.
 test: $(VENV)/.installed
 	$(PY) -m pytest -n auto --dist loadgroup -m "not cluster_exclusive" tests
 	$(PY) -m pytest -m cluster_exclusive tests

@@ -681,14 +681,16 @@ MUTATIONS = [
         "asc_kd/runs/pipeline.py",
         "            if old == new or forced or not _has_progress(record, path):\n",
         "            if True:\n",
-        ["tests/test_pipeline.py"],
+        [
+            "tests/test_pipeline.py::test_a_changed_config_is_refused_naming_its_keys_writing_nothing_then_done_with_force"
+        ],
     ),
     (
         "the demo overlay composes after your recipe",
         "asc_kd/runs/pipeline.py",
         "    return tuple(chain + [r for r in recipes if not _packaged(r)])\n",
         "    return tuple([r for r in recipes if not _packaged(r)] + chain)\n",
-        ["tests/test_pipeline.py"],
+        ["tests/test_pipeline.py::test_your_own_recipe_composes_last_and_a_flag_over_it_is_said"],
     ),
     (
         "a silent scheduler is read as ended jobs",

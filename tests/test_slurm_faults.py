@@ -173,6 +173,7 @@ def test_a_controller_that_stops_answering_is_waited_for_not_judged(
     assert read_record(run / "run.json")["state"] == "done" and _epochs_done(run) == 250
 
 
+@pytest.mark.cluster_exclusive  # its 1-min limit leaves no slack for a loaded machine
 def test_a_run_timed_out_on_every_attempt_says_time_limit_and_a_rerun_resumes_it(
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
