@@ -620,6 +620,9 @@ def test_a_rerun_says_what_it_reuses_and_status_reads_the_records(
         ("int8", PIPELINE_SYSTEM, "1", "done"),
     ]
     assert table[0]["epoch"] == "1/1" and table[0]["metric"].startswith("val/acc=")
+    # The record keeps the full content hash of the clips the fit read (the tiny runs use a cache).
+    recorded = json.loads((tiny_pipeline.out / "teachers" / "teacher-seed0" / "run.json").read_text())
+    assert recorded["result"]["data"]["kind"] == "content" and len(recorded["result"]["data"]["hash"]) == 64
     done = subprocess.run(
         [sys.executable, "-m", "asc_kd", "status", str(out)],
         env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -157,7 +157,8 @@ FIT_CONFIG = "fit_config.yaml"
 
 def fit_run(config_file: Path, resume: bool) -> dict[str, Any]:
     """Run a fit (``asc_kd.training.fit.fit``) of a resolved configuration file, from its
-    ``last.ckpt`` when ``resume``; its reported checkpoint, selection and test metrics."""
+    ``last.ckpt`` when ``resume``; its reported checkpoint, selection, test metrics and the hash
+    of the clips it read (``asc_kd.data.dataset_fingerprint``), which its record keeps."""
     from asc_kd.training.fit import fit
 
     args = ["--config", str(config_file), *(["--ckpt_path", "last"] if resume else [])]
@@ -166,9 +167,17 @@ def fit_run(config_file: Path, resume: bool) -> dict[str, Any]:
         cli = fit(args)
     finally:
         sys.argv = argv
+    from asc_kd.data import dataset_fingerprint
+
     callback = cli.trainer.checkpoint_callback
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
-    return {"checkpoint": callback.selected_path, "selection": callback.selection_label, "test": metrics}
+    return {
+        "checkpoint": callback.selected_path,
+        "selection": callback.selection_label,
+        "test": metrics,
+        # the clips it was made of: their full content hash (from the cache), else the sampled one
+        "data": dataset_fingerprint(cli.datamodule),
+    }
 
 
 def fit_entry(config_file: Path, resume: bool, name: str, seed: int) -> dict[str, Any]:
