@@ -175,7 +175,13 @@ def drive_in_job(config: PipelineConfig) -> int:
     return drive(config)
 
 
-def _driver_alive(record: dict[str, Any]) -> bool:
+def driver_owner(record: dict[str, Any]) -> dict[str, Any]:
+    """The owner (``asc_kd.runs.executors.owner_alive``) that a driver record names: its SLURM
+    job when it runs as one, else its process."""
     if record.get("job_id"):
-        return owner_alive({"executor": "slurm", "job_id": record["job_id"]}) is not False
-    return owner_alive({"pid": record.get("pid"), "host": record.get("host")}) is not False
+        return {"executor": "slurm", "job_id": record["job_id"]}
+    return {"pid": record.get("pid"), "host": record.get("host")}
+
+
+def _driver_alive(record: dict[str, Any]) -> bool:
+    return owner_alive(driver_owner(record)) is not False

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from asc_kd.runs.driver import DRIVER, driver_record
+from asc_kd.runs.driver import DRIVER, driver_owner, driver_record
 from asc_kd.runs.executors import cancel_owner, owner_alive
 from asc_kd.runs.record import ENDED_STATES, RECORD, read_record, update_record
 
@@ -129,11 +129,7 @@ def cancel(out: Path) -> int:
     driver_path = driver_record(out)
     driver = read_record(driver_path)
     if driver is not None and driver.get("state") in ("running", "submitted"):
-        owner = (
-            {"executor": "slurm", "job_id": driver["job_id"]}
-            if driver.get("job_id")
-            else {"pid": driver.get("pid"), "host": driver.get("host")}
-        )
+        owner = driver_owner(driver)
         if owner_alive(owner):  # a detached driver leaves its jobs on SIGTERM: they are cancelled below
             cancel_owner(owner)
             print(f"cancelled the driver ({DRIVER}: {owner.get('job_id') or owner.get('pid')})")
