@@ -648,7 +648,8 @@ MUTATIONS = [
     (
         "a second writer of a run folder is let in",
         "asc_kd/runs/record.py",
-        "            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n",
+        "            held.enter_context(folder_lock(record, purpose, None, "
+        'action="written", blocking=False))\n',
         "            pass\n",
         ["tests/runs/test_record.py"],
     ),

@@ -313,7 +313,7 @@ def test_force_fits_anew_over_the_finished_runs(
         assert main(argv) == 0
     assert calls == [f"{PIPELINE_SYSTEM}-seed{s}" for s in (0, 1)]
     # Each fit starts from epoch 0 in a folder holding only its record and the config it is handed.
-    assert seen == [(False, [".run.json.lock", ".run.json.writer", "fit_config.yaml", "run.json"])] * 2
+    assert seen == [(False, [".run.json.lock", "fit_config.yaml", "run.json", "run.json.lock"])] * 2
 
 
 def test_the_data_options_are_the_fits_and_reach_every_fit(tmp_path: Path) -> None:

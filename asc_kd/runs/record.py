@@ -35,6 +35,7 @@ from typing import Any
 
 from asc_kd.core.errors import UserError
 from asc_kd.core.io import atomic_write
+from asc_kd.core.locks import FolderLockedError, folder_lock
 
 RECORD = "run.json"
 STATES = ("planned", "submitted", "running", "done", "failed", "cancelled", "timeout")
@@ -187,32 +188,24 @@ def writer_lock(record: Path) -> Iterator[None]:
     """Be the only writer of the run of ``record`` while the block runs, or raise ``RunBusy``
     naming the writer.
 
-    An ``flock`` on ``.<record>.writer`` beside it: the kernel releases it when its holder dies (a killed
-    driver or job), so a stale lock never blocks a rerun. The holder's job id, pid and host are
-    written into the file for the refusal message.
+    The record's folder lock (``asc_kd.core.locks.folder_lock``, not waited for): the kernel
+    releases it when its holder dies (a killed driver or job), so a stale lock never blocks a
+    rerun. The holder's SLURM job, when it has one, is recorded with it for the refusal.
     """
-    lock = record.parent / f".{record.name}.writer"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock, "a+")
-    try:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    me = this_process()
+    purpose = "the run" + (f" (slurm job {me['job_id']})" if "job_id" in me else "")
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            held.enter_context(folder_lock(record, purpose, None, action="written", blocking=False))
+        except FolderLockedError as busy:  # raised taking the lock, never by the block
+            owner = busy.owner
+            holder = f"{owner}{owner.purpose.removeprefix('the run')}" if owner else "another process"
             raise RunBusy(
                 f"the run of {record} is being written by {holder}: one writer at a time; wait for it, "
                 "or cancel it (asc-kd pipeline --cancel --out OUT) before starting it again"
             ) from None
-        me = this_process()
-        handle.seek(0)
-        handle.truncate()
-        job = f"job {me['job_id']}, " if "job_id" in me else ""
-        handle.write(f"{job}pid {me['pid']} on {me['host']} since {now()}")
-        handle.flush()
         yield
-    finally:
-        handle.close()  # releases the lock
 
 
 @contextlib.contextmanager
