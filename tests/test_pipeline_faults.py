@@ -5,15 +5,11 @@ stops at the next batch, recorded as stopped, and the same command resumes it), 
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from fit_helpers import REPO
-from test_slurm_faults import ENVIRONMENT, _argv, _run, _start, _wait_for
+from test_slurm_faults import _argv, _run, _start, _status_when_done, _wait_for
 
 from asc_kd.runs.record import read_record
 
@@ -57,13 +53,7 @@ def test_a_detached_local_driver_finishes_on_its_own_and_status_follows_it(
     argv = _inline(_argv(tiny_root, cache_dir, out, epochs=2), "local")
     detached = _run([*argv[: argv.index("--")], "--detach", *argv[argv.index("--") :]], timeout=120)
     assert detached.returncode == 0 and "driver started as pid" in detached.stdout, detached.stdout
-    status = [sys.executable, "-m", "asc_kd", "status", str(out)]
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline:
-        shown = subprocess.run(status, cwd=REPO, env=ENVIRONMENT, capture_output=True, text=True)
-        if shown.returncode == 0:
-            break
-        time.sleep(2)
+    shown = _status_when_done(out, timeout=400)
     assert shown.returncode == 0, shown.stdout + shown.stderr + (out / "driver.log").read_text()
     assert shown.stdout.splitlines()[0].startswith("driver: done (pid ")
     assert shown.stdout.splitlines()[-1] == "1 of 1 run(s) done"

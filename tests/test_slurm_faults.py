@@ -68,6 +68,22 @@ def _wait_for(path: Path, pipeline: subprocess.Popen[str], timeout: float = 300)
     assert path.is_file(), pipeline.communicate(timeout=60)[0][-3000:]
 
 
+def _status_when_done(out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``asc-kd status OUT`` asked every 2 s until it exits 0 (all done) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = subprocess.run(
+            [sys.executable, "-m", "asc_kd", "status", str(out)],
+            cwd=REPO,
+            env=ENVIRONMENT,
+            capture_output=True,
+            text=True,
+        )
+        if shown.returncode == 0 or time.monotonic() > deadline:
+            return shown
+        time.sleep(2)
+
+
 def _squeue_state(job_id: str) -> str:
     listed = subprocess.run(
         ["squeue", "--noheader", "--states=all", "-o", "%T", "-j", job_id], capture_output=True, text=True
@@ -218,13 +234,7 @@ def test_detach_returns_at_once_and_the_pipeline_finishes_without_a_driver_in_th
     assert detached.returncode == 0, detached.stdout[-3000:]
     assert time.monotonic() - started < 60
     assert "driver submitted as slurm job" in detached.stdout
-    status = [sys.executable, "-m", "asc_kd", "status", str(out)]
-    deadline = time.monotonic() + 500
-    while time.monotonic() < deadline:
-        shown = subprocess.run(status, cwd=REPO, env=ENVIRONMENT, capture_output=True, text=True)
-        if shown.returncode == 0:
-            break
-        time.sleep(3)
+    shown = _status_when_done(out, timeout=500)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("driver: done (slurm job ")
