@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--status follows it, the records hold its state",
     )
     parser.add_argument(
-        "--status", action="store_true", help="print one row per run of --out and exit (0 when all are done)"
+        "--status",
+        action="store_true",
+        help="print one row per run of --out and exit (0 when all are done and no driver works)",
     )
     parser.add_argument(
         "--cancel", action="store_true", help="stop the driver and every running job of --out, and exit"

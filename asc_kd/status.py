@@ -4,7 +4,8 @@
 
 One row per run, read from the run records under OUT (no driver needed): kind, recipe, seed,
 state, attempts, job, epoch N/M with the last validation metric, elapsed time, log. The exit
-code is 0 when every run is done, 1 otherwise. See ``asc_kd.runs.status``.
+code is 0 when every run is done and no driver is still at work, 1 otherwise. See
+``asc_kd.runs.status``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 ``asc-kd status OUT`` (or ``asc-kd pipeline --status --out OUT``) prints one row per run: kind,
 recipe, seed, state, attempts, job, epoch N/M with the last validation metric, elapsed time and
-log; its exit code is 0 when every run is done. ``asc-kd pipeline --cancel --out OUT`` stops the
-driver and every run that still has a live owner, and records them cancelled.
+log; its exit code is 0 when every run is done and no driver is still at work.
+``asc-kd pipeline --cancel --out OUT`` stops the driver and every run that still has a live
+owner, and records them cancelled.
 """
 
 from __future__ import annotations
