@@ -700,6 +700,34 @@ MUTATIONS = [
         "",
         ["tests/test_executors.py"],
     ),
+    (
+        "status asks squeue once per owner, not once for all",
+        "asc_kd/runs/executors.py",
+        '    job_ids = sorted({str(o["job_id"]) for o in owners if o and _is_slurm(o)})',
+        "    job_ids = []",
+        ["tests/runs/test_record.py"],
+    ),
+    (
+        "the teacher logits rehashed for every student",
+        "asc_kd/runs/pipeline.py",
+        "        if key not in self._hashes:\n",
+        "        if True:\n",
+        ["tests/runs/test_record.py"],
+    ),
+    (
+        "a job's torch takes every core, not the CPUs it was given",
+        "asc_kd/runs/executors.py",
+        "        self.stopped_by = None\n        self._use_given_cpus()\n",
+        "        self.stopped_by = None\n",
+        ["tests/test_executors.py"],
+    ),
+    (
+        "slurmstepd's memory kill in the job's log not read (SLURM says FAILED)",
+        "asc_kd/runs/executors.py",
+        "    return any(line in tail for line in MEMORY_KILLED)",
+        "    return False",
+        ["tests/test_executors.py"],
+    ),
 ]
 
 

@@ -132,3 +132,65 @@ def test_a_scheduler_that_does_not_answer_is_no_verdict(
     assert slurm_states(["17"]) == {"17": "COMPLETED"}
     squeue.write_text("#!/bin/sh\necho '17 RUNNING'\n")
     assert slurm_states(["17", "18"]) == {"17": "RUNNING", "18": "COMPLETED"}
+
+
+@pytest.mark.parametrize(
+    ("threads", "environment", "expected"),
+    [
+        (None, {}, "unchanged"),  # inline: the driver's own process keeps its threads
+        (1, {}, 1),  # a local job's share of the cores
+        (1, {"SLURM_JOB_CPUS_PER_NODE": "3(x2)"}, 3),  # SLURM's allocation wins
+        (1, {"SLURM_CPUS_PER_TASK": "2", "SLURM_JOB_CPUS_PER_NODE": "4"}, 2),
+    ],
+)
+def test_a_job_uses_the_cpus_it_was_given(
+    threads: int | None, environment: dict[str, str], expected: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    for name in ("SLURM_CPUS_PER_TASK", "SLURM_JOB_CPUS_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    call = JobCall(lambda: {"threads": torch.get_num_threads()})
+    call.threads = threads
+    try:
+        seen = call()["value"]["threads"]
+    finally:
+        torch.set_num_threads(before)
+    assert seen == (before if expected == "unchanged" else expected)
+
+
+def test_local_jobs_share_the_cores_among_the_parallel_ones(tmp_path: Path) -> None:
+    import torch
+
+    def threads() -> dict:
+        return {"threads": torch.get_num_threads()}
+
+    config = _config("--executor", "local", "--max-parallel", "2")
+    config.poll_s = 0.2
+    jobs = [Job(f"student:s{i}", "student", f"s{i}", JobCall(threads)) for i in range(2)]
+    outcomes = list(run_jobs(config, jobs, tmp_path / "jobs"))
+    assert [o.value["threads"] for o in outcomes] == [max(1, (os.cpu_count() or 1) // 2)] * 2
+
+
+def test_a_job_slurmstepd_killed_for_memory_is_out_of_memory_whatever_state_slurm_gives(
+    tmp_path: Path,
+) -> None:
+    from asc_kd.runs.executors import _ended_without_result
+
+    oom = "out of memory: give it more with --mem-per-run"
+    cgroup, accounting, other = tmp_path / "a.err", tmp_path / "b.err", tmp_path / "c.err"
+    cgroup.write_text("epoch 1\nslurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.batch.\n")
+    accounting.write_text("x" * 100_000 + "\nslurmstepd-vm: error: Exceeded job memory limit\n")
+    other.write_text("Traceback ...\nValueError: bad\n")
+    assert _ended_without_result("OUT_OF_MEMORY", 60) == ("failed", oom)
+    assert _ended_without_result("FAILED", 60, str(cgroup)) == ("failed", oom)
+    assert _ended_without_result("FAILED", 60, str(accounting)) == ("failed", oom)
+    assert _ended_without_result("FAILED", 60, str(other)) == (
+        "failed",
+        "the job ended (FAILED) without a result",
+    )
+    assert _ended_without_result("FAILED", 60, str(tmp_path / "missing.err"))[1].startswith("the job ended")
+    assert _ended_without_result("TIMEOUT", 5, str(accounting))[0] == "timeout"

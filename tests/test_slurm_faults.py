@@ -2,7 +2,8 @@
 wrong: ``scontrol requeue`` (SIGTERM, how preemption arrives), a driver killed and its command
 rerun at once, a driver sent SIGTERM, a controller that stops answering, a time limit reached
 on every attempt, and a detached driver followed with ``asc-kd status``. Each ends in a finished
-run that lost no epoch, with exactly one writer, and a record that says what happened."""
+run that lost no epoch, with exactly one writer, and a record that says what happened. A job
+killed for its memory ends its run failed, with the option that gives it more."""
 
 from __future__ import annotations
 
@@ -119,6 +120,25 @@ def test_scontrol_requeue_resumes_from_the_last_checkpoint_in_the_same_wandb_run
     assert _epochs_done(run) == EPOCHS  # every epoch once across the two attempts
     wandb_runs = sorted((run / "wandb").glob("offline-run-*"))
     assert len(wandb_runs) == 2 and len({folder.name.rsplit("-", 1)[1] for folder in wandb_runs}) == 1
+
+
+def test_a_job_killed_for_memory_fails_its_run_with_out_of_memory_and_the_option_to_raise(
+    slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    # start.sh's cluster enforces --mem (jobacct_gather/linux with OverMemoryKill, polled every
+    # second): a fit asking 100 MB is killed while it imports torch. SLURM says FAILED there
+    # (OUT_OF_MEMORY under cgroups); slurmstepd's line in the job's stderr says why.
+    out = tmp_path / "out"
+    done = _run(_argv(tiny_root, cache_dir, out, "--mem-per-run", "100M", epochs=1), timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:]
+    record = read_record(out / "teachers" / "teacher-seed0" / "run.json")
+    assert record["job"]["state"] in ("FAILED", "OUT_OF_MEMORY"), record["job"]
+    assert "Exceeded job memory limit" in Path(record["job"]["logs"][1]).read_text()
+    assert record["state"] == "failed"
+    assert record["reason"] == "out of memory: give it more with --mem-per-run"
+    (error,) = [line for line in done.stdout.splitlines() if line.startswith("error: ")]
+    assert "fitting teacher, seed 0" in error and "out of memory: give it more with --mem-per-run" in error
+    assert not (out / "teachers" / "teacher-seed0" / "checkpoints" / "last.ckpt").exists()
 
 
 def test_a_killed_drivers_rerun_adopts_its_running_job_one_writer(

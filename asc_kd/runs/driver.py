@@ -29,7 +29,7 @@ from typing import Any
 from asc_kd.core.errors import error_line
 from asc_kd.runs.executors import JobCall, Stopped, owner_alive
 from asc_kd.runs.pipeline import Pipeline, PipelineConfig
-from asc_kd.runs.record import RunBusy, now, read_record, update_record, writer_lock
+from asc_kd.runs.record import RunBusy, now, owner_text, read_record, update_record, writer_lock
 from asc_kd.runs.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -85,19 +85,13 @@ def drive(config: PipelineConfig) -> int:
                 raise
             update_record(record, lambda r: r.update(state="done", reason=None, ended=now()))
     except RunBusy:
+        holder = owner_text(driver_owner(read_record(record) or {}))
         raise RunBusy(
-            f"another driver runs the pipeline in {out} ({_describe(read_record(record))}): one driver "
+            f"another driver runs the pipeline in {out} ({holder}): one driver "
             f"at a time; follow it with `asc-kd status {out}`, or stop it with "
             f"`asc-kd pipeline --cancel --out {out}`"
         ) from None
     return 0
-
-
-def _describe(record: dict[str, Any] | None) -> str:
-    record = record or {}
-    if record.get("job_id"):
-        return f"slurm job {record['job_id']}"
-    return f"pid {record.get('pid')} on {record.get('host', 'this host')}"
 
 
 #: Set in a detached local driver's environment: on SIGTERM it leaves its jobs running.
@@ -118,7 +112,7 @@ def detach(config: PipelineConfig, argv: list[str]) -> int:
     if existing and existing.get("state") == "running" and _driver_alive(existing):
         log.info(
             "a driver already runs this pipeline (%s); `asc-kd status %s` follows it",
-            _describe(existing),
+            owner_text(driver_owner(existing)),
             out,
         )
         return 0

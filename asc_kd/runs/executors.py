@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import submitit
+import torch
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from asc_kd.core.errors import ConfigError, UserError, error_line
@@ -97,6 +99,19 @@ class JobCall(Checkpointable):
         self.resume_from = resume_from
         self.requeued = False
         self.stopped_by: int | None = None
+        #: CPUs of a job process (set by the executor); None: the caller's process (inline).
+        self.threads: int | None = None
+
+    def _use_given_cpus(self) -> None:
+        """torch's threads = the CPUs this job was given, not every core of the machine: SLURM's
+        allocation, else the executor's share (``--cpus-per-run``, or the cores divided among the
+        ``--max-parallel`` local jobs). Jobs that each take every core slow each other down."""
+        if self.threads is None:
+            return
+        allocated = re.match(
+            r"\d+", os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_JOB_CPUS_PER_NODE") or ""
+        )
+        torch.set_num_threads(int(allocated.group()) if allocated else self.threads)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         """Note the signal; stop at once unless a Lightning fit is running, which stops itself at
@@ -112,6 +127,7 @@ class JobCall(Checkpointable):
         )
         function = self.resume if resuming else self.function
         self.stopped_by = None
+        self._use_given_cpus()
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if in_main_thread else None
         try:
@@ -343,21 +359,34 @@ def _pid_alive(pid: int) -> bool:
     return pid == os.getpid() or not abandoned(pid)
 
 
-def owner_alive(owner: dict[str, Any] | None) -> bool | None:
+def owner_alive(owner: dict[str, Any] | None, states: dict[str, str] | None = None) -> bool | None:
     """Whether a record's owner still works on the run: its SLURM job is queued, running or
     requeued (between two attempts no process lives, yet the job will come back), or its
     process lives on this host, or (on another host) its heartbeat is recent. None: the
-    scheduler did not answer, so nobody can tell yet."""
+    scheduler did not answer, so nobody can tell yet. ``states``: SLURM's states already asked
+    for (``owners_alive``), else squeue is asked for this owner's job."""
     if not owner:
         return False
     if _is_slurm(owner):
-        states = slurm_states([str(owner["job_id"])])
-        return None if states is None else states[str(owner["job_id"])] in LIVE
+        job_id = str(owner["job_id"])
+        if states is None or job_id not in states:
+            states = slurm_states([job_id])
+        return None if states is None else states[job_id] in LIVE
     pid = owner.get("pid") or owner.get("job_id")  # a local job's id is its pid
     if owner.get("host") == socket.gethostname() and str(pid).isdigit():
         return _pid_alive(int(pid))
     beat = owner.get("heartbeat")
     return beat is not None and time.time() - beat < HEARTBEAT_S * HEARTBEAT_DEAD
+
+
+def owners_alive(owners: list[dict[str, Any] | None]) -> list[bool | None]:
+    """``owner_alive`` of each owner, with one squeue call for all their SLURM jobs (a status of
+    30 runs asks the controller once, not 30 times)."""
+    job_ids = sorted({str(o["job_id"]) for o in owners if o and _is_slurm(o)})
+    states = slurm_states(job_ids) if job_ids else {}
+    if states is None:  # the scheduler did not answer: nobody can tell for its jobs
+        return [None if o and _is_slurm(o) else owner_alive(o) for o in owners]
+    return [owner_alive(o, states) for o in owners]
 
 
 class _Adopted:
@@ -420,6 +449,7 @@ class _Submitter:
 
     def _submit(self, job: Job, gpus: list[int] | None) -> submitit.Job:
         resources = self.config.resources[job.kind]
+        job.call.threads = resources.cpus or max(1, (os.cpu_count() or 1) // self.limit)
         name = "asc_kd-" + job.key.replace(":", "-")
         if self.config.executor == "slurm":
             self.executor.update_parameters(job_name=name, **resources.slurm_parameters())
@@ -518,6 +548,7 @@ class _Submitter:
         limit = self.config.max_parallel or (1 if self.config.executor == "local" else len(jobs))
         if groups is not None:
             limit = min(limit, len(groups))
+        self.limit = limit
         pending = list(jobs)
         running: dict[str, tuple[Job, Any, dict[str, Any], list[int] | None]] = {}
         suspects: dict[str, str] = {}
@@ -570,7 +601,9 @@ class _Submitter:
             record.update(state=run["state"].upper(), ended=last.get("ended") or now())
             return Outcome(job, None, record, run.get("reason") or run["state"], state=run["state"])
         if state is not None:  # it ended without a result
-            verdict, why = _ended_without_result(state, self.config.resources[job.kind].time_min)
+            verdict, why = _ended_without_result(
+                state, self.config.resources[job.kind].time_min, record.get("logs", [None, None])[1]
+            )
             record.update(state=state if state != "COMPLETED" else "FAILED", ended=_stamp(time.time()))
             if job.call.record is not None:
                 update_record(job.call.record, lambda r: _record_end(r, verdict, why))
@@ -596,11 +629,30 @@ class _Submitter:
         return Outcome(job, result["value"], record)
 
 
-def _ended_without_result(state: str, time_min: int) -> tuple[str, str]:
-    """A run record's state and one line for a job that SLURM (or the OS) ended without a result."""
+#: What slurmstepd writes into a job's stderr when it kills the job for its memory: with memory
+#: accounting (``JobAcctGatherParams=OverMemoryKill``, after which SLURM says FAILED, not
+#: OUT_OF_MEMORY) and with cgroups (the kernel's OOM killer).
+MEMORY_KILLED = ("Exceeded job memory limit", "exceeded memory limit", "oom-kill event")
+
+
+def _killed_for_memory(state: str, log: str | None) -> bool:
+    if state == "OUT_OF_MEMORY":
+        return True
+    try:
+        with open(log or "", "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))  # slurmstepd writes last
+            tail = handle.read().decode(errors="replace")
+    except OSError:
+        return False
+    return any(line in tail for line in MEMORY_KILLED)
+
+
+def _ended_without_result(state: str, time_min: int, log: str | None = None) -> tuple[str, str]:
+    """A run record's state and one line for a job that SLURM (or the OS) ended without a result;
+    ``log``: the job's stderr, where slurmstepd says it killed the job for its memory."""
     if state == "TIMEOUT":
         return "timeout", f"time limit reached ({time_min} min); a rerun resumes it from its last checkpoint"
-    if state == "OUT_OF_MEMORY":
+    if _killed_for_memory(state, log):
         return "failed", "out of memory: give it more with --mem-per-run"
     if state in ("CANCELLED", "DEADLINE"):
         return "cancelled", f"the job was cancelled ({state})"

@@ -73,8 +73,10 @@ from asc_kd.runs.record import (
     RECORD,
     artifacts_present,
     changed_keys,
+    file_hash,
     identity,
     identity_hash,
+    owner_text,
     read_record,
     update_record,
 )
@@ -285,6 +287,7 @@ class Pipeline:
         self.config = config
         self.out = Path(config.out)
         self.manifest_path = self.out / "pipeline.json"
+        self._hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256
         previous = json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
         self.group = config.wandb_group or previous.get("wandb_group") or _new_group(self.out)
         self.teacher_runs = self._runs(
@@ -397,9 +400,12 @@ class Pipeline:
         """The hashes of the files a fit reads besides the data: a student's teacher logits."""
         if run.kind != "student" or not self.logits_file or not Path(self.logits_file).is_file():
             return {}
-        from asc_kd.runs.record import file_hash
-
-        return {"teacher_logits": file_hash(self.logits_file)}
+        # Hashed once per version of the file, not once per student (TAU22's logits are ~40 MB).
+        stat = Path(self.logits_file).stat()
+        key = (str(self.logits_file), stat.st_size, stat.st_mtime_ns)
+        if key not in self._hashes:
+            self._hashes[key] = file_hash(self.logits_file)
+        return {"teacher_logits": self._hashes[key]}
 
     def _refuse_changed(self, runs: list[tuple[str, Path, dict[str, Any], str | None]]) -> None:
         """Refuse, before anything is written, to continue runs made under another configuration
@@ -419,7 +425,7 @@ class Pipeline:
                 and record.get("state") not in ENDED_STATES
                 and owner_alive(record.get("owner")) is not False
             ):
-                busy.append(f"{name} is running ({_owner_text(record['owner'])})")
+                busy.append(f"{name} is running ({owner_text(record['owner'])})")
             if old == new or forced or not _has_progress(record, path):
                 continue
             diff = changed_keys(old, new)
@@ -468,9 +474,9 @@ class Pipeline:
         if state not in ENDED_STATES:
             alive = owner_alive(record.get("owner"))
             if alive is not False:
-                log.info("adopting %s: %s %s; waiting for it", name, state, _owner_text(record["owner"]))
+                log.info("adopting %s: %s %s; waiting for it", name, state, owner_text(record["owner"]))
                 return "adopt", record
-            why = f"its owner ({_owner_text(record.get('owner'))}) is gone"
+            why = f"its owner ({owner_text(record.get('owner'))}) is gone"
         else:
             said = {"failed": "it failed", "cancelled": "it was cancelled", "timeout": "it timed out"}
             why = said.get(state, f"it was {state}") + (
@@ -849,16 +855,6 @@ def _has_progress(record: dict[str, Any], path: Path) -> bool:
     if record.get("state") == "done" or record.get("state") not in ENDED_STATES:
         return True
     return (path.parent / "checkpoints" / "last.ckpt").is_file() and path.name == RECORD
-
-
-def _owner_text(owner: dict[str, Any] | None) -> str:
-    """``slurm job 123`` or ``pid 456 on host``."""
-    if not owner:
-        return "no owner"
-    if owner.get("executor") == "slurm" and owner.get("job_id"):
-        return f"slurm job {owner['job_id']}"
-    pid = owner.get("pid") or owner.get("job_id")
-    return f"{owner.get('executor', 'local')} pid {pid} on {owner.get('host')}"
 
 
 def _short(value: Any) -> str:

@@ -174,6 +174,16 @@ def artifacts_present(record: dict[str, Any]) -> bool:
 
 
 # -- the writer of a run's folder -------------------------------------------------------------------
+def owner_text(owner: dict[str, Any] | None) -> str:
+    """An owner as every message names it: ``slurm job 123``, else ``pid 456 on HOST``."""
+    if not owner:
+        return "no owner"
+    if owner.get("executor") == "slurm" and owner.get("job_id"):
+        return f"slurm job {owner['job_id']}"
+    pid = owner.get("pid") or owner.get("job_id")  # a local job's id is its pid
+    return f"pid {pid} on {owner.get('host') or 'this host'}"
+
+
 def this_process() -> dict[str, Any]:
     """Who this process is, as an owner: host, pid, and its SLURM job (with its restart count)."""
     owner: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}

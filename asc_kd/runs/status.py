@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from asc_kd.runs.driver import DRIVER, driver_owner, driver_record
-from asc_kd.runs.executors import cancel_owner, owner_alive
-from asc_kd.runs.record import ENDED_STATES, RECORD, read_record, update_record
+from asc_kd.runs.executors import cancel_owner, owner_alive, owners_alive
+from asc_kd.runs.record import ENDED_STATES, RECORD, owner_text, read_record, update_record
 
 #: The validation metric shown beside a fit's epoch, the first that its metrics CSV has.
 SHOWN_METRICS = ("val/acc", "val/log_loss", "val/loss")
@@ -68,10 +68,13 @@ def _elapsed(record: dict[str, Any]) -> str:
 def rows(out: Path) -> list[dict[str, str]]:
     """One row per run record under ``out``."""
     table = []
-    for path, record in records(out):
+    found = records(out)
+    working = [r.get("state") not in ENDED_STATES and r.get("state") != "planned" for _, r in found]
+    alive = owners_alive([r.get("owner") if w else None for (_, r), w in zip(found, working, strict=True)])
+    for (path, record), works, owner_lives in zip(found, working, alive, strict=True):
         kind, _, rest = record["key"].partition(":")
         state = record.get("state", "?")
-        if state not in ENDED_STATES and state != "planned" and owner_alive(record.get("owner")) is False:
+        if works and owner_lives is False:
             state += " (owner gone)"
         attempts = record.get("attempts") or []
         last = attempts[-1] if attempts else {}
@@ -133,7 +136,7 @@ def cancel(out: Path) -> int:
         owner = driver_owner(driver)
         if owner_alive(owner):  # a detached driver leaves its jobs on SIGTERM: they are cancelled below
             cancel_owner(owner)
-            print(f"cancelled the driver ({DRIVER}: {owner.get('job_id') or owner.get('pid')})")
+            print(f"cancelled the driver ({DRIVER}: {owner_text(owner)})")
         update_record(driver_path, lambda r: r.update(state="cancelled", reason="asc-kd pipeline --cancel"))
     cancelled = 0
     for path, record in records(out):

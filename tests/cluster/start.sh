@@ -43,7 +43,11 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$((MEMORY / CPUS / 2))
-JobAcctGatherType=jobacct_gather/none
+# --mem is enforced as on a real cluster: every second a step's memory is read from /proc, and a
+# step over its job's --mem is killed and the job ends OUT_OF_MEMORY (no cgroups needed).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
 ReturnToService=2

@@ -12,10 +12,12 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 
+from asc_kd.runs import executors
 from asc_kd.runs.executors import Job, JobCall, Stopped, owner_alive, run_jobs
 from asc_kd.runs.record import (
     RunBusy,
@@ -24,6 +26,7 @@ from asc_kd.runs.record import (
     changed_keys,
     identity,
     identity_hash,
+    owner_text,
     read_record,
     update_record,
     writer_lock,
@@ -233,3 +236,53 @@ def test_the_record_file_is_json_a_person_can_read(tmp_path: Path) -> None:
     update_record(record, lambda r: r.update(state="planned", key="student:system1-seed0"))
     text = record.read_text()
     assert json.loads(text)["state"] == "planned" and text.startswith("{\n  ")
+
+
+def test_every_message_names_an_owner_one_way() -> None:
+    assert owner_text({"executor": "slurm", "job_id": "42", "pid": 7, "host": "n1"}) == "slurm job 42"
+    assert owner_text({"executor": "local", "job_id": "123", "host": "vm"}) == "pid 123 on vm"  # a local job
+    assert owner_text({"pid": 9, "host": "n2"}) == "pid 9 on n2"
+    assert owner_text(None) == "no owner"
+
+
+def test_owners_alive_asks_the_scheduler_once_for_all_slurm_owners(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[list[str]] = []
+
+    def states(job_ids: list[str]) -> dict[str, str] | None:
+        asked.append(job_ids)
+        return {"1": "RUNNING", "2": "COMPLETED", "3": "REQUEUED"}
+
+    monkeypatch.setattr(executors, "slurm_states", states)
+    owners = [
+        {"executor": "slurm", "job_id": "1"},
+        {"executor": "slurm", "job_id": "2"},
+        None,
+        {"pid": os.getpid(), "host": socket.gethostname()},
+        {"executor": "slurm", "job_id": "3"},
+    ]
+    assert executors.owners_alive(owners) == [True, False, False, True, True]
+    assert asked == [["1", "2", "3"]]
+    # A scheduler that does not answer: nobody can tell for its jobs; the others are still judged.
+    monkeypatch.setattr(executors, "slurm_states", lambda job_ids: None)
+    assert executors.owners_alive(owners) == [None, None, False, True, None]
+
+
+def test_the_teacher_logits_are_hashed_once_per_version_not_once_per_student(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asc_kd.runs import pipeline
+
+    hashed: list[str] = []
+    real = pipeline.file_hash
+    monkeypatch.setattr(pipeline, "file_hash", lambda path: hashed.append(str(path)) or real(path))
+    logits = tmp_path / "logits.pt"
+    logits.write_bytes(b"abc")
+    driver = types.SimpleNamespace(logits_file=str(logits), _hashes={})
+    student = types.SimpleNamespace(kind="student")
+    first = [pipeline.Pipeline._inputs(driver, student) for _ in range(3)]  # type: ignore[arg-type]
+    sha_abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert first == [{"teacher_logits": sha_abc}] * 3 and len(hashed) == 1
+    assert pipeline.Pipeline._inputs(driver, types.SimpleNamespace(kind="teacher")) == {}  # type: ignore[arg-type]
+    logits.write_bytes(b"abcd")  # a redone logits stage: another size, another hash
+    assert pipeline.Pipeline._inputs(driver, student)["teacher_logits"] != sha_abc  # type: ignore[arg-type]
+    assert len(hashed) == 2
