@@ -9,9 +9,9 @@ threads, so TAU22's 230,350 files are checked in seconds, not the minutes decodi
 
 The checks are the layouts' own, the ones a fit runs: a layout's check names every class or file
 it affects (``DatasetError.affected``) and raises what it found together
-(``asc_kd.data.spec.DatasetProblems``); here each is a ``Problem``, and every stage runs whatever
-the one before found where it can run, so one pass lists them all. ``AudioSeen`` is what the headers said (rates,
-channels, lengths) and the listed files' extensions.
+(``asc_kd.data.spec.DatasetProblems``); here each is a ``Problem``, and every stage that can run
+does, whatever the one before found, so one pass lists them all. ``AudioSeen`` is what the
+headers said (rates, channels, lengths) and the listed files' extensions.
 """
 
 from __future__ import annotations
