@@ -89,7 +89,10 @@ def test_commands_end_user_errors_in_one_line(tiny_root: Path, tmp_path: Path, c
     assert run_command(quantize, [str(tmp_path / "missing.ckpt"), "--data.root", str(tiny_root)]) == 1
     assert capsys.readouterr().err.startswith(f"error: checkpoint {tmp_path / 'missing.ckpt'} not found\n")
     nothing = ["--data.root", str(tmp_path / "nothing"), "--data.layout", "tau22"]
-    assert run_command(check, nothing) == 1  # a report, not an error
+    assert run_command(check, nothing) == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: dataset root {tmp_path / 'nothing'} is missing or empty;"
+    )
 
 
 @pytest.mark.slow

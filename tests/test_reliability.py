@@ -28,6 +28,7 @@ from fit_helpers import CONF, REPO, command_line, write_teacher_logits
 import asc_kd.core.io
 import asc_kd.runs.tables
 from asc_kd.check import main as check_main
+from asc_kd.core.command_line import run_command
 from asc_kd.core.locks import read_owner
 from asc_kd.data.cache import build_cache
 from asc_kd.data.tau import SCENES, TAU22, read_meta
@@ -500,6 +501,12 @@ def test_no_data_file_is_written_or_read_with_pickle() -> None:
 def test_data_check_of_an_empty_folder_says_what_was_looked_for(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert run_command(check_main, ["--data.root", str(tmp_path)]) == 1  # the fit's refusal
+    err = capsys.readouterr().err
+    assert (
+        f"dataset root {tmp_path} is missing or empty" in err and "one folder of audio files per class" in err
+    )
+    (tmp_path / "notes.txt").write_text("not a dataset")
     assert check_main(["--data.root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "no split could be read" in out and "cannot tell the layout" in out

@@ -8,7 +8,7 @@ data check, predict), with the file named and the expected value stated.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +31,10 @@ class AudioFileError(DatasetError):
     ``length``, ``samples``) so a data check can summarise problems by kind.
     """
 
-    def __init__(self, message: str, field: str = "format") -> None:
-        super().__init__(message)
-        self.field = field
-
-    def __reduce__(self):  # keep ``field`` when raised in a worker process
-        return (type(self), (str(self), self.field))
+    def __init__(
+        self, message: str, field: str = "format", affected: Sequence[str] = (), option: str | None = None
+    ) -> None:
+        super().__init__(message, field, affected, option)
 
 
 def is_audio_file(path: Path) -> bool:
@@ -160,7 +158,7 @@ def length_disagreement(seconds: Mapping[str, float], listed: int = 10) -> str |
     if len(lengths) < 2:
         return None
     common, n_common = lengths.most_common(1)[0]
-    odd = [(name, round(value, 3)) for name, value in seconds.items() if round(value, 3) != common]
+    odd = [(name, round(seconds[name], 3)) for name in off_the_common_length(seconds)]
     total, k = len(seconds), len(odd)
     more = f", ... ({k - listed} more)" if k > listed else ""
     if len(lengths) == 2:
@@ -171,6 +169,15 @@ def length_disagreement(seconds: Mapping[str, float], listed: int = 10) -> str |
         )
     names = ", ".join(f"{name} ({value:.3f} s)" for name, value in odd[:listed])
     return f"{k} of {total} clips differ from the other {n_common}, which are {common:.3f} s: {names}{more}"
+
+
+def off_the_common_length(seconds: Mapping[str, float]) -> list[str]:
+    """The files of ``seconds`` whose length (to the ms) differs from the one most files have."""
+    lengths = Counter(round(value, 3) for value in seconds.values())
+    if len(lengths) < 2:
+        return []
+    common = lengths.most_common(1)[0][0]
+    return [name for name, value in seconds.items() if round(value, 3) != common]
 
 
 def _are(n: int) -> str:

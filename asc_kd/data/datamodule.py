@@ -62,7 +62,14 @@ from asc_kd.data.cache import (
 )
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
-from asc_kd.data.spec import DEMO_ROOT, DatasetError, DatasetSpec, Layout
+from asc_kd.data.spec import (
+    DEMO_ROOT,
+    DatasetError,
+    DatasetSpec,
+    Layout,
+    holds_a_dataset,
+    missing_root_error,
+)
 from asc_kd.data.splitting import hold_out
 from asc_kd.data.teacher_logits import LogitsMismatchError, load_logits
 
@@ -317,7 +324,7 @@ class SceneDataModule(L.LightningDataModule):
         same root calls it once before, so that the jobs find the scenes there. Processes that
         call it together generate them once (``asc_kd.data.synthetic.ensure_synthetic``).
         """
-        if self.root.is_dir() and any(self.root.iterdir()):
+        if holds_a_dataset(self.root):
             return
         if self.hparams.generate_synthetic:
             from asc_kd.data.synthetic import ensure_synthetic
@@ -325,11 +332,7 @@ class SceneDataModule(L.LightningDataModule):
             layout = self.hparams.layout if self.hparams.layout != "auto" else "tau22"
             ensure_synthetic(self.root, layout=layout, lock_timeout=self.hparams.lock_timeout)
             return
-        raise DatasetError(
-            f"dataset root {self.root} is missing or empty; put the dataset there (TAU22/TAU20: the "
-            "unpacked development set; your own: one folder of audio files per class), or pass "
-            "--data.generate_synthetic true to write synthetic scenes there"
-        )
+        raise missing_root_error(self.root)
 
     @property
     def layout(self) -> Layout:

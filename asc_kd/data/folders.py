@@ -23,6 +23,7 @@ silently. There are no devices, so metrics report overall and per-class numbers.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -36,8 +37,9 @@ from asc_kd.data.audio import (
     check_clip_header,
     length_disagreement,
     list_audio_files,
+    off_the_common_length,
 )
-from asc_kd.data.spec import SPLIT_FILES, DatasetError, DatasetSpec, Layout
+from asc_kd.data.spec import SPLIT_FILES, DatasetError, DatasetSpec, Layout, counted, raise_problems
 from asc_kd.data.splitting import hold_out
 
 #: The DCASE split files a folder dataset may carry (no evaluation set).
@@ -114,28 +116,50 @@ class FolderLayout(Layout):
             raise DatasetError(
                 f"{self.root} holds no class folders with audio files; expected ROOT/<class>/<file>.wav"
             )
+        problems = []
         if empty:
             folder, skipped = empty[0]
             held = f"{len(skipped)} other file(s), e.g. {skipped[0].name}" if skipped else "nothing"
-            raise DatasetError(
-                f"class folder {folder} holds no audio files ({held}; audio is "
-                f"{', '.join(sorted(AUDIO_EXTENSIONS))}); add its audio or move the folder out of "
-                f"{self.root}" + (f" ({len(empty)} such folders)" if len(empty) > 1 else "")
+            names = [path.name for path, _ in empty]
+            problems.append(
+                DatasetError(
+                    f"class folder {folder} holds no audio files ({held}; audio is "
+                    f"{', '.join(sorted(AUDIO_EXTENSIONS))}); add its audio or move the folder out of "
+                    f"{self.root}"
+                    + (f"; {counted(names, 'class folder')} hold no audio" if len(empty) > 1 else ""),
+                    "listing",
+                    names,
+                )
             )
         stray, _ = list_audio_files(self.root, recursive=False)
         if stray:
-            raise DatasetError(
-                f"{stray[0]} is in no class folder ({len(stray)} audio file(s) directly under "
-                f"{self.root}); move it into {self.root}/<class>/ or out of the dataset"
+            problems.append(
+                DatasetError(
+                    f"{stray[0]} is in no class folder ({len(stray)} audio file(s) directly under "
+                    f"{self.root}); move it into {self.root}/<class>/ or out of the dataset",
+                    "listing",
+                    [path.name for path in stray],
+                )
             )
         frame = pd.DataFrame(rows, columns=["filename", "label", "stem"])
         classes = sorted(set(frame["label"]))
         if len(classes) < 2:
-            raise DatasetError(
-                f"{self.root} has a single class folder ({classes[0]}); a scene classifier needs "
-                "at least two classes, one folder of audio files each"
+            problems.append(
+                DatasetError(
+                    f"{self.root} has a single class folder ({classes[0]}); a scene classifier needs "
+                    "at least two classes, one folder of audio files each",
+                    "listing",
+                    classes,
+                )
             )
+        raise_problems(problems)
         return frame
+
+    @cached_property
+    def classes(self) -> tuple[str, ...]:
+        """The class folders that hold audio, sorted: read from the listing alone, so the
+        splits are read (and checked) whether or not the clips' lengths agree."""
+        return tuple(sorted(set(self._listing["label"])))
 
     @cached_property
     def _files(self) -> pd.DataFrame:
@@ -159,6 +183,24 @@ class FolderLayout(Layout):
         except AudioFileError as err:
             return err
 
+    def length_problems(self, seconds: Mapping[str, float]) -> list[DatasetError]:
+        """Clips must share one length unless ``clip_seconds`` crops or pads them: the problem,
+        naming the clips off the common length, given each file's length in ``seconds``."""
+        if self.clip_seconds is not None:
+            return []
+        disagreement = length_disagreement(seconds)
+        if disagreement is None:
+            return []
+        return [
+            AudioFileError(
+                f"{self.root}: clips differ in length: {disagreement}; set data.clip_seconds "
+                "to crop or pad them to one length",
+                "length",
+                off_the_common_length(seconds),
+                "--data.clip_seconds",
+            )
+        ]
+
     @cached_property
     def spec(self) -> DatasetSpec:
         files = self._files
@@ -166,17 +208,11 @@ class FolderLayout(Layout):
         seconds = self.clip_seconds
         if seconds is None:
             lengths = dict(zip(files["filename"], files["frames"] / files["samplerate"], strict=True))
-            disagreement = length_disagreement(lengths)
-            if disagreement is not None:
-                raise AudioFileError(
-                    f"{self.root}: clips differ in length: {disagreement}; set data.clip_seconds "
-                    "to crop or pad them to one length",
-                    "length",
-                )
+            raise_problems(self.length_problems(lengths))
             seconds = round(next(iter(lengths.values())), 3)
         return DatasetSpec(
             name=self.name,
-            classes=tuple(sorted(set(files["label"]))),
+            classes=self.classes,
             source_sample_rate=rates.pop() if len(rates) == 1 else None,
             clip_seconds=float(seconds),
             mono=False,
@@ -185,8 +221,8 @@ class FolderLayout(Layout):
         )
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        files = self._files
-        classes = self.spec.classes
+        files = self._listing
+        classes = self.classes
         frame = pd.DataFrame(
             {
                 "filename": files["filename"],
@@ -202,37 +238,72 @@ class FolderLayout(Layout):
         if self.train_split_file is not None:
             listed["train"] = Path(self.train_split_file)
         if all(path.is_file() for path in listed.values()):
-            return {split: self._listed(frame, path, split) for split, path in listed.items()}
-        self._require_two_recordings(frame, classes)
+            read, problems = {}, []
+            for split, path in listed.items():
+                try:
+                    read[split] = self._listed(frame, path, split)
+                except DatasetError as err:
+                    problems.append(err)
+            raise_problems(problems)
+            return read
+        raise_problems(self._recording_problems(frame))
         test = hold_out(frame, self.test_fraction, self.split_seed, balance=None, what="generated test split")
         return {
             "train": frame[~test].reset_index(drop=True),
             "test": frame[test].reset_index(drop=True),
         }
 
-    def _require_two_recordings(self, frame: pd.DataFrame, classes: tuple[str, ...]) -> None:
-        """The generated split keeps recordings whole: every class needs two. Say how to get them."""
+    def _recording_problems(self, frame: pd.DataFrame) -> list[DatasetError]:
+        """The generated split keeps recordings whole: every class needs two. Every class that
+        has fewer is named, classes of one file in one problem, classes of one recording in
+        another, with how to get two."""
+        single, whole = [], []
         for target, rows in frame.groupby("target", sort=True):
-            recordings = set(rows["recording"])
-            if len(recordings) > 1:
-                continue
-            name = classes[target]
+            recordings = sorted(set(rows["recording"]))
+            if len(recordings) == 1:
+                (single if len(rows) == 1 else whole).append((self.classes[target], len(rows), recordings[0]))
+        problems = []
+        if single:
+            names = [name for name, _, _ in single]
+            which = (
+                f"class {names[0]!r} of {self.root} has"
+                if len(names) == 1
+                else f"{counted(names, 'class', 'classes')} of {self.root} have"
+            )
+            problems.append(
+                DatasetError(
+                    f"{which} a single file; the generated test split needs at least two per class",
+                    "recording",
+                    names,
+                )
+            )
+        if whole:
             parsed = (
                 " (a name's part before its last - or _)"
                 if self.recording_pattern == DEFAULT_RECORDING_PATTERN
                 else ""
             )
-            if len(rows) == 1:
-                raise DatasetError(
-                    f"class {name!r} of {self.root} has a single file; the generated test split needs "
-                    "at least two per class"
+            names = [name for name, _, _ in whole]
+            if len(whole) == 1:
+                name, n, recording = whole[0]
+                which = f"class {name!r} of {self.root}: its {n} files are all one recording ({recording!r})"
+            else:
+                shown = ", ".join(repr(recording) for _, _, recording in whole[:3])
+                which = (
+                    f"{counted(names, 'class', 'classes')} of {self.root}: the files of each are all "
+                    f"one recording ({shown}{', ...' if len(whole) > 3 else ''})"
                 )
-            raise DatasetError(
-                f"class {name!r} of {self.root}: its {len(rows)} files are all one recording "
-                f"({next(iter(recordings))!r}) by data.recording_pattern {self.recording_pattern!r}"
-                f"{parsed}, and a recording is never split; if every file is its own recording, pass "
-                "--data.recording_pattern none"
+            problems.append(
+                DatasetError(
+                    f"{which} by data.recording_pattern {self.recording_pattern!r}{parsed}, and a "
+                    "recording is never split; if every file is its own recording, pass "
+                    "--data.recording_pattern none",
+                    "recording",
+                    names,
+                    "--data.recording_pattern",
+                )
             )
+        return problems
 
     def _listed(self, frame: pd.DataFrame, path: Path, split: str) -> pd.DataFrame:
         try:
@@ -250,6 +321,7 @@ class FolderLayout(Layout):
                 f"{path}: {len(absent)} listed file(s) are not audio files in a class folder of "
                 f"{self.root}, first {absent.iloc[0]!r}",
                 "exists",
+                list(absent),
             )
         return indexed.loc[listing["filename"]].reset_index(drop=True)
 

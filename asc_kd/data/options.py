@@ -9,7 +9,9 @@ defaults (``num_workers`` 0, say) as the builder's ``defaults``, not as options 
 
 ``add_data_arguments`` lists the same options in an argparse command's ``--help`` with the
 command's defaults; their values are typed and checked by ``data_parser`` when the DataModule is
-built, and a bad one ends the command with one line that names the option and the value.
+built, and a bad one ends the command with one line that names the option and the value. It
+reads the options from the DataModule's source (``data_options``), not by importing it, so that
+``--help`` answers at once: torch and Lightning are imported when a DataModule is built.
 
 The commands on a fitted model (``logits``, ``quantize``, ``predict``) read their data as its fit
 did: ``fit_defaults`` turns the options the fit recorded (``FIT_OPTIONS``, read by
@@ -20,17 +22,26 @@ the fit's clips; a typed option wins, and one that contradicts the record is nam
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
+import importlib.util
 import logging
+import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lightning.pytorch.cli import LightningArgumentParser
+import docstring_parser
 
 from asc_kd.core.command_line import given_on_command_line
 from asc_kd.core.errors import ConfigError
-from asc_kd.data.datamodule import SceneDataModule
+
+if TYPE_CHECKING:
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from asc_kd.data.datamodule import SceneDataModule
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +168,10 @@ def _disagreement(key: str, first: tuple[str, Any], other: tuple[str, Any]) -> N
 def data_parser(defaults: Mapping[str, Any] | None = None) -> LightningArgumentParser:
     """The fit's data options (``SceneDataModule``'s signature under ``data.``, added as
     LightningCLI adds its DataModule), with a command's ``defaults`` (``{"num_workers": 0}``)."""
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from asc_kd.data.datamodule import SceneDataModule
+
     parser = LightningArgumentParser(exit_on_error=False)
     parser.add_lightning_class_args(SceneDataModule, "data")
     if defaults:
@@ -226,30 +241,141 @@ def add_data_arguments(
     """
     defaults = dict(defaults or {})
     required = set(required)
-    source = data_parser(defaults)
+    options = data_options()
+    unknown = sorted(set(defaults) - {option.key for option in options})
+    if unknown:
+        raise ValueError(f"defaults {unknown} are not SceneDataModule arguments")
     group = parser.add_argument_group(
         "data options", "the --data.* options of python -m asc_kd.fit (SceneDataModule's arguments)"
     )
-    for action in source._actions:
-        option = next((o for o in action.option_strings if o.startswith(_PREFIX)), None)
-        if option is None:
-            continue
-        key = option.removeprefix(_PREFIX)
-        text = " ".join((action.help or "").replace("``", "").split())
+    for option in options:
+        key = option.key
+        text = " ".join(option.help.replace("``", "").split())
         if key in defaults:  # the command's default replaces the one the docstring explains
             text = re.sub(r"\s*\(default[^()]*\)", "", text) + f" (default: {_shown(defaults[key])})"
         elif "default" not in text and key not in required:
-            text += f" (default: {_shown(action.default)})"
-        choices = f"{{{','.join(map(str, action.choices))}}}" if action.choices else None
+            text += f" (default: {_shown(option.default)})"
         group.add_argument(
-            option,
+            f"{_PREFIX}{key}",
             dest=f"data.{key}",
             default=argparse.SUPPRESS,
             required=key in required,
-            metavar=choices or action.metavar or key.upper(),
+            metavar=option.metavar or key.upper(),
             help=text.replace("%", "%%"),
         )
     parser.set_defaults(**{_DEFAULTS_KEY: defaults})
+
+
+@dataclass(frozen=True)
+class DataOption:
+    """One ``--data.*`` option as the fit's parser declares it: its key, its text from the
+    DataModule's docstring, its default and its metavar (the choices of a ``Literal``)."""
+
+    key: str
+    help: str
+    default: Any
+    metavar: str | None
+
+
+#: The class whose arguments are the data options, and its module.
+_DATAMODULE = ("asc_kd.data.datamodule", "SceneDataModule")
+_OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+@functools.cache
+def data_options() -> tuple[DataOption, ...]:
+    """``SceneDataModule``'s arguments as ``data_parser`` declares them, read from the source of
+    ``asc_kd.data.datamodule`` instead of importing it (which imports torch and Lightning, seconds
+    that a command's ``--help`` should not wait for). Texts come from the class docstring's Args
+    through docstring_parser, as jsonargparse reads them; metavars are jsonargparse's
+    (``{true,false}``, a ``Literal``'s choices, ``[ITEM,...]``). ``tests/data/test_options.py``
+    holds them equal to the parser's."""
+    module, name = _DATAMODULE
+    tree = _source(module)
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name]
+    (init,) = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+    texts = {
+        p.arg_name: p.description or "" for p in docstring_parser.parse(ast.get_docstring(cls) or "").params
+    }
+    arguments = init.args.args[1:]  # after self
+    defaults = [None] * (len(arguments) - len(init.args.defaults)) + list(init.args.defaults)
+    return tuple(
+        DataOption(
+            argument.arg,
+            texts.get(argument.arg, ""),
+            None if default is None else _value(default, tree),
+            _metavar(argument.annotation, tree) if argument.annotation else None,
+        )
+        for argument, default in zip(arguments, defaults, strict=True)
+        if not argument.arg.startswith("_")
+    )
+
+
+@functools.cache
+def _source(module: str) -> ast.Module:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise LookupError(f"no source of {module}")
+    return ast.parse(Path(spec.origin).read_text())
+
+
+def _defined(name: str, tree: ast.Module) -> tuple[ast.expr, ast.Module]:
+    """The expression a module-level ``name`` is given in ``tree`` (following ``from m import
+    name`` into ``m``), and the tree it is in; ``LookupError`` for a name not defined there."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return node.value, tree
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            if node.value is not None:
+                return node.value, tree
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if any((alias.asname or alias.name) == name for alias in node.names):
+                return _defined(name, _source(node.module))
+    raise LookupError(name)
+
+
+def _value(node: ast.expr, tree: ast.Module) -> Any:
+    """A default's value: a literal, a module constant (``DEMO_ROOT``) or arithmetic on them."""
+    if isinstance(node, ast.Name):
+        return _value(*_defined(node.id, tree))
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_value(node.left, tree), _value(node.right, tree))
+    return ast.literal_eval(node)
+
+
+def _metavar(node: ast.expr, tree: ast.Module) -> str | None:
+    """jsonargparse's metavar of an annotation (``typehint_metavar``); None where it has none."""
+    text = ast.unparse(node)
+    if text == "bool":
+        return "{true,false}"
+    if text in ("bool | None", "None | bool", "Optional[bool]"):
+        return "{true,false,null}"
+    if isinstance(node, ast.Name):  # an alias (LayoutName = Literal[...]) or a class (str)
+        try:
+            return _metavar(*_defined(node.id, tree))
+        except LookupError:
+            return None
+    if isinstance(node, ast.Subscript):
+        origin = ast.unparse(node.value)
+        if origin == "Literal":
+            values = ast.literal_eval(node.slice)
+            shown = list(
+                dict.fromkeys(
+                    "null" if v is None else str(v)
+                    for v in (values if isinstance(values, tuple) else (values,))
+                )
+            )
+            return shown[0] if len(shown) == 1 else "{" + ",".join(shown) + "}"
+        if origin in ("tuple", "list", "set", "frozenset", "Sequence", "Set"):
+            return "[ITEM,...]"
+    return None
 
 
 def given_data_options(args: DataArgs) -> list[str]:

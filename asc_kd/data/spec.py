@@ -12,7 +12,7 @@ devices from the data or the checkpoint, never from one dataset's module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,7 +49,79 @@ SPLIT_FILES: dict[str, str] = {
 
 
 class DatasetError(UserError, ValueError):
-    """The dataset on disk is not what its layout promises; the message says what to fix."""
+    """The dataset on disk is not what its layout promises; the message says what to fix.
+
+    ``field`` names the kind of problem (the data check groups by it), ``affected`` every class
+    or file it is about (the check counts them and names the first few), and ``option`` the
+    ``--data.*`` option that fixes it, where one does.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        affected: Sequence[str] = (),
+        option: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.affected = tuple(affected)
+        self.option = option
+
+    def __reduce__(self):  # keep the fields when raised in a worker process
+        return (type(self), (str(self), self.field, self.affected, self.option))
+
+
+class DatasetProblems(DatasetError):
+    """Several problems a layout found in one reading (every class of one recording, and split
+    files that list absent clips, say). A fit stops on them with the first one's message; the
+    data check (``asc_kd.data.check``) lists ``problems``, each in full."""
+
+    def __init__(self, problems: Sequence[DatasetError]) -> None:
+        first = problems[0]
+        more = len(problems) - 1
+        super().__init__(
+            f"{first} (and {more} more problem(s): `asc-kd check` lists them all)",
+            first.field,
+            first.affected,
+            first.option,
+        )
+        self.problems = list(problems)
+
+    def __reduce__(self):
+        return (type(self), (self.problems,))
+
+
+def raise_problems(problems: Sequence[DatasetError]) -> None:
+    """Raise what a check found together: nothing, the one problem, or ``DatasetProblems``."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise DatasetProblems(problems)
+
+
+def counted(items: Sequence[str], noun: str, plural: str | None = None, shown: int = 4) -> str:
+    """``4 classes (bus, metro, park, street)``, ``37 files (a.wav, b.wav, c.wav, ...)``: how
+    many, and the first few by name (all of them up to ``shown``)."""
+    names = list(items) if len(items) <= shown else [*items[: shown - 1], "..."]
+    word = noun if len(items) == 1 else plural or f"{noun}s"
+    return f"{len(items)} {word} ({', '.join(names)})"
+
+
+def holds_a_dataset(root: str | Path) -> bool:
+    """Whether ``root`` is a folder with something in it (what a layout can then be read from)."""
+    root = Path(root)
+    return root.is_dir() and any(root.iterdir())
+
+
+def missing_root_error(root: str | Path) -> DatasetError:
+    """The refusal of a root that is missing or empty: the same words in a fit and the check."""
+    return DatasetError(
+        f"dataset root {root} is missing or empty; put the dataset there (TAU22/TAU20: the "
+        "unpacked development set; your own: one folder of audio files per class), or pass "
+        "--data.generate_synthetic true to write synthetic scenes there",
+        "root",
+    )
 
 
 @dataclass(frozen=True)
@@ -149,6 +221,11 @@ class Layout(ABC):
     def spec(self) -> DatasetSpec:
         """The dataset's spec."""
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in label order: the spec's (a layout may know them before its spec)."""
+        return self.spec.classes
+
     @abstractmethod
     def frames(self) -> dict[str, pd.DataFrame]:
         """Split name -> frame of its clips (``FRAME_COLUMNS``), in the split's own order."""
@@ -159,6 +236,11 @@ class Layout(ABC):
         if split not in frames:
             raise DatasetError(f"{self.root} has no {split!r} split")
         return frames[split]
+
+    def length_problems(self, seconds: Mapping[str, float]) -> list[DatasetError]:
+        """What is wrong with the clips' lengths together (``seconds``: file -> its length); the
+        header check (``asc_kd.data.audio.check_clip_header``) checks each file on its own."""
+        return []
 
     def listed_files(self) -> pd.DataFrame:
         """Every file the dataset lists (what the data check reads)."""

@@ -28,7 +28,7 @@ from typing import ClassVar, Literal
 import pandas as pd
 import soundfile
 
-from asc_kd.data.spec import SPLIT_FILES, DatasetError, DatasetSpec, Layout
+from asc_kd.data.spec import SPLIT_FILES, DatasetError, DatasetSpec, Layout, raise_problems
 
 #: Scene classes in the DCASE order: the order of the submission file's probability columns.
 SCENES: tuple[str, ...] = (
@@ -304,12 +304,17 @@ class TAULayout(Layout):
 
     def frames(self) -> dict[str, pd.DataFrame]:
         meta = read_meta(self.root, self.spec)  # read once: it is the slow part (230k rows)
-        frames = {
-            "train": read_split(self.root, "train", self.train_split_file, meta, self.spec),
-            "test": read_split(self.root, "test", meta=meta, spec=self.spec),
-        }
+        splits: list[SplitName] = ["train", "test"]
         if (self.root / SPLIT_FILES["predict"]).is_file():
-            frames["predict"] = read_split(self.root, "predict", meta=meta, spec=self.spec)
+            splits.append("predict")
+        frames, problems = {}, []
+        for split in splits:  # every split file is read, so that each one's problem is named
+            split_file = self.train_split_file if split == "train" else None
+            try:
+                frames[split] = read_split(self.root, split, split_file, meta, self.spec)
+            except DatasetError as err:
+                problems.append(err)
+        raise_problems(problems)
         return frames
 
     def listing(self, split: str) -> pd.DataFrame:

@@ -4,7 +4,10 @@ counts, each kind of damage is one problem naming the file and field."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,11 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
+from fit_helpers import REPO
 
 import asc_kd.data.check as check_module
 from asc_kd.check import main
+from asc_kd.core.command_line import run_command
 from asc_kd.data.check import check_dataset, summary
 from asc_kd.data.datamodule import SceneDataModule, TAU22DataModule
+from asc_kd.data.folders import FolderLayout
 from asc_kd.data.layouts import detect_layout
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.synthetic import MARKER, write_linked
@@ -241,16 +247,27 @@ def test_main_does_not_name_the_archive_when_nothing_is_missing(
     assert "Missing files come from" not in out
 
 
-def test_main_max_problems_limits_the_listing_not_the_count(
+def test_problems_of_single_files_are_counted_by_kind_and_max_problems_limits_the_lines(
     tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = _copy(tiny_root, tmp_path)
-    for name in _table(root / "meta.csv")["filename"].iloc[:5]:
+    names = list(_table(root / "meta.csv")["filename"].iloc[:6])
+    for name in names[:5]:
         _missing(root / name)
-    assert main(["--data.root", str(root), "--max-problems", "2"]) == 1
+    _stereo(root / names[5])
+    assert main(["--data.root", str(root)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("6 problem(s): {'exists': 5, 'channels': 1}")
+    shown = f"{names[0]}, {names[1]}, {names[2]}, ..."
+    assert lines[start + 1 : start + 3] == [
+        f"  [exists] 5 files ({shown}), the first: audio file {root / names[0]} not found; it is part of "
+        f"the {OFFICIAL_ARCHIVE}",
+        f"  [channels] {root / names[5]}: 2 channels, expected mono",
+    ]
+    assert main(["--data.root", str(root), "--max-problems", "1"]) == 1
     out = capsys.readouterr().out
-    assert "5 problem(s): {'exists': 5}" in out
-    assert out.count("[exists]") == 2
+    assert "6 problem(s)" in out and "[exists] 5 files" in out and "[channels]" not in out
+    assert "  ... 1 more line(s) (--max-problems)" in out
 
 
 # -- clips of another length -------------------------------------------------------------------
@@ -308,6 +325,130 @@ def test_several_clips_of_other_lengths_are_counted_and_named(tiny_root: Path, t
         f"3 of 360 clips are 2.000 s, the other 357 are 1.000 s: {', '.join(names)}"
     )
     assert sorted(p.file for p in result.problems[1:]) == sorted(str(root / n) for n in names)
+
+
+# -- every problem in one pass, and what was seen ---------------------------------------------
+
+FOUR = ("bus", "metro", "park", "street")
+
+
+def _wav(path: Path, seconds: float, rate: int = 8000, channels: int = 1) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, _noise(round(rate * seconds), channels), rate)
+
+
+def _numbered_scenes(root: Path) -> Path:
+    """4 class folders of ``rec_000.wav`` ...: two 1-s clips and one 2.5-s clip each; by the
+    default pattern every class is one recording, ``rec``."""
+    for scene in FOUR:
+        for i, seconds in enumerate((1.0, 1.0, 2.5)):
+            _wav(root / scene / f"rec_{i:03d}.wav", seconds)
+    return root
+
+
+def test_clip_lengths_and_recordings_of_four_classes_are_found_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _numbered_scenes(tmp_path / "scenes")
+    long = [f"{scene}/rec_002.wav" for scene in FOUR]
+    result = check_dataset(root, progress=False)
+    assert [(p.file, p.field, p.option) for p in result.problems] == [
+        (str(root), "length", "--data.clip_seconds"),
+        (str(root), "recording", "--data.recording_pattern"),
+    ]
+    length, recording = result.problems
+    assert length.affected == tuple(long)
+    assert f"4 of 12 clips are 2.500 s, the other 8 are 1.000 s: {', '.join(long)};" in length.message
+    assert recording.affected == FOUR
+    assert recording.message.startswith(
+        f"4 classes (bus, metro, park, street) of {root}: the files of each are all one recording "
+        "('bus/rec', 'metro/rec', 'park/rec', ...) by data.recording_pattern"
+    )
+    assert main(["--data.root", str(root)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "2 problem(s): {'length': 1, 'recording': 1}" in lines
+    assert f"  [length] {length.message} (fix: --data.clip_seconds)" in lines
+    assert f"  [recording] {recording.message} (fix: --data.recording_pattern)" in lines
+    # The fit refuses the same set: the lengths first, then, with a clip length, the recordings.
+    with pytest.raises(DatasetError, match=re.escape(length.message)):
+        _ = FolderLayout(root).spec
+    with pytest.raises(DatasetError, match=re.escape(recording.message)):
+        FolderLayout(root, clip_seconds=1.0).frames()
+    fixed = ["--data.root", str(root), "--data.clip_seconds", "1", "--data.recording_pattern", "none"]
+    assert main(fixed) == 0
+
+
+def test_the_summary_counts_rates_channels_lengths_and_extensions(tmp_path: Path) -> None:
+    root = tmp_path / "scenes"
+    for name, seconds, rate, channels in [
+        ("c0/r0_0.wav", 0.5, 8000, 1),
+        ("c0/r1_0.wav", 1.0, 8000, 2),
+        ("c0/r2_0.flac", 1.0, 16000, 1),
+        ("c1/r0_0.wav", 1.0, 16000, 2),
+        ("c1/r1_0.wav", 2.0, 8000, 1),
+        ("c1/r2_0.wav", 1.5, 16000, 1),
+    ]:
+        _wav(root / name, seconds, rate, channels)
+    result = check_dataset(root, progress=False, clip_seconds=1.0)
+    assert result.ok, [str(p) for p in result.problems]
+    text = summary(result)
+    assert text.splitlines()[:5] == [
+        "audio: 6 files listed, 6 with a readable header",
+        "  sample rates: 8000 Hz (3), 16000 Hz (3)",
+        "  channels: mono (4), stereo (2)",
+        "  length: min 0.500 s, median 1.000 s, max 2.000 s",
+        "  extensions: .wav (5), .flac (1)",
+    ]
+    assert "clips per split and class" in text
+    assert "device" not in text  # a folder set has no devices: no device table
+
+
+def test_a_tau_set_shows_its_devices_and_counts_a_wrong_rate_as_seen(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    _wrong_rate(root / _first_test_wav(root))
+    result = check_dataset(root, progress=False)
+    assert [p.field for p in result.problems] == ["samplerate"]
+    assert result.audio.rates == {SOURCE_SAMPLE_RATE: TINY_CLIPS - 1, 48_000: 1}
+    assert result.audio.channels == {1: TINY_CLIPS}
+    assert "clips per split and device" in summary(result)
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["misspelt", "empty"])
+def test_a_missing_or_empty_root_gets_the_fits_message(
+    tmp_path: Path, exists: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "my_scnes"
+    if exists:
+        root.mkdir()
+    with pytest.raises(DatasetError) as fit:
+        _ = SceneDataModule(root=str(root), cache_dir=str(tmp_path / "cache")).layout  # as the fit reads it
+    assert "is missing or empty" in str(fit.value)
+    assert run_command(main, ["--data.root", str(root)]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"error: {fit.value}"
+    assert check_dataset(root, progress=False).problems == [
+        check_module.Problem(str(root), "root", str(fit.value))
+    ]
+    assert not (tmp_path / "cache").exists() and root.exists() == exists
+
+
+def test_help_imports_no_torch() -> None:
+    """``asc-kd check --help`` answers without importing torch or Lightning (seconds)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['asc-kd', 'check', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('asc_kd', run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    assert done.code in (0, None), done.code\n"
+        "print(sorted(m for m in ('torch', 'lightning', 'torchaudio') if m in sys.modules))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--data.root ROOT" in done.stdout and "--data.layout {auto,tau22,tau20,folders}" in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 # -- damaged tables -----------------------------------------------------------------------------

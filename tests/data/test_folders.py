@@ -98,7 +98,9 @@ def test_generated_split_keeps_recordings_together(tmp_path):
 
 def test_a_class_of_one_recording_cannot_be_split(tmp_path):
     root = _dataset(tmp_path / "d", recordings=1)
-    with pytest.raises(DatasetError, match="class 'c0' of .*: its 2 files are all one recording"):
+    with pytest.raises(
+        DatasetError, match=r"3 classes \(c0, c1, c2\) of .*: the files of each are all one recording"
+    ):
         FolderLayout(root).frames()
     frames = FolderLayout(root, recording_pattern="none").frames()  # every file its own
     assert len(frames["test"]) == 3
@@ -176,11 +178,16 @@ def test_numbered_files_name_the_recording_pattern_fix(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         FolderLayout(root).frames()
     assert str(info.value) == (
-        f"class 'birds' of {root}: its 12 files are all one recording ('birds/birds') by "
-        "data.recording_pattern '^(?P<recording>.+)[-_][^-_]+$' (a name's part before its last - or _), "
-        "and a recording is never split; if every file is its own recording, pass "
+        f"2 classes (birds, rain) of {root}: the files of each are all one recording ('birds/birds', "
+        "'rain/rain') by data.recording_pattern '^(?P<recording>.+)[-_][^-_]+$' (a name's part before "
+        "its last - or _), and a recording is never split; if every file is its own recording, pass "
         "--data.recording_pattern none"
     )
+    assert (info.value.field, info.value.affected) == ("recording", ("birds", "rain"))
+    assert info.value.option == "--data.recording_pattern"
+    (root / "rain" / "rain_00.wav").rename(root / "rain" / "take1_00.wav")  # rain: two recordings
+    with pytest.raises(DatasetError, match=f"^class 'birds' of {root}: its 12 files are all one recording"):
+        FolderLayout(root).frames()
     frames = FolderLayout(root, recording_pattern="none", test_fraction=0.25).frames()
     assert len(frames["test"]) == 6 and len(frames["train"]) == 18  # 3 of 12 per class
 
@@ -214,6 +221,25 @@ def test_fewer_than_two_classes_is_an_error(tmp_path: Path, capsys: pytest.Captu
     with pytest.raises(DatasetError, match=re.escape(message)):
         _ = FolderLayout(root, recording_pattern="none").spec
     assert message in _check_says(root, capsys)
+
+
+def test_every_listing_problem_is_named_in_one_run(tmp_path: Path) -> None:
+    root = _classes(tmp_path / "d", names=("birds",), files=2)
+    (root / "cars").mkdir()
+    (root / "trams").mkdir()
+    _write_short(root / "stray.wav")
+    result = check_dataset(root, progress=False)
+    assert [(p.field, p.affected) for p in result.problems] == [
+        ("listing", ("cars", "trams")),
+        ("listing", ("stray.wav",)),
+        ("listing", ("birds",)),
+    ]
+    assert result.problems[0].message.endswith("; 2 class folders (cars, trams) hold no audio")
+    # The fit stops on the first, and says there are more.
+    with pytest.raises(
+        DatasetError, match=r"hold no audio \(and 2 more problem\(s\): `asc-kd check` lists them all\)$"
+    ):
+        _ = FolderLayout(root).spec
 
 
 def test_audio_outside_the_class_folders_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

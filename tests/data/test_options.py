@@ -28,6 +28,8 @@ from asc_kd.data.options import (
     add_data_arguments,
     build_datamodule,
     data_option_names,
+    data_options,
+    data_parser,
     fit_defaults,
     recorded_options,
 )
@@ -76,7 +78,7 @@ def _stop_at_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
     def built(*args, **kwargs) -> SceneDataModule:
         raise _Built(real(*args, **kwargs))
 
-    for module in (asc_kd.logits, asc_kd.quantize, asc_kd.check, asc_kd.data.options):
+    for module in (asc_kd.logits, asc_kd.quantize, asc_kd.data.options):  # check imports it when run
         monkeypatch.setattr(module, "build_datamodule", built)
     monkeypatch.setattr(asc_kd.quantize, "load_task", lambda path: SimpleNamespace())
     # What the teacher's fit recorded (nothing) and the student's (its model's rate and window).
@@ -141,6 +143,25 @@ def test_a_parsers_defaults_show_in_help_and_reach_the_builder() -> None:
         parser.parse_args([])  # --data.root is required here
 
 
+def test_the_options_read_from_the_source_are_the_fit_parsers() -> None:
+    """``--help`` lists the options read from SceneDataModule's source (no torch): they are the
+    ones, with the texts, defaults and metavars, that the fit's parser declares."""
+    declared = [
+        (
+            action.dest.removeprefix("data."),
+            " ".join((action.help or "").split()),
+            action.default,
+            action.metavar,
+        )
+        for action in data_parser()._actions
+        if any(option.startswith("--data.") for option in action.option_strings)
+    ]
+    read = [(o.key, " ".join(o.help.split()), o.default, o.metavar) for o in data_options()]
+    assert read == declared
+    metavars = {key: metavar for key, _, _, metavar in read}
+    assert metavars["layout"] == "{auto,tau22,tau20,folders}" and metavars["use_cache"] == "{true,false}"
+
+
 def test_a_bad_value_is_one_line_naming_the_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(ConfigError, match=r"^--data\.batch_size: Expected a <class 'int'>\. Got value: x$"):
         build_datamodule(["--data.batch_size", "x"])
@@ -157,8 +178,9 @@ def test_the_data_check_reads_the_split_the_fits_options_make(folders_root: Path
     for fraction in ("0.25", "0.5"):
         argv = ["--data.root", str(folders_root), "--data.test_fraction", fraction]
         assert asc_kd.check.main(argv) == 0
-        by_device = capsys.readouterr().out.split("clips per split and class")[0]
-        tested.append(int(re.search(r"^test\s+(\d+)$", by_device, re.M).group(1)))
+        tested.append(
+            int(re.search(r"^clips per split: .*\btest (\d+)", capsys.readouterr().out, re.M).group(1))
+        )
         assert tested[-1] == len(build_datamodule(argv).frames()["test"])
     assert tested[0] < tested[1]
 
