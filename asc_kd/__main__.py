@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logits": ("asc_kd.logits", "teacher ensemble logits and Table 1"),
     "quantize": ("asc_kd.quantize", "int8 post-training quantization and its report"),
     "predict": ("asc_kd.predict", "score audio files, write the DCASE submission CSV"),
+    "package": ("asc_kd.package", "a DCASE submission package (outputs, meta files, zip) from student runs"),
     "export": ("asc_kd.export", "a student as ONNX, checked against PyTorch"),
     "pipeline": ("asc_kd.pipeline", "the whole system: teachers, logits, students, int8, tables"),
     "status": ("asc_kd.status", "where a pipeline's runs stand, from their records"),

@@ -20,15 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.data.audio import list_audio_files
 from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults, gives
-from asc_kd.data.spec import DatasetError
-from asc_kd.deployment.predict import load_scorer, predict_files, write_submission
-
-log = logging.getLogger(__name__)
+from asc_kd.deployment.predict import folder_files, load_scorer, predict_files, write_submission
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,15 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     scorer = load_scorer(args.model)
     if args.folder:
-        folder = Path(args.folder)
-        files, skipped = list_audio_files(folder)
-        if skipped:
-            shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:5])
-            log.warning("skipped %d file(s) that are not audio by extension: %s", len(skipped), shown)
-        if not files:
-            raise DatasetError(f"{folder} holds no audio files ({len(skipped)} other file(s))")
-        root = folder.parent
-        filenames = [str(p.relative_to(root)) for p in files]
+        root, filenames = folder_files(args.folder)
     else:
         datamodule = build_datamodule(args, fit_defaults(args, {args.model: scorer.data}))
         root = datamodule.root

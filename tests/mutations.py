@@ -777,6 +777,27 @@ MUTATIONS = [
         "    return False",
         ["tests/test_executors.py"],
     ),
+    (
+        "the package's results are one seed's",
+        "asc_kd/runs/package.py",
+        "    values = [run.int8_metrics.get(key) for run in runs]\n",
+        "    values = [run.int8_metrics.get(key) for run in runs[:1]]\n",
+        ["tests/test_dcase_package.py::test_the_numbers_are_the_runs_summaries_and_the_complexity_commands"],
+    ),
+    (
+        "the package counts fp32 parameter memory",
+        "asc_kd/runs/package.py",
+        '    counted = count_complexity(model, shape, "int8")\n',
+        '    counted = count_complexity(model, shape, "fp32")\n',
+        ["tests/test_dcase_package.py::test_the_numbers_are_the_runs_summaries_and_the_complexity_commands"],
+    ),
+    (
+        "the package writes over a non-empty --out",
+        "asc_kd/runs/package.py",
+        "        if out.is_dir() and any(out.iterdir()):\n",
+        "        if False:\n",
+        ["tests/test_dcase_package.py::test_refusals_come_before_anything_is_written"],
+    ),
 ]
 
 

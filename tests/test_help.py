@@ -16,6 +16,7 @@ COMMANDS = [
     "asc_kd.synthetic",
     "asc_kd.export",
     "asc_kd.logits",
+    "asc_kd.package",
     "asc_kd.pipeline",
     "asc_kd.predict",
     "asc_kd.quantize",

@@ -269,7 +269,7 @@ def test_main_on_a_folder(
     shutil.copy(tiny_root / names[0], audio / "LOUD.WAV")  # upper-case extensions count too
     (audio / "notes.txt").write_text("not audio")
     out = tmp_path / "out" / "submission.csv"
-    with caplog.at_level(logging.WARNING, logger="asc_kd.predict"):
+    with caplog.at_level(logging.WARNING, logger="asc_kd.deployment.predict"):
         assert main([str(models[kind]), "--folder", str(audio), "--out", str(out)]) == 0
     frame = _read_submission(out)
     expected = sorted([*(f"audio/{Path(name).name}" for name in names), "audio/LOUD.WAV"])

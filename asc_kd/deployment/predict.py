@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from asc_kd.core.io import atomic_write
-from asc_kd.data.audio import Resampler, read_clip, split_windows, window_starts
+from asc_kd.data.audio import Resampler, list_audio_files, read_clip, split_windows, window_starts
+from asc_kd.data.spec import DatasetError
 from asc_kd.deployment.quantize import load_artifact
 from asc_kd.evaluation.inference import LogitsFn
 from asc_kd.evaluation.metrics import file_logits
@@ -128,6 +129,21 @@ def predict_files(
     for i, label in enumerate(scorer.classes):
         frame[label] = probs[:, i]
     return frame
+
+
+def folder_files(folder: str | Path) -> tuple[Path, list[str]]:
+    """The audio files under ``folder`` to score, named as a submission names them: relative to
+    the folder's parent (``audio/0.wav`` for the evaluation set's ``audio/``), with the root they
+    are relative to. Other files are logged as skipped; a folder without audio is refused."""
+    folder = Path(folder)
+    files, skipped = list_audio_files(folder)
+    if skipped:
+        shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:5])
+        log.warning("skipped %d file(s) that are not audio by extension: %s", len(skipped), shown)
+    if not files:
+        raise DatasetError(f"{folder} holds no audio files ({len(skipped)} other file(s))")
+    root = folder.parent
+    return root, [str(p.relative_to(root)) for p in files]
 
 
 def write_submission(frame: pd.DataFrame, out: str | Path) -> Path:
