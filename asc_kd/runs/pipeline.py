@@ -59,6 +59,7 @@ from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.options import CLIP_OPTIONS, build_datamodule, data_values, given_data_options
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
+from asc_kd.deployment.quantize import INT8_SUFFIX, run_label
 from asc_kd.recipes import RECIPES, resolve_recipe
 from asc_kd.runs.executors import (
     Job,
@@ -745,7 +746,7 @@ class Pipeline:
         jobs = []
         for run, fitted in students.items():
             key = f"int8:{run.name}-seed{run.seed}"
-            artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")
+            artifact = str(self.out / "students" / f"{run_label(run.name, run.seed)}{INT8_SUFFIX}")
             config = {"student": run.key, "data": self._stage_identity()}
             inputs = {run.key: self._checkpoint_hash(self._record_path(run))}
             label = f"stage quantize: {run.name}, seed {run.seed}"
@@ -763,7 +764,7 @@ class Pipeline:
         from asc_kd.tasks.restore import load_task
 
         checkpoint = fitted["checkpoint"]
-        made_at_fit_end = Path(checkpoint).parent / f"{run.name}.int8.json"  # QuantizationExport
+        made_at_fit_end = Path(checkpoint).parent / f"{run_label(run.name, run.seed)}.int8.json"  # QuantizationExport
         report = json.loads(made_at_fit_end.read_text()) if made_at_fit_end.is_file() else None
         if report is not None and report.get("source_checkpoint") == checkpoint and not self.config.force:
             shutil.copyfile(report["artifact"], artifact)

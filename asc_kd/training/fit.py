@@ -50,6 +50,7 @@ from asc_kd.core.io import atomic_write
 from asc_kd.core.noise import silence
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec, is_demo_root
+from asc_kd.deployment.quantize import run_label
 from asc_kd.recipes import expand_config_args
 from asc_kd.runs.tables import SUMMARY
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
@@ -171,9 +172,7 @@ def keep_typed_ints(parser: LightningArgumentParser) -> None:
 
 def run_name(config: Namespace) -> str:
     """``<recipe name or model>-seed<seed>``: the run's folder and W&B name."""
-    name = config.get("name") or str(config.get("model.init_args.model") or "run")
-    name = name.replace(":", ".").rsplit(".", 1)[-1]  # an import path names a class
-    return f"{name}-seed{config.get('seed_everything')}"
+    return run_label(config.get("name") or str(config.get("model.init_args.model") or "run"), config.get("seed_everything"))
 
 
 def run_folder(config: Namespace) -> Path:
