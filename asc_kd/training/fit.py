@@ -409,7 +409,8 @@ def _refuse_other_weights(task: ClassificationTask, checkpoint: dict[str, Any], 
 
 
 def run_summary(cli: AscKdCLI) -> dict[str, Any]:
-    """What a run made, as plain data: final metrics, complexity, int8 report, config, files."""
+    """What a run made, as plain data: the data it was tested on, final metrics, complexity, int8
+    report, config, files."""
     trainer = cli.trainer
     callbacks = trainer.callbacks
     complexity = next((c.result for c in callbacks if isinstance(c, ComplexityCheck) and c.result), None)
@@ -418,6 +419,8 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
     csv = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
     return {
         "run": Path(trainer.default_root_dir).name,
+        # The tables' titles name the dataset and split the test metrics come from.
+        "data": {"dataset": cli.datamodule.spec.name, "test_split": cli.datamodule.test_split()},
         "metrics": {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1},
         "complexity": complexity.summary() if complexity else None,
         "int8": {k: v for k, v in export.report.items() if k not in ("fp32", "int8")} if export else None,
