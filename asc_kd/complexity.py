@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {args.name}\n")
         print(result.table())
         if field:
-            shape = result.input_shape
-            print(f"receptive field: {field[0]} frequency bins x {field[1]} frames (input {shape[2]} x {shape[3]})")
+            bins, frames = result.input_shape[2:4]
+            print(f"receptive field: {field[0]} frequency bins x {field[1]} frames (input {bins} x {frames})")
     return 0
 
 

@@ -76,9 +76,7 @@ def test_complexity_of_an_int8_artifact_is_its_checkpoints(
     task = ClassificationTask(model="debug", frontend_kwargs=FRONTEND, spec=TAU22)
     checkpoint = fit_checkpoint(task, tmp_path / "debug.ckpt")
     artifact = tmp_path / "debug.int8.pt"
-    quantize_task(
-        load_task(checkpoint), _small_datamodule(tiny_root, cache_dir), artifact, 1, progress=False
-    )
+    quantize_task(load_task(checkpoint), _small_datamodule(tiny_root, cache_dir), artifact, 1, progress=False)
     counted = []
     for source in (checkpoint, artifact):
         assert complexity([str(source), "--json"]) == 0

@@ -88,7 +88,9 @@ def test_own_model_and_task_fit_quantize_export_predict(
     assert record["task_class"] == "mywork:SmoothedLabels"
     assert record["model_import_path"] == "mywork:TinyCNN"
     # system1.yaml's QuantizationExport wrote it, quantize wrote it again: one name, the run's
-    assert (checkpoints / "tiny_smoothed-seed0.int8.json").is_file() and not list(checkpoints.glob("*last.int8*"))
+    assert (checkpoints / "tiny_smoothed-seed0.int8.json").is_file() and not list(
+        checkpoints.glob("*last.int8*")
+    )
     artifact = torch.jit.load(str(checkpoints / "tiny_smoothed-seed0.int8.pt"))
     assert artifact(torch.zeros(2, 32_000)).shape == (2, 10)
     assert (checkpoints / "last.onnx").is_file()

@@ -211,7 +211,9 @@ def export_logits(
         names = list(dict.fromkeys(t.name for t in members))
         selections = ", ".join(sorted({t.selection for t in members}))
         ensemble_name = f"ensemble of {len(members)} ({', '.join(names)})"
-        rows.append(seed_row(metrics, teacher=ensemble_name, precision=ran_at, seed=None, selection=selections))
+        rows.append(
+            seed_row(metrics, teacher=ensemble_name, precision=ran_at, seed=None, selection=selections)
+        )
         scored.append(None)
         metadata["table1"] = table1_record(rows, scored, datamodule.test_split(), synthetic)
     assert isinstance(ensemble, torch.Tensor)

@@ -768,7 +768,9 @@ class Pipeline:
         from asc_kd.tasks.restore import load_task
 
         checkpoint = fitted["checkpoint"]
-        made_at_fit_end = Path(checkpoint).parent / f"{run_label(run.name, run.seed)}.int8.json"  # QuantizationExport
+        made_at_fit_end = (
+            Path(checkpoint).parent / f"{run_label(run.name, run.seed)}.int8.json"
+        )  # QuantizationExport
         report = json.loads(made_at_fit_end.read_text()) if made_at_fit_end.is_file() else None
         if report is not None and report.get("source_checkpoint") == checkpoint and not self.config.force:
             shutil.copyfile(report["artifact"], artifact)

@@ -108,7 +108,11 @@ def run_styles(runs: Iterable[str]) -> dict[str, dict[str, str]]:
     for system in systems:
         seeded = sorted((n for n in names if n != system and system_of(n) == system), key=_seed)
         for i, run in enumerate(seeded):
-            styles[run] = {"color": colour[system], "label": run, "linestyle": SEED_STYLES[i % len(SEED_STYLES)]}
+            styles[run] = {
+                "color": colour[system],
+                "label": run,
+                "linestyle": SEED_STYLES[i % len(SEED_STYLES)],
+            }
     return styles
 
 

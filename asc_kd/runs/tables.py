@@ -151,7 +151,13 @@ def table_title(number: int, rows: str, test_splits: Iterable[str | None], synth
     from asc_kd.data.synthetic import SYNTHETIC_NOTE
 
     named = list(dict.fromkeys(split for split in test_splits if split))
-    where = named[0] if len(named) == 1 else f"several test splits: {'; '.join(named)}" if named else "the test split"
+    where = (
+        named[0]
+        if len(named) == 1
+        else f"several test splits: {'; '.join(named)}"
+        if named
+        else "the test split"
+    )
     return f"Table {number}: {rows} on {where}" + (SYNTHETIC_NOTE if synthetic else "")
 
 
@@ -241,7 +247,9 @@ def _run_rows(path: Path, summary: dict[str, Any]) -> RunRows:
     return RunRows("table1", [row], synthetic, test_split, checkpoint)
 
 
-def table1_record(rows: list[dict[str, Any]], checkpoints: list[str | None], test_split: str, synthetic: bool) -> dict[str, Any]:
+def table1_record(
+    rows: list[dict[str, Any]], checkpoints: list[str | None], test_split: str, synthetic: bool
+) -> dict[str, Any]:
     """What a logits export keeps of its Table 1 in the logits file (``table1``), for
     ``tables_from_runs``: the per-seed rows, the checkpoint each teacher row scored (None for the
     ensemble), the test split in words and whether the scenes were synthetic."""
@@ -305,7 +313,10 @@ def tables_from_runs(folders: Iterable[str | Path], out: str | Path | None = Non
         splits[run.table].append(run.test_split)
         synthetic[run.table] |= run.synthetic
     tables: dict[str, pd.DataFrame] = {}
-    for table, by, number, what in (("table1", TABLE1_BY, 1, "teachers"), ("table2", TABLE2_BY, 2, "students")):
+    for table, by, number, what in (
+        ("table1", TABLE1_BY, 1, "teachers"),
+        ("table2", TABLE2_BY, 2, "students"),
+    ):
         if not rows[table]:
             continue
         frame = pd.DataFrame(rows[table])

@@ -172,7 +172,9 @@ def keep_typed_ints(parser: LightningArgumentParser) -> None:
 
 def run_name(config: Namespace) -> str:
     """``<recipe name or model>-seed<seed>``: the run's folder and W&B name."""
-    return run_label(config.get("name") or str(config.get("model.init_args.model") or "run"), config.get("seed_everything"))
+    return run_label(
+        config.get("name") or str(config.get("model.init_args.model") or "run"), config.get("seed_everything")
+    )
 
 
 def run_folder(config: Namespace) -> Path:
