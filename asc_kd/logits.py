@@ -9,7 +9,7 @@ Runs the ensemble's teachers over the training split (no augmentation), averages
 logits and writes them keyed by clip with their provenance (teachers, classes, split, dataset
 fingerprint and content hash): ``SceneDataModule(teacher_logits=...)`` refuses a file made for
 other clips.
-Then scores every teacher and the ensemble on the development-test split and writes Table 1
+Then scores every teacher and the ensemble on the test split and writes Table 1
 (mean ± std over seeds of each teacher) and the per-seed rows. The data options are the fit's
 (``--data.layout``, ``--data.train_split_file``, ``--data.cache_dir``, ...; see
 ``asc_kd.data.options``), so the logits cover the clips the students' fit reads; they default to

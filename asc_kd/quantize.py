@@ -7,7 +7,7 @@ its run (``asc_kd.deployment.quantize.int8_name``), whichever command writes it.
 
 Calibrates int8 post-training static quantization on a subset of the training split (or
 fine-tunes with ``--qat-epochs``), writes the self-contained TorchScript artifact, evaluates
-fp32 and int8 on the development-test split with the same per-device metrics, and writes a
+fp32 and int8 on the test split with the same per-device metrics, and writes a
 JSON report beside the artifact (``*.int8.json``). See ``asc_kd.deployment.quantize``. The data options are
 the fit's (``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``) and default
 to those the checkpoint's fit recorded (``asc_kd.data.options.fit_defaults``).

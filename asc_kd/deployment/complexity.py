@@ -5,6 +5,10 @@ NeSsi's PyTorch path runs ``torchinfo.summary`` and reports ``total_mult_adds`` 
 multiplies MACs by the batch size (NeSsi#3), so we always count at batch 1, on the fp32
 graph (counters do not understand quantized modules).
 
+An exported model (the int8 artifact, an ONNX file) carries its fp32 model's numbers
+(``complexity_record``, written with it), which ``file_complexity`` reads back: the file and its
+checkpoint give the same counts.
+
 ``python -m asc_kd.complexity system1`` prints the per-layer table, ``--json`` the numbers.
 """
 
@@ -70,7 +74,8 @@ class Complexity:
         }
 
     def table(self) -> str:
-        """Per-layer markdown table followed by the totals and the limit check."""
+        """Per-layer markdown table followed by the totals and the limit check (the totals alone
+        for numbers read from a file: ``recorded_complexity``)."""
         if not self.layers:  # counted when the file was written: the totals alone
             lines = [f"params {self.params:,}, MACs {self.macs:,} on input {tuple(self.input_shape)}"]
             return "\n".join([*lines, "", *self._verdict()])
