@@ -22,7 +22,7 @@ def test_a_system_has_one_colour_for_its_runs_teachers_and_students_alike() -> N
     assert styles["passt-seed0"]["label"] == "passt-seed0"
 
 
-def test_the_same_runs_in_another_order_of_panels_keep_their_colours() -> None:
+def test_a_systems_name_beside_its_runs_changes_no_colour_and_20_systems_differ() -> None:
     runs = ["cnn_tiny-seed0", "ast_tiny-seed0", "system1-seed0", "system1-seed1"]
     first = run_styles(runs)
     assert run_styles([*runs, "system1"]) == {**first, "system1": first["system1"]}
