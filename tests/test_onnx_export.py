@@ -103,6 +103,8 @@ def test_a_missing_checkpoint(tmp_path: Path) -> None:
 
 
 class _FailingProto:
+    metadata_props = SimpleNamespace(add=lambda **entry: None)  # the complexity record goes in
+
     def SerializeToString(self) -> bytes:  # noqa: N802 (onnx's name)
         raise RuntimeError("serialisation failed")
 

@@ -231,7 +231,7 @@ def _artifact_record(path: Path) -> dict[str, Any]:
 
 
 #: The ONNX metadata key under which ``asc-kd export`` keeps the model's ``complexity_record``.
-ONNX_COMPLEXITY_KEY = "asc_kd.complexity"
+ONNX_COMPLEXITY_KEY = "asc_kd_complexity"
 
 
 def _onnx_record(path: Path) -> dict[str, Any]:
