@@ -9,7 +9,7 @@ Runs the ensemble's teachers over the training split (no augmentation), averages
 logits and writes them keyed by clip with their provenance (teachers, classes, split, dataset
 fingerprint and content hash): ``SceneDataModule(teacher_logits=...)`` refuses a file made for
 other clips.
-Then scores every teacher and the ensemble on the development-test split and writes Table 1
+Then scores every teacher and the ensemble on the test split and writes Table 1
 (mean ± std over seeds of each teacher) and the per-seed rows. The data options are the fit's
 (``--data.layout``, ``--data.train_split_file``, ``--data.cache_dir``, ...; see
 ``asc_kd.data.options``), so the logits cover the clips the students' fit reads; they default to
@@ -31,7 +31,7 @@ from asc_kd.core.errors import ConfigError
 from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults
 from asc_kd.evaluation.logits import describe, export_logits
 from asc_kd.recipes import resolve_recipe
-from asc_kd.runs.tables import to_markdown
+from asc_kd.runs.tables import display_frame, to_markdown
 from asc_kd.tasks.restore import fit_data_options
 from asc_kd.tracking.lineage import add_wandb_arguments, record_logits, stage_run
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             teachers = [r.source for r in runs if r.in_ensemble]
             record_logits(run, teachers, args.out, args.table or None, frame)
     if frame is not None:
-        print(to_markdown(frame))
+        print(to_markdown(display_frame(frame)))
         print(f"\nlogits: {args.out}\nTable 1: {args.table}.md, {args.table}.csv, {args.table}_seeds.csv")
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

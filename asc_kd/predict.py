@@ -1,6 +1,6 @@
 """``python -m asc_kd.predict MODEL``: the DCASE submission file for a folder or a split.
 
-    python -m asc_kd.predict outputs/system1.int8.pt --folder EVAL_ROOT/audio --out submission.csv
+    python -m asc_kd.predict system1-seed0.int8.pt --folder EVAL_ROOT/audio --out submission.csv
     python -m asc_kd.predict last.ckpt --data.root DATA       # the dataset's predict split
 
 A dataset is read with the fit's ``--data.*`` options (its layout, split files...), which default

@@ -1,10 +1,13 @@
 """``python -m asc_kd.quantize CHECKPOINT --data.root DATA``: int8 student, evaluated like fp32.
 
-    python -m asc_kd.quantize outputs/.../last.ckpt --data.root DATA --out outputs/system1.int8.pt
+    python -m asc_kd.quantize outputs/system1-seed0/checkpoints/last.ckpt --data.root DATA
+
+writes ``outputs/system1-seed0/checkpoints/system1-seed0.int8.pt``: an int8 artifact is named after
+its run (``asc_kd.deployment.quantize.int8_name``), whichever command writes it.
 
 Calibrates int8 post-training static quantization on a subset of the training split (or
 fine-tunes with ``--qat-epochs``), writes the self-contained TorchScript artifact, evaluates
-fp32 and int8 on the development-test split with the same per-device metrics, and writes a
+fp32 and int8 on the test split with the same per-device metrics, and writes a
 JSON report beside the artifact (``*.int8.json``). See ``asc_kd.deployment.quantize``. The data options are
 the fit's (``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``) and default
 to those the checkpoint's fit recorded (``asc_kd.data.options.fit_defaults``).
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults
-from asc_kd.deployment.quantize import quantize_task
+from asc_kd.deployment.quantize import int8_name, quantize_task
 from asc_kd.tasks.restore import fit_data_options, load_task
 from asc_kd.tracking.lineage import add_wandb_arguments, record_quantize, stage_run
 
@@ -27,7 +30,12 @@ from asc_kd.tracking.lineage import add_wandb_arguments, record_quantize, stage_
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("python -m asc_kd.quantize", __doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
-    parser.add_argument("--out", default=None, help="artifact path (default: CHECKPOINT with .int8.pt)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="artifact path (default: <run>.int8.pt beside CHECKPOINT, <run> the name of the fit that wrote "
+        "it, as the fit's own QuantizationExport names it)",
+    )
     parser.add_argument(
         "--calibration-batches", type=int, default=20, help="most training batches to calibrate on"
     )
@@ -51,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     datamodule = build_datamodule(
         args, fit_defaults(args, {args.checkpoint: fit_data_options(args.checkpoint)})
     )
-    out = args.out or str(Path(args.checkpoint).with_suffix(".int8.pt"))
+    out = args.out or str(Path(args.checkpoint).parent / int8_name(task))
     report = quantize_task(
         task,
         datamodule,

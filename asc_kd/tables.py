@@ -3,7 +3,9 @@
     python -m asc_kd.tables outputs/my_sweep outputs/pipeline/students --out outputs/tables
 
 Every fit's ``summary.json`` is one row; rows of the same model, recipe and selection are
-summarised over seeds. The tables themselves are ``asc_kd.runs.tables``.
+summarised over seeds. Table 1 is the teacher-logits export's (each teacher and the ensemble, as
+the pipeline writes it) when the folders hold the logits file or their students name it. The
+tables themselves are ``asc_kd.runs.tables``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.runs.tables import tables_from_runs, to_markdown
+from asc_kd.runs.tables import display_frame, tables_from_runs, to_markdown
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = tables_from_runs(args.runs, args.out)
     for table in ("table1", "table2"):
         if table in tables:
-            print(f"{table}:\n{to_markdown(tables[table])}\n")
+            print(f"{table}:\n{to_markdown(display_frame(tables[table]))}\n")
     stems = [Path(args.out) / table for table in ("table1", "table2") if table in tables]
     print("wrote " + ", ".join(f"{stem}.md, {stem}.csv, {stem}_seeds.csv" for stem in stems))
     return 0

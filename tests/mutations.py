@@ -798,6 +798,62 @@ MUTATIONS = [
         "        if False:\n",
         ["tests/test_dcase_package.py::test_refusals_come_before_anything_is_written"],
     ),
+    (
+        "quantize names the artifact after the checkpoint file, not its run",
+        "asc_kd/quantize.py",
+        "    out = args.out or str(Path(args.checkpoint).parent / int8_name(task))\n",
+        '    out = args.out or str(Path(args.checkpoint).with_suffix(".int8.pt"))\n',
+        [
+            "tests/test_quantize.py::test_the_default_artifact_is_named_after_the_checkpoints_run_and_found_by_it"
+        ],
+    ),
+    (
+        "complexity of an int8 artifact counted on another input than its checkpoint's",
+        "asc_kd/deployment/quantize.py",
+        "    complexity = complexity_record(task.model, task.input_shape())\n",
+        "    complexity = complexity_record(task.model, task.model.input_shape)\n",
+        ["tests/test_int8_complexity_shape.py::test_complexity_of_an_int8_artifact_is_its_checkpoints"],
+    ),
+    (
+        "training losses logged only every log_every_n_steps steps",
+        "asc_kd/tasks/classification.py",
+        "        self.log_dict(means, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)\n",
+        "        self.log_dict(means, on_step=True, on_epoch=False, batch_size=batch_size)\n",
+        ["tests/test_fit.py::test_a_student_logs_its_training_loss_every_epoch_however_short"],
+    ),
+    (
+        "a system's seeds drawn in different colours",
+        "asc_kd/runs/results.py",
+        '                "color": colour[system],\n                "label": run,',
+        '                "color": PALETTE[i],\n                "label": run,',
+        ["tests/runs/test_results.py"],
+    ),
+    (
+        "the markdown tables show the mean without the std",
+        "asc_kd/runs/tables.py",
+        'f"{mean:.{digits}f} ± {std:.{digits}f}"',
+        'f"{mean:.{digits}f}"',
+        [
+            "tests/test_tables.py::test_the_markdown_shows_mean_and_std_in_one_column_and_the_csv_keeps_the_numbers"
+        ],
+    ),
+    (
+        "a table's title names no test split",
+        "asc_kd/runs/tables.py",
+        '    return f"Table {number}: {rows} on {where}" + (SYNTHETIC_NOTE if synthetic else "")\n',
+        '    return f"Table {number}: {rows} on the development-test split"\n',
+        ["tests/test_tables.py::test_a_title_names_the_test_split_it_was_scored_on"],
+    ),
+    (
+        "asc-kd tables leaves out the logits export's Table 1 (and its ensemble row)",
+        "asc_kd/runs/tables.py",
+        '        rows["table1"] += record["rows"]\n',
+        "",
+        [
+            "tests/test_tables.py::"
+            "test_table1_from_runs_takes_the_logits_exports_rows_and_adds_the_teachers_it_did_not_score"
+        ],
+    ),
 ]
 
 

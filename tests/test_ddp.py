@@ -76,8 +76,8 @@ def test_a_two_process_ddp_fit_of_a_student_recipe_ends(ddp_fit: tuple[Path, str
     out, output, metrics = ddp_fit
     assert sorted(p.name for p in (out / "ckpt").iterdir()) == [
         "last.ckpt",
-        "system1.int8.json",
-        "system1.int8.pt",
+        "system1-seed0.int8.json",
+        "system1-seed0.int8.pt",
     ]
     assert "It is recommended to use" not in output  # metrics are logged as synced values
     assert "replicates some samples" not in output  # test clips are split, never repeated
@@ -106,8 +106,8 @@ def test_two_slurm_tasks_under_srun_give_the_same_metrics(
     assert "GLOBAL_RANK: 0" in output and "GLOBAL_RANK: 1" in output
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
         "last.ckpt",
-        "system1.int8.json",
-        "system1.int8.pt",
+        "system1-seed0.int8.json",
+        "system1-seed0.int8.pt",
     ]
     assert metrics.keys() == ddp_fit[2].keys() and len(metrics) > 10
     assert metrics == pytest.approx(ddp_fit[2], abs=1e-6)

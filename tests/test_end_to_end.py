@@ -52,7 +52,7 @@ def test_a_13_class_folder_dataset_end_to_end(folders_root: Path, cache_dir: Pat
         student = fit([*args, "--data.teacher_logits", str(ensemble)])
     checkpoint = Path(student.trainer.checkpoint_callback.selected_path)
     assert student.model.model.head[0].out_channels == 13
-    fit_end = json.loads((checkpoint.parent / "system1.int8.json").read_text())  # QuantizationExport
+    fit_end = json.loads((checkpoint.parent / "system1-seed0.int8.json").read_text())  # QuantizationExport
     assert fit_end["classes"] == classes and len(fit_end["int8"]["confusion"]) == 13
 
     artifact = tmp_path / "system1.int8.pt"

@@ -174,7 +174,8 @@ def test_every_logged_value_is_in_the_runs_metrics_csv(teacher_run: AscKdCLI) ->
     assert json.loads((folder / "summary.json").read_text())["files"]["metrics_csv"] == str(path)
     metrics = pd.read_csv(path)
     assert list(metrics["lr-Adam"].dropna()) == [pytest.approx(0.003)] * 2  # as in W&B, above
-    assert metrics["train/loss"].notna().sum() == 2  # log_every_n_steps 1, 2 steps
+    assert metrics["train/loss_step"].notna().sum() == 2  # log_every_n_steps 1, 2 steps
+    assert metrics["train/loss"].notna().sum() == 1  # the mean of the one epoch
     (test_acc,) = metrics["test/acc"].dropna()
     assert test_acc == pytest.approx(float(teacher_run.trainer.callback_metrics["test/acc"]))
     (run_dir,) = offline_runs(folder)  # beside W&B, not instead of it
@@ -197,6 +198,30 @@ def test_the_learning_rate_is_logged_every_epoch_however_short(
     logged = metrics.dropna(subset=["lr-Adam"])
     assert list(logged["step"]) == [0, 2, 4]  # each epoch's first step
     assert list(logged["lr-Adam"]) == [pytest.approx(0.003)] * 3
+
+
+def test_a_student_logs_its_training_loss_every_epoch_however_short(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    # 3 batches an epoch, a log every 5 steps: one step-level value in 6 steps, but every epoch's mean.
+    logits = write_teacher_logits(tiny_root, tmp_path / "ensemble_train.npz")
+    recipe = (RECIPES / "base.yaml", RECIPES / "students" / "kd.yaml", CONF / "student.yaml")
+    args = [
+        *fit_args(tiny_root, cache_dir, tmp_path, *recipe),
+        *("--name", "kd_debug", "--model.init_args.model", "debug", "--data.teacher_logits", str(logits)),
+        *("--trainer.limit_train_batches", "3", "--trainer.max_epochs", "2"),
+        *("--trainer.log_every_n_steps", "5", "--trainer.logger", "false", "--test", "false"),
+    ]
+    main(args)
+    metrics = pd.read_csv(tmp_path / "kd_debug-seed0" / "csv" / "version_0" / "metrics.csv")
+    epochs = metrics.dropna(subset=["train/loss"])
+    assert list(epochs["epoch"]) == [0, 1]
+    for term in ("label_loss", "kd_loss"):
+        assert epochs[f"train/{term}"].notna().all() and (epochs[f"train/{term}"] > 0).all()
+    # Means are linear: each epoch's mean loss is kd.yaml's 0.1 x label + 0.9 x KD of the means.
+    expected = 0.1 * epochs["train/label_loss"] + 0.9 * epochs["train/kd_loss"]
+    assert list(epochs["train/loss"]) == pytest.approx(list(expected), rel=1e-5)
+    assert list(metrics.dropna(subset=["train/loss_step"])["step"]) == [4]  # the 5th step
 
 
 def test_the_wandb_run_is_named_after_recipe_and_seed(teacher_run: AscKdCLI) -> None:

@@ -3,7 +3,9 @@ that ONNX Runtime runs like PyTorch."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +16,7 @@ import pytest
 from tiny_checkpoints import eval_logits, fit_checkpoint, fixed_waveforms
 
 import asc_kd.deployment.export as export_module
+from asc_kd.core.errors import ConfigError
 from asc_kd.deployment.export import OPSET, export_onnx, onnx_parity
 from asc_kd.export import main
 from asc_kd.tasks import ClassificationTask
@@ -100,6 +103,8 @@ def test_a_missing_checkpoint(tmp_path: Path) -> None:
 
 
 class _FailingProto:
+    metadata_props = SimpleNamespace(add=lambda **entry: None)  # the complexity record goes in
+
     def SerializeToString(self) -> bytes:  # noqa: N802 (onnx's name)
         raise RuntimeError("serialisation failed")
 
@@ -126,3 +131,33 @@ def test_a_failed_export_leaves_no_file_and_keeps_an_old_one(
         export_onnx(exported[1], old)
     assert old.read_bytes() == b"previous model"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["old.onnx"]
+
+
+def test_complexity_reads_an_exported_onnx_file_as_its_checkpoint(
+    exported: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asc_kd.complexity import main as complexity
+
+    _, checkpoint, out = exported
+    counted = []
+    for source in (checkpoint, out):
+        assert complexity([str(source), "--json"]) == 0
+        counted.append(json.loads(capsys.readouterr().out))
+    assert counted[0] == counted[1]
+    assert counted[1]["params"] == 8 * 9 + 2 * 8 + 16 * 8 * 9 + 2 * 16 + 16 * 10 + 10  # the debug CNN
+    # An ONNX file from elsewhere records no count: refused, naming the file and the way on.
+    foreign = onnx.load(str(out))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(ConfigError, match=r"foreign\.onnx records no complexity.*count the checkpoint"):
+        complexity([str(tmp_path / "foreign.onnx")])
+
+
+def test_complexity_of_an_onnx_file_without_onnx_installed_says_how_to_get_it(
+    exported: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asc_kd.complexity import main as complexity
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
+    with pytest.raises(ConfigError, match=r"needs the onnx package \(pip install asc_kd\[onnx\]\)"):
+        complexity([str(exported[2])])

@@ -11,6 +11,7 @@ import torch
 from tiny_checkpoints import fit_checkpoint
 
 from asc_kd.data.tau import TAU22
+from asc_kd.deployment.quantize import find_int8, int8_name
 from asc_kd.quantize import main
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import CheckpointError
@@ -77,3 +78,42 @@ def test_cli_file_that_is_not_a_checkpoint(
     assert str(path) in str(raised.value)
     assert "objects" not in str(raised.value)  # a text file is not said to hold refused objects
     assert not (tmp_path / "x.int8.pt").exists()
+
+
+def test_the_default_artifact_is_named_after_the_checkpoints_run_and_found_by_it(
+    tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    torch.manual_seed(0)
+    task = ClassificationTask(model="debug", spec=TAU22)
+    task.run_info = {"recipe": "mywork:TinyCNN", "seed": 2}  # a fit of that model, unnamed, seed 2
+    run = tmp_path / "TinyCNN-seed2"
+    checkpoint = fit_checkpoint(task, run / "checkpoints" / "last.ckpt")
+    data = ["--data.root", str(tiny_root), "--data.cache_dir", str(cache_dir)]
+    assert main([str(checkpoint), *data, "--calibration-batches", "1"]) == 0
+    artifact = run / "checkpoints" / "TinyCNN-seed2.int8.pt"
+    assert f"artifact: {artifact}" in capsys.readouterr().out.splitlines()
+    assert sorted(p.name for p in artifact.parent.glob("*.int8.*")) == [
+        "TinyCNN-seed2.int8.json",
+        "TinyCNN-seed2.int8.pt",
+    ]
+    assert find_int8(run) == artifact
+    beside = tmp_path / "TinyCNN-seed2.int8.pt"  # where the pipeline's int8 stage puts its copy
+    beside.write_bytes(artifact.read_bytes())
+    assert find_int8(run) == beside
+
+
+def test_a_task_no_fit_named_names_its_artifact_after_its_model() -> None:
+    task = ClassificationTask(model="debug", spec=TAU22)
+    assert int8_name(task) == "debug.int8.pt"
+    task.run_info = {"recipe": "system1", "seed": 0}
+    assert int8_name(task) == "system1-seed0.int8.pt"
+
+
+def test_a_run_without_an_int8_artifact_is_named_with_both_places_and_the_fix(tmp_path: Path) -> None:
+    run = tmp_path / "system1-seed0"
+    with pytest.raises(FileNotFoundError) as raised:
+        find_int8(run)
+    message = str(raised.value)
+    assert str(tmp_path / "system1-seed0.int8.pt") in message
+    assert str(run / "checkpoints" / "system1-seed0.int8.pt") in message
+    assert "asc-kd quantize" in message

@@ -87,8 +87,11 @@ def test_own_model_and_task_fit_quantize_export_predict(
     record = read_checkpoint(checkpoints / "last.ckpt")["asc_kd"]
     assert record["task_class"] == "mywork:SmoothedLabels"
     assert record["model_import_path"] == "mywork:TinyCNN"
-    assert (checkpoints / "TinyCNN.int8.pt").is_file()  # system1.yaml's QuantizationExport
-    artifact = torch.jit.load(str(checkpoints / "last.int8.pt"))
+    # system1.yaml's QuantizationExport wrote it, quantize wrote it again: one name, the run's
+    assert (checkpoints / "tiny_smoothed-seed0.int8.json").is_file() and not list(
+        checkpoints.glob("*last.int8*")
+    )
+    artifact = torch.jit.load(str(checkpoints / "tiny_smoothed-seed0.int8.pt"))
     assert artifact(torch.zeros(2, 32_000)).shape == (2, 10)
     assert (checkpoints / "last.onnx").is_file()
     submission = pd.read_csv(work / "submission.csv", sep="\t")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from fit_helpers import (
     TINY_SYSTEM1,
     TINY_TEACHER,
@@ -20,7 +21,17 @@ from fit_helpers import (
 )
 
 from asc_kd.core.errors import ConfigError
-from asc_kd.runs.tables import tables_from_runs
+from asc_kd.data.folders import FolderLayout
+from asc_kd.data.tau import TAU22Layout
+from asc_kd.data.teacher_logits import save_logits
+from asc_kd.runs.tables import (
+    TABLE1_BY,
+    display_frame,
+    table1_record,
+    table_title,
+    tables_from_runs,
+    write_results,
+)
 from asc_kd.tables import main
 
 
@@ -102,7 +113,10 @@ def test_the_command_writes_the_tables_and_says_where(
         assert (tmp_path / "tables" / name).is_file(), name
         assert str(tmp_path / "tables" / name) in printed
     title = (tmp_path / "tables" / "table2.md").read_text().splitlines()[0]
-    assert title == "# Table 2: students on the development-test split (SYNTHETIC scenes: not TAU22 numbers)"
+    assert title == (
+        "# Table 2: students on the TAU22 development-test split (evaluation_setup/fold1_evaluate.csv)"
+        " (SYNTHETIC scenes: not TAU22 numbers)"
+    )
     written = pd.read_csv(tmp_path / "tables" / "table2.csv")
     assert list(written["precision"]) == ["fp32", "int8"]
 
@@ -123,6 +137,19 @@ def test_the_pipelines_run_folders_give_the_pipelines_table2(tiny_pipeline: Tiny
     pd.testing.assert_frame_equal(int8, expected, check_dtype=False)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group(name="pipeline")
+def test_the_tables_command_gives_the_pipelines_table1_ensemble_row_included(
+    tiny_pipeline: TinyPipeline, tmp_path: Path
+) -> None:
+    for given in ([tiny_pipeline.out], [tiny_pipeline.out / "students"]):  # the logits file, or named
+        out = tmp_path / str(len(given[0].parts))
+        tables_from_runs(given, out=out)
+        for name in ("table1.md", "table1.csv", "table1_seeds.csv"):
+            assert (out / name).read_text() == (tiny_pipeline.out / name).read_text(), (given, name)
+    assert "ensemble of" in (tmp_path / str(len(tiny_pipeline.out.parts)) / "table1.md").read_text()
+
+
 def test_load_results_reads_a_folder_of_fits_made_by_hand(runs: Path) -> None:
     from asc_kd.runs.results import load_results
 
@@ -135,3 +162,122 @@ def test_load_results_reads_a_folder_of_fits_made_by_hand(runs: Path) -> None:
     assert "confusion" in report["int8"]
     assert sorted(results.tables) == ["table1", "table1_seeds", "table2", "table2_seeds"]
     pd.testing.assert_frame_equal(results.tables["table2"], tables_from_runs([runs])["table2"])
+
+
+# -- mean ± std for reading, titles, and one Table 1 ---------------------------------------------
+
+
+def test_the_markdown_shows_mean_and_std_in_one_column_and_the_csv_keeps_the_numbers(tmp_path: Path) -> None:
+    rows = pd.DataFrame(
+        [
+            {
+                "teacher": "a",
+                "precision": "fp32",
+                "selection": "last",
+                "seed": s,
+                "accuracy": acc,
+                "log_loss": ll,
+            }
+            for s, acc, ll in ((0, 0.5, 1.0), (1, 0.7, 1.5), (2, 0.9, 2.0))
+        ]
+        + [
+            {
+                "teacher": "b",
+                "precision": "fp32",
+                "selection": "last",
+                "seed": 0,
+                "accuracy": 0.8,
+                "log_loss": 0.25,
+            }
+        ]
+    )
+    summary, _ = write_results(rows, TABLE1_BY, tmp_path / "table1", "Table 1: teachers on x")
+    # By hand: mean (0.5 + 0.7 + 0.9) / 3 = 0.7; sample std sqrt((0.04 + 0 + 0.04) / 2) = 0.2.
+    assert summary["accuracy_mean"].tolist() == pytest.approx([0.7, 0.8])
+    assert summary["accuracy_std"].iloc[0] == pytest.approx(0.2) and math.isnan(
+        summary["accuracy_std"].iloc[1]
+    )
+    shown = display_frame(summary)
+    assert list(shown.columns) == ["teacher", "precision", "selection", "seeds", "accuracy", "log_loss"]
+    assert shown["accuracy"].tolist() == ["0.700 ± 0.200", "0.800"]  # one seed: the mean alone
+    assert shown["log_loss"].tolist() == ["1.500 ± 0.500", "0.250"]
+    markdown = (tmp_path / "table1.md").read_text().splitlines()
+    assert markdown[0] == "# Table 1: teachers on x"
+    assert markdown[2] == "| teacher | precision | selection | seeds | accuracy | log_loss |"
+    assert markdown[4] == "| a | fp32 | last | 3 | 0.700 ± 0.200 | 1.500 ± 0.500 |"
+    written = pd.read_csv(tmp_path / "table1.csv")
+    assert {"accuracy_mean", "accuracy_std", "log_loss_mean", "log_loss_std"} <= set(written.columns)
+    assert "accuracy" not in written.columns and written["accuracy_std"].iloc[0] == pytest.approx(0.2)
+
+
+def test_a_title_names_the_test_split_it_was_scored_on() -> None:
+    split = "the TAU22 development-test split (evaluation_setup/fold1_evaluate.csv)"
+    assert table_title(1, "teachers", [split, split]) == f"Table 1: teachers on {split}"
+    assert table_title(2, "students", [None]) == "Table 2: students on the test split"
+    assert table_title(2, "students", ["A", None, "B"], synthetic=True) == (
+        "Table 2: students on several test splits: A; B (SYNTHETIC scenes: not TAU22 numbers)"
+    )
+
+
+def test_the_test_split_in_words_for_each_layout(tmp_path: Path) -> None:
+    assert TAU22Layout(tmp_path).test_split() == (
+        "the TAU22 development-test split (evaluation_setup/fold1_evaluate.csv)"
+    )
+    folders = FolderLayout(tmp_path, test_fraction=0.25, split_seed=3)
+    assert folders.test_split() == (
+        f"a test split held out from the class folders at {tmp_path} (25% of each class's "
+        "recordings, split seed 3)"
+    )
+    (tmp_path / "evaluation_setup").mkdir()
+    for name in ("fold1_train.csv", "fold1_evaluate.csv"):
+        (tmp_path / "evaluation_setup" / name).write_text("filename\tscene_label\n")
+    assert folders.test_split() == (
+        f"the test split of the class folders at {tmp_path} (evaluation_setup/fold1_evaluate.csv)"
+    )
+
+
+def _hand_run(folder: Path, name: str, seed: int, acc: float) -> Path:
+    """A teacher's run folder with the summary.json a fit writes (the keys the tables read)."""
+    run = folder / f"{name}-seed{seed}"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    summary = {
+        "run": run.name,
+        "data": {"dataset": "folders", "test_split": "split S"},
+        "metrics": {"test/acc": acc, "test/macro_acc": acc, "test/log_loss": 1.0},
+        "files": {"selection": "last", "reported_checkpoint": str(checkpoint)},
+        "config": {"name": name, "seed_everything": seed, "data": {"root": str(folder)}},
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    return checkpoint
+
+
+def test_table1_from_runs_takes_the_logits_exports_rows_and_adds_the_teachers_it_did_not_score(
+    tmp_path: Path,
+) -> None:
+    scored = _hand_run(tmp_path / "teachers", "passt", 0, 0.5)
+    _hand_run(tmp_path / "teachers", "cnn", 0, 0.25)
+    exported = [
+        {"teacher": "passt", "precision": "fp32", "seed": 0, "selection": "last", "accuracy": 0.625},
+        {
+            "teacher": "ensemble of 1 (passt)",
+            "precision": "fp32",
+            "seed": None,
+            "selection": "last",
+            "accuracy": 0.75,
+        },
+    ]
+    record = table1_record(exported, [str(scored), None], "split S", synthetic=False)
+    save_logits(
+        tmp_path / "teachers" / "ensemble_train.npz", ["x.wav"], torch.zeros(1, 2), {"table1": record}
+    )
+    tables = tables_from_runs([tmp_path], out=tmp_path / "tables")
+    table1 = tables["table1"]
+    # The export's rows (its own scoring of passt, then the ensemble), then cnn from its summary.
+    assert list(table1["teacher"]) == ["passt", "ensemble of 1 (passt)", "cnn"]
+    assert table1["accuracy_mean"].tolist() == pytest.approx([0.625, 0.75, 0.25])
+    title = (tmp_path / "tables" / "table1.md").read_text().splitlines()[0]
+    assert title == "# Table 1: teachers on split S"
+    # Without the logits file, no ensemble row: each teacher from its own summary.
+    (tmp_path / "teachers" / "ensemble_train.npz").unlink()
+    assert list(tables_from_runs([tmp_path])["table1"]["teacher"]) == ["cnn", "passt"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
-from asc_kd.deployment.quantize import Backend, quantize_task
+from asc_kd.deployment.quantize import Backend, int8_name, quantize_task
 from asc_kd.tasks.restore import load_task
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ class QuantizationExport(L.Callback):
     process quantizes while the others wait, so every rank leaves ``fit`` together.
 
     Args:
-        out_dir: where ``<model>.int8.pt`` and ``<model>.int8.json`` go.
+        out_dir: where ``<run>.int8.pt`` and ``<run>.int8.json`` go (``<run>``: the fit's run
+            name, ``<recipe>-seed<seed>``; see ``asc_kd.deployment.quantize.int8_name``).
         calibration_batches: training batches used to calibrate activation ranges.
         backend: quantized engine (``x86`` on x86 CPUs, ``qnnpack`` on ARM).
     """
@@ -46,8 +47,7 @@ class QuantizationExport(L.Callback):
         selected = getattr(checkpoint, "selected_path", None) or getattr(checkpoint, "best_model_path", "")
         task = load_task(selected) if selected else pl_module
         folder = Path(self.out_dir or (Path(selected).parent if selected else trainer.default_root_dir))
-        name = str(task.hparams.model).replace(":", ".").rsplit(".", 1)[-1]
-        self.artifact = folder / f"{name}.int8.pt"
+        self.artifact = folder / int8_name(pl_module)  # the fit's run names the artifact
         self.report = quantize_task(
             task,
             trainer.datamodule,

@@ -362,6 +362,10 @@ class SceneDataModule(L.LightningDataModule):
         """Classes, devices, rates and clip length of the dataset (linked into the task)."""
         return self.layout.spec
 
+    def test_split(self) -> str:
+        """The test split in words (the layout's ``test_split``), for the titles of result tables."""
+        return self.layout.test_split()
+
     def frames(self) -> dict[str, pd.DataFrame]:
         """Split name -> frame, with ``val`` per ``validation``; read once."""
         if self._frames is None:

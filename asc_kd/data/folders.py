@@ -234,10 +234,8 @@ class FolderLayout(Layout):
                 ],
             }
         )
-        listed = {split: self.root / path for split, path in FOLDER_SPLIT_FILES.items()}
-        if self.train_split_file is not None:
-            listed["train"] = Path(self.train_split_file)
-        if all(path.is_file() for path in listed.values()):
+        listed = self._split_files()
+        if listed is not None:
             read, problems = {}, []
             for split, path in listed.items():
                 try:
@@ -252,6 +250,21 @@ class FolderLayout(Layout):
             "train": frame[~test].reset_index(drop=True),
             "test": frame[test].reset_index(drop=True),
         }
+
+    def _split_files(self) -> dict[str, Path] | None:
+        """The files listing the train and test splits, or None when the split is generated."""
+        listed = {split: self.root / path for split, path in FOLDER_SPLIT_FILES.items()}
+        if self.train_split_file is not None:
+            listed["train"] = Path(self.train_split_file)
+        return listed if all(path.is_file() for path in listed.values()) else None
+
+    def test_split(self) -> str:
+        if self._split_files() is not None:
+            return f"the test split of the class folders at {self.root} ({FOLDER_SPLIT_FILES['test']})"
+        return (
+            f"a test split held out from the class folders at {self.root} ({self.test_fraction:.0%} of "
+            f"each class's recordings, split seed {self.split_seed})"
+        )
 
     def _recording_problems(self, frame: pd.DataFrame) -> list[DatasetError]:
         """The generated split keeps recordings whole: every class needs two. Every class that

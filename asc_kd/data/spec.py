@@ -230,6 +230,10 @@ class Layout(ABC):
     def frames(self) -> dict[str, pd.DataFrame]:
         """Split name -> frame of its clips (``FRAME_COLUMNS``), in the split's own order."""
 
+    def test_split(self) -> str:
+        """The test split in words, as the titles of the tables scored on it name it."""
+        return f"the test split of the {self.name} dataset at {self.root}"
+
     def listing(self, split: str) -> pd.DataFrame:
         """One split's frame (for predict: the unlabelled listing), reading no more than needed."""
         frames = self.frames()

@@ -317,6 +317,9 @@ class TAULayout(Layout):
         raise_problems(problems)
         return frames
 
+    def test_split(self) -> str:
+        return f"the {self.name.upper()} development-test split ({SPLIT_FILES['test']})"
+
     def listing(self, split: str) -> pd.DataFrame:
         """One split file's clips; for ``predict`` the audio of other splits need not be there."""
         if split not in SPLIT_FILES:

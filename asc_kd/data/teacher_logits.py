@@ -51,6 +51,17 @@ def save_logits(
     return path
 
 
+def logits_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The metadata record of a logits file without reading its logits; None for a file that is not
+    an asc_kd logits file (any other ``.npz``)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            metadata = json.loads(str(data["metadata"]))
+    except (ValueError, KeyError, OSError, AttributeError, TypeError):
+        return None
+    return metadata if isinstance(metadata, dict) else None
+
+
 def load_logits(
     path: str | Path,
     split: str | None = None,

@@ -5,13 +5,20 @@ NeSsi's PyTorch path runs ``torchinfo.summary`` and reports ``total_mult_adds`` 
 multiplies MACs by the batch size (NeSsi#3), so we always count at batch 1, on the fp32
 graph (counters do not understand quantized modules).
 
+An exported model (the int8 artifact, an ONNX file) carries its fp32 model's numbers
+(``complexity_record``, written with it), which ``file_complexity`` reads back: the file and its
+checkpoint give the same counts.
+
 ``python -m asc_kd.complexity system1`` prints the per-layer table, ``--json`` the numbers.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -67,7 +74,11 @@ class Complexity:
         }
 
     def table(self) -> str:
-        """Per-layer markdown table followed by the totals and the limit check."""
+        """Per-layer markdown table followed by the totals and the limit check (the totals alone
+        for numbers read from a file: ``recorded_complexity``)."""
+        if not self.layers:  # counted when the file was written: the totals alone
+            lines = [f"params {self.params:,}, MACs {self.macs:,} on input {tuple(self.input_shape)}"]
+            return "\n".join([*lines, "", *self._verdict()])
         lines = [
             "| layer | input shape | output shape | params | MACs |",
             "|---|---|---|---:|---:|",
@@ -78,14 +89,15 @@ class Complexity:
                 f"| {row.params:,} | {row.macs:,} |"
             )
         lines.append(f"| **total** | {tuple(self.input_shape)} | | {self.params:,} | {self.macs:,} |")
+        return "\n".join([*lines, "", *self._verdict()])
+
+    def _verdict(self) -> list[str]:
         verdict = "within" if self.within_limits else "EXCEEDS"
-        lines.append("")
-        lines.append(
+        return [
             f"MEM ({self.precision}): {self.mem_bytes:,} bytes of {MAX_PARAM_BYTES:,}; "
-            f"MACs: {self.macs:,} of {MAX_MACS:,} -> {verdict} the DCASE limits"
-        )
-        lines.append(f"parameters with BatchNorm folded into the convs: {self.params_fused:,}")
-        return "\n".join(lines)
+            f"MACs: {self.macs:,} of {MAX_MACS:,} -> {verdict} the DCASE limits",
+            f"parameters with BatchNorm folded into the convs: {self.params_fused:,}",
+        ]
 
 
 class ComplexityError(UserError, ValueError):
@@ -106,8 +118,7 @@ def count_complexity(
     """
     import torchinfo
 
-    if precision not in BYTES_PER_PARAM:
-        raise ConfigError(f"precision must be one of {sorted(BYTES_PER_PARAM)}, got {precision!r}")
+    _check_precision(precision)
     shape = [1, *list(input_shape)[1:]]
     # A CPU copy: torchinfo moves the model it is given, which must not happen mid-training.
     stats = torchinfo.summary(
@@ -138,6 +149,110 @@ def count_complexity(
         layers=rows,
         params_fused=params - folded_batchnorm_parameters(model, shape),
     )
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in BYTES_PER_PARAM:
+        raise ConfigError(f"precision must be one of {sorted(BYTES_PER_PARAM)}, got {precision!r}")
+
+
+def complexity_record(model: nn.Module, input_shape: tuple[int, ...] | list[int]) -> dict[str, Any]:
+    """The counts an exported model carries (the int8 artifact's ``meta.json``, the ONNX file's
+    metadata): counters read neither quantized modules nor exported graphs, so the fp32 model is
+    counted as it is written, and ``asc-kd complexity`` on the file gives its checkpoint's numbers."""
+    counted = count_complexity(model, input_shape)
+    return {
+        "params": counted.params,
+        "params_fused": counted.params_fused,
+        "macs": counted.macs,
+        "input_shape": counted.input_shape,
+        "receptive_field": list(receptive_field(model, input_shape)),
+    }
+
+
+def recorded_complexity(
+    record: dict[str, Any], source: str, precision: ParameterPrecision = "int8"
+) -> tuple[Complexity, tuple[int, int] | None]:
+    """The ``Complexity`` and receptive field that a ``complexity_record`` of ``source`` holds (no
+    per-layer rows; the receptive field is None when the file predates it)."""
+    _check_precision(precision)
+    missing = [key for key in ("params", "macs") if not isinstance(record.get(key), int)]
+    if missing:
+        raise ConfigError(
+            f"{source} records no complexity ({', '.join(missing)} missing): count the checkpoint "
+            "it was made from (asc-kd complexity CHECKPOINT.ckpt)"
+        )
+    params = record["params"]
+    rf = record.get("receptive_field")
+    complexity = Complexity(
+        params=params,
+        macs=record["macs"],
+        mem_bytes=params * BYTES_PER_PARAM[precision],
+        precision=precision,
+        input_shape=list(record.get("input_shape") or []),
+        params_fused=int(record.get("params_fused", params)),
+    )
+    return complexity, (int(rf[0]), int(rf[1])) if rf else None
+
+
+def file_complexity(
+    path: str | Path, precision: ParameterPrecision = "int8"
+) -> tuple[Complexity, tuple[int, int] | None]:
+    """What an exported model (an int8 artifact ``*.int8.pt`` or an ONNX file ``*.onnx`` that
+    asc_kd wrote) records of its complexity: the numbers its checkpoint counts.
+
+    The artifact's ``meta.json`` is read from the TorchScript archive without loading the int8
+    model; an ONNX file's from its metadata (``onnx``, an optional dependency).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    if path.suffix == ".onnx":
+        return recorded_complexity(_onnx_record(path), str(path), precision)
+    return recorded_complexity(_artifact_record(path), str(path), precision)
+
+
+def _artifact_record(path: Path) -> dict[str, Any]:
+    """The ``meta.json`` a TorchScript archive keeps among its extra files."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/extra/meta.json")]
+            if not names:
+                raise ConfigError(
+                    f"{path} is not an asc_kd int8 artifact (no meta.json); count the checkpoint it was "
+                    "made from (.ckpt)"
+                )
+            return json.loads(archive.read(names[0]))
+    except zipfile.BadZipFile:
+        raise ConfigError(
+            f"{path} is not an asc_kd int8 artifact (not a TorchScript archive); give a checkpoint "
+            "(.ckpt), a recipe (.yaml), an int8 artifact (.int8.pt) or an ONNX file (.onnx)"
+        ) from None
+
+
+#: The ONNX metadata key under which ``asc-kd export`` keeps the model's ``complexity_record``.
+ONNX_COMPLEXITY_KEY = "asc_kd_complexity"
+
+
+def _onnx_record(path: Path) -> dict[str, Any]:
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError(
+            f"{path}: reading an ONNX file needs the onnx package (pip install asc_kd[onnx]); or count "
+            "the checkpoint it was exported from (.ckpt)"
+        ) from None
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError and others for a file that is not ONNX
+        raise ConfigError(f"{path} is not an ONNX model ({type(err).__name__})") from None
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    if ONNX_COMPLEXITY_KEY not in props:
+        raise ConfigError(
+            f"{path} records no complexity (asc-kd export writes it): count the checkpoint it was "
+            "exported from (.ckpt)"
+        )
+    return json.loads(props[ONNX_COMPLEXITY_KEY])
 
 
 def _run_hooked(
@@ -235,6 +350,11 @@ def model_for_counting(name: str, classes: int) -> tuple[nn.Module, tuple[int, .
         spec = DatasetSpec(name="counted", classes=tuple(f"class{i}" for i in range(classes)))
         task = ClassificationTask(**arguments, spec=spec)
         return task.model, task.input_shape()
+    if Path(name).is_file():
+        raise ConfigError(
+            f"{name}: not a file complexity counts; give a checkpoint (.ckpt), a recipe (.yaml), an int8 "
+            "artifact (.int8.pt) or an ONNX file (.onnx)"
+        )
     from asc_kd.models import get_model
 
     model = get_model(name, n_classes=classes)
@@ -248,7 +368,10 @@ __all__ = [
     "MAX_MACS",
     "MAX_PARAM_BYTES",
     "check_limits",
+    "complexity_record",
+    "file_complexity",
     "model_for_counting",
+    "recorded_complexity",
     "count_complexity",
     "receptive_field",
 ]

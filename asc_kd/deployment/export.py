@@ -14,6 +14,7 @@ graph with onnxruntime's static quantizer (``onnxruntime.quantization.quantize_s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 
 from asc_kd.core.io import atomic_write
 from asc_kd.core.noise import quiet_onnx
+from asc_kd.deployment.complexity import ONNX_COMPLEXITY_KEY, complexity_record
 from asc_kd.deployment.quantize import WaveformClassifier
 from asc_kd.tasks.restore import load_task
 
@@ -28,7 +30,8 @@ OPSET = 18
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> tuple[Path, int, int]:
-    """Export front-end + model of a checkpoint as one ONNX graph, written atomically.
+    """Export front-end + model of a checkpoint as one ONNX graph, written atomically, with the
+    model's complexity (``complexity_record``) in its metadata.
 
     Returns the file, the input length in samples (one model window: the time axis is fixed)
     and the sample rate.
@@ -48,8 +51,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
             dynamic_shapes={"waveform": {0: batch}},
             verbose=False,
         )
+    proto = program.model_proto
+    record = complexity_record(task.model, task.input_shape())  # what `asc-kd complexity FILE.onnx` says
+    proto.metadata_props.add(key=ONNX_COMPLEXITY_KEY, value=json.dumps(record))
     with atomic_write(out, "wb") as handle:
-        handle.write(program.model_proto.SerializeToString())
+        handle.write(proto.SerializeToString())
     return Path(out), task.segment_samples, task.sample_rate
 
 

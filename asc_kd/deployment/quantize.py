@@ -43,11 +43,55 @@ from torch.ao.nn import quantized as nnq
 from asc_kd.core.io import atomic_write, check_writable
 from asc_kd.data.options import recorded_options
 from asc_kd.data.spec import DatasetError
-from asc_kd.deployment.complexity import BYTES_PER_PARAM, count_complexity
+from asc_kd.deployment.complexity import BYTES_PER_PARAM, complexity_record
 from asc_kd.evaluation.inference import predict_logits
 from asc_kd.evaluation.metrics import scene_metrics
 
 Backend = Literal["x86", "fbgemm", "qnnpack"]
+#: How an int8 artifact's file name ends; its report is the same name ending ``.int8.json``.
+INT8_SUFFIX = ".int8.pt"
+
+
+def run_label(recipe: str, seed: Any) -> str:
+    """``<recipe>-seed<seed>``: a run's name, as its folder, its W&B run and its int8 artifact
+    carry it. An import path (``mypkg.models:TinyCNN``) names its class."""
+    name = str(recipe).replace(":", ".").rsplit(".", 1)[-1]
+    return f"{name}-seed{seed}"
+
+
+def int8_name(task: Any) -> str:
+    """The file name of a task's int8 artifact, whichever command writes it: ``<run>.int8.pt``.
+
+    ``<run>`` is the name of the run that fitted the task (``run_label``: the recipe's ``name:``,
+    else the model, and the seed; ``run_info``, which a fit sets and its checkpoints keep), so the
+    fit's ``QuantizationExport``, ``asc-kd quantize`` and the pipeline give one run's artifact one
+    name. A task no fit named (a bare ``Trainer``, a hand-made checkpoint) names it after its
+    model: ``<model>.int8.pt``.
+    """
+    run = getattr(task, "run_info", None) or {}
+    if run.get("recipe") and run.get("seed") is not None:
+        return f"{run_label(run['recipe'], run['seed'])}{INT8_SUFFIX}"
+    return f"{str(task.hparams.model).replace(':', '.').rsplit('.', 1)[-1]}{INT8_SUFFIX}"
+
+
+def find_int8(run_folder: str | Path) -> Path:
+    """The int8 artifact of the run whose folder is ``run_folder`` (``<out>/<run>``).
+
+    The pipeline's int8 stage writes ``<run>.int8.pt`` beside the run folder; a fit's
+    ``QuantizationExport`` and ``asc-kd quantize`` write it beside the checkpoint, in
+    ``<run folder>/checkpoints/``. The first that exists, in this order; a ``FileNotFoundError``
+    naming both places and the command that makes one when neither does.
+    """
+    folder = Path(run_folder)
+    name = f"{folder.name}{INT8_SUFFIX}"
+    places = [folder.parent / name, folder / "checkpoints" / name]
+    for path in places:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"run {folder} has no int8 artifact ({' or '.join(map(str, places))}); make it with "
+        f"`asc-kd quantize {folder / 'checkpoints' / 'last.ckpt'} --data.root ROOT`"
+    )
 
 
 @contextmanager
@@ -304,7 +348,7 @@ def quantize_task(
     memory = int8_memory(quantized)
     spec = task.spec
     plain = spec.as_dict()
-    complexity = count_complexity(task.model, task.input_shape())
+    complexity = complexity_record(task.model, task.input_shape())
     metadata = {
         "model": task.hparams.model,
         "source_checkpoint": source,
@@ -317,11 +361,10 @@ def quantize_task(
         "backend": backend,
         "calibration_batches": used,
         "qat_epochs": qat_epochs,
-        "params": complexity.params,
-        "params_fused": complexity.params_fused,
-        "macs": complexity.macs,
+        # params, params_fused, macs, input_shape, receptive_field: `asc-kd complexity` reads them
+        **complexity,
         # MEM as the report and NeSsi count it: parameters x bytes per parameter (int8: 1).
-        "mem_bytes": complexity.params * BYTES_PER_PARAM["int8"],
+        "mem_bytes": complexity["params"] * BYTES_PER_PARAM["int8"],
         **memory,
     }
     # The artifact is evaluated under a temporary name and takes its own only beside its report:

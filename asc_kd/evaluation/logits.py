@@ -23,12 +23,13 @@ from asc_kd import __version__
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import check_writable
 from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.spec import is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
 from asc_kd.evaluation.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
 from asc_kd.evaluation.metrics import file_logits, scene_metrics
 from asc_kd.models.pretrained import load_pretrained, trained_weights_follow
-from asc_kd.runs.tables import TABLE1_BY, seed_row, summarize, write_results
+from asc_kd.runs.tables import TABLE1_BY, seed_row, summarize, table1_record, table_title, write_results
 from asc_kd.tasks.classification import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
@@ -110,7 +111,7 @@ def export_logits(
     split: str = "train",
     table: str | Path | None = None,
     device: str = "auto",
-    title: str = "Table 1: teachers on the development-test split",
+    title: str | None = None,
     progress: bool = True,
     precision: Precision = "fp32",
 ) -> pd.DataFrame | None:
@@ -121,7 +122,9 @@ def export_logits(
     logits on every host; ``bf16`` runs the teachers under bf16 autocast, and ``auto`` does so
     only where the device does bf16 fast (``asc_kd.evaluation.inference.fast_bf16``), which makes the
     numbers depend on the host's CPU or GPU. The logits file and Table 1's ``precision`` column
-    record which ran.
+    record which ran. Table 1's rows go into the logits file too (``table1``), where
+    ``asc_kd.runs.tables.tables_from_runs`` reads them; its title (by default ``table_title``) names
+    the dataset and test split.
     """
     members = [t for t in teachers if t.in_ensemble]
     if not members:
@@ -144,7 +147,8 @@ def export_logits(
     ran_at = "bf16" if uses_bf16(target, precision) else "fp32"
     ensemble: torch.Tensor | float = 0.0
     ensemble_test: torch.Tensor | float = 0.0
-    rows = []
+    rows: list[dict[str, Any]] = []
+    scored: list[str | None] = []  # the checkpoint of each row
     for run in teachers:
         task = load_teacher(run, datamodule)
         if list(task.classes) != list(spec.classes):
@@ -181,6 +185,7 @@ def export_logits(
             rows.append(
                 seed_row(metrics, teacher=run.name, precision=ran_at, seed=run.seed, selection=run.selection)
             )
+            scored.append(run.source)
     dataset = export_loader.dataset
     keys = dataset.keys
     filenames = list(dict.fromkeys(dataset.frame["filename"]))
@@ -197,23 +202,31 @@ def export_logits(
         "precision": ran_at,
         "asc_kd_version": __version__,
     }
+    synthetic = is_synthetic(datamodule.root) or is_demo_root(datamodule.root)
+    if table is not None:
+        assert isinstance(ensemble_test, torch.Tensor)
+        metrics = scene_metrics(
+            ensemble_test, labels["target"], labels["device"], spec.classes, spec.devices, spec.device_groups
+        )
+        names = list(dict.fromkeys(t.name for t in members))
+        selections = ", ".join(sorted({t.selection for t in members}))
+        ensemble_name = f"ensemble of {len(members)} ({', '.join(names)})"
+        rows.append(
+            seed_row(metrics, teacher=ensemble_name, precision=ran_at, seed=None, selection=selections)
+        )
+        scored.append(None)
+        metadata["table1"] = table1_record(rows, scored, datamodule.test_split(), synthetic)
     assert isinstance(ensemble, torch.Tensor)
     if rank == 0:  # every rank holds the gathered logits; one writes
         save_logits(out, keys, file_logits(ensemble), metadata)
         log.info("wrote ensemble logits of %d teachers for %d examples to %s", len(members), len(keys), out)
     if table is None:
         return None
-    assert isinstance(ensemble_test, torch.Tensor)
-    metrics = scene_metrics(
-        ensemble_test, labels["target"], labels["device"], spec.classes, spec.devices, spec.device_groups
-    )
-    names = list(dict.fromkeys(t.name for t in members))
-    selections = ", ".join(sorted({t.selection for t in members}))
-    ensemble_name = f"ensemble of {len(members)} ({', '.join(names)})"
-    rows.append(seed_row(metrics, teacher=ensemble_name, precision=ran_at, seed=None, selection=selections))
     frame = pd.DataFrame(rows)
     if rank == 0:
-        if is_synthetic(datamodule.root) and SYNTHETIC_NOTE not in title:
+        if title is None:
+            title = table_title(1, "teachers", [datamodule.test_split()], synthetic)
+        elif synthetic and SYNTHETIC_NOTE not in title:
             title += SYNTHETIC_NOTE
         summary, written = write_results(frame, TABLE1_BY, table, title)
         log.info("wrote Table 1 to %s", ", ".join(map(str, written)))

@@ -58,7 +58,8 @@ from asc_kd.core.io import atomic_write
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.options import CLIP_OPTIONS, build_datamodule, data_values, given_data_options
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
-from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
+from asc_kd.data.synthetic import is_synthetic
+from asc_kd.deployment.quantize import INT8_SUFFIX, run_label
 from asc_kd.recipes import RECIPES, resolve_recipe
 from asc_kd.runs.executors import (
     Job,
@@ -81,7 +82,14 @@ from asc_kd.runs.record import (
     update_record,
 )
 from asc_kd.runs.resources import ExecutorConfig, check_resources
-from asc_kd.runs.tables import TABLE2_BY, student_rows, to_markdown, write_results
+from asc_kd.runs.tables import (
+    TABLE2_BY,
+    display_frame,
+    student_rows,
+    table_title,
+    to_markdown,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 #: Where the lines about pipeline options replacing recipe values go (not shown under ``--quiet``).
@@ -726,12 +734,9 @@ class Pipeline:
             TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
             for t in teachers
         ]
-        title = "Table 1: teachers on the development-test split"
-        if is_demo_root(self.config.root):  # a demo root made before generated sets were marked
-            title += SYNTHETIC_NOTE
-        table = self.out / "table1"
+        table = self.out / "table1"  # titled, and kept in the logits file, by export_logits
         progress = not self.config.quiet
-        frame = export_logits(runs, datamodule, out, "train", table, title=title, progress=progress)
+        frame = export_logits(runs, datamodule, out, "train", table, progress=progress)
         with self._stage_run("logits", "logits", self.out / "teachers") as run:
             if run is not None:
                 from asc_kd.tracking.lineage import record_logits
@@ -751,7 +756,7 @@ class Pipeline:
         jobs = []
         for run, fitted in students.items():
             key = f"int8:{run.name}-seed{run.seed}"
-            artifact = str(self.out / "students" / f"{run.name}-seed{run.seed}.int8.pt")
+            artifact = str(self.out / "students" / f"{run_label(run.name, run.seed)}{INT8_SUFFIX}")
             config = {"student": run.key, "data": self._stage_identity()}
             inputs = {run.key: self._checkpoint_hash(self._record_path(run))}
             label = f"stage quantize: {run.name}, seed {run.seed}"
@@ -769,7 +774,9 @@ class Pipeline:
         from asc_kd.tasks.restore import load_task
 
         checkpoint = fitted["checkpoint"]
-        made_at_fit_end = Path(checkpoint).parent / f"{run.name}.int8.json"  # QuantizationExport
+        made_at_fit_end = (
+            Path(checkpoint).parent / f"{run_label(run.name, run.seed)}.int8.json"
+        )  # QuantizationExport
         report = json.loads(made_at_fit_end.read_text()) if made_at_fit_end.is_file() else None
         if report is not None and report.get("source_checkpoint") == checkpoint and not self.config.force:
             shutil.copyfile(report["artifact"], artifact)
@@ -798,9 +805,8 @@ class Pipeline:
             for run, report in reports.items()
             for row in student_rows(report, run.name, report.get("selection", "-"), run.seed)
         ]
-        title = "Table 2: students on the development-test split"
-        if is_demo_root(self.config.root) or is_synthetic(self.config.root):
-            title += SYNTHETIC_NOTE
+        synthetic = is_demo_root(self.config.root) or is_synthetic(self.config.root)
+        title = table_title(2, "students", [self._datamodule().test_split()], synthetic)
         frame = pd.DataFrame(rows).astype({"artifact_bytes": "Int64"})  # none for fp32
         summary, written = write_results(frame, TABLE2_BY, self.out / "table2", title)
         log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
@@ -844,7 +850,7 @@ class Pipeline:
         if table1.is_file():
             print(table1.read_text())
         frame = self.tables(reports)
-        print(to_markdown(frame))
+        print(to_markdown(display_frame(frame)))
         tables = ", ".join(str(t) for t in (table1, self.out / "table2.md") if t.is_file())  # what exists
         print(f"\nTables: {tables} (per seed: *_seeds.csv); runs in {self.out}/")
         return frame

@@ -12,6 +12,7 @@ way, so ``notebooks/results.ipynb`` plots a local run and a synced one alike.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,62 @@ def _from_runs(folder: Path) -> Results:
 def _from_wandb(path: str, api: Any) -> Results:
     reports, tables = results_from_wandb(path, TABLE_FILES, api)
     return Results(f"wandb:{path}", tables=tables, reports=reports)
+
+
+# -- one colour per system, in every figure --------------------------------------------------------
+#: Matplotlib's ``tab10`` colours, then ``tab20``'s lighter shades: 20 systems before one repeats.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
+    "#dbdb8d", "#9edae5",
+)  # fmt: skip
+#: Line styles of a system's seeds, in seed order (a fifth seed takes the first again).
+SEED_STYLES = ("-", "--", ":", "-.")
+
+
+def system_of(run: str) -> str:
+    """The system (recipe) a run belongs to: ``system1-seed0`` -> ``system1``; a name without a seed
+    is its own system."""
+    return run.rsplit("-seed", 1)[0]
+
+
+def run_styles(runs: Iterable[str]) -> dict[str, dict[str, str]]:
+    """How every figure draws each system and run, so a colour means one system in every panel.
+
+    ``runs`` are run names (``passt-seed0``, ``system1-seed1``) or system names, teachers and
+    students alike. Returns, for each system and each run, ``color`` (one per system, in
+    first-seen order) and ``label`` (its own name); a run also gets ``linestyle``, one per seed of
+    its system in seed order. Pass it to a plot call: ``ax.plot(x, y, **styles[run])``.
+    """
+    names = list(dict.fromkeys(runs))
+    systems = list(dict.fromkeys(system_of(name) for name in names))
+    colour = {system: PALETTE[i % len(PALETTE)] for i, system in enumerate(systems)}
+    styles: dict[str, dict[str, str]] = {s: {"color": colour[s], "label": s} for s in systems}
+    for system in systems:
+        seeded = sorted((n for n in names if n != system and system_of(n) == system), key=_seed)
+        for i, run in enumerate(seeded):
+            styles[run] = {
+                "color": colour[system],
+                "label": run,
+                "linestyle": SEED_STYLES[i % len(SEED_STYLES)],
+            }
+    return styles
+
+
+def _seed(run: str) -> tuple[int, str]:
+    seed = run.rsplit("-seed", 1)[1]
+    return (int(seed), "") if seed.isdigit() else (0, seed)
+
+
+def training_logs(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """Every run's logged values under ``folder``, by run name (the folder holding its
+    ``csv/version_*/metrics.csv``); a resumed fit's versions follow one another in one frame."""
+    logs: dict[str, list[pd.DataFrame]] = {}
+    for path in sorted(Path(folder).glob("**/csv/version_*/metrics.csv"), key=_version_order):
+        logs.setdefault(path.parents[2].name, []).append(pd.read_csv(path))
+    return {run: pd.concat(frames, ignore_index=True) for run, frames in sorted(logs.items())}
+
+
+def _version_order(path: Path) -> tuple[str, int]:
+    version = path.parent.name.removeprefix("version_")
+    return str(path.parents[2]), int(version) if version.isdigit() else 0

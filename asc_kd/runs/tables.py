@@ -3,10 +3,16 @@
 Every run gives one row of metrics (``seed_row``); rows of the same model, recipe and
 checkpoint selection are then summarised over seeds (``summarize``) into ``seeds``,
 ``<metric>_mean`` and ``<metric>_std`` columns (sample standard deviation; ``-`` for one
-seed). Both forms are written: ``table1.md``/``.csv`` (summary) and ``table1_seeds.csv``.
+seed). Both forms are written: ``table1.md``/``.csv`` (summary) and ``table1_seeds.csv``; the
+markdown shows each metric as one ``mean ± std`` column (``display_frame``), the CSV keeps the
+numbers. A title names the dataset and the test split the rows were scored on (``table_title``).
 
-The pipeline builds them from its manifest; ``tables_from_runs`` (``python -m asc_kd.tables
-RUN_DIR... --out DIR``) builds the same tables from any fits' ``summary.json`` files.
+Table 1 is made where the teachers' test logits are, by the logits export
+(``asc_kd.evaluation.logits.export_logits``: each teacher and the ensemble), which keeps its rows
+in the logits file. The pipeline writes it from there; ``tables_from_runs`` (``python -m
+asc_kd.tables RUN_DIR... --out DIR``) reads the same rows from the logits files in or named by
+the runs it is given, adds the teachers no export scored from their ``summary.json``, and builds
+Table 2 from the students' ``summary.json`` files.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +125,51 @@ def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def display_frame(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``summary`` for reading: each ``<m>_mean`` and ``<m>_std`` pair as one ``<m>`` column of
+    ``mean ± std`` text where the pair was (the mean alone for one seed)."""
+
+    def cell(mean: float, std: float) -> str:
+        if pd.isna(mean):
+            return "-"
+        return f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    columns: dict[str, Any] = {}
+    for column in summary.columns:
+        stem = column.removesuffix("_mean")
+        if column.endswith("_mean") and f"{stem}_std" in summary.columns:
+            columns[stem] = [cell(m, s) for m, s in zip(summary[column], summary[f"{stem}_std"], strict=True)]
+        elif not (column.endswith("_std") and f"{column.removesuffix('_std')}_mean" in summary.columns):
+            columns[column] = summary[column]
+    return pd.DataFrame(columns, index=summary.index)
+
+
+def table_title(number: int, rows: str, test_splits: Iterable[str | None], synthetic: bool = False) -> str:
+    """``Table 1: teachers on the TAU22 development-test split (...)``: what the rows are and the
+    test split they were scored on, in words (``SceneDataModule.test_split``), with the note that
+    the numbers are synthetic when they are. ``test_splits``: each source's (None: not recorded)."""
+    from asc_kd.data.synthetic import SYNTHETIC_NOTE
+
+    named = list(dict.fromkeys(split for split in test_splits if split))
+    where = (
+        named[0]
+        if len(named) == 1
+        else f"several test splits: {'; '.join(named)}"
+        if named
+        else "the test split"
+    )
+    return f"Table {number}: {rows} on {where}" + (SYNTHETIC_NOTE if synthetic else "")
+
+
 def write_table(frame: pd.DataFrame, stem: str | Path, title: str | None = None) -> tuple[Path, Path]:
-    """Write ``stem.md`` and ``stem.csv`` atomically, as a pair: both or neither are replaced."""
+    """Write ``stem.md`` (``display_frame``) and ``stem.csv`` (the numbers) atomically, as a pair:
+    both or neither are replaced."""
     stem = Path(stem)
     markdown, csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
     with atomic_write(markdown) as md_handle, atomic_write(csv) as csv_handle:
         if title:
             md_handle.write(f"# {title}\n\n")
-        md_handle.write(to_markdown(frame) + "\n")
+        md_handle.write(to_markdown(display_frame(frame)) + "\n")
         frame.to_csv(csv_handle, index=False)
     return markdown, csv
 
@@ -161,21 +205,34 @@ def find_runs(folders: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def _run_rows(path: Path) -> tuple[str, list[dict[str, Any]], bool]:
-    """The table (``table1`` or ``table2``) and rows of the run whose ``summary.json`` is ``path``,
-    and whether it ran on synthetic scenes.
+@dataclass
+class RunRows:
+    """What one run gives the tables: its rows in ``table`` (``table1`` or ``table2``), whether it
+    ran on synthetic scenes, the test split it was scored on (in words; None when its summary
+    predates it) and its reported checkpoint."""
+
+    table: str
+    rows: list[dict[str, Any]]
+    synthetic: bool
+    test_split: str | None
+    checkpoint: str | None
+
+
+def _run_rows(path: Path, summary: dict[str, Any]) -> RunRows:
+    """The rows of the run whose ``summary.json`` is ``path``.
 
     A run is a student (Table 2) when it made an int8 model or distilled; any other is a teacher.
     """
     from asc_kd.data.synthetic import is_synthetic
 
-    summary = json.loads(path.read_text())
     config = summary.get("config", {})
     root = config.get("data", {}).get("root")
     synthetic = bool(root) and is_synthetic(root)
     name = config.get("name") or summary["run"].rsplit("-seed", 1)[0]
     seed = config.get("seed_everything")
     selection = summary["files"].get("selection") or "-"
+    checkpoint = summary["files"].get("reported_checkpoint")
+    test_split = (summary.get("data") or {}).get("test_split")
     test = {k.removeprefix("test/"): v for k, v in summary["metrics"].items() if k.startswith("test/")}
     if not test:
         raise ConfigError(f"{path}: the run has no test metrics (fitted with --test false?)")
@@ -183,13 +240,43 @@ def _run_rows(path: Path) -> tuple[str, list[dict[str, Any]], bool]:
     if summary.get("int8") or distilled:
         report = {**(summary.get("complexity") or {}), **(summary.get("int8") or {})}
         report.update(fp32=test, int8=summary.get("int8_metrics"))
-        return "table2", student_rows(report, name, selection, seed), synthetic
+        rows = student_rows(report, name, selection, seed)
+        return RunRows("table2", rows, synthetic, test_split, checkpoint)
     precision = run_precision(str(config.get("trainer", {}).get("precision", "32-true")))
-    return (
-        "table1",
-        [seed_row(test, teacher=name, precision=precision, seed=seed, selection=selection)],
-        synthetic,
-    )
+    row = seed_row(test, teacher=name, precision=precision, seed=seed, selection=selection)
+    return RunRows("table1", [row], synthetic, test_split, checkpoint)
+
+
+def table1_record(
+    rows: list[dict[str, Any]], checkpoints: list[str | None], test_split: str, synthetic: bool
+) -> dict[str, Any]:
+    """What a logits export keeps of its Table 1 in the logits file (``table1``), for
+    ``tables_from_runs``: the per-seed rows, the checkpoint each teacher row scored (None for the
+    ensemble), the test split in words and whether the scenes were synthetic."""
+    return {
+        "rows": rows,
+        "checkpoints": [str(Path(c).resolve()) if c else None for c in checkpoints],
+        "test_split": test_split,
+        "synthetic": synthetic,
+    }
+
+
+def _teacher_exports(folders: Iterable[Path], summaries: dict[Path, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Table 1 records (``table1_record``) of the logits files in ``folders`` or named by a
+    run's ``data.teacher_logits``, each file once, in that order."""
+    from asc_kd.data.teacher_logits import logits_metadata
+
+    files = [path for folder in folders for path in sorted(folder.rglob("*.npz"))]
+    for summary in summaries.values():
+        named = (summary.get("config", {}).get("data") or {}).get("teacher_logits")
+        if named and Path(named).is_file():
+            files.append(Path(named))
+    records = []
+    for path in dict.fromkeys(p.resolve() for p in files):
+        record = (logits_metadata(path) or {}).get("table1")
+        if record:
+            records.append(record)
+    return records
 
 
 def run_precision(trainer_precision: str) -> str:
@@ -200,20 +287,35 @@ def run_precision(trainer_precision: str) -> str:
 def tables_from_runs(folders: Iterable[str | Path], out: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Tables 1 and 2 from fits run anywhere (by hand, several seeds, the pipeline's run folders).
 
-    Rows are grouped by recipe name (the run's ``name:``) and, in Table 2, precision, with the
-    pipeline's columns. Returns ``table1``/``table2`` (mean ± std) and their ``*_seeds`` rows,
-    for the tables that have runs; with ``out``, also writes them there as the pipeline does.
+    Table 1 holds the rows of the logits exports in or named by the runs (each teacher and the
+    ensemble, as the pipeline's Table 1), then the teachers no export scored, from their
+    ``summary.json``; Table 2 the students' rows. Rows are grouped by recipe name (the run's
+    ``name:``) and precision, with the pipeline's columns. Returns ``table1``/``table2`` (mean ±
+    std) and their ``*_seeds`` rows, for the tables that have rows; with ``out``, also writes them
+    there as the pipeline does.
     """
+    folders = [Path(folder) for folder in folders]
+    summaries = {path: json.loads(path.read_text()) for path in find_runs(folders)}
     rows: dict[str, list[dict[str, Any]]] = {"table1": [], "table2": []}
-    synthetic = False
-    for path in find_runs(folders):
-        table, run_rows, on_synthetic = _run_rows(path)
-        rows[table] += run_rows
-        synthetic |= on_synthetic
+    splits: dict[str, list[str | None]] = {"table1": [], "table2": []}
+    synthetic = {"table1": False, "table2": False}
+    scored: set[str] = set()
+    for record in _teacher_exports(folders, summaries):
+        rows["table1"] += record["rows"]
+        splits["table1"].append(record.get("test_split"))
+        synthetic["table1"] |= bool(record.get("synthetic"))
+        scored.update(c for c in record.get("checkpoints", []) if c)
+    for path, summary in summaries.items():
+        run = _run_rows(path, summary)
+        if run.table == "table1" and run.checkpoint and str(Path(run.checkpoint).resolve()) in scored:
+            continue  # an export scored it: its row is there
+        rows[run.table] += run.rows
+        splits[run.table].append(run.test_split)
+        synthetic[run.table] |= run.synthetic
     tables: dict[str, pd.DataFrame] = {}
-    for table, by, title in (
-        ("table1", TABLE1_BY, "Table 1: teachers on the development-test split"),
-        ("table2", TABLE2_BY, "Table 2: students on the development-test split"),
+    for table, by, number, what in (
+        ("table1", TABLE1_BY, 1, "teachers"),
+        ("table2", TABLE2_BY, 2, "students"),
     ):
         if not rows[table]:
             continue
@@ -223,9 +325,7 @@ def tables_from_runs(folders: Iterable[str | Path], out: str | Path | None = Non
         if out is None:
             tables[table] = summarize(frame, by)
         else:
-            from asc_kd.data.synthetic import SYNTHETIC_NOTE
-
-            title += SYNTHETIC_NOTE if synthetic else ""
+            title = table_title(number, what, splits[table], synthetic[table])
             tables[table], _ = write_results(frame, by, Path(out) / table, title)
         tables[f"{table}_seeds"] = frame
     return tables

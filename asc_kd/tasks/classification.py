@@ -118,7 +118,8 @@ class ClassificationTask(L.LightningModule):
     - ``configure_models()`` builds ``self.frontend`` and ``self.model``;
     - ``configure_metrics()`` builds the ``val/`` and ``test/`` metric collections;
     - ``training_loss(logits, batch)`` returns a dict with at least ``loss`` (the tensor that
-      is back-propagated); every entry is logged as ``train/<key>``. ``batch`` is described in
+      is back-propagated); every entry is logged as ``train/<key>``, its mean over each epoch,
+      and as ``train/<key>_step`` every ``log_every_n_steps`` steps. ``batch`` is described in
       ``asc_kd.core.batch`` (after Mixup it also holds ``soft_target``).
 
     Args:
@@ -259,7 +260,13 @@ class ClassificationTask(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         logits = self(batch["waveform"])
         losses = self.training_loss(logits, batch)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(logits))
+        # The mean over each epoch, however short (a run of fewer steps than log_every_n_steps still
+        # has its training curve), and every log_every_n_steps steps as train/<key>_step.
+        batch_size = len(logits)
+        means = {f"train/{k}": v for k, v in losses.items()}
+        self.log_dict(means, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)
+        steps = {f"{key}_step": value for key, value in means.items()}
+        self.log_dict(steps, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         return losses["loss"]
 
     def _evaluate(self, batch: Batch, metrics: MetricCollection, file_metrics: MetricCollection) -> None:

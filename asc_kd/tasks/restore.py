@@ -150,6 +150,7 @@ def load_task(path: str | Path) -> ClassificationTask:
     missing = [k for k in task.state_dict() if k.startswith("model.") and k not in state]
     if missing:
         raise CheckpointError(f"{path}: no weights for {len(missing)} parameter(s), first {missing[0]!r}")
+    task.run_info = dict(record.get("run") or {})  # the recipe and seed of the fit that wrote it
     return task.eval()
 
 

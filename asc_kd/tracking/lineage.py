@@ -262,7 +262,8 @@ def record_logits(
 
     inputs = [model_ref(path) for path in teachers]
     declare_inputs(run, inputs)
-    outputs = [Output(logits_ref(logits), load_logits(logits)[2])]
+    metadata = {k: v for k, v in load_logits(logits)[2].items() if k != "table1"}  # Table 1 is its own output
+    outputs = [Output(logits_ref(logits), metadata)]
     if table_stem is not None and frame is not None:
         outputs.append(_table_output(table_stem))
         log_table(run, "table1", frame)

@@ -50,6 +50,7 @@ from asc_kd.core.io import atomic_write
 from asc_kd.core.noise import silence
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec, is_demo_root
+from asc_kd.deployment.quantize import run_label
 from asc_kd.recipes import expand_config_args
 from asc_kd.runs.tables import SUMMARY
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
@@ -171,9 +172,9 @@ def keep_typed_ints(parser: LightningArgumentParser) -> None:
 
 def run_name(config: Namespace) -> str:
     """``<recipe name or model>-seed<seed>``: the run's folder and W&B name."""
-    name = config.get("name") or str(config.get("model.init_args.model") or "run")
-    name = name.replace(":", ".").rsplit(".", 1)[-1]  # an import path names a class
-    return f"{name}-seed{config.get('seed_everything')}"
+    return run_label(
+        config.get("name") or str(config.get("model.init_args.model") or "run"), config.get("seed_everything")
+    )
 
 
 def run_folder(config: Namespace) -> Path:
@@ -410,7 +411,8 @@ def _refuse_other_weights(task: ClassificationTask, checkpoint: dict[str, Any], 
 
 
 def run_summary(cli: AscKdCLI) -> dict[str, Any]:
-    """What a run made, as plain data: final metrics, complexity, int8 report, config, files."""
+    """What a run made, as plain data: the data it was tested on, final metrics, complexity, int8
+    report, config, files."""
     trainer = cli.trainer
     callbacks = trainer.callbacks
     complexity = next((c.result for c in callbacks if isinstance(c, ComplexityCheck) and c.result), None)
@@ -419,6 +421,8 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
     csv = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
     return {
         "run": Path(trainer.default_root_dir).name,
+        # The tables' titles name the dataset and split the test metrics come from.
+        "data": {"dataset": cli.datamodule.spec.name, "test_split": cli.datamodule.test_split()},
         "metrics": {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1},
         "complexity": complexity.summary() if complexity else None,
         "int8": {k: v for k, v in export.report.items() if k not in ("fp32", "int8")} if export else None,
