@@ -737,6 +737,20 @@ MUTATIONS = [
         ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[fit]"],
     ),
     (
+        "the fit's misspelt choice is refused without the closest",
+        "asc_kd/training/fit.py",
+        "        if action is not None and (choices := choices_of(action)):",
+        "        if False:",
+        ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[fit]"],
+    ),
+    (
+        "a data option's misspelt choice is refused without the closest",
+        "asc_kd/data/options.py",
+        "        if value and choices:\n",
+        "        if False:\n",
+        ["tests/data/test_options.py::test_a_bad_value_is_one_line_naming_the_option"],
+    ),
+    (
         "asc-kd COMMAND prints the usage of python -m asc_kd.COMMAND",
         "asc_kd/core/command_line.py",
         "prog=program_name(prog), description=description",
