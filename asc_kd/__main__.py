@@ -3,17 +3,22 @@
     asc-kd fit --config base --config students/kd --config students/system1 --data.root DATA
     asc-kd pipeline --seeds 3
     asc-kd recipes list
+    asc-kd docs training
 
-Each command is also ``python -m asc_kd.<module>``; ``asc-kd COMMAND --help`` shows its options.
+Each command is also ``python -m asc_kd.<module>``; ``asc-kd COMMAND --help`` shows its options,
+``asc-kd --version`` (``-V``) the version.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
+from pathlib import Path
 
-from asc_kd.core.command_line import run_command
+from asc_kd.core.command_line import run_command, typed_as
 
 #: command -> (module, what it does); each module has ``main(argv) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,13 +37,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "complexity": ("asc_kd.complexity", "MACs and parameter memory, the NeSsi way"),
     "synthetic": ("asc_kd.synthetic", "write synthetic scenes in a dataset layout"),
     "relink": ("asc_kd.relink", "draw the W&B lineage of synced offline runs"),
+    "docs": ("asc_kd.docs.__main__", "the documentation pages: list them, or print one"),
 }
+#: ``asc-kd`` or ``python -m asc_kd``, as the user typed it: the usage lines say it.
+TYPED_NAME = "python -m asc_kd" if Path(sys.argv[0]).resolve() == Path(__file__).resolve() else "asc-kd"
 
 
-def usage() -> str:
-    width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    return "usage: asc-kd COMMAND [options]   (asc-kd COMMAND --help)\n\ncommands:\n" + "\n".join(lines)
+def usage(argv: list[str]) -> int:
+    """``asc-kd`` or ``asc-kd --help``: the commands; ``asc-kd --version``: the version."""
+    if argv[:1] in (["-V"], ["--version"]):
+        try:
+            version = importlib.metadata.version("asc_kd")
+        except importlib.metadata.PackageNotFoundError:  # a checkout on the path, not installed
+            from asc_kd import __version__ as version
+        print(f"asc_kd {version}")
+        return 0
+    name, width = TYPED_NAME, max(map(len, COMMANDS))
+    lines = [f"  {command:<{width}}  {text}" for command, (_, text) in COMMANDS.items()]
+    print(
+        f"usage: {name} COMMAND [options]   ({name} COMMAND --help)\n\ncommands:\n"
+        + "\n".join(lines)
+        + f"\n\n{name} docs lists the documentation pages; {name} --version prints the version."
+    )
+    return 0 if argv else 2
 
 
 def _fit(argv: list[str] | None) -> int:
@@ -53,19 +74,21 @@ def _fit(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``asc-kd COMMAND ARGS``; exit 2 with the command list for an unknown command."""
+    """Run ``asc-kd COMMAND ARGS``; exit 2 with one line for an unknown command."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(usage())
-        return 0 if args else 2
+    if not args or args[0] in ("-h", "--help", "-V", "--version"):
+        return run_command(usage, args)
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        print(f"asc-kd: unknown command {command!r}\n{usage()}", file=sys.stderr)
+        close = difflib.get_close_matches(command, COMMANDS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"`{TYPED_NAME} --help` lists the commands"
+        print(f"error: command line: unknown command {command!r}; {hint}", file=sys.stderr)
         return 2
-    if command == "fit":
-        return run_command(_fit, rest)
-    module = importlib.import_module(COMMANDS[command][0])
-    return run_command(module.main, rest)
+    module = COMMANDS[command][0]
+    with typed_as(f"python -m {module.removesuffix('.__main__')}", f"{TYPED_NAME} {command}"):
+        if command == "fit":
+            return run_command(_fit, rest)
+        return run_command(importlib.import_module(module).main, rest)
 
 
 if __name__ == "__main__":

@@ -854,6 +854,84 @@ MUTATIONS = [
             "test_table1_from_runs_takes_the_logits_exports_rows_and_adds_the_teachers_it_did_not_score"
         ],
     ),
+    (
+        "an unknown option is refused without the closest spelling",
+        "asc_kd/core/command_line.py",
+        'hint = f"did you mean {close[0]}?" if close else f"`{self.prog} --help` lists the options"',
+        'hint = f"`{self.prog} --help` lists the options"',
+        ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[pipeline]"],
+    ),
+    (
+        "a misspelt choice is refused in argparse's words",
+        "asc_kd/core/command_line.py",
+        "            message = self._unknown_choice(choice.group(1), ast.literal_eval(choice.group(2)))"
+        " or message\n",
+        "            pass\n",
+        ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[recipes]"],
+    ),
+    (
+        "an unknown option is hidden behind a missing argument",
+        "asc_kd/core/command_line.py",
+        "        self._given = tuple(sys.argv[1:] if args is None else args)\n",
+        "        self._given = ()\n",
+        ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[predict]"],
+    ),
+    (
+        "a data option without data. is not named in the fit's spelling",
+        "asc_kd/core/command_line.py",
+        '            if name.startswith("--") and fit_name in valid:\n',
+        "            if False:\n",
+        ["tests/test_help.py::test_a_data_option_typed_without_data_is_named_in_the_fits_spelling"],
+    ),
+    (
+        "fit refuses a misspelt option with exit code 1",
+        "asc_kd/training/fit.py",
+        '            error = UsageError if message.startswith("command line: ") else ConfigError\n',
+        "            error = ConfigError\n",
+        ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[fit]"],
+    ),
+    (
+        "the fit's misspelt choice is refused without the closest",
+        "asc_kd/training/fit.py",
+        "        if action is not None and (choices := choices_of(action)):",
+        "        if False:",
+        ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[fit]"],
+    ),
+    (
+        "a data option's misspelt choice is refused without the closest",
+        "asc_kd/data/options.py",
+        "        if value and choices:\n",
+        "        if False:\n",
+        ["tests/data/test_options.py::test_a_bad_value_is_one_line_naming_the_option"],
+    ),
+    (
+        "asc-kd COMMAND prints the usage of python -m asc_kd.COMMAND",
+        "asc_kd/core/command_line.py",
+        "prog=program_name(prog), description=description",
+        "prog=prog, description=description",
+        ["tests/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[status]"],
+    ),
+    (
+        "a closed pipe ends a command with a traceback",
+        "asc_kd/core/command_line.py",
+        "            sys.stdout.flush()  # here, where a closed pipe can still be told apart\n",
+        "            pass\n",
+        ["tests/test_help.py::test_a_reader_that_leaves_ends_the_command_quietly"],
+    ),
+    (
+        "asc-kd docs lists the pages without their titles",
+        "asc_kd/docs/__main__.py",
+        "{heading(path)}",
+        "{path.name}",
+        ["tests/test_help.py::test_asc_kd_docs_lists_and_prints_the_pages"],
+    ),
+    (
+        "the wheel leaves the docs out",
+        "pyproject.toml",
+        '"asc_kd.docs" = ["pages/*.md", "notebooks/*.ipynb"]\n',
+        "",
+        ["tests/test_packaging.py::test_the_wheel_carries_the_docs_and_the_version"],
+    ),
 ]
 
 

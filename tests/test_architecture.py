@@ -20,16 +20,17 @@ def _module_name(path: Path) -> str:
 
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 #: The commands: every module at the package root (``python -m asc_kd.<name>``; ``asc_kd.__main__``
-#: is ``asc-kd``), and the recipes package's ``python -m asc_kd.recipes``. The library lives in
-#: the subpackages below them.
+#: is ``asc-kd``), and the recipes and docs packages' ``python -m asc_kd.recipes`` and
+#: ``python -m asc_kd.docs``. The library lives in the subpackages below them.
 COMMANDS = {
     name for name, path in MODULES.items() if path.parent == PACKAGE and path.name != "__init__.py"
-} | {"asc_kd.recipes.__main__"}
+} | {"asc_kd.recipes.__main__", "asc_kd.docs.__main__"}
 #: The library part a command drives, where it is not the library module named like the command.
 DRIVES = {
     "asc_kd.bench": "asc_kd.benchmarks.figures",
     "asc_kd.relink": "asc_kd.tracking.lineage",
     "asc_kd.recipes.__main__": "asc_kd.recipes",
+    "asc_kd.docs.__main__": "asc_kd.docs",
 }
 #: The only modules that may know TAU's labels: its reader, the layout registry, its generator.
 TAU_MODULES = {"asc_kd.data.tau", "asc_kd.data.layouts", "asc_kd.data.synthetic"}

@@ -1,12 +1,25 @@
-"""Every command's ``--help`` explains each option and shows its default."""
+"""Every command's ``--help`` explains each option and shows its default, under the name the
+user typed; a misspelt option or choice is answered in one line with the closest spelling;
+``asc-kd docs`` and ``asc-kd --version`` for pip users; no traceback when the reader leaves."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from fit_helpers import REPO
 
+import asc_kd
+from asc_kd.__main__ import COMMANDS as ASC_KD_COMMANDS
+from asc_kd.__main__ import main as asc_kd_main
 from asc_kd.core.command_line import HelpFormatter
 
 COMMANDS = [
@@ -82,5 +95,150 @@ def test_a_data_option_typed_without_data_is_named_in_the_fits_spelling(
     parser = importlib.import_module(name).build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["model.ckpt", "--data.root", "DATA", "--cache-dir", "C", "--layout=folders"])
-    line = capsys.readouterr().err.splitlines()[-1]
-    assert line.endswith("(the data options are the fit's: --data.cache_dir, --data.layout)"), line
+    assert capsys.readouterr().err == (
+        "error: command line: unknown option --cache-dir; did you mean --data.cache_dir? "
+        "unknown option --layout; did you mean --data.layout? (the data options are the fit's)\n"
+    )
+
+
+# -- asc-kd COMMAND: usage names, one-line errors ---------------------------------------------
+
+#: An option's own line in ``--help`` (two spaces, then ``--name`` or ``-x, --name``).
+OPTION_LINE = re.compile(r"^  (?:-\w\S*(?: \S+)?, )?(--[\w.-]*\w)", re.M)
+#: A positional's choices in ``--help`` (``  {list,show,copy}``: sub-commands, a page's name).
+CHOICE_LINE = re.compile(r"^  \{([\w.,-]+)\}", re.M)
+#: Misspellings a user types, beside the ones made from ``--help``: options' choices among them
+#: (argparse's, and the fit's data options, which jsonargparse checks after argparse).
+EXAMPLES = {
+    "pipeline": [(["--epochs", "3"], "--max-epochs"), (["--executor", "lokal"], "local")],
+    "fit": [(["--data.layout", "foldes"], "folders"), (["--test", "ture"], "true")],
+    "check": [(["--data.root", "DATA", "--data.layout=foldes"], "folders")],
+    "recipes": [(["lsit"], "list")],
+}
+
+
+@pytest.fixture
+def as_asc_kd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``asc-kd`` as its entry point runs (``asc-kd fit`` rewrites ``sys.argv`` and ``__main__``'s
+    spec for Lightning's DDP relaunch: both come back after the test), help on one line each."""
+    monkeypatch.setattr(sys, "argv", ["asc-kd"])
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+    monkeypatch.setenv("COLUMNS", "1000")
+
+
+def _run(
+    main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as done:
+        code = done.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _misspelt(word: str) -> str:
+    """``word`` with its last letter but one dropped (``--max-epochs`` -> ``--max-epocs``)."""
+    return word[:-2] + word[-1]
+
+
+@pytest.mark.usefixtures("as_asc_kd")
+@pytest.mark.parametrize("command", ASC_KD_COMMANDS)
+def test_a_misspelt_option_or_choice_is_one_line_naming_the_closest(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command, ``fit`` included: its longest option (``--help`` where it has no other)
+    and its longest sub-command or page name, each misspelt, are refused with exit code 2 and
+    one line in the fit's words, ``... did you mean --max-epochs?``, not the usage."""
+    code, out, _ = _run(asc_kd_main, [command, "--help"], capsys)
+    assert code == 0 and out.startswith(f"usage: asc-kd {command} "), out[:200]
+    options = OPTION_LINE.findall(out)
+    assert "--help" in options, f"asc-kd {command} --help lists no option to misspell"
+    option = max([o for o in options if o != "--help"] or options, key=len)
+    cases = [([f"{_misspelt(option)}=1"], option)]
+    if choices := CHOICE_LINE.search(out):
+        choice = max(choices.group(1).split(","), key=len)
+        cases.append(([_misspelt(choice)], choice))
+    for argv, closest in [*cases, *EXAMPLES.get(command, [])]:
+        code, out, err = _run(asc_kd_main, [command, *argv], capsys)
+        assert code == 2 and out == "", (argv, code)
+        assert err.startswith("error: command line: ") and err.endswith(f"; did you mean {closest}?\n"), (
+            argv,
+            err,
+        )
+        assert err.count("\n") == 1, (argv, err)
+
+
+@pytest.mark.usefixtures("as_asc_kd")
+@pytest.mark.parametrize("command", ASC_KD_COMMANDS)
+def test_the_usage_names_the_command_as_typed(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    module = ASC_KD_COMMANDS[command][0]
+    code, out, _ = _run(importlib.import_module(module).main, ["--help"], capsys)
+    assert code == 0 and out.startswith(f"usage: python -m {module.removesuffix('.__main__')} "), out[:200]
+    # the sub-commands' usage too
+    if command in ("recipes", "bench"):
+        code, out, _ = _run(asc_kd_main, [command, "show" if command == "recipes" else "keys", "-h"], capsys)
+        assert code == 0 and out.startswith(f"usage: asc-kd {command} "), out[:200]
+
+
+def test_an_unknown_command_is_one_line_naming_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert asc_kd_main(["pipline", "--seeds", "3"]) == 2
+    assert (
+        capsys.readouterr().err == "error: command line: unknown command 'pipline'; did you mean pipeline?\n"
+    )
+    assert asc_kd_main(["xyz"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "error: command line: unknown command 'xyz'; `asc-kd --help` lists the commands\n"
+    )
+
+
+def test_asc_kd_names_its_version_and_docs(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--version", "-V"):
+        assert asc_kd_main([flag]) == 0
+        assert capsys.readouterr().out == f"asc_kd {importlib.metadata.version('asc_kd')}\n"
+    assert importlib.metadata.version("asc_kd") == asc_kd.__version__
+    assert asc_kd_main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^  docs +the documentation pages", text, re.M), text
+    assert "asc-kd docs lists the documentation pages" in text
+
+
+def test_asc_kd_docs_lists_and_prints_the_pages(as_asc_kd: None, capsys: pytest.CaptureFixture[str]) -> None:
+    pages = sorted((REPO / "docs").glob("*.md"))
+    assert len(pages) >= 8
+    assert asc_kd_main(["docs"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    width = max(len(page.stem) for page in pages)
+    for page in pages:
+        assert f"{page.stem:<{width}}  {page.read_text().splitlines()[0].removeprefix('# ')}" in listed
+    assert f"{'results':<{width}}  asc_kd results" in listed  # the notebook's first heading
+    assert listed[-1].startswith("`asc-kd docs TOPIC` prints one; the pages are in ")
+    assert asc_kd_main(["docs", "training"]) == 0
+    assert capsys.readouterr().out == (REPO / "docs" / "training.md").read_text()
+    assert asc_kd_main(["docs", "results"]) == 0
+    shown = capsys.readouterr().out.splitlines()[0]
+    notebook = (REPO / "notebooks" / "results.ipynb").read_text()
+    assert shown.endswith("results.ipynb") and Path(shown).read_text() == notebook
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["recipes", "list"], ["recipes", "--help"]])
+def test_a_reader_that_leaves_ends_the_command_quietly(argv: list[str]) -> None:
+    """``asc-kd -h | head -1``: the pipe is closed before asc-kd writes; no traceback, no
+    "Exception ignored" at exit, exit code 1 as Python's docs advise. stdout is buffered, as in
+    a shell (``PYTHONUNBUFFERED`` unset): the error comes when the output is flushed."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    read, write = os.pipe()
+    os.close(read)  # the reader has left before the first write
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "asc_kd", *argv],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr.decode()) == (1, "")

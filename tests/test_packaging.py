@@ -20,6 +20,7 @@ from fit_helpers import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+import asc_kd
 from asc_kd.recipes import list_recipes
 
 
@@ -65,12 +66,16 @@ class Wheel:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
-    """asc_kd built as a wheel from a copy of the repository's package files."""
+    """asc_kd built as a wheel from a copy of the repository's package files (its links to
+    ``docs/`` and ``notebooks/`` kept as links, as in the repository)."""
     pytest.importorskip("setuptools", minversion="77")
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
-    shutil.copytree(REPO / "asc_kd", source / "asc_kd", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("asc_kd", "docs", "notebooks"):
+        shutil.copytree(
+            REPO / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v"]
     result = subprocess.run(
         [*command, "-w", str(source / "dist"), str(source)], capture_output=True, text=True, check=False
@@ -93,6 +98,21 @@ def test_the_wheel_carries_every_recipe(wheel: Wheel) -> None:
     with zipfile.ZipFile(wheel.path) as archive:
         entry_points = next(n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
         assert "asc-kd = asc_kd.__main__:main" in archive.read(entry_points).decode()
+
+
+def test_the_wheel_carries_the_docs_and_the_version(wheel: Wheel) -> None:
+    """``asc-kd docs`` reads the pages (``docs/*.md``, the results notebook) inside the package,
+    files of their own there, not the links the repository has; ``asc-kd --version`` reads the
+    wheel's version, which is ``asc_kd.__version__`` (checkpoints record that)."""
+    with zipfile.ZipFile(wheel.path) as archive:
+        names = set(archive.namelist())
+        pages = {f"asc_kd/docs/pages/{p.name}": p for p in sorted((REPO / "docs").glob("*.md"))}
+        pages["asc_kd/docs/notebooks/results.ipynb"] = REPO / "notebooks" / "results.ipynb"
+        assert len(pages) >= 9 and set(pages) <= names, sorted(set(pages) - names)
+        assert all(archive.read(name) == path.read_bytes() for name, path in pages.items())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert f"\nVersion: {asc_kd.__version__}\n" in metadata and project["version"] == asc_kd.__version__
 
 
 @pytest.mark.slow
@@ -127,6 +147,10 @@ def test_the_installed_wheel_runs_the_pipeline_from_an_empty_folder(
     located = run(str(python), "-c", "import asc_kd, sys; print(asc_kd.__file__)")
     assert located.startswith(site), located  # the wheel's copy, not the repository's
     assert run(str(venv / "bin" / "asc-kd"), "recipes", "list").split() == list_recipes()
+    assert (
+        run(str(venv / "bin" / "asc-kd"), "docs", "pipeline") == (REPO / "docs" / "pipeline.md").read_text()
+    )
+    assert run(str(venv / "bin" / "asc-kd"), "--version") == f"asc_kd {asc_kd.__version__}\n"
     out = empty / "out"
     run(
         str(venv / "bin" / "asc-kd"),

@@ -86,6 +86,13 @@ def test_the_recipes_command_lists_shows_and_copies(
     assert shown.split("\n", 1)[1] == (RECIPES / "students" / "system3.yaml").read_text()
     assert asc_kd(["recipes", "copy", str(tmp_path / "copy")]) == 0
     assert (tmp_path / "copy" / "teachers" / "passt.yaml").is_file()
+    suggested = capsys.readouterr().out.split("e.g. ")[1].split()  # a fit's --config chain, copied
+    assert suggested[::2] == ["--config"] * 3 and [Path(p).name for p in suggested[1::2]] == [
+        "base.yaml",
+        "kd.yaml",
+        "system1.yaml",
+    ]
+    assert all(Path(p).is_file() and Path(p).is_relative_to(tmp_path / "copy") for p in suggested[1::2])
     assert asc_kd(["recipes", "show", "nonesuch"]) == 1
     assert "no recipe 'nonesuch'" in capsys.readouterr().err
 

@@ -18,6 +18,11 @@ class ConfigError(UserError, ValueError):
     """A configuration value is not one asc_kd accepts; the message names it and the choices."""
 
 
+class UsageError(ConfigError):
+    """A command line the command cannot read (an unknown option, a wrong value typed on it): its
+    one line ends the command with exit code 2, as argparse's errors do."""
+
+
 #: Built-in errors about files the user named.
 FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import docstring_parser
 
-from asc_kd.core.command_line import given_on_command_line
-from asc_kd.core.errors import ConfigError
+from asc_kd.core.command_line import choices_of, given_on_command_line, unknown_choice
+from asc_kd.core.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from lightning.pytorch.cli import LightningArgumentParser
@@ -204,7 +204,8 @@ def build_datamodule(
 
     ``defaults`` replace the fit's where ``args`` gives no value (over a namespace's own);
     ``overrides`` replace any value (a benchmark's variants). A value that is not of its
-    option's type raises a one-line ``ConfigError`` naming the option and the value.
+    option's type raises a one-line ``UsageError`` (a ``ConfigError``) naming the option and the
+    value, and for a misspelt choice the closest.
     """
     parser, config = _parse(args, defaults)
     for key, value in overrides.items():
@@ -214,14 +215,15 @@ def build_datamodule(
 
 def _parse(args: DataArgs, defaults: Mapping[str, Any] | None) -> tuple[LightningArgumentParser, Any]:
     """The fit's data parser (with ``defaults`` over a namespace's own) and what it makes of the
-    ``--data.*`` options in ``args``; a mistyped value is a one-line ``ConfigError``."""
+    ``--data.*`` options in ``args``; a mistyped value is a one-line ``UsageError`` (exit code 2,
+    as the fit's)."""
     if isinstance(args, argparse.Namespace):
         defaults = {**getattr(args, _DEFAULTS_KEY, {}), **(defaults or {})}
     parser = data_parser(defaults)
     try:
         return parser, parser.parse_args(given_data_options(args))
     except argparse.ArgumentError as err:
-        raise ConfigError(_one_line(str(err))) from err
+        raise UsageError(f"command line: {_one_line(str(err), parser)}") from err
 
 
 def gives(args: DataArgs, key: str) -> bool:
@@ -409,10 +411,15 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _one_line(message: str) -> str:
-    """jsonargparse's ``Parser key "data.x":\\n  Expected ...`` as ``--data.x: expected ...``."""
+def _one_line(message: str, parser: LightningArgumentParser) -> str:
+    """jsonargparse's ``Parser key "data.x":\\n  Expected ...`` as ``--data.x: Expected ...``; a
+    value none of a ``Literal``'s as ``--data.layout: unknown choice 'tau23'; did you mean tau22?``."""
     text = " ".join(message.split())
     if text.startswith('Parser key "data.'):
         key, _, rest = text.removeprefix('Parser key "').partition('":')
+        value = re.search(r"(?:Given|Got) value: (.*)$", rest)
+        choices = choices_of(parser._option_string_actions[f"--{key}"])
+        if value and choices:
+            return unknown_choice(f"--{key}", value.group(1), choices)
         text = f"--{key}: {rest.strip()}"
     return text

@@ -10,6 +10,7 @@ Any command that takes a recipe takes its name (``--config students/system1``) o
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.recipes import copy_recipes, list_recipes, resolve_recipe
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {path}\n{path.read_text()}", end="")
     else:
         copied = copy_recipes(args.dir)
-        print(f"copied {len(copied)} files to {args.dir}; pass them by path, e.g. --config {copied[0]}")
+        chain = [Path(args.dir) / f"{name}.yaml" for name in ("base", "students/kd", "students/system1")]
+        example = " ".join(f"--config {path}" for path in chain)
+        print(f"copied {len(copied)} files to {args.dir}; pass them by path, e.g. {example}")
     return 0
 
 

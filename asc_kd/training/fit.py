@@ -43,8 +43,8 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.core.allocator import keep_freed_memory
-from asc_kd.core.command_line import given_on_command_line
-from asc_kd.core.errors import ConfigError, UserError
+from asc_kd.core.command_line import choices_of, given_on_command_line, program_name, unknown_choice
+from asc_kd.core.errors import ConfigError, UsageError, UserError
 from asc_kd.core.imports import import_object
 from asc_kd.core.io import atomic_write
 from asc_kd.core.noise import silence
@@ -99,12 +99,15 @@ class AscKdCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse as LightningCLI does, keeping the command line to tell a user's choice from a
         recipe's; a wrong key or value is one line naming its YAML file (or the command line)
-        and the closest valid key, instead of the whole usage (which ``--help`` prints)."""
+        and the closest valid key, instead of the whole usage (which ``--help`` prints). One
+        about the command line is a ``UsageError`` (exit code 2, as argparse's)."""
         self.command_line = list(args) if isinstance(args, list | tuple) else sys.argv[1:]
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as err:
-            raise ConfigError(argument_error_message(str(err), self.command_line, parser)) from None
+            message = argument_error_message(str(err), self.command_line, parser)
+            error = UsageError if message.startswith("command line: ") else ConfigError
+            raise error(message) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with a ``CSVLogger`` beside the configured loggers (W&B's log is binary):
@@ -189,10 +192,16 @@ def argument_error_message(message: str, argv: list[str], parser: LightningArgum
     key the closest valid one."""
     key, valid = _unknown_key(message, parser)
     if key is None:
-        bad_value = re.search(r'Parser key "([\w.]+)".*Given value: (.*)', message, re.S)
+        bad_value = re.search(r'Parser key "([\w.]+)".*(?:Given|Got) value: (.*)', message, re.S)
         if not bad_value:  # the parser's own words, on one line
             return " ".join(line.strip() for line in message.splitlines() if line.strip())
         key, value = bad_value.groups()
+        action = parser._option_string_actions.get(f"--{key}")
+        if action is not None and (choices := choices_of(action)):  # a Literal's, a bool's
+            where = _where(key, argv)
+            return where + unknown_choice(
+                f"--{key}" if where == "command line: " else key, value.strip(), choices
+            )
         types = re.findall(r"Expected a <class '(\w+)'>", message)
         expected = " or ".join(t for t in dict.fromkeys(types) if t != "NoneType") or "another value"
         return f"{_where(key, argv)}{key} = {value.strip()} is not valid (expected {expected})"
@@ -316,6 +325,7 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
         save_config_callback=LogConfigCallback,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={
+            "prog": program_name("python -m asc_kd.fit"),
             "description": description or __doc__.split("\n\n")[0],
             "allow_abbrev": False,
             "exit_on_error": False,  # parse_arguments says what is wrong in one line
