@@ -1,11 +1,13 @@
-"""Silence what third-party libraries print that a user cannot act on.
+"""Keep off the console what third-party libraries print that a user cannot act on, or has read.
 
 Called by every command (``asc_kd.core.command_line.run_command``) and by
 ``asc_kd.training.fit.fit``: Lightning's
 tip to install litlogger, its ``LeafSpec`` deprecation notice (raised inside Lightning), and
 what the ONNX exporter's optimiser narrates (``quiet_onnx``); ``quiet_console`` is the
 pipeline's ``--quiet``. Warnings about the user's own
-setup are left alone.
+setup are left alone, but each is shown once per process (``show_once``): a pipeline's fits
+would otherwise repeat Lightning's ``srun`` hint and its logging-interval warning for every fit.
+W&B runs start quiet (``wandb_quiet``): no end-of-run history and summary blocks on the console.
 """
 
 from __future__ import annotations
@@ -14,20 +16,66 @@ import contextlib
 import io
 import logging
 import os
+import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 def _not_a_litlogger_tip(record: logging.LogRecord) -> bool:
     return "litlogger" not in record.getMessage()
 
 
+#: The warnings shown in this process, each as (category, text with its numbers masked).
+_shown: set[tuple[type[Warning], str]] = set()
+
+
+def show_once(show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that passes a warning to ``show`` only the first time its text
+    (numbers aside: ``The number of training batches (2) ...`` and ``(5)`` are one hint) is shown
+    in this process.
+
+    Python's own ``once`` action cannot do this: it matches the exact text, and its per-location
+    memory is forgotten whenever any filter is added, which every fit does. What filters hold back
+    (``--quiet``) is never shown, so it is not counted. A local or SLURM job is a process of its
+    own: its hints go, once, to its own log, not to the driver's console.
+    """
+
+    def show_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        key = (category, re.sub(r"\d+", "N", str(message)))
+        if key in _shown:
+            return
+        _shown.add(key)
+        show(message, category, filename, lineno, file, line)
+
+    show_warning.shows_once = True  # type: ignore[attr-defined]
+    return show_warning
+
+
 def silence() -> None:
     """Install the filters (idempotent)."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    if not getattr(warnings.showwarning, "shows_once", False):
+        warnings.showwarning = show_once(warnings.showwarning)
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_a_litlogger_tip not in rank_zero.filters:
         rank_zero.addFilter(_not_a_litlogger_tip)
+
+
+def wandb_quiet() -> bool:
+    """Whether a W&B run keeps its end-of-run history and summary blocks (and its other
+    narration) off the console: yes, unless ``WANDB_QUIET`` says otherwise
+    (``WANDB_QUIET=false`` brings them back). They stay in the run's data either way (online:
+    ``files/wandb-summary.json``; offline: the run's ``.wandb`` log, which ``wandb sync`` uploads)."""
+    value = os.environ.get("WANDB_QUIET", "true").strip().lower()
+    return value not in ("0", "false", "no", "off", "n", "f")
 
 
 @contextlib.contextmanager

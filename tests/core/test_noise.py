@@ -1,0 +1,56 @@
+"""``asc_kd.core.noise``: a third-party hint reaches the console once per process, whatever its
+numbers and however often the filters change; W&B runs are quiet unless ``WANDB_QUIET`` says no."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from lightning.fabric.utilities.rank_zero import rank_zero_warn
+from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+from asc_kd.core import noise
+from asc_kd.core.noise import silence, wandb_quiet
+
+SRUN = "The `srun` command is available on your system but is not used. HINT: prepend `srun`"
+
+
+def _interval(batches: int) -> str:
+    return f"The number of training batches ({batches}) is smaller than the logging interval"
+
+
+def test_each_hint_is_shown_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(noise, "_shown", set())
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        for batches in (2, 2, 5):  # one fit after another: each installs the filters again
+            silence()
+            rank_zero_warn(SRUN, category=PossibleUserWarning)
+            rank_zero_warn(_interval(batches), category=PossibleUserWarning)
+        warnings.warn("the user's own setup is odd", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in shown] == [SRUN, _interval(2), "the user's own setup is odd"]
+
+
+def test_what_filters_hold_back_is_not_counted_as_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(noise, "_shown", set())
+    with warnings.catch_warnings(record=True) as shown:
+        silence()
+        with warnings.catch_warnings():  # --quiet holds warnings back
+            warnings.simplefilter("ignore")
+            rank_zero_warn(SRUN, category=PossibleUserWarning)
+        warnings.simplefilter("default")
+        rank_zero_warn(SRUN, category=PossibleUserWarning)
+    assert [str(w.message) for w in shown] == [SRUN]
+
+
+@pytest.mark.parametrize(
+    ("value", "quiet"), [(None, True), ("true", True), ("1", True), ("false", False), ("0", False)]
+)
+def test_wandb_runs_are_quiet_unless_wandb_quiet_says_no(
+    value: str | None, quiet: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if value is None:
+        monkeypatch.delenv("WANDB_QUIET", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_QUIET", value)
+    assert wandb_quiet() is quiet
