@@ -710,7 +710,7 @@ MUTATIONS = [
     (
         "a hint is shown again after every fit",
         "asc_kd/core/noise.py",
-        "        if key in _shown:\n            return\n",
+        "    if key in _shown:\n        return False\n",
         "",
         ["tests/core/test_noise.py::test_each_hint_is_shown_once_per_process"],
     ),

@@ -112,6 +112,9 @@ def test_offline_run_never_writes_the_key(
 def test_runs_are_quiet_unless_wandb_quiet_says_no(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("WANDB_QUIET", raising=False)
     assert AutoWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init["settings"].quiet is True
+    # as a fit's parser builds it: every wandb.init argument given, settings=None among them
+    built = AutoWandbLogger(save_dir=str(tmp_path), offline=True, settings=None)
+    assert built._wandb_init["settings"].quiet is True
     monkeypatch.setenv("WANDB_QUIET", "false")
     assert AutoWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init["settings"].quiet is False
 

@@ -281,7 +281,7 @@ def job_line(record: dict[str, Any]) -> str:
         str(part)
         for part in (
             record.get("kind") or record.get("key", "run"),
-            record.get("name") if record.get("name") != record.get("kind") else None,
+            record.get("name") if record.get("name") != record.get("key") else None,
             None if record.get("seed") is None else f"seed {record['seed']}",
         )
         if part

@@ -69,7 +69,7 @@ class AutoWandbLogger(WandbLogger):
         for key, value in (("group", group), ("job_type", job_type)):
             if value is not None:
                 kwargs[key] = value
-        if "settings" not in kwargs:  # no end-of-run history and summary blocks on the console
+        if kwargs.get("settings") is None:  # no end-of-run history and summary blocks on the console
             import wandb
 
             kwargs["settings"] = wandb.Settings(quiet=wandb_quiet())

@@ -262,12 +262,19 @@ def test_a_done_job_is_one_line_with_its_run_time_and_test_accuracy() -> None:
         {"teacher": "cnn", "accuracy_mean": 0.3},
         {"teacher": "ensemble of 2 (cnn)", "accuracy_mean": 0.7},
     ]
-    logits = {"kind": "logits", "name": "logits", "seed": None, "result": {"file": "x", "table1": table1}}
+    logits = {"key": "logits", "kind": "logits", "name": "logits", "seed": None, "result": {"table1": table1}}
     record = _ended("done", [_attempt("79", "10:00:00", "11:05:30")], **logits)
     assert job_line(record) == "done  logits  1 h 05 min  ensemble test accuracy 0.700"
-    untested = {"kind": "teacher", "name": "passt", "seed": 2, "result": {"test": {}}}
+    # a recipe named as its kind (the tests' "teacher"), and a fit run without its test
+    untested = {
+        "key": "teacher:teacher-seed2",
+        "kind": "teacher",
+        "name": "teacher",
+        "seed": 2,
+        "result": {"test": {}},
+    }
     assert job_line(_ended("done", [_attempt("80", "10:00:00", "10:00:59")], **untested)) == (
-        "done  teacher passt seed 2  59 s"
+        "done  teacher teacher seed 2  59 s"
     )
 
 
