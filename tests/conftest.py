@@ -123,6 +123,6 @@ def tiny_pipeline(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.Tem
     out = tmp_path_factory.mktemp("pipeline") / "out"
     argv = pipeline_argv(tiny_root, cache_dir, out)
     root_before = tree_state(tiny_root)
-    with command_line("python -m asc_kd.pipeline"), said_by("asc_kd.runs.pipeline") as said:
+    with command_line("python -m asc_kd.pipeline"), said_by("asc_kd.runs") as said:
         assert main(argv) == 0
     return TinyPipeline(argv, out, tiny_root, cache_dir, root_before, tuple(said))

@@ -337,7 +337,7 @@ def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> l
 @dataclass(frozen=True)
 class TinyPipeline:
     """One finished ``asc_kd.pipeline`` run: its arguments, output and dataset (as it was before),
-    and the lines its driver said (``asc_kd.runs.pipeline``'s log: stage, decision, job lines)."""
+    and the lines its driver said (``asc_kd.runs``' log: stage, decision and job lines)."""
 
     argv: list[str]
     out: Path
