@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quiet",
         action="store_true",
-        help="print only the stage lines and errors (no progress bars, W&B, tables)",
+        help="print only the stage, decision and per-job lines and errors (no progress bars, W&B, tables)",
     )
     add_executor_arguments(parser)
     add_wandb_arguments(

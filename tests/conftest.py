@@ -17,7 +17,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per cor
 
     torch.set_num_threads(1)
 
-from fit_helpers import TinyPipeline, command_line, make_cpu_trainer, pipeline_argv, tree_state  # noqa: E402
+from fit_helpers import (  # noqa: E402
+    TinyPipeline,
+    command_line,
+    make_cpu_trainer,
+    pipeline_argv,
+    said_by,
+    tree_state,
+)
 
 from asc_kd.data.synthetic import SyntheticConfig, generate  # noqa: E402
 
@@ -116,6 +123,6 @@ def tiny_pipeline(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.Tem
     out = tmp_path_factory.mktemp("pipeline") / "out"
     argv = pipeline_argv(tiny_root, cache_dir, out)
     root_before = tree_state(tiny_root)
-    with command_line("python -m asc_kd.pipeline"):
+    with command_line("python -m asc_kd.pipeline"), said_by("asc_kd.runs") as said:
         assert main(argv) == 0
-    return TinyPipeline(argv, out, tiny_root, cache_dir, root_before)
+    return TinyPipeline(argv, out, tiny_root, cache_dir, root_before, tuple(said))

@@ -336,13 +336,32 @@ def pipeline_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str) -> l
 
 @dataclass(frozen=True)
 class TinyPipeline:
-    """One finished ``asc_kd.pipeline`` run: its arguments, output and dataset (as it was before)."""
+    """One finished ``asc_kd.pipeline`` run: its arguments, output and dataset (as it was before),
+    and the lines its driver said (``asc_kd.runs``' log: stage, decision and job lines)."""
 
     argv: list[str]
     out: Path
     root: Path
     cache_dir: Path
     root_before: dict[str, tuple[int, int]]
+    said: tuple[str, ...] = ()
+
+
+@contextmanager
+def said_by(name: str) -> Iterator[list[str]]:
+    """The messages logger ``name`` logs at INFO and above while the block runs."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def fit_on_noise(

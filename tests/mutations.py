@@ -932,6 +932,37 @@ MUTATIONS = [
         "",
         ["tests/test_packaging.py::test_the_wheel_carries_the_docs_and_the_version"],
     ),
+    ),
+    (
+        "a job's line leaves out its elapsed time",
+        "asc_kd/runs/record.py",
+        '    return "  ".join(part for part in (state, run, elapsed(record), detail) if part)\n',
+        '    return "  ".join(part for part in (state, run, detail) if part)\n',
+        ["tests/runs/test_record.py::test_a_done_job_is_one_line_with_its_run_time_and_test_accuracy"],
+    ),
+    (
+        "a hint is shown again after every fit",
+        "asc_kd/core/noise.py",
+        "    if key in _shown:\n        return False\n",
+        "",
+        ["tests/core/test_noise.py::test_each_hint_is_shown_once_per_process"],
+    ),
+    (
+        "W&B runs print their history and summary blocks",
+        "asc_kd/tracking/loggers.py",
+        'kwargs["settings"] = wandb.Settings(quiet=wandb_quiet())',
+        'kwargs["settings"] = wandb.Settings()',
+        ["tests/test_loggers.py::test_runs_are_quiet_unless_wandb_quiet_says_no"],
+    ),
+    (
+        "a teacher's complexity is called a student's",
+        "asc_kd/callbacks/complexity_check.py",
+        '"complexity of model %r: %s"',
+        '"student complexity of %r: %s"',
+        [
+            "tests/callbacks/test_complexity_check.py::test_the_line_names_the_model_not_a_role_it_may_not_have"
+        ],
+    ),
 ]
 
 

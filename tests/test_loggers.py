@@ -1,13 +1,17 @@
-"""``AutoWandbLogger``: offline without a login, online with one, and the key never written."""
+"""``AutoWandbLogger``: offline without a login, online with one, the key never written, and
+quiet on the console (W&B's end-of-run blocks kept in the run's files) unless asked."""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import wandb
-from fit_helpers import CONF, command_line, fit_args, offline_runs
+from fit_helpers import CONF, REPO, command_line, fit_args, offline_runs, wandb_records
 
 from asc_kd.fit import main
 from asc_kd.recipes import RECIPES
@@ -103,3 +107,53 @@ def test_offline_run_never_writes_the_key(
     assert len(written) > 5
     leaks = [str(path) for path in written if FAKE_KEY.encode() in path.read_bytes()]
     assert leaks == [], "the API key was written to disk"
+
+
+def test_runs_are_quiet_unless_wandb_quiet_says_no(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("WANDB_QUIET", raising=False)
+    assert AutoWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init["settings"].quiet is True
+    # as a fit's parser builds it: every wandb.init argument given, settings=None among them
+    built = AutoWandbLogger(save_dir=str(tmp_path), offline=True, settings=None)
+    assert built._wandb_init["settings"].quiet is True
+    monkeypatch.setenv("WANDB_QUIET", "false")
+    assert AutoWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init["settings"].quiet is False
+
+
+#: Two offline runs in a fresh process (W&B not silenced): quiet by default, then WANDB_QUIET=false.
+TWO_RUNS = """
+import os, sys
+from asc_kd.tracking.loggers import AutoWandbLogger
+for name in ("quiet", "loud"):
+    if name == "loud":
+        os.environ["WANDB_QUIET"] = "false"
+    logger = AutoWandbLogger(save_dir=os.path.join(sys.argv[1], name), offline=True, name=name)
+    for step in range(3):
+        logger.log_metrics({"test/acc": 0.25 * step}, step=step)
+    logger.experiment.finish()
+    print("=== finished", name, file=sys.stderr, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_the_end_of_run_blocks_stay_in_the_runs_files_not_on_the_console(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SILENT", "WANDB_QUIET")}
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_RUNS, str(tmp_path)],
+        env={**env, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    quiet, loud = output.split("=== finished quiet")
+    assert "Run history:" not in quiet and "Run summary:" not in quiet
+    assert "Run history:" in loud and "Run summary:" in loud  # WANDB_QUIET=false brings them back
+    (run,) = offline_runs(tmp_path / "quiet")  # offline, the run's .wandb log holds its summary
+    summary = {
+        item.key or "/".join(item.nested_key): item.value_json
+        for record in wandb_records(run)
+        if record.WhichOneof("record_type") == "summary"
+        for item in record.summary.update
+    }
+    assert summary["test/acc"] == "0.5"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,38 @@ def test_manifest_records_every_run(tiny_pipeline: TinyPipeline) -> None:
         assert f"seed_everything: {seed}" in config
     checkpoints = {manifest[k]["checkpoint"] for k in students}
     assert len(checkpoints) == 2  # two seeds, two checkpoints, nothing overwritten
+
+
+#: A job's line when it ends: state, run, elapsed time, test accuracy (``asc_kd.runs.record.job_line``).
+ELAPSED = r"(\d+ s|\d+ min \d+ s)"
+
+
+def test_every_job_says_when_it_ends_how_long_it_took_and_its_accuracy(tiny_pipeline: TinyPipeline) -> None:
+    """Each stage line is followed by its job's line: state, run, elapsed time, test accuracy."""
+    said = [line for line in tiny_pipeline.said if line.startswith(("stage ", "done  "))]
+    expected = [
+        line
+        for stage, run, metric in [
+            *[(f"teachers: fitting {stem}, seed 0", f"teacher {stem} seed 0", "test") for stem in STEMS],
+            ("logits: ensemble of teacher", "logits", "ensemble test"),
+            *[
+                (
+                    f"students: fitting {PIPELINE_SYSTEM}, seed {s}",
+                    f"student {PIPELINE_SYSTEM} seed {s}",
+                    "test",
+                )
+                for s in (0, 1)
+            ],
+            *[
+                (f"quantize: {PIPELINE_SYSTEM}, seed {s}", f"int8 {PIPELINE_SYSTEM} seed {s}", "int8 test")
+                for s in (0, 1)
+            ],
+        ]
+        for line in (re.escape(f"stage {stage}"), rf"done  {run}  {ELAPSED}  {metric} accuracy [01]\.\d{{3}}")
+    ]
+    assert len(said) == len(expected), said
+    for line, pattern in zip(said, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
 
 
 def _alias(artifact: dict[str, Any]) -> str:
@@ -463,8 +496,8 @@ def test_the_closing_line_names_only_tables_that_exist(
 
 def test_quiet_prints_the_stage_lines_and_nothing_else(tiny_pipeline: TinyPipeline, tmp_path: Path) -> None:
     """``python -m asc_kd.pipeline --quiet`` as a user runs it, W&B not silenced beforehand: two
-    real student fits, their W&B runs, int8 exports, tests and Table 2 print the stage lines and
-    the decision lines only."""
+    real student fits, their W&B runs, int8 exports, tests and Table 2 print the stage lines, the
+    decision lines and each job's line when it ends only."""
     out = copy_pipeline(tiny_pipeline.out, tmp_path / "out")
     argv = pipeline_argv(
         tiny_pipeline.root, tiny_pipeline.cache_dir, out, "--force", "--stages", "students", "tables"
@@ -478,19 +511,38 @@ def test_quiet_prints_the_stage_lines_and_nothing_else(tiny_pipeline: TinyPipeli
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [line for line in (done.stdout + done.stderr).splitlines() if line.strip()] == [
-        f"stage students: fitting {PIPELINE_SYSTEM}, seed 0",
-        f"stage students: fitting {PIPELINE_SYSTEM}, seed 1",
+    accuracy = r"accuracy [01]\.\d{3}"
+    expected = [
+        *(
+            line
+            for seed in (0, 1)
+            for line in (
+                re.escape(f"stage students: fitting {PIPELINE_SYSTEM}, seed {seed}"),
+                rf"done  student {PIPELINE_SYSTEM} seed {seed}  {ELAPSED}  test {accuracy}",
+            )
+        ),
         # Table 2 reads the int8 copies: made of the old checkpoints, they are made anew.
         *(
-            f"redoing stages/int8-{PIPELINE_SYSTEM}-seed{seed}: what it read changed "
-            f"(student:{PIPELINE_SYSTEM}-seed{seed})"
+            re.escape(
+                f"redoing stages/int8-{PIPELINE_SYSTEM}-seed{seed}: what it read changed "
+                f"(student:{PIPELINE_SYSTEM}-seed{seed})"
+            )
             for seed in (0, 1)
         ),
-        f"stage quantize: {PIPELINE_SYSTEM}, seed 0",
-        f"stage quantize: {PIPELINE_SYSTEM}, seed 1",
-        f"wrote Table 2 to {out}/table2.md, {out}/table2.csv, {out}/table2_seeds.csv",
+        *(
+            line
+            for seed in (0, 1)
+            for line in (
+                re.escape(f"stage quantize: {PIPELINE_SYSTEM}, seed {seed}"),
+                rf"done  int8 {PIPELINE_SYSTEM} seed {seed}  {ELAPSED}  int8 test {accuracy}",
+            )
+        ),
+        re.escape(f"wrote Table 2 to {out}/table2.md, {out}/table2.csv, {out}/table2_seeds.csv"),
     ]
+    printed = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(printed) == len(expected), printed
+    for line, pattern in zip(printed, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
 
 
 def test_force_redoes_only_the_chosen_stages(
@@ -710,3 +762,41 @@ def test_a_run_whose_owner_lives_is_adopted_and_one_whose_owner_died_is_resumed(
         f"resuming {run.path} from its last checkpoint: its owner (local pid {owner.pid} on "
         f"{socket.gethostname()}) is gone"
     ]
+
+
+def test_an_inline_job_that_raises_gets_its_line_before_the_error(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from asc_kd.runs.executors import Job, JobCall
+    from asc_kd.runs.record import update_record
+
+    out = copy_pipeline(tiny_pipeline.out, tmp_path / "out")
+    pipeline = Pipeline(parse_args(pipeline_argv(tiny_pipeline.root, tiny_pipeline.cache_dir, out)))
+
+    def job(name: str, work: Any) -> Job:
+        record = tmp_path / name / "run.json"
+        update_record(
+            record, lambda r: r.update(key=f"teacher:{name}-seed0", kind="teacher", name=name, seed=0)
+        )
+        return Job(
+            f"teacher:{name}-seed0",
+            "teacher",
+            f"stage teachers: fitting {name}, seed 0",
+            JobCall(work, record=record),
+        )
+
+    def bad() -> dict[str, Any]:
+        raise ValueError("model 'nonesuch' is not known")
+
+    with caplog.at_level("INFO"), pytest.raises(ValueError, match="nonesuch"):
+        pipeline._execute([job("good", lambda: {"test": {"test/acc": 0.25}}), job("bad", bad)])
+    said = [m for m in caplog.messages if m.startswith(("stage ", "done ", "failed "))]
+    expected = [
+        re.escape("stage teachers: fitting good, seed 0"),
+        rf"done  teacher good seed 0  {ELAPSED}  test accuracy 0\.250",
+        re.escape("stage teachers: fitting bad, seed 0"),
+        rf"failed  teacher bad seed 0  {ELAPSED}  model 'nonesuch' is not known",
+    ]
+    assert len(said) == len(expected), said
+    for line, pattern in zip(said, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)

@@ -4,6 +4,7 @@ stops at the next batch, recorded as stopped, and the same command resumes it), 
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def test_an_inline_driver_sent_sigterm_stops_its_run_and_the_same_command_resume
     output = pipeline.communicate(timeout=120)[0]
     assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
     assert "Traceback" not in output and "pipeline stopped by SIGTERM" in output
+    assert re.search(r"^stopped  teacher teacher seed 0  \d+ (s|min \d+ s)  stopped by SIGTERM", output, re.M)
     record = read_record(run / "run.json")
     assert record["state"] == "submitted" and record["reason"].startswith("stopped by SIGTERM")
     done = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
@@ -41,6 +43,7 @@ def test_an_inline_driver_sent_sigterm_stops_its_run_and_the_same_command_resume
     rerun = _run(argv, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert "resuming teachers/teacher-seed0 from its last checkpoint: its owner" in rerun.stdout
+    assert re.search(r"^done  teacher teacher seed 0  .*  test accuracy [01]\.\d{3}$", rerun.stdout, re.M)
     final = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
     assert final == 200 and done < 200
     assert read_record(run / "run.json")["state"] == "done"
@@ -57,3 +60,8 @@ def test_a_detached_local_driver_finishes_on_its_own_and_status_follows_it(
     assert shown.returncode == 0, shown.stdout + shown.stderr + (out / "driver.log").read_text()
     assert shown.stdout.splitlines()[0].startswith("driver: done (pid ")
     assert shown.stdout.splitlines()[-1] == "1 of 1 run(s) done"
+    # the driver's own log says when the local job ended, how long it took and its accuracy
+    said = (out / "driver.log").read_text()
+    assert re.search(
+        r"^done  teacher teacher seed 0  \d+ (s|min \d+ s)  test accuracy [01]\.\d{3}$", said, re.M
+    )

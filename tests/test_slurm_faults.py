@@ -8,6 +8,7 @@ killed for its memory ends its run failed, with the option that gives it more.""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def test_a_driver_sent_sigterm_cancels_its_jobs_records_them_and_the_rerun_resum
     )
     record = read_record(run / "run.json")
     assert record["state"] == "cancelled" and record["reason"] == "cancelled with its driver"
+    assert re.search(r"^cancelled  teacher teacher seed 0  .+  cancelled with its driver$", output, re.M)
     assert _squeue_state(record["job"]["job_id"]) in ("CANCELLED", "COMPLETING", "gone")
     assert read_record(out / "driver.json")["state"] == "stopped"
     rerun = _run(argv)
@@ -224,6 +226,7 @@ def test_a_run_timed_out_on_every_attempt_says_time_limit_and_a_rerun_resumes_it
     record = read_record(run / "run.json")
     assert record["state"] == "timeout", done.stdout[-3000:]
     assert "time limit reached" in done.stdout  # on every attempt (submitit), or by SLURM at the limit
+    assert re.search(r"^timeout  teacher teacher seed 0  .+  time limit reached", done.stdout, re.M)
     assert len(_started(record)) >= 2  # requeued at least once (submitit allows 3)
     assert _epochs_done(run) > 0
     argv[argv.index("--time-per-run") + 1] = "60"  # resources are not the run's configuration

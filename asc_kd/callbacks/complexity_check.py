@@ -60,7 +60,7 @@ class ComplexityCheck(L.Callback):
         values["complexity/input_shape"] = self.input_shape
         for logger in trainer.loggers:
             logger.log_hyperparams(values)
-        log.info("student complexity: %s", self.result.summary())
+        log.info("complexity of model %r: %s", pl_module.hparams.get("model", "?"), self.result.summary())
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not at fit start: a resumed fit knows its global step only now, and the table

@@ -77,6 +77,8 @@ from asc_kd.runs.record import (
     file_hash,
     identity,
     identity_hash,
+    job_line,
+    now,
     owner_text,
     read_record,
     update_record,
@@ -596,16 +598,28 @@ class Pipeline:
 
     def _execute(self, jobs: list[Job]) -> None:
         """Run a stage's jobs with the chosen executor; record each as it ends (the records are
-        written by the jobs and this process; the manifest is rebuilt from them); stop after the
-        stage when one failed."""
-        failed = []
+        written by the jobs and this process; the manifest is rebuilt from them) and say it in
+        one line (``asc_kd.runs.record.job_line``); stop after the stage when one failed."""
+        failed, said, since = [], set(), now()
         try:
             for outcome in run_jobs(self.config.executor, jobs, self.out / "jobs"):
                 if outcome.job.call.record is not None:
-                    update_record(outcome.job.call.record, lambda r, o=outcome: r.update(job=o.record))
+                    record = update_record(
+                        outcome.job.call.record, lambda r, o=outcome: r.update(job=o.record)
+                    )
+                    log.info("%s", job_line(record))
+                    said.add(outcome.job.key)
                 self._save()
                 if outcome.value is None:
                     failed.append(outcome)
+        except BaseException:
+            # The jobs that ended without an outcome: an inline job that raised, jobs a stop cancelled.
+            for job in jobs:
+                record = read_record(job.call.record) if job.call.record and job.key not in said else None
+                last = ((record or {}).get("attempts") or [{}])[-1]
+                if record and (record.get("state") in ENDED_STATES or last.get("ended", "") >= since):
+                    log.info("%s", job_line(record))
+            raise
         finally:
             self._save()
         if failed:

@@ -16,6 +16,8 @@ A record holds:
 - ``owner``: the process writing the run now (job id, pid, host) and its ``heartbeat``;
 - ``artifacts``: the files it made (checkpoint, logits, int8 copy) with size and sha256;
 - ``result``: the run's report (the pipeline's manifest entry is built from it).
+
+``job_line`` turns a record into the one console line the driver prints when a job ends.
 """
 
 from __future__ import annotations
@@ -236,3 +238,63 @@ def heartbeat(path: Path, interval: float = HEARTBEAT_S) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+# -- the line a driver prints when a job ends -------------------------------------------------------
+def _duration(seconds: float) -> str:
+    """``4 s``, ``2 min 13 s``, ``3 h 05 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def elapsed(record: dict[str, Any]) -> str:
+    """How long the run's last job ran: its attempts (a SLURM job requeued keeps its id over
+    several) from start to end; a stopped attempt without an end counts to the record's last
+    update. ``not started`` when no attempt of it started (cancelled while queued)."""
+    attempts = record.get("attempts") or []
+    job_id = attempts[-1].get("job_id") if attempts else None
+    seconds = [
+        datetime.fromisoformat(a.get("ended") or record.get("updated") or a["started"])
+        - datetime.fromisoformat(a["started"])
+        for a in attempts
+        if a.get("job_id") == job_id and a.get("started")
+    ]
+    return _duration(sum(s.total_seconds() for s in seconds)) if seconds else "not started"
+
+
+def _test_metric(result: dict[str, Any]) -> str:
+    """A run's headline test number: a fit's test accuracy, an int8 copy's, or the teacher
+    ensemble's (the logits stage's Table 1); empty when the result has none."""
+    if "test/acc" in (result.get("test") or {}):
+        return f"test accuracy {result['test']['test/acc']:.3f}"
+    if "acc" in (result.get("int8") or {}):
+        return f"int8 test accuracy {result['int8']['acc']:.3f}"
+    ensemble = [row for row in result.get("table1") or [] if str(row.get("teacher")).startswith("ensemble")]
+    if ensemble and ensemble[0].get("accuracy_mean") is not None:
+        return f"ensemble test accuracy {ensemble[0]['accuracy_mean']:.3f}"
+    return ""
+
+
+def job_line(record: dict[str, Any]) -> str:
+    """The driver's line for a job that ended: state, run, elapsed time, and its test accuracy
+    (done) or why it ended (any other state), e.g. ``done  student system1 seed 0  2 min 13 s
+    test accuracy 0.412``. An attempt stopped by a signal, waiting to resume, says ``stopped``."""
+    state = record.get("state") or "?"
+    if state not in ENDED_STATES:
+        state = "stopped"
+    run = " ".join(
+        str(part)
+        for part in (
+            record.get("kind") or record.get("key", "run"),
+            record.get("name") if record.get("name") != record.get("key") else None,
+            None if record.get("seed") is None else f"seed {record['seed']}",
+        )
+        if part
+    )
+    detail = _test_metric(record.get("result") or {}) if state == "done" else record.get("reason") or ""
+    return "  ".join(part for part in (state, run, elapsed(record), detail) if part)

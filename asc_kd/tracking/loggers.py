@@ -4,7 +4,8 @@ to it beside metrics (tables, charts, the run's id and folder).
 Training must not fail because nobody ran ``wandb login`` (a recurring complaint about the
 recipes we replace): ``AutoWandbLogger`` goes online only when an API key is configured and
 ``WANDB_MODE`` does not say otherwise, and tells once how to upload an offline run later.
-The project never reads, writes or logs the key itself.
+The project never reads, writes or logs the key itself. Its runs are quiet on the console
+(``asc_kd.core.noise.wandb_quiet``; ``WANDB_QUIET=false`` for W&B's end-of-run blocks).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+
+from asc_kd.core.noise import wandb_quiet
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,10 @@ class AutoWandbLogger(WandbLogger):
         for key, value in (("group", group), ("job_type", job_type)):
             if value is not None:
                 kwargs[key] = value
+        if kwargs.get("settings") is None:  # no end-of-run history and summary blocks on the console
+            import wandb
+
+            kwargs["settings"] = wandb.Settings(quiet=wandb_quiet())
         super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)
         # Lightning passes anonymous=None, which wandb answers with a warning no one can act on.
         if self._wandb_init.get("anonymous") is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -71,6 +72,14 @@ def test_allows_over_limits_when_asked(cpu_trainer) -> None:
     fit_on_noise(task, trainer)
     assert trainer.global_step == 1
     assert callback.result is not None and callback.result.macs > MAX_MACS
+
+
+def test_the_line_names_the_model_not_a_role_it_may_not_have(caplog: pytest.LogCaptureFixture) -> None:
+    teacher = _task()  # a plain classifier: a teacher as often as a student
+    with caplog.at_level(logging.INFO, logger="asc_kd.callbacks.complexity_check"):
+        ComplexityCheck().on_fit_start(type("T", (), {"loggers": []})(), teacher)
+    expected = count_complexity(get_model("debug"), (1, 1, 256, 44)).summary()
+    assert caplog.messages == [f"complexity of model 'debug': {expected}"]
 
 
 def test_counts_the_window_the_model_sees() -> None:

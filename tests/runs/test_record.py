@@ -1,6 +1,7 @@
 """Run records (``asc_kd.runs.record``) and the rerun rules built on them, without a cluster:
 identity and its hash, one writer per run, what a job writes into its record (done, failed,
-stopped by SIGTERM, resumed), adoption of a run a live process owns, and the driver's lock."""
+stopped by SIGTERM, resumed), adoption of a run a live process owns, the driver's lock, and the
+line the driver prints when a job ends."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from asc_kd.runs.record import (
     changed_keys,
     identity,
     identity_hash,
+    job_line,
     owner_text,
     read_record,
     update_record,
@@ -286,3 +288,68 @@ def test_the_teacher_logits_are_hashed_once_per_version_not_once_per_student(
     logits.write_bytes(b"abcd")  # a redone logits stage: another size, another hash
     assert pipeline.Pipeline._inputs(driver, student)["teacher_logits"] != sha_abc  # type: ignore[arg-type]
     assert len(hashed) == 2
+def _attempt(job_id: str, started: str | None, ended: str | None) -> dict:
+    times = {"started": started, "ended": ended}
+    return {"job_id": job_id, **{key: f"2026-01-01T{value}" for key, value in times.items() if value}}
+
+
+def _ended(state: str, attempts: list[dict], **fields: object) -> dict:
+    return {"state": state, "attempts": attempts, "updated": "2026-01-01T11:00:00", **fields}
+
+
+def test_a_done_job_is_one_line_with_its_run_time_and_test_accuracy() -> None:
+    fit = {"kind": "student", "name": "system1", "seed": 0, "result": {"test": {"test/acc": 0.41249}}}
+    record = _ended("done", [_attempt("77", "10:00:00", "10:02:13")], **fit)
+    assert job_line(record) == "done  student system1 seed 0  2 min 13 s  test accuracy 0.412"
+    int8 = {
+        "kind": "int8",
+        "name": "system1",
+        "seed": 1,
+        "result": {"int8": {"acc": 0.5}, "fp32": {"acc": 0.6}},
+    }
+    record = _ended("done", [_attempt("78", "10:00:00", "10:00:04")], **int8)
+    assert job_line(record) == "done  int8 system1 seed 1  4 s  int8 test accuracy 0.500"
+    table1 = [
+        {"teacher": "cnn", "accuracy_mean": 0.3},
+        {"teacher": "ensemble of 2 (cnn)", "accuracy_mean": 0.7},
+    ]
+    logits = {"key": "logits", "kind": "logits", "name": "logits", "seed": None, "result": {"table1": table1}}
+    record = _ended("done", [_attempt("79", "10:00:00", "11:05:30")], **logits)
+    assert job_line(record) == "done  logits  1 h 05 min  ensemble test accuracy 0.700"
+    # a recipe named as its kind (the tests' "teacher"), and a fit run without its test
+    untested = {
+        "key": "teacher:teacher-seed2",
+        "kind": "teacher",
+        "name": "teacher",
+        "seed": 2,
+        "result": {"test": {}},
+    }
+    assert job_line(_ended("done", [_attempt("80", "10:00:00", "10:00:59")], **untested)) == (
+        "done  teacher teacher seed 2  59 s"
+    )
+
+
+def test_an_ended_job_says_its_state_and_why_and_counts_only_its_own_attempts() -> None:
+    run = {"kind": "teacher", "name": "passt", "seed": 0}
+    # an earlier driver's attempt (job 5) is not this job's; SLURM's requeue of job 9 is
+    requeued = [_attempt("5", "08:00:00", "09:00:00"), _attempt("9", "10:00:00", "10:01:00")]
+    requeued.append(_attempt("9", "10:05:00", "10:06:30"))
+    why = "time limit reached (720 min); a rerun resumes it from its last checkpoint"
+    assert (
+        job_line(_ended("timeout", requeued, reason=why, **run))
+        == f"timeout  teacher passt seed 0  2 min 30 s  {why}"
+    )
+    failed = _ended("failed", [_attempt("3", "10:00:00", "10:00:07")], reason="ValueError: bad", **run)
+    assert job_line(failed) == "failed  teacher passt seed 0  7 s  ValueError: bad"
+    # cancelled while it ran (its attempt has no end: counted to the record's last update) ...
+    cancelled = _ended(
+        "cancelled", [_attempt("4", "10:59:00", None)], reason="cancelled with its driver", **run
+    )
+    assert job_line(cancelled) == "cancelled  teacher passt seed 0  1 min 0 s  cancelled with its driver"
+    # ... or while it was queued
+    queued = _ended(
+        "cancelled", [{"job_id": "6", "submitted": "2026-01-01T10:00:00"}], reason="scancel", **run
+    )
+    assert job_line(queued) == "cancelled  teacher passt seed 0  not started  scancel"
+    stopped = _ended("submitted", [_attempt("7", "10:00:00", "10:00:03")], reason="stopped by SIGTERM", **run)
+    assert job_line(stopped) == "stopped  teacher passt seed 0  3 s  stopped by SIGTERM"
