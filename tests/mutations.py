@@ -932,7 +932,6 @@ MUTATIONS = [
         "",
         ["tests/test_packaging.py::test_the_wheel_carries_the_docs_and_the_version"],
     ),
-    ),
     (
         "a job's line leaves out its elapsed time",
         "asc_kd/runs/record.py",

@@ -288,6 +288,8 @@ def test_the_teacher_logits_are_hashed_once_per_version_not_once_per_student(
     logits.write_bytes(b"abcd")  # a redone logits stage: another size, another hash
     assert pipeline.Pipeline._inputs(driver, student)["teacher_logits"] != sha_abc  # type: ignore[arg-type]
     assert len(hashed) == 2
+
+
 def _attempt(job_id: str, started: str | None, ended: str | None) -> dict:
     times = {"started": started, "ended": ended}
     return {"job_id": job_id, **{key: f"2026-01-01T{value}" for key, value in times.items() if value}}
