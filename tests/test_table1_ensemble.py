@@ -15,15 +15,15 @@ import pytest
 import torch
 from tiny_checkpoints import fit_checkpoint
 
-import asc_kd.evaluation.logits as ensemble_module
 import asc_kd.tracking.lineage as lineage_module
+import asc_kd.training.logits as ensemble_module
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
-from asc_kd.evaluation.logits import TeacherRun, export_logits
 from asc_kd.evaluation.metrics import scene_metrics
 from asc_kd.runs.pipeline import Pipeline, PipelineConfig
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
+from asc_kd.training.logits import TeacherRun, export_logits
 
 #: A small front-end: the teachers score the 180 test clips several times over.
 SMALL_FRONTEND = {"n_fft": 512, "win_length": 512, "hop_length": 1024, "n_mels": 32}
