@@ -233,8 +233,8 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
     before = {name: (out / name).read_bytes() for name in names}
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")}
     monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", _refuse("fit_run"))
-    monkeypatch.setattr(asc_kd.training.logits, "export_logits", _refuse("export_logits"))
-    monkeypatch.setattr(asc_kd.deployment.quantize, "quantize_task", _refuse("quantize_task"))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "export_logits", _refuse("export_logits"))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "quantize_task", _refuse("quantize_task"))
     with command_line("python -m asc_kd.pipeline"):
         assert main(tiny_pipeline.argv) == 0
     for name, content in before.items():

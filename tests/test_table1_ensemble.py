@@ -15,8 +15,7 @@ import pytest
 import torch
 from tiny_checkpoints import fit_checkpoint
 
-import asc_kd.tracking.lineage as lineage_module
-import asc_kd.training.logits as ensemble_module
+import asc_kd.runs.pipeline as pipeline_module
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
 from asc_kd.evaluation.metrics import scene_metrics
@@ -122,8 +121,8 @@ def test_the_pipeline_marks_the_ensemble_by_name_and_declares_only_its_checkpoin
     def stage_run(*args: Any) -> Any:
         yield _FakeRun()
 
-    monkeypatch.setattr(ensemble_module, "export_logits", export)
-    monkeypatch.setattr(lineage_module, "record_logits", record)
+    monkeypatch.setattr(pipeline_module, "export_logits", export)
+    monkeypatch.setattr(pipeline_module, "record_logits", record)
     monkeypatch.setattr(pipeline, "_stage_run", stage_run)
     monkeypatch.setattr(pipeline, "_datamodule", lambda *args, **kwargs: SimpleNamespace())
     teachers = [
