@@ -29,11 +29,11 @@ import torch
 from asc_kd.core.command_line import command_parser, run_command
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults
-from asc_kd.evaluation.logits import describe, export_logits
+from asc_kd.evaluation.tables import display_frame, to_markdown
 from asc_kd.recipes import resolve_recipe
-from asc_kd.runs.tables import display_frame, to_markdown
 from asc_kd.tasks.restore import fit_data_options
 from asc_kd.tracking.lineage import add_wandb_arguments, record_logits, stage_run
+from asc_kd.training.logits import describe, export_logits
 
 
 def build_parser() -> argparse.ArgumentParser:

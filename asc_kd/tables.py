@@ -5,7 +5,7 @@
 Every fit's ``summary.json`` is one row; rows of the same model, recipe and selection are
 summarised over seeds. Table 1 is the teacher-logits export's (each teacher and the ensemble, as
 the pipeline writes it) when the folders hold the logits file or their students name it. The
-tables themselves are ``asc_kd.runs.tables``.
+tables themselves are ``asc_kd.evaluation.tables``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.runs.tables import display_frame, tables_from_runs, to_markdown
+from asc_kd.evaluation.tables import display_frame, tables_from_runs, to_markdown
 
 
 def build_parser() -> argparse.ArgumentParser:

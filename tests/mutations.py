@@ -50,14 +50,14 @@ MUTATIONS = [
     ),
     (
         "ensemble summed",
-        "asc_kd/evaluation/logits.py",
+        "asc_kd/training/logits.py",
         "ensemble = ensemble + logits / len(members)",
         "ensemble = ensemble + logits",
         ["tests/test_ensemble.py"],
     ),
     (
         "filenames misaligned in the export",
-        "asc_kd/evaluation/logits.py",
+        "asc_kd/training/logits.py",
         "    keys = dataset.keys\n",
         "    keys = dataset.keys[1:] + dataset.keys[:1]\n",
         ["tests/test_ensemble.py"],
@@ -85,7 +85,7 @@ MUTATIONS = [
     ),
     (
         "logits file without the content hash",
-        "asc_kd/evaluation/logits.py",
+        "asc_kd/training/logits.py",
         "        **datamodule.data_record(filenames),",
         '        **{**datamodule.data_record(filenames), "dataset_content_hash": None},',
         ["tests/test_ensemble.py"],
@@ -240,14 +240,14 @@ MUTATIONS = [
     ),
     (
         "Table 1 ensemble row of every teacher",
-        "asc_kd/evaluation/logits.py",
+        "asc_kd/training/logits.py",
         "            if run.in_ensemble:\n                ensemble_test = ",
         "            if True:\n                ensemble_test = ",
         ["tests/test_table1_ensemble.py"],
     ),
     (
         "Table 1 ensemble row divided by all teachers",
-        "asc_kd/evaluation/logits.py",
+        "asc_kd/training/logits.py",
         "ensemble_test = ensemble_test + test_logits / len(members)",
         "ensemble_test = ensemble_test + test_logits / len(teachers)",
         ["tests/test_table1_ensemble.py"],
@@ -387,7 +387,7 @@ MUTATIONS = [
     ),
     (
         "logits export keeps a long clip's first window",
-        "asc_kd/evaluation/logits.py",
+        "asc_kd/training/logits.py",
         "        save_logits(out, keys, file_logits(ensemble), metadata)",
         "        save_logits(out, keys, ensemble[..., 0, :], metadata)",
         ["tests/test_long_clips.py"],
@@ -682,7 +682,7 @@ MUTATIONS = [
     ),
     (
         "logits check only the logits file's folder",
-        "asc_kd/evaluation/logits.py",
+        "asc_kd/training/logits.py",
         "    for output in (out, table):",
         "    for output in (out,):",
         ["tests/test_refusals.py"],
@@ -830,7 +830,7 @@ MUTATIONS = [
     ),
     (
         "the markdown tables show the mean without the std",
-        "asc_kd/runs/tables.py",
+        "asc_kd/evaluation/tables.py",
         'f"{mean:.{digits}f} ± {std:.{digits}f}"',
         'f"{mean:.{digits}f}"',
         [
@@ -839,14 +839,14 @@ MUTATIONS = [
     ),
     (
         "a table's title names no test split",
-        "asc_kd/runs/tables.py",
+        "asc_kd/evaluation/tables.py",
         '    return f"Table {number}: {rows} on {where}" + (SYNTHETIC_NOTE if synthetic else "")\n',
         '    return f"Table {number}: {rows} on the development-test split"\n',
         ["tests/test_tables.py::test_a_title_names_the_test_split_it_was_scored_on"],
     ),
     (
         "asc-kd tables leaves out the logits export's Table 1 (and its ensemble row)",
-        "asc_kd/runs/tables.py",
+        "asc_kd/evaluation/tables.py",
         '        rows["table1"] += record["rows"]\n',
         "",
         [
@@ -961,6 +961,13 @@ MUTATIONS = [
         [
             "tests/callbacks/test_complexity_check.py::test_the_line_names_the_model_not_a_role_it_may_not_have"
         ],
+    ),
+    (
+        "a folder imports one above it (training uses runs)",
+        "asc_kd/training/fit.py",
+        "from asc_kd.evaluation.tables import SUMMARY\n",
+        "from asc_kd.evaluation.tables import SUMMARY\nfrom asc_kd.runs.record import RECORD  # noqa: F401\n",
+        ["tests/test_architecture.py"],
     ),
 ]
 

@@ -1,6 +1,7 @@
 """The package's shape: commands at the root, thin, each driving the library module named like
-it; no import cycles; W&B in one package; TAU stays in its reader; the tests of data, models,
-tasks, augmentations and callbacks mirror those packages."""
+it; no import cycles, and library folders in layers that imports go down; W&B in one package;
+TAU stays in its reader; the tests of data, models, tasks, augmentations and callbacks mirror
+those packages."""
 
 from __future__ import annotations
 
@@ -87,6 +88,49 @@ def test_there_are_no_import_cycles() -> None:
     for name in sorted(GRAPH):
         visit(name, [])
     assert cycles == []
+
+
+#: The library's folders from the bottom up: a folder imports only the folders before it (and
+#: ``asc_kd`` itself, for its version). The commands at the package root stand above them all.
+LAYERS = [
+    "core",
+    "recipes",
+    "augmentations",
+    "data",
+    "models",
+    "evaluation",
+    "tracking",
+    "tasks",
+    "deployment",
+    "callbacks",
+    "training",
+    "benchmarks",
+    "runs",
+]
+
+
+def _folder(name: str) -> str | None:
+    """The library folder of module ``name`` (None for the package itself and the commands)."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else None
+
+
+def test_every_library_folder_has_its_place_in_the_layers() -> None:
+    folders = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
+    assert folders == set(LAYERS)
+
+
+def test_imports_point_down_the_layers_folder_by_folder() -> None:
+    """Modules may form no cycle, and neither may folders: ``runs`` may use ``training``, never
+    the other way, even when the modules involved make no cycle of their own."""
+    up = sorted(
+        f"{name} -> {imported}"
+        for name, imports in GRAPH.items()
+        if (low := _folder(name)) is not None
+        for imported in imports
+        if (high := _folder(imported)) is not None and LAYERS.index(high) > LAYERS.index(low)
+    )
+    assert up == []
 
 
 @pytest.mark.parametrize("name", sorted(set(MODULES) - COMMANDS))

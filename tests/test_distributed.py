@@ -14,9 +14,9 @@ from fit_helpers import make_cpu_trainer
 
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
-from asc_kd.evaluation.logits import TeacherRun, export_logits
 from asc_kd.evaluation.metrics import SceneMetrics
 from asc_kd.tasks import ClassificationTask
+from asc_kd.training.logits import TeacherRun, export_logits
 
 pytestmark = pytest.mark.slow
 

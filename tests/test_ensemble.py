@@ -19,12 +19,12 @@ from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import SCENES, TAU22
 from asc_kd.data.teacher_logits import load_logits
 from asc_kd.evaluation.inference import autocast, fast_bf16, hardware_bf16, uses_bf16
-from asc_kd.evaluation.logits import TeacherRun, export_logits, load_teacher, read_recipe
 from asc_kd.logits import main
 from asc_kd.models.pretrained import WeightsError
-from asc_kd.recipes import RECIPES
+from asc_kd.recipes import RECIPES, read_recipe
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
+from asc_kd.training.logits import TeacherRun, export_logits, load_teacher
 
 PASST_TINY = RECIPES / "demo" / "teachers" / "passt_tiny.yaml"
 

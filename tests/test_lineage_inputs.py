@@ -26,7 +26,7 @@ import torch
 
 import asc_kd.tracking.lineage as lineage
 from asc_kd.data.teacher_logits import save_logits
-from asc_kd.runs.tables import write_results
+from asc_kd.evaluation.tables import write_results
 from asc_kd.tracking.lineage import record_fit
 from asc_kd.tracking.loggers import AutoWandbLogger
 

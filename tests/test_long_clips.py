@@ -21,15 +21,15 @@ import soundfile
 import torch
 from torch.utils.data import DataLoader
 
-import asc_kd.evaluation.logits as logits_module
+import asc_kd.training.logits as logits_module
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.data.teacher_logits import load_logits
 from asc_kd.deployment.predict import Scorer, predict_files
 from asc_kd.evaluation.inference import predict_logits, window_logits
-from asc_kd.evaluation.logits import TeacherRun, export_logits
 from asc_kd.evaluation.metrics import scene_metrics
 from asc_kd.tasks import ClassificationTask
+from asc_kd.training.logits import TeacherRun, export_logits
 
 RATE = 32_000
 CLASSES = ("a", "b", "c")

@@ -27,8 +27,8 @@ from fit_helpers import (
 )
 
 import asc_kd.deployment.quantize
-import asc_kd.evaluation.logits
 import asc_kd.runs.pipeline
+import asc_kd.training.logits
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.deployment.complexity import MAX_PARAM_BYTES
@@ -266,8 +266,8 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
     before = {name: (out / name).read_bytes() for name in names}
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")}
     monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", _refuse("fit_run"))
-    monkeypatch.setattr(asc_kd.evaluation.logits, "export_logits", _refuse("export_logits"))
-    monkeypatch.setattr(asc_kd.deployment.quantize, "quantize_task", _refuse("quantize_task"))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "export_logits", _refuse("export_logits"))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "quantize_task", _refuse("quantize_task"))
     with command_line("python -m asc_kd.pipeline"):
         assert main(tiny_pipeline.argv) == 0
     for name, content in before.items():
@@ -278,7 +278,7 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
 def _wrap_stage_functions(monkeypatch: pytest.MonkeyPatch, wrap: Any) -> None:
     """Replace the logits export and the int8 quantization by ``wrap(stage, function)``."""
     for module, name, stage in (
-        (asc_kd.evaluation.logits, "export_logits", "logits"),
+        (asc_kd.training.logits, "export_logits", "logits"),
         (asc_kd.deployment.quantize, "quantize_task", "quantize"),
     ):
         monkeypatch.setattr(module, name, wrap(stage, getattr(module, name)))

@@ -26,7 +26,7 @@ import torch
 from fit_helpers import CONF, REPO, command_line, write_teacher_logits
 
 import asc_kd.core.io
-import asc_kd.runs.tables
+import asc_kd.evaluation.tables
 from asc_kd.check import main as check_main
 from asc_kd.core.command_line import run_command
 from asc_kd.core.locks import read_owner
@@ -36,11 +36,11 @@ from asc_kd.data.teacher_logits import save_logits
 from asc_kd.deployment.predict import write_submission
 from asc_kd.deployment.quantize import export_artifact
 from asc_kd.evaluation.metrics import SceneMetrics
+from asc_kd.evaluation.tables import write_table
 from asc_kd.fit import main as fit_main
 from asc_kd.models import get_model
 from asc_kd.models.frontends import get_frontend
 from asc_kd.recipes import RECIPES
-from asc_kd.runs.tables import write_table
 from asc_kd.tasks import ClassificationTask
 
 pytestmark = pytest.mark.slow
@@ -382,7 +382,7 @@ def test_a_failed_markdown_table_leaves_both_old_files(
     def fail(frame: pd.DataFrame) -> str:
         raise DiskFull("disk full")
 
-    monkeypatch.setattr(asc_kd.runs.tables, "to_markdown", fail)  # called after the title is written
+    monkeypatch.setattr(asc_kd.evaluation.tables, "to_markdown", fail)  # called after the title is written
     with pytest.raises(DiskFull):
         write_table(_table_frame(), stem, title="Table 2")
     assert _listing(tmp_path) == {"table2.csv": b"previous .csv", "table2.md": b"previous .md"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fit_helpers import command_line
 
-import asc_kd.data.synthetic as synthetic_module
+import asc_kd.data.datamodule as datamodule_module
 from asc_kd.core.command_line import run_command
 from asc_kd.data.spec import DatasetError
 from asc_kd.fit import _command
@@ -45,7 +45,7 @@ def generation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Path]:
         roots.append(Path(root))
         raise DatasetError(f"generation stopped by the test at {root}")
 
-    monkeypatch.setattr(synthetic_module, "ensure_synthetic", ensure_synthetic)
+    monkeypatch.setattr(datamodule_module, "ensure_synthetic", ensure_synthetic)  # where it is called
     return roots
 
 

@@ -15,15 +15,14 @@ import pytest
 import torch
 from tiny_checkpoints import fit_checkpoint
 
-import asc_kd.evaluation.logits as ensemble_module
-import asc_kd.tracking.lineage as lineage_module
+import asc_kd.runs.pipeline as pipeline_module
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
-from asc_kd.evaluation.logits import TeacherRun, export_logits
 from asc_kd.evaluation.metrics import scene_metrics
 from asc_kd.runs.pipeline import Pipeline, PipelineConfig
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
+from asc_kd.training.logits import TeacherRun, export_logits
 
 #: A small front-end: the teachers score the 180 test clips several times over.
 SMALL_FRONTEND = {"n_fft": 512, "win_length": 512, "hop_length": 1024, "n_mels": 32}
@@ -122,8 +121,8 @@ def test_the_pipeline_marks_the_ensemble_by_name_and_declares_only_its_checkpoin
     def stage_run(*args: Any) -> Any:
         yield _FakeRun()
 
-    monkeypatch.setattr(ensemble_module, "export_logits", export)
-    monkeypatch.setattr(lineage_module, "record_logits", record)
+    monkeypatch.setattr(pipeline_module, "export_logits", export)
+    monkeypatch.setattr(pipeline_module, "record_logits", record)
     monkeypatch.setattr(pipeline, "_stage_run", stage_run)
     monkeypatch.setattr(pipeline, "_datamodule", lambda *args, **kwargs: SimpleNamespace())
     teachers = [

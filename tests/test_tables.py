@@ -1,4 +1,4 @@
-"""Tables 1 and 2 from any run folders (``asc_kd.runs.tables.tables_from_runs``, ``python -m
+"""Tables 1 and 2 from any run folders (``asc_kd.evaluation.tables.tables_from_runs``, ``python -m
 asc_kd.tables``), checked against the runs' own ``summary.json`` files."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from asc_kd.core.errors import ConfigError
 from asc_kd.data.folders import FolderLayout
 from asc_kd.data.tau import TAU22Layout
 from asc_kd.data.teacher_logits import save_logits
-from asc_kd.runs.tables import (
+from asc_kd.evaluation.tables import (
     TABLE1_BY,
     display_frame,
     table1_record,

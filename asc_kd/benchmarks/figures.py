@@ -287,8 +287,7 @@ def _teacher_task(model: str, manual_attention: bool) -> Any:
 
     import timm.layers
 
-    from asc_kd.evaluation.logits import read_recipe
-    from asc_kd.recipes import resolve_recipe
+    from asc_kd.recipes import read_recipe, resolve_recipe
     from asc_kd.tasks import ClassificationTask
 
     recipe = resolve_recipe(

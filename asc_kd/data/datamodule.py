@@ -60,6 +60,7 @@ from asc_kd.data.cache import (
     fingerprint_files,
     usable_cpus,
 )
+from asc_kd.data.check import check_dataset
 from asc_kd.data.folders import DEFAULT_RECORDING_PATTERN
 from asc_kd.data.layouts import LayoutName, detect_layout, make_layout
 from asc_kd.data.spec import (
@@ -71,6 +72,7 @@ from asc_kd.data.spec import (
     missing_root_error,
 )
 from asc_kd.data.splitting import hold_out
+from asc_kd.data.synthetic import ensure_synthetic
 from asc_kd.data.teacher_logits import LogitsMismatchError, load_logits
 
 log = logging.getLogger(__name__)
@@ -327,8 +329,6 @@ class SceneDataModule(L.LightningDataModule):
         if holds_a_dataset(self.root):
             return
         if self.hparams.generate_synthetic:
-            from asc_kd.data.synthetic import ensure_synthetic
-
             layout = self.hparams.layout if self.hparams.layout != "auto" else "tau22"
             ensure_synthetic(self.root, layout=layout, lock_timeout=self.hparams.lock_timeout)
             return
@@ -451,8 +451,6 @@ class SceneDataModule(L.LightningDataModule):
         """
         frames = self.frames()
         if self.hparams.check_data:
-            from asc_kd.data.check import check_dataset
-
             result = check_dataset(self.layout, progress=False)
             if not result.ok:
                 listed = "\n  ".join(str(p) for p in result.problems[:10])

@@ -25,6 +25,11 @@ import torch
 from torch import nn
 
 from asc_kd.core.errors import ConfigError, UserError
+from asc_kd.data.spec import DatasetSpec
+from asc_kd.models import get_model
+from asc_kd.recipes import read_recipe
+from asc_kd.tasks import ClassificationTask
+from asc_kd.tasks.restore import load_task
 
 #: DCASE 2023/24 Task 1 limits: 128 KB of parameter memory and 30 M MACs per inference.
 MAX_PARAM_BYTES = 128 * 1024
@@ -335,15 +340,9 @@ def model_for_counting(name: str, classes: int) -> tuple[nn.Module, tuple[int, .
     A recipe is built without its pretrained weights: counting needs the graph, not the values.
     """
     if name.endswith(".ckpt"):
-        from asc_kd.tasks.restore import load_task
-
         task = load_task(name)
         return task.model, task.input_shape()
     if name.endswith((".yaml", ".yml")):
-        from asc_kd.data.spec import DatasetSpec
-        from asc_kd.evaluation.logits import read_recipe
-        from asc_kd.tasks import ClassificationTask
-
         arguments = read_recipe(name)
         if "checkpoint" in (arguments.get("model_kwargs") or {}):  # counting needs no weights
             arguments["model_kwargs"] = {**arguments["model_kwargs"], "checkpoint": None}
@@ -355,7 +354,6 @@ def model_for_counting(name: str, classes: int) -> tuple[nn.Module, tuple[int, .
             f"{name}: not a file complexity counts; give a checkpoint (.ckpt), a recipe (.yaml), an int8 "
             "artifact (.int8.pt) or an ONNX file (.onnx)"
         )
-    from asc_kd.models import get_model
 
     model = get_model(name, n_classes=classes)
     return model, getattr(model, "input_shape", (1, 1, 256, 44))

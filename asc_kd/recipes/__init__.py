@@ -13,6 +13,9 @@ from __future__ import annotations
 import difflib
 import shutil
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from asc_kd.core.errors import ConfigError
 
@@ -47,6 +50,26 @@ def resolve_recipe(name_or_path: str | Path) -> Path:
         f"no recipe {text!r}: not a file, and no shipped recipe has that name. "
         f"{hint}(`python -m asc_kd.recipes list` lists them)"
     )
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The task arguments of a recipe YAML (a teacher's, for its logits or its complexity): model
+    and front-end (data section), no optimiser."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"teacher recipe {path} not found")
+    config = yaml.safe_load(path.read_text()) or {}
+    init = dict((config.get("model") or {}).get("init_args") or {})
+    data = config.get("data") or {}
+    if "model" not in init:
+        raise ConfigError(f"{path}: no model.init_args.model; it is not a task recipe")
+    arguments = {
+        key: init[key] for key in ("model", "model_kwargs", "frontend", "frontend_kwargs") if key in init
+    }
+    for key in ("frontend", "frontend_kwargs", "sample_rate", "segment_seconds"):
+        if key in data:
+            arguments.setdefault(key, data[key])
+    return arguments
 
 
 def expand_config_args(args: list[str]) -> list[str]:

@@ -37,13 +37,15 @@ from typing import Any
 import torch
 import yaml
 
+from asc_kd.augmentations import InputAugmentation, Mixup
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.imports import ImportPathError, import_object
 from asc_kd.core.io import check_writable, remove_stale_partials
 from asc_kd.data.synthetic import is_synthetic
+from asc_kd.data.teacher_logits import load_logits
 from asc_kd.deployment.complexity import count_complexity, model_for_counting
 from asc_kd.deployment.predict import Scorer, folder_files, load_scorer, predict_files, write_submission
-from asc_kd.runs.tables import SUMMARY
+from asc_kd.evaluation.tables import SUMMARY
 from asc_kd.tasks.restore import read_checkpoint
 
 #: The blocks and fields a DCASE 2023 Task 1 meta file must have: those the organisers'
@@ -305,7 +307,6 @@ def _callback_class(path: Any) -> type | None:
 
 def _augmentations(config: dict[str, Any], frontend: dict[str, Any]) -> list[str]:
     """The training augmentations of a resolved fit config and its front-end, with their settings."""
-    from asc_kd.augmentations import InputAugmentation, Mixup
 
     found = []
     for callback in (config.get("trainer") or {}).get("callbacks") or []:
@@ -343,7 +344,6 @@ def _teachers(config: dict[str, Any]) -> str:
     logits = (config.get("data") or {}).get("teacher_logits")
     if not logits or not Path(logits).is_file():
         return f"the ensemble logits {logits} (file not found: its teachers are unknown)"
-    from asc_kd.data.teacher_logits import load_logits
 
     _, _, metadata = load_logits(logits)
     names = [f"{t.get('name')} (seed {t.get('seed')})" for t in metadata.get("teachers") or []]

@@ -55,11 +55,20 @@ import yaml
 
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
+from asc_kd.data import dataset_fingerprint
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.options import CLIP_OPTIONS, build_datamodule, data_values, given_data_options
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import is_synthetic
-from asc_kd.deployment.quantize import INT8_SUFFIX, run_label
+from asc_kd.deployment.quantize import INT8_SUFFIX, quantize_task, run_label
+from asc_kd.evaluation.tables import (
+    TABLE2_BY,
+    display_frame,
+    student_rows,
+    table_title,
+    to_markdown,
+    write_results,
+)
 from asc_kd.recipes import RECIPES, resolve_recipe
 from asc_kd.runs.executors import (
     Job,
@@ -84,14 +93,11 @@ from asc_kd.runs.record import (
     update_record,
 )
 from asc_kd.runs.resources import ExecutorConfig, check_resources
-from asc_kd.runs.tables import (
-    TABLE2_BY,
-    display_frame,
-    student_rows,
-    table_title,
-    to_markdown,
-    write_results,
-)
+from asc_kd.tasks.restore import load_task
+from asc_kd.tracking.lineage import record_logits, record_quantize, record_tables, stage_run
+from asc_kd.training.fit import fit
+from asc_kd.training.logits import TeacherRun, export_logits
+from asc_kd.training.resolve import resolve_config, write_config
 
 log = logging.getLogger(__name__)
 #: Where the lines about pipeline options replacing recipe values go (not shown under ``--quiet``).
@@ -171,7 +177,6 @@ def fit_run(config_file: Path, resume: bool) -> dict[str, Any]:
     """Run a fit (``asc_kd.training.fit.fit``) of a resolved configuration file, from its
     ``last.ckpt`` when ``resume``; its reported checkpoint, selection, test metrics and the hash
     of the clips it read (``asc_kd.data.dataset_fingerprint``), which its record keeps."""
-    from asc_kd.training.fit import fit
 
     args = ["--config", str(config_file), *(["--ckpt_path", "last"] if resume else [])]
     argv, sys.argv = sys.argv, sys.argv[:1]  # the fit's arguments are these, not the pipeline's
@@ -179,7 +184,6 @@ def fit_run(config_file: Path, resume: bool) -> dict[str, Any]:
         cli = fit(args)
     finally:
         sys.argv = argv
-    from asc_kd.data import dataset_fingerprint
 
     callback = cli.trainer.checkpoint_callback
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
@@ -379,7 +383,6 @@ class Pipeline:
         return args
 
     def _resolve(self, run: Run) -> dict[str, Any]:
-        from asc_kd.training.resolve import resolve_config
 
         return resolve_config(self._fit_arguments(run))
 
@@ -564,7 +567,6 @@ class Pipeline:
         if not self.config.wandb:
             yield None
             return
-        from asc_kd.tracking.lineage import stage_run
 
         with stage_run(job_type, name, folder, self.config.wandb_project, self.group) as run:
             yield run
@@ -673,7 +675,6 @@ class Pipeline:
             )
         anew = action == "new" and record is not None  # another configuration, forced, or nothing kept
         self._plan_record(path, run.key, config, inputs, folder if anew else None)
-        from asc_kd.training.resolve import write_config
 
         config_file = write_config(config, folder / FIT_CONFIG)
         call = JobCall(
@@ -741,7 +742,6 @@ class Pipeline:
 
     def _export_logits(self, teachers: list[dict[str, Any]], out: str) -> dict[str, Any]:
         """The logits stage's work (one job): the ensemble's logits file, Table 1 and its W&B run."""
-        from asc_kd.evaluation.logits import TeacherRun, export_logits
 
         datamodule = self._datamodule()
         runs = [
@@ -753,8 +753,6 @@ class Pipeline:
         frame = export_logits(runs, datamodule, out, "train", table, progress=progress)
         with self._stage_run("logits", "logits", self.out / "teachers") as run:
             if run is not None:
-                from asc_kd.tracking.lineage import record_logits
-
                 teachers_used = [t["checkpoint"] for t in teachers if t["name"] in self.ensemble]
                 record_logits(run, teachers_used, out, table, frame)
         return {"file": out, "table1": frame.to_dict("records")}
@@ -784,8 +782,6 @@ class Pipeline:
     def _quantize_run(self, run: Run, fitted: dict[str, Any], artifact: str) -> dict[str, Any]:
         """One student's int8 copy and its evaluation (one job): the QuantizationExport's copy made at
         the fit's end when it is of the recorded checkpoint, else a new one."""
-        from asc_kd.deployment.quantize import quantize_task
-        from asc_kd.tasks.restore import load_task
 
         checkpoint = fitted["checkpoint"]
         made_at_fit_end = (
@@ -808,8 +804,6 @@ class Pipeline:
             name = f"quantize-{run.name}-seed{run.seed}"
             with self._stage_run("quantize", name, self.out / "students") as wandb_run:
                 if wandb_run is not None:
-                    from asc_kd.tracking.lineage import record_quantize
-
                     record_quantize(wandb_run, checkpoint, artifact, report)
         return {**report, "selection": fitted["selection"]}
 
@@ -826,8 +820,6 @@ class Pipeline:
         log.info("wrote Table 2 to %s", ", ".join(map(str, written)))
         with self._stage_run("tables", "tables", self.out) as run:
             if run is not None:
-                from asc_kd.tracking.lineage import record_tables
-
                 students = [
                     (self.manifest[r.key]["checkpoint"], report["artifact"]) for r, report in reports.items()
                 ]

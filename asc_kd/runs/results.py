@@ -3,7 +3,7 @@ way, so ``notebooks/results.ipynb`` plots a local run and a synced one alike.
 
 * a pipeline's folder: ``pipeline.json`` (each student's int8 report) and the tables' CSVs;
 * any other folder of fits (run by hand, several seeds): each run's ``summary.json`` and int8
-  report, and the tables built from them (``asc_kd.runs.tables.tables_from_runs``);
+  report, and the tables built from them (``asc_kd.evaluation.tables.tables_from_runs``);
 * ``wandb:ENTITY/PROJECT`` or ``wandb:ENTITY/PROJECT/GROUP``: the ``int8-model`` artifacts'
   reports (``*.int8.json``) and the ``results-table`` artifacts' CSVs, through W&B's public API
   (needs a login and network).
@@ -19,9 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from asc_kd.evaluation.tables import find_runs, tables_from_runs
 from asc_kd.tracking.lineage import results_from_wandb
 
-#: The CSV files of the results tables (``asc_kd.runs.tables.write_results``).
+#: The CSV files of the results tables (``asc_kd.evaluation.tables.write_results``).
 TABLE_FILES = ("table1", "table1_seeds", "table2", "table2_seeds")
 
 
@@ -60,7 +61,6 @@ def _from_folder(folder: Path) -> Results:
 
 def _from_runs(folder: Path) -> Results:
     """The runs' int8 reports (by run folder name) and Tables 1 and 2 built from their summaries."""
-    from asc_kd.runs.tables import find_runs, tables_from_runs
 
     results = Results(str(folder), tables=tables_from_runs([folder]))
     for path in find_runs([folder]):

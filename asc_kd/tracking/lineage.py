@@ -39,6 +39,10 @@ from typing import Any
 
 import pandas as pd
 
+from asc_kd.core.io import torch_load
+from asc_kd.data.teacher_logits import load_logits
+from asc_kd.tracking.loggers import AutoWandbLogger
+
 log = logging.getLogger(__name__)
 
 ARTIFACT_TYPES = ("model", "teacher-logits", "int8-model", "results-table")
@@ -89,7 +93,6 @@ def content_alias(path: str | Path) -> str:
 def checkpoint_run(path: str | Path) -> str:
     """``<recipe>-seed<seed>`` recorded in an asc_kd checkpoint (the file is memory-mapped, not
     read); the file's stem when it records none."""
-    from asc_kd.core.io import torch_load
 
     try:
         loaded = torch_load(path, mmap=True)
@@ -116,7 +119,6 @@ def int8_ref(artifact: str | Path, checkpoint: str | Path) -> ArtifactRef:
 
 def logits_ref(path: str | Path) -> ArtifactRef:
     """The ``teacher-logits`` artifact of a logits file."""
-    from asc_kd.data.teacher_logits import load_logits
 
     split = load_logits(path)[2].get("split", "train")
     return ArtifactRef(
@@ -125,7 +127,7 @@ def logits_ref(path: str | Path) -> ArtifactRef:
 
 
 def table_ref(stem: str | Path) -> ArtifactRef:
-    """The ``results-table`` artifact of a table written by ``asc_kd.runs.tables.write_results``."""
+    """The ``results-table`` artifact of a table written by ``asc_kd.evaluation.tables.write_results``."""
     csv = Path(f"{stem}.csv")
     return ArtifactRef(safe_name(Path(stem).name), "results-table", content_alias(csv), str(csv.resolve()))
 
@@ -201,7 +203,6 @@ def stage_run(
 ) -> Iterator[Any]:
     """A W&B run for a stage outside ``asc_kd.fit`` (logits, quantize, tables), online or offline
     as ``AutoWandbLogger`` decides; finished on exit."""
-    from asc_kd.tracking.loggers import AutoWandbLogger
 
     logger = AutoWandbLogger(
         project=project, save_dir=str(Path(save_dir).resolve()), name=name, group=group, job_type=job_type
@@ -223,7 +224,6 @@ def record_fit(
     """A fit's run: the teacher logits and online teachers in; the reported checkpoint and the
     int8 artifact (``summary``'s files, as ``asc_kd.fit`` writes them) out. Nothing without a
     W&B logger among ``loggers``."""
-    from asc_kd.tracking.loggers import AutoWandbLogger
 
     logger = next((lg for lg in loggers if isinstance(lg, AutoWandbLogger)), None)
     if logger is None:
@@ -258,7 +258,6 @@ def record_logits(
     run: Any, teachers: Sequence[str], logits: str | Path, table_stem: str | Path | None, frame: Any
 ) -> None:
     """The logits run: teacher checkpoints in; the logits file and Table 1 out."""
-    from asc_kd.data.teacher_logits import load_logits
 
     inputs = [model_ref(path) for path in teachers]
     declare_inputs(run, inputs)

@@ -51,9 +51,10 @@ from asc_kd.core.noise import silence
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.spec import DatasetSpec, is_demo_root
 from asc_kd.deployment.quantize import run_label
+from asc_kd.evaluation.tables import SUMMARY
 from asc_kd.recipes import expand_config_args
-from asc_kd.runs.tables import SUMMARY
 from asc_kd.tasks import ClassificationTask, DistillationTask  # noqa: F401
+from asc_kd.tasks.restore import CheckpointError, read_checkpoint
 from asc_kd.tracking.lineage import record_fit
 from asc_kd.tracking.loggers import AutoWandbLogger, LogConfigCallback, finish_wandb_run, wandb_run_dir  # noqa: F401
 
@@ -302,7 +303,6 @@ def _resumed_wandb_run(config: Namespace) -> str | None:
         path = str(Path(config.get("checkpoint.dirpath")) / "last.ckpt")
     if not path or not Path(path).is_file():
         return None
-    from asc_kd.tasks.restore import read_checkpoint
 
     return read_checkpoint(path, mmap=True).get("asc_kd", {}).get("wandb_run_id")
 
@@ -391,8 +391,6 @@ def refuse_before_writing(cli: AscKdCLI, ckpt_path: str | None) -> None:
         elif isinstance(callback, ComplexityCheck):
             callback.check(cli.model)
     if ckpt_path:
-        from asc_kd.tasks.restore import read_checkpoint
-
         checkpoint = read_checkpoint(ckpt_path, mmap=True)
         _refuse_other_weights(cli.model, checkpoint, ckpt_path)
         if isinstance(trainer.checkpoint_callback, CheckpointSelection):
@@ -402,7 +400,6 @@ def refuse_before_writing(cli: AscKdCLI, ckpt_path: str | None) -> None:
 def _refuse_other_weights(task: ClassificationTask, checkpoint: dict[str, Any], ckpt_path: str) -> None:
     """Refuse a checkpoint whose weights are not this task's (names and shapes), in one line
     instead of the load's list of every missing and unexpected key."""
-    from asc_kd.tasks.restore import CheckpointError
 
     own = {key: tuple(value.shape) for key, value in task.state_dict().items()}
     saved = {key: tuple(value.shape) for key, value in checkpoint["state_dict"].items()}

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from asc_kd.core.io import atomic_write
 from asc_kd.core.noise import silence
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.recipes import expand_config_args
@@ -53,7 +54,6 @@ def resolve_config(args: list[str]) -> dict[str, Any]:
 
 def write_config(config: dict[str, Any], path: Path) -> Path:
     """Write a resolved configuration as the YAML file a job is handed (``--config FILE``)."""
-    from asc_kd.core.io import atomic_write
 
     with atomic_write(path) as handle:
         yaml.safe_dump(config, handle, sort_keys=False)

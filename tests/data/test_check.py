@@ -18,6 +18,7 @@ import soundfile
 from fit_helpers import REPO
 
 import asc_kd.data.check as check_module
+import asc_kd.data.datamodule
 from asc_kd.check import main
 from asc_kd.core.command_line import run_command
 from asc_kd.data.check import check_dataset, summary
@@ -609,7 +610,7 @@ def test_prepare_data_runs_the_check_when_asked(
         calls.append((dataset.root, kwargs))
         return check_module.CheckResult(pd.DataFrame(), [])
 
-    monkeypatch.setattr(check_module, "check_dataset", spy)
+    monkeypatch.setattr(asc_kd.data.datamodule, "check_dataset", spy)  # where the DataModule calls it
     _datamodule(tiny_root, tmp_path, check_data=True, use_cache=False).prepare_data()
     assert [root for root, _ in calls] == [tiny_root]
     assert calls[0][1]["progress"] is False
@@ -624,7 +625,7 @@ def test_check_data_false_skips_the_check(
     def refuse(*args, **kwargs):
         raise AssertionError("check_dataset ran although check_data=False")
 
-    monkeypatch.setattr(check_module, "check_dataset", refuse)
+    monkeypatch.setattr(asc_kd.data.datamodule, "check_dataset", refuse)
     _datamodule(root, tmp_path, check_data=False, use_cache=False).prepare_data()
 
 

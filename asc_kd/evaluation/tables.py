@@ -8,7 +8,7 @@ markdown shows each metric as one ``mean ± std`` column (``display_frame``), th
 numbers. A title names the dataset and the test split the rows were scored on (``table_title``).
 
 Table 1 is made where the teachers' test logits are, by the logits export
-(``asc_kd.evaluation.logits.export_logits``: each teacher and the ensemble), which keeps its rows
+(``asc_kd.training.logits.export_logits``: each teacher and the ensemble), which keeps its rows
 in the logits file. The pipeline writes it from there; ``tables_from_runs`` (``python -m
 asc_kd.tables RUN_DIR... --out DIR``) reads the same rows from the logits files in or named by
 the runs it is given, adds the teachers no export scored from their ``summary.json``, and builds
@@ -29,6 +29,8 @@ import pandas as pd
 
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
+from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
+from asc_kd.data.teacher_logits import logits_metadata
 
 #: Table 1 lists teachers, Table 2 students (fp32 and int8): the rows' identity columns and the
 #: columns their mean ± std is grouped by.
@@ -148,7 +150,6 @@ def table_title(number: int, rows: str, test_splits: Iterable[str | None], synth
     """``Table 1: teachers on the TAU22 development-test split (...)``: what the rows are and the
     test split they were scored on, in words (``SceneDataModule.test_split``), with the note that
     the numbers are synthetic when they are. ``test_splits``: each source's (None: not recorded)."""
-    from asc_kd.data.synthetic import SYNTHETIC_NOTE
 
     named = list(dict.fromkeys(split for split in test_splits if split))
     where = (
@@ -223,7 +224,6 @@ def _run_rows(path: Path, summary: dict[str, Any]) -> RunRows:
 
     A run is a student (Table 2) when it made an int8 model or distilled; any other is a teacher.
     """
-    from asc_kd.data.synthetic import is_synthetic
 
     config = summary.get("config", {})
     root = config.get("data", {}).get("root")
@@ -264,7 +264,6 @@ def table1_record(
 def _teacher_exports(folders: Iterable[Path], summaries: dict[Path, dict[str, Any]]) -> list[dict[str, Any]]:
     """The Table 1 records (``table1_record``) of the logits files in ``folders`` or named by a
     run's ``data.teacher_logits``, each file once, in that order."""
-    from asc_kd.data.teacher_logits import logits_metadata
 
     files = [path for folder in folders for path in sorted(folder.rglob("*.npz"))]
     for summary in summaries.values():

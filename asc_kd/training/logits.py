@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-import yaml
 
 from asc_kd import __version__
 from asc_kd.core.errors import ConfigError
@@ -28,8 +27,9 @@ from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
 from asc_kd.evaluation.inference import Precision, predict_logits, rank_and_world, resolve_device, uses_bf16
 from asc_kd.evaluation.metrics import file_logits, scene_metrics
+from asc_kd.evaluation.tables import TABLE1_BY, seed_row, summarize, table1_record, table_title, write_results
 from asc_kd.models.pretrained import load_pretrained, trained_weights_follow
-from asc_kd.runs.tables import TABLE1_BY, seed_row, summarize, table1_record, table_title, write_results
+from asc_kd.recipes import read_recipe
 from asc_kd.tasks.classification import ClassificationTask
 from asc_kd.tasks.restore import load_task, read_checkpoint
 
@@ -55,25 +55,6 @@ class TeacherRun:
     selection: str = "-"
     in_ensemble: bool = True
     recipe: str | None = None
-
-
-def read_recipe(path: str | Path) -> dict[str, Any]:
-    """The task arguments of a recipe YAML: model and front-end (data section), no optimiser."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"teacher recipe {path} not found")
-    config = yaml.safe_load(path.read_text()) or {}
-    init = dict((config.get("model") or {}).get("init_args") or {})
-    data = config.get("data") or {}
-    if "model" not in init:
-        raise ConfigError(f"{path}: no model.init_args.model; it is not a task recipe")
-    arguments = {
-        key: init[key] for key in ("model", "model_kwargs", "frontend", "frontend_kwargs") if key in init
-    }
-    for key in ("frontend", "frontend_kwargs", "sample_rate", "segment_seconds"):
-        if key in data:
-            arguments.setdefault(key, data[key])
-    return arguments
 
 
 def load_teacher(run: TeacherRun, datamodule: SceneDataModule | None = None) -> ClassificationTask:
@@ -123,7 +104,7 @@ def export_logits(
     only where the device does bf16 fast (``asc_kd.evaluation.inference.fast_bf16``), which makes the
     numbers depend on the host's CPU or GPU. The logits file and Table 1's ``precision`` column
     record which ran. Table 1's rows go into the logits file too (``table1``), where
-    ``asc_kd.runs.tables.tables_from_runs`` reads them; its title (by default ``table_title``) names
+    ``asc_kd.evaluation.tables.tables_from_runs`` reads them; its title (by default ``table_title``) names
     the dataset and test split.
     """
     members = [t for t in teachers if t.in_ensemble]
