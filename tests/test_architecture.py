@@ -94,6 +94,7 @@ def test_there_are_no_import_cycles() -> None:
 #: ``asc_kd`` itself, for its version). The commands at the package root stand above them all.
 LAYERS = [
     "core",
+    "docs",
     "recipes",
     "augmentations",
     "data",
