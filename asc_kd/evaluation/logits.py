@@ -57,7 +57,8 @@ class TeacherRun:
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
-    """The task arguments of a recipe YAML: model and front-end (data section), no optimiser."""
+    """The task arguments of a recipe YAML: model and front-end, the data's rate and window, no
+    optimiser."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"teacher recipe {path} not found")
@@ -66,12 +67,15 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     data = config.get("data") or {}
     if "model" not in init:
         raise ConfigError(f"{path}: no model.init_args.model; it is not a task recipe")
+    for key in ("frontend", "frontend_kwargs"):
+        if key in data:  # as a fit would, rather than read the recipe on the default front-end
+            raise ConfigError(
+                f"{path}: data.{key} is an option of the task: move it to model.init_args.{key}"
+            )
     arguments = {
         key: init[key] for key in ("model", "model_kwargs", "frontend", "frontend_kwargs") if key in init
     }
-    for key in ("frontend", "frontend_kwargs", "sample_rate", "segment_seconds"):
-        if key in data:
-            arguments.setdefault(key, data[key])
+    arguments.update({key: data[key] for key in ("sample_rate", "segment_seconds") if key in data})
     return arguments
 
 
@@ -170,14 +174,7 @@ def export_logits(
             )
             if run.in_ensemble:
                 ensemble_test = ensemble_test + test_logits / len(members)
-            metrics = scene_metrics(
-                test_logits,
-                labels["target"],
-                labels["device"],
-                spec.classes,
-                spec.devices,
-                spec.device_groups,
-            )
+            metrics = scene_metrics(test_logits, labels["target"], labels["device"], spec)
             rows.append(
                 seed_row(metrics, teacher=run.name, precision=ran_at, seed=run.seed, selection=run.selection)
             )
@@ -204,9 +201,7 @@ def export_logits(
     if table is None:
         return None
     assert isinstance(ensemble_test, torch.Tensor)
-    metrics = scene_metrics(
-        ensemble_test, labels["target"], labels["device"], spec.classes, spec.devices, spec.device_groups
-    )
+    metrics = scene_metrics(ensemble_test, labels["target"], labels["device"], spec)
     names = list(dict.fromkeys(t.name for t in members))
     selections = ", ".join(sorted({t.selection for t in members}))
     ensemble_name = f"ensemble of {len(members)} ({', '.join(names)})"
