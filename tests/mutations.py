@@ -969,6 +969,34 @@ MUTATIONS = [
         "from asc_kd.evaluation.tables import SUMMARY\nfrom asc_kd.runs.record import RECORD  # noqa: F401\n",
         ["tests/test_architecture.py"],
     ),
+    (
+        "a checkpoint without the spec built on the default spec",
+        "asc_kd/tasks/classification.py",
+        "    if spec is None:\n        raise CheckpointError(",
+        "    if False:\n        raise CheckpointError(",
+        ["tests/test_checkpoint_data.py::test_a_checkpoint_without_the_spec_is_refused_in_one_line"],
+    ),
+    (
+        "a front-end under data: named as an unknown key",
+        "asc_kd/training/fit.py",
+        '    task_key = next((k for k in TASK_KEYS if key == k or key.startswith(f"{k}.")), None)\n',
+        "    task_key = None\n",
+        ["tests/test_fit.py::test_a_wrong_key_or_value_is_one_line_naming_where_and_what"],
+    ),
+    (
+        "a recipe's front-end under data: read as the default front-end",
+        "asc_kd/training/logits.py",
+        "        if key in data:  # as a fit would",
+        "        if False:  # as a fit would",
+        ["tests/test_ensemble.py::test_a_recipe_names_its_front_end_in_its_task_not_its_data"],
+    ),
+    (
+        "an atomic folder overwrites or fails on the one another process completed",
+        "asc_kd/core/io.py",
+        "            if not (path.is_dir() and any(path.iterdir())):\n",
+        "            if True:\n",
+        ["tests/core/test_io.py"],
+    ),
 ]
 
 

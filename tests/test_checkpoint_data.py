@@ -1,11 +1,12 @@
 """What a checkpoint records about the data it was trained on, so that a resume or a restore can
 check it: the sampled fingerprint and the full content hash of the train and test clips (over
 the names the split files list, computed here from the CSVs), and the dataset's spec, whole.
-Checkpoints written before the spec was kept whole still load, through ``load_task`` and
-Lightning alike."""
+Checkpoints written before the spec was kept whole are refused in one line by ``load_task`` and
+Lightning's ``load_from_checkpoint``; a fit still resumes from them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -19,7 +20,7 @@ from asc_kd.data.cache import fingerprint_files
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
 from asc_kd.tasks import ClassificationTask, DistillationTask
-from asc_kd.tasks.restore import load_task, read_checkpoint
+from asc_kd.tasks.restore import CheckpointError, load_task, read_checkpoint
 
 
 def _names(root: Path, split_file: str) -> list[str]:
@@ -47,9 +48,9 @@ def student_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fit_checkpoint(task, tmp_path_factory.mktemp("student") / "student.ckpt")
 
 
-def _old_style(checkpoint: Path, folder: Path, where: str = "hyper_parameters") -> Path:
+def _old_style(checkpoint: Path, folder: Path) -> Path:
     """``checkpoint`` as asc_kd wrote it before tasks took the spec: classes, devices and groups as
-    hyperparameters of their own (``where="record"``: older still, only in the ``asc_kd`` record)."""
+    hyperparameters of their own, no ``spec``."""
     stored = read_checkpoint(checkpoint)
     loose = {
         "classes": list(SCENES),
@@ -58,9 +59,8 @@ def _old_style(checkpoint: Path, folder: Path, where: str = "hyper_parameters") 
     }
     del stored["hyper_parameters"]["spec"], stored["asc_kd"]["spec"]
     stored["asc_kd"].update(loose)
-    if where == "hyper_parameters":
-        stored["hyper_parameters"].update(loose)
-    old = folder / f"old-{where}.ckpt"
+    stored["hyper_parameters"].update(loose)
+    old = folder / "old.ckpt"
     torch.save(stored, old)
     return old
 
@@ -107,52 +107,24 @@ def test_the_checkpoint_records_the_dataset_spec_and_restores_with_it(checkpoint
     assert ClassificationTask.load_from_checkpoint(checkpoint, weights_only=True).spec == TAU22
 
 
-@pytest.mark.parametrize("where", ["hyper_parameters", "record"])
-def test_a_checkpoint_with_loose_classes_and_devices_still_loads(
-    checkpoint: Path, tmp_path: Path, where: str
-) -> None:
-    """Checkpoints written before tasks took the spec hold classes, devices and groups as
-    hyperparameters of their own (and, older still, only in their ``asc_kd`` record)."""
-    old = _old_style(checkpoint, tmp_path, where)
-    task, new = load_task(old), load_task(checkpoint)
-    assert task.classes == tuple(SCENES) and task.devices == tuple(DEVICES)
-    assert task.device_groups == DEVICE_GROUPS
-    assert task.spec.name == "unrecorded" and task.spec.source_sample_rate is None  # not kept then
-    waveform = torch.randn(2, 32_000, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        torch.testing.assert_close(task(waveform), new(waveform))
+def _no_spec(source: Path | str) -> str:
+    return (
+        f"^{re.escape(str(source))} holds no dataset spec \\(hyper_parameters.spec\\): "
+        "an earlier asc_kd wrote it, with classes and devices of their own; fit it again with this one$"
+    )
 
 
-@pytest.mark.parametrize("weights_only", [True, None])
-@pytest.mark.parametrize("where", ["hyper_parameters", "record"])
 @pytest.mark.parametrize("cls", [ClassificationTask, DistillationTask])
-def test_lightning_loads_an_old_checkpoint_as_load_task_does(
-    checkpoint: Path,
-    student_checkpoint: Path,
-    tmp_path: Path,
-    cls: type[ClassificationTask],
-    where: str,
-    weights_only: bool | None,
+def test_a_checkpoint_without_the_spec_is_refused_in_one_line(
+    checkpoint: Path, student_checkpoint: Path, tmp_path: Path, cls: type[ClassificationTask]
 ) -> None:
-    """``load_from_checkpoint`` translates the loose classes, devices and groups as ``load_task``
-    does: the same spec, weights and logits (on a student's checkpoint for ``DistillationTask``)."""
-    new = student_checkpoint if cls is DistillationTask else checkpoint
-    old = _old_style(new, tmp_path, where)
-    restored = load_task(old)
-    options = {} if weights_only is None else {"weights_only": weights_only}
-    loaded = cls.load_from_checkpoint(old, **options)
-    assert type(loaded) is cls
-    assert loaded.spec == restored.spec
-    assert loaded.spec.name == "unrecorded" and loaded.classes == tuple(SCENES)
-    assert loaded.devices == tuple(DEVICES) and loaded.device_groups == DEVICE_GROUPS
-    assert not {"classes", "devices", "device_groups"} & set(loaded.hparams)
-    state, expected = loaded.state_dict(), restored.state_dict()
-    assert state.keys() == expected.keys()
-    assert all(torch.equal(state[key], expected[key]) for key in state)
-    assert torch.equal(eval_logits(loaded), eval_logits(restored))
-    assert torch.equal(eval_logits(loaded), eval_logits(load_task(new)))  # the trained weights
-    if cls is DistillationTask:
-        assert loaded.hparams.temperature == 2.0
+    """Checkpoints written before tasks took the spec (loose classes, devices and groups) are
+    refused by ``load_task`` and Lightning alike, rather than built on the default spec."""
+    old = _old_style(student_checkpoint if cls is DistillationTask else checkpoint, tmp_path)
+    with pytest.raises(CheckpointError, match=_no_spec(old)):
+        load_task(old)
+    with pytest.raises(CheckpointError, match=_no_spec(old)):
+        cls.load_from_checkpoint(old)
 
 
 def test_lightning_still_loads_new_checkpoints(checkpoint: Path, student_checkpoint: Path) -> None:
@@ -165,11 +137,11 @@ def test_lightning_still_loads_new_checkpoints(checkpoint: Path, student_checkpo
 
 
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
-def test_a_fit_resumes_from_an_old_checkpoint_and_tests_it(
+def test_a_fit_resumes_from_a_checkpoint_without_the_spec_and_tests_it(
     checkpoint: Path, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     """``--ckpt_path`` restores weights and training state into the task the config builds (its
-    spec comes from the data), so an old checkpoint resumes and tests like a new one."""
+    spec comes from the data), so a checkpoint without the spec resumes and tests like a new one."""
     old = _old_style(checkpoint, tmp_path)
     datamodule = TAU22DataModule(
         root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, batch_size=16, check_data=False
@@ -180,5 +152,5 @@ def test_a_fit_resumes_from_an_old_checkpoint_and_tests_it(
     assert trainer.global_step == 2  # one step after the checkpoint's one
     tester = make_cpu_trainer(tmp_path, limit_test_batches=2)
     resumed = tester.test(task, datamodule=datamodule, ckpt_path=old, weights_only=True)[0]
-    restored = tester.test(load_task(old), datamodule=datamodule)[0]
+    restored = tester.test(load_task(checkpoint), datamodule=datamodule)[0]  # the same weights
     assert resumed["test/acc"] == restored["test/acc"]

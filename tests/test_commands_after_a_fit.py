@@ -34,7 +34,7 @@ CHOSEN = ["--data.clip_seconds", "2", "--data.recording_pattern", "none"]
 def _fit(root: Path, cache_dir: Path, out: Path, *options: str) -> Path:
     """The tiny teacher fitted on ``root`` with ``options``: its checkpoint (on the students'
     lighter front-end, not tested, no W&B: what matters is what it records)."""
-    quick = ["--data.frontend", "student_mel", "--test", "false", "--trainer.logger", "false"]
+    quick = ["--model.init_args.frontend", "student_mel", "--test", "false", "--trainer.logger", "false"]
     with command_line("python -m asc_kd.fit"):
         fit([*fit_args(root, cache_dir, out, *TINY_TEACHER), *quick, *options])
     return out / "teacher-seed0" / "checkpoints" / "last.ckpt"

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from fit_helpers import make_cpu_trainer
 
 from asc_kd.data.datamodule import TAU22DataModule
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES, TAU22
+from asc_kd.data.tau import TAU22
 from asc_kd.evaluation.metrics import SceneMetrics
 from asc_kd.tasks import ClassificationTask
 from asc_kd.training.logits import TeacherRun, export_logits
@@ -55,7 +55,7 @@ def _worker(rank: int, init_file: str, root: str, cache_dir: str, checkpoint: st
         logits = torch.randn(40, 10, generator=generator)
         target = torch.randint(0, 10, (40,), generator=generator)
         device = torch.randint(0, 9, (40,), generator=generator)
-        metric = SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS)
+        metric = SceneMetrics(TAU22)
         metric.update(logits[rank::WORLD], target[rank::WORLD], device[rank::WORLD])
         torch.save({k: v for k, v in metric.compute().items()}, out / f"metrics_rank{rank}.pt")
     finally:
@@ -89,7 +89,7 @@ def test_two_processes_match_one(tiny_root: Path, cache_dir: Path, tmp_path: Pat
     logits = torch.randn(40, 10, generator=generator)
     target = torch.randint(0, 10, (40,), generator=generator)
     device = torch.randint(0, 9, (40,), generator=generator)
-    full = SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS)
+    full = SceneMetrics(TAU22)
     full.update(logits, target, device)
     expected = full.compute()
     for rank in range(WORLD):

@@ -4,6 +4,7 @@ Table 1's rows."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,18 @@ def test_weights_files_load_through_their_recipe(
         with torch.no_grad():
             expected.append(task(waveform)[0])
     torch.testing.assert_close(logits[0], torch.stack(expected).mean(0), rtol=0, atol=1e-5)
+
+
+def test_a_recipe_names_its_front_end_in_its_task_not_its_data(tmp_path: Path) -> None:
+    arguments = read_recipe(PASST_TINY)
+    assert arguments["frontend"] == "passt_mel" and arguments["frontend_kwargs"] == {"freqm": 16, "timem": 10}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model:\n  init_args:\n    model: debug\ndata:\n  sample_rate: 16000\n")
+    assert read_recipe(recipe) == {"model": "debug", "sample_rate": 16000}
+    recipe.write_text("model:\n  init_args:\n    model: debug\ndata:\n  frontend: passt_mel\n")
+    message = f"{recipe}: data.frontend is an option of the task: move it to model.init_args.frontend"
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        read_recipe(recipe)
 
 
 def test_a_weights_file_without_the_classifier_is_refused(

@@ -265,7 +265,7 @@ def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, t
     assert cli.trainer.global_step == 2
     assert Path(cli.trainer.checkpoint_callback.selected_path).is_file()
     assert "test/acc" in cli.trainer.callback_metrics
-    assert task.frontend.preemphasis == 0.97  # kd.yaml's CP-JKU front-end, linked from data
+    assert task.frontend.preemphasis == 0.97  # kd.yaml's CP-JKU front-end
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -295,8 +295,26 @@ def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, t
             ["--config", "bad_value.yaml"],
             "{tmp}/bad_value.yaml: trainer.max_epochs = two is not valid (expected int)",
         ),
+        (
+            ["--config", "old_config.yaml"],
+            "{tmp}/old_config.yaml: data.frontend_kwargs is an option of the task: "
+            "move it to model.init_args.frontend_kwargs",
+        ),
+        (
+            ["--data.frontend_kwargs.freqm", "0"],
+            "command line: --data.frontend_kwargs.freqm is an option of the task: "
+            "give it as --model.init_args.frontend_kwargs.freqm",
+        ),
     ],
-    ids=["model-cli", "data-cli", "trainer-file", "model-file", "value-file"],
+    ids=[
+        "model-cli",
+        "data-cli",
+        "trainer-file",
+        "model-file",
+        "value-file",
+        "task-key-file",
+        "task-key-cli",
+    ],
 )
 def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
     extra: list[str],
@@ -314,6 +332,10 @@ def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
         "model:\n  class_path: DistillationTask\n  init_args:\n    temprature: 2\n"
     )
     (tmp_path / "bad_value.yaml").write_text("trainer:\n  max_epochs: two\n")
+    # A run's config.yaml as fits wrote it when the data section named the front-end.
+    (tmp_path / "old_config.yaml").write_text(
+        "data:\n  frontend: passt_mel\n  frontend_kwargs:\n    timem: 20\n"
+    )
     extra = [str(tmp_path / arg) if arg.endswith(".yaml") else arg for arg in extra]
     code = run_command(_command, [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), *extra])
     sys.argv = sys.argv[:1]

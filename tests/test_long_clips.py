@@ -33,6 +33,7 @@ from asc_kd.training.logits import TeacherRun, export_logits
 
 RATE = 32_000
 CLASSES = ("a", "b", "c")
+SPEC = DatasetSpec("abc", CLASSES, ("d0", "d1"))
 SECONDS = [[0.0, 0.0, 1.0, 4.0], [2.0, 2.0, 2.0, 0.0]]
 TARGET = torch.tensor([1, 2])
 DEVICE = torch.tensor([0, 1])
@@ -73,7 +74,7 @@ def _by_mean(window: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture
 def task() -> ClassificationTask:
-    task = ClassificationTask(model="debug", spec=DatasetSpec("abc", CLASSES, ("d0", "d1")))
+    task = ClassificationTask(model="debug", spec=SPEC)
     task.forward = _by_mean  # the task's own window splitting, the hand-made model
     return task.eval()
 
@@ -127,7 +128,7 @@ def test_predict_logits_and_scene_metrics_agree_with_the_hand_values(task: Class
     loader = DataLoader(dataset, batch_size=1)
     logits = predict_logits(task, loader, torch.device("cpu"), task.segment_samples)
     torch.testing.assert_close(logits, torch.tensor([X_ROWS, Y_ROWS]))
-    out = scene_metrics(logits, TARGET, DEVICE, CLASSES, ("d0", "d1"))
+    out = scene_metrics(logits, TARGET, DEVICE, SPEC)
     assert out["acc"] == pytest.approx(WINDOW_ACC)
     assert out["log_loss"] == pytest.approx(WINDOW_LOG_LOSS, rel=1e-6)
     assert out["file/acc"] == pytest.approx(FILE_ACC)
@@ -139,7 +140,7 @@ def test_the_file_rule_is_the_mean_of_logits_not_of_probabilities() -> None:
     probabilities = torch.tensor(X_ROWS).softmax(-1).mean(0)
     assert probabilities.argmax().item() == 0
     assert torch.tensor(X_FILE).argmax().item() == 1
-    out = scene_metrics(torch.tensor([X_ROWS]), TARGET[:1], DEVICE[:1], CLASSES, ("d0", "d1"))
+    out = scene_metrics(torch.tensor([X_ROWS]), TARGET[:1], DEVICE[:1], SPEC)
     assert out["file/acc"] == 1.0
 
 

@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
+from asc_kd.data.spec import DatasetSpec
 from asc_kd.evaluation.metrics import LOG_LOSS_EPS, SceneMetrics, scene_metrics
 
-CLASSES = [f"c{i}" for i in range(10)]
+SPEC = DatasetSpec("edges", tuple(f"c{i}" for i in range(10)))
 #: −ln(1e-15) = 15·ln(10): the most a single example can add to the log loss.
 CEILING = 15 * math.log(10)
 INF = float("inf")
@@ -24,7 +25,7 @@ def _one_hot_row(top: int, value: float, rest: float = 0.0) -> list[float]:
 
 
 def _metrics(rows: list[list[float]], targets: list[int]) -> dict[str, float]:
-    metric = SceneMetrics(CLASSES)
+    metric = SceneMetrics(SPEC)
     metric.update(torch.tensor(rows), torch.tensor(targets), torch.full((len(rows),), -1))
     return {k: float(v) for k, v in metric.compute().items()}
 
@@ -71,7 +72,7 @@ def test_a_window_of_probability_zero_floors_the_file_too() -> None:
     # One clip, two windows: the file's logits are the windows' mean, so a −inf window logit
     # for the true class makes the file's probability 0 as well; each costs the ceiling.
     logits = torch.tensor([[[0.0, -INF, *[0.0] * 8], _one_hot_row(1, 2.0)]])
-    out = scene_metrics(logits, torch.tensor([1]), torch.tensor([-1]), CLASSES)
+    out = scene_metrics(logits, torch.tensor([1]), torch.tensor([-1]), SPEC)
     second = -math.log(math.exp(2) / (math.exp(2) + 9))
     assert out["log_loss"] == pytest.approx((CEILING + second) / 2, rel=1e-6)
     assert out["acc"] == pytest.approx(0.5)

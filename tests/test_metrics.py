@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from asc_kd.data.tau import DEVICE_GROUPS, DEVICES, SCENES
+from asc_kd.data.spec import DatasetSpec
+from asc_kd.data.tau import DEVICES, SCENES, TAU22
 from asc_kd.evaluation.metrics import SceneMetrics, scene_metrics
 
 # Six examples: (device, true class, predicted class).
@@ -33,7 +34,7 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def _computed(*updates: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> dict[str, float]:
-    metric = SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS)
+    metric = SceneMetrics(TAU22)
     for update in updates:
         metric.update(*update)
     return {key: value.item() for key, value in metric.compute().items()}
@@ -97,7 +98,7 @@ def test_two_halves_equal_one_update() -> None:
 
 
 def test_confusion_counts() -> None:
-    metric = SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS)
+    metric = SceneMetrics(TAU22)
     metric.update(*_batch())
     confusion = metric.confusion()
     assert confusion.shape == (10, 10)
@@ -110,7 +111,7 @@ def test_confusion_counts() -> None:
 
 
 def test_reset_clears_counts() -> None:
-    metric = SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS)
+    metric = SceneMetrics(TAU22)
     metric.update(*_batch())
     metric.reset()
     assert metric.confusion().sum() == 0
@@ -120,14 +121,14 @@ def test_unlabelled_target_is_refused() -> None:
     logits, target, device = _batch()
     target[2] = -1
     with pytest.raises(ValueError, match="unlabelled"):
-        SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS).update(logits, target, device)
+        SceneMetrics(TAU22).update(logits, target, device)
 
 
 @pytest.mark.parametrize("shape", [(6, 9), (6, 11), (6,), (6, 10, 1)])
 def test_wrong_logit_shape_is_refused(shape: tuple[int, ...]) -> None:
     _, target, device = _batch()
     with pytest.raises(ValueError, match="logits"):
-        SceneMetrics(SCENES, DEVICES, DEVICE_GROUPS).update(torch.zeros(shape), target, device)
+        SceneMetrics(TAU22).update(torch.zeros(shape), target, device)
 
 
 def test_confusion_image_is_row_normalised_white_to_blue() -> None:
@@ -171,16 +172,16 @@ def test_windowed_logits_give_segment_and_file_metrics() -> None:
     logits[0, 2, 3] = 2.0
     logits[1, 0, 2] = 1.0
     logits[1, 1, 7] = logits[1, 2, 7] = 6.0
-    out = scene_metrics(logits, torch.tensor([1, 2]), torch.tensor([0, 8]), SCENES, DEVICES, DEVICE_GROUPS)
+    out = scene_metrics(logits, torch.tensor([1, 2]), torch.tensor([0, 8]), TAU22)
     assert out["acc"] == pytest.approx(3 / 6)
     assert out["file/acc"] == pytest.approx(1 / 2)
     assert out["acc_real"] == pytest.approx(2 / 3) and out["acc_unseen"] == pytest.approx(1 / 3)
     assert out["file/acc_real"] == 1.0 and out["file/acc_unseen"] == 0.0
-    single = scene_metrics(logits[:, :1], torch.tensor([1, 2]), torch.tensor([0, 8]), SCENES)
+    single = scene_metrics(logits[:, :1], torch.tensor([1, 2]), torch.tensor([0, 8]), TAU22)
     assert "file/acc" not in single and single["acc"] == pytest.approx(1.0)
 
 
 def test_devices_the_metric_does_not_know_count_overall_only() -> None:
-    metric = SceneMetrics(["a", "b"])  # no devices, e.g. a task built without a spec
+    metric = SceneMetrics(DatasetSpec("ab", ("a", "b")))  # no devices, as the default spec
     metric.update(torch.tensor([[3.0, 0.0]]), torch.tensor([0]), torch.tensor([5]))
     assert metric.compute()["acc"] == 1.0

@@ -535,8 +535,8 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
     from asc_kd.training.fit import fit
 
     torch.set_num_threads(threads)
-    recipe_data = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["data"]
-    frontend_kwargs = recipe_data.get("frontend_kwargs") or {}
+    recipe_task = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["model"]["init_args"]
+    frontend_kwargs = recipe_task.get("frontend_kwargs") or {}
     step = _KDStep(StudentMel(**frontend_kwargs), False, False, torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -1,5 +1,5 @@
-"""Files: writing outputs so that a crash never leaves a half-written file behind, and reading
-PyTorch files without ever running code from them."""
+"""Files: writing outputs so that a crash never leaves a half-written file or folder behind, and
+reading PyTorch files without ever running code from them."""
 
 from __future__ import annotations
 
@@ -38,6 +38,32 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling folder of ``path`` to fill; renamed to ``path`` only if the block succeeds.
+
+    ``path`` must not exist yet, or be an empty folder. A killed writer leaves
+    ``<name>.partial-<pid>`` (``remove_stale_partials`` clears it), never a half-written ``path``
+    that looks complete; when another process completed ``path`` first, its folder stays and this
+    one is discarded.
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path} already exists and is not empty; choose a new folder or delete it")
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        try:
+            os.replace(partial, path)
+        except OSError:
+            if not (path.is_dir() and any(path.iterdir())):
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def check_writable(path: str | Path) -> None:

@@ -17,9 +17,10 @@ chosen with ``layout`` or detected from the root; ``TAU22DataModule``, ``TAU20Da
   (``data_record``), compared on resume and in the logits join (``data_change``), and the one a
   run record keeps (``dataset_fingerprint``);
 - the waveform augmentations (time roll, device impulse responses), on the device after the
-  batch transfer;
-- which front-end the recipe uses (``frontend``, ``frontend_kwargs``): the CLI links it into
-  the task, which applies it on the device after waveform Mixup and keeps it in its checkpoint.
+  batch transfer.
+
+The front-end is the task's (``model.init_args.frontend``): it applies it on the device after
+waveform Mixup; the CLI links the rate and window length from here into it.
 
 Batches are described in ``asc_kd.core.batch``.
 """
@@ -242,8 +243,6 @@ class SceneDataModule(L.LightningDataModule):
         holdout_fraction: share of the training split held out with ``validation="holdout"``.
         holdout_file: where the held-out split is written (default: ``holdout_split.csv`` in
             the trainer's ``default_root_dir``); an existing file is reused.
-        frontend: the front-end the recipe's task applies (linked into the task by the CLI).
-        frontend_kwargs: its keyword arguments (linked likewise).
         batch_size: training batch size.
         eval_batch_size: batch size of val and test, in clips.
         num_workers: DataLoader processes (default: none for a model on the CPU reading the
@@ -278,8 +277,6 @@ class SceneDataModule(L.LightningDataModule):
         validation: Validation = "test",
         holdout_fraction: float = 0.1,
         holdout_file: str | None = None,
-        frontend: str = "student_mel",
-        frontend_kwargs: dict[str, Any] | None = None,
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int | None = None,

@@ -38,6 +38,7 @@ import pandas as pd
 import soundfile
 from tqdm.auto import tqdm
 
+from asc_kd.core.io import atomic_folder
 from asc_kd.core.locks import DEFAULT_TIMEOUT, folder_lock
 from asc_kd.data.cache import usable_cpus
 from asc_kd.data.tau import CITIES, DEVICES, SCENES, SOURCE_SAMPLE_RATE
@@ -273,26 +274,11 @@ def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progres
     be an empty folder.
     """
     config = config or SyntheticConfig()
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir} already exists and is not empty; choose a new folder or delete it")
-    partial = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with atomic_folder(out_dir) as partial:
         writer = _write_folders if config.layout == "folders" else _write_tau
         writer(partial, config, progress)
         _mark(partial, asdict(config))
-        try:
-            os.replace(partial, out_dir)
-        except OSError:
-            if not any(out_dir.iterdir()):
-                raise
-            shutil.rmtree(partial, ignore_errors=True)  # another process generated it first
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)
 
 
 def _world(config: SyntheticConfig, g: _Grid) -> tuple[list[dict], dict[str, dict], list[dict]]:
@@ -477,14 +463,10 @@ def write_linked(source: str | Path, out_dir: str | Path, n: int, progress: bool
     first 70 % are the train split, the rest the test split. Where hard links are not supported
     the files are copied. Written under a temporary name like ``generate``.
     """
-    source, out_dir = Path(source), Path(out_dir)
+    source = Path(source)
     sources = list(pd.read_csv(source / "meta.csv", sep="\t")["filename"].iloc[:8])
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir} already exists and is not empty; choose a new folder or delete it")
-    partial = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        (partial / "audio").mkdir(parents=True)
+    with atomic_folder(out_dir) as partial:
+        (partial / "audio").mkdir()
         (partial / "evaluation_setup").mkdir()
         i = np.arange(n)
         scenes = np.array(SCENES)[i % len(SCENES)]
@@ -515,8 +497,4 @@ def write_linked(source: str | Path, out_dir: str | Path, n: int, progress: bool
             )
         meta[["filename"]].to_csv(partial / "evaluation_setup" / "fold1_test.csv", sep="\t", index=False)
         _mark(partial, {"linked_from": str(source), "clips": n})
-        os.replace(partial, out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)

@@ -381,15 +381,7 @@ def quantize_task(
             logits = predict_logits(
                 model, test, cpu, task.segment_samples, desc if progress else "", shard=False
             )
-            return scene_metrics(
-                logits,
-                labels["target"],
-                labels["device"],
-                spec.classes,
-                spec.devices,
-                spec.device_groups,
-                confusion=True,
-            )
+            return scene_metrics(logits, labels["target"], labels["device"], spec, confusion=True)
 
         report = {
             **metadata,

@@ -9,13 +9,15 @@ Classes, devices and groups come from the dataset's spec (or a checkpoint that r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
+
+from asc_kd.data.spec import DatasetSpec
 
 #: Probability floor of the log loss, as scikit-learn's log_loss (used by DCASE) clips.
 LOG_LOSS_EPS = 1e-15
@@ -42,8 +44,9 @@ def file_logits(window_logits: torch.Tensor) -> torch.Tensor:
 class SceneMetrics(Metric):
     """Accuracy, macro class accuracy, log loss, and accuracy per device, group and class.
 
-    ``update(logits, target, device)`` takes raw logits, class indices and device indices
-    (the order of ``devices``; -1 for unknown devices, which count only overall).
+    Classes, devices and device groups are those of ``spec``. ``update(logits, target,
+    device)`` takes raw logits, class indices and device indices (the order of the spec's
+    devices; -1 for unknown devices, which count only overall).
     ``compute()`` returns a flat dict of scalars, e.g. ``acc``, ``macro_acc``, ``log_loss``,
     ``acc_device_s4``, ``acc_unseen``, ``acc_class_tram``. A device or group without examples
     reports NaN rather than a misleading 0.
@@ -52,17 +55,9 @@ class SceneMetrics(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(
-        self,
-        classes: Sequence[str],
-        devices: Sequence[str] = (),
-        groups: Mapping[str, Sequence[str]] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, spec: DatasetSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.classes = tuple(classes)
-        self.devices = tuple(devices)
-        self.groups = {name: tuple(members) for name, members in (groups or {}).items()}
+        self.classes, self.devices, self.groups = spec.classes, spec.devices, spec.device_groups
         n_dev, n_cls = len(self.devices) + 1, len(self.classes)  # last device row: unknown
         self.add_state("counts", torch.zeros(n_dev, n_cls, n_cls, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("nll_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
@@ -116,12 +111,10 @@ def scene_metrics(
     logits: torch.Tensor,
     target: torch.Tensor,
     device: torch.Tensor,
-    classes: Sequence[str],
-    devices: Sequence[str] = (),
-    groups: Mapping[str, Sequence[str]] | None = None,
+    spec: DatasetSpec,
     confusion: bool = False,
 ) -> dict[str, Any]:
-    """``SceneMetrics`` of precomputed logits as plain floats.
+    """``SceneMetrics`` of precomputed logits over ``spec``'s classes and devices, as plain floats.
 
     ``logits`` is (examples, classes) or (examples, windows, classes) for clips scored in
     several windows: the plain keys are then per window (each window carries its clip's
@@ -134,7 +127,7 @@ def scene_metrics(
     n_windows = logits.shape[1]
     # The logits are complete here (gathered already when several processes scored them), so
     # nothing is synchronised: a process computing alone must not wait for the others.
-    metric = SceneMetrics(classes, devices, groups, sync_on_compute=False)
+    metric = SceneMetrics(spec, sync_on_compute=False)
     metric.update(
         logits.reshape(-1, logits.shape[-1]),
         target.repeat_interleave(n_windows),
@@ -144,7 +137,7 @@ def scene_metrics(
     if confusion:
         out["confusion"] = metric.confusion().tolist()
     if n_windows > 1:
-        per_file = SceneMetrics(classes, devices, groups, sync_on_compute=False)
+        per_file = SceneMetrics(spec, sync_on_compute=False)
         per_file.update(file_logits(logits), target, device)
         out.update({f"file/{k}": float(v) for k, v in per_file.compute().items()})
     return out

@@ -27,6 +27,15 @@ from asc_kd.core.errors import ConfigError
 LOG_OFFSET = 1e-5
 """Added before the log in ``StudentMel`` and ``PasstMel``, as in CP-JKU's code."""
 
+#: CP-JKU's ``AugmentMelSTFT`` (PaSST, their DCASE22/23 students) normalises log-mels as
+#: ``(x + 4.5) / 5``: a fixed shift and scale, no dataset statistics, that centres them near zero.
+LOG_MEL_SHIFT = 4.5
+LOG_MEL_SCALE = 5.0
+
+#: Pre-emphasis coefficient, ``x[t] - 0.97 x[t-1]``: CP-JKU's ``AugmentMelSTFT`` and Kaldi's fbank
+#: (AST's features) both use 0.97.
+PREEMPHASIS = 0.97
+
 
 def _prepare_waveform(x: Tensor, like: Tensor, owner: str) -> Tensor:
     if x.dim() != 2:
@@ -75,6 +84,28 @@ def power_spectrum(spec: Tensor) -> Tensor:
     """``|spec|^2`` as ``re^2 + im^2``: the same value as ``spec.abs().pow(2)`` up to rounding,
     without the square root (half the time on a CPU)."""
     return spec.real.square() + spec.imag.square()
+
+
+def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor) -> Tensor:
+    """Power spectrogram ``(batch, n_fft // 2 + 1, frames)`` of a waveform batch: the centred,
+    reflect-padded STFT with ``window`` (its length is the window length), as CP-JKU's
+    ``AugmentMelSTFT``; ``1 + samples // hop_length`` frames."""
+    spec = torch.stft(
+        x,
+        n_fft,
+        hop_length=hop_length,
+        win_length=window.shape[-1],
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
+    return power_spectrum(spec)
+
+
+def normalize_log_mel(mel: Tensor) -> Tensor:
+    """CP-JKU's fixed log-mel normalisation, ``(mel + LOG_MEL_SHIFT) / LOG_MEL_SCALE``."""
+    return (mel + LOG_MEL_SHIFT) / LOG_MEL_SCALE
 
 
 def centre_band(
@@ -134,8 +165,8 @@ class StudentMel(FrontEnd):
     """Log-mel spectrogram for the CP-ResNet student.
 
     With the defaults it equals ``log(torchaudio.transforms.MelSpectrogram(...)(x) + 1e-5)``
-    followed by CP-JKU's fast normalisation ``(x + 4.5) / 5``, which centres log-mels near
-    zero. ``preemphasis=0.97, mel_scale="kaldi", periodic_window=False`` is CP-JKU's
+    followed by CP-JKU's fixed normalisation (``normalize_log_mel``).
+    ``preemphasis=0.97, mel_scale="kaldi", periodic_window=False`` is CP-JKU's
     ``AugmentMelSTFT`` (their DCASE22/23 student front-end, which the Tencent systems follow):
     pre-emphasis ``x[t] - 0.97 x[t-1]`` (one sample shorter), a symmetric Hann window, Kaldi
     triangular mel banks, then the same log and normalisation. The two conventions differ by
@@ -156,8 +187,8 @@ class StudentMel(FrontEnd):
         fmax: Highest filterbank frequency in Hz in eval; ``None`` means ``sample_rate / 2 -
             fmax_aug_range // 2`` (``centre_band``): Nyquist without jitter, 15,500 Hz at
             32 kHz with CP-JKU's students' ``fmax_aug_range=1000``.
-        normalize: Apply ``(x + 4.5) / 5`` after the log.
-        preemphasis: Pre-emphasis coefficient (CP-JKU: 0.97); 0 disables it.
+        normalize: Apply ``normalize_log_mel`` after the log.
+        preemphasis: Pre-emphasis coefficient (CP-JKU: ``PREEMPHASIS``); 0 disables it.
         mel_scale: ``htk`` (torchaudio's mel filterbank) or ``kaldi`` (CP-JKU's).
         periodic_window: Periodic Hann window (torch's default) or symmetric (CP-JKU's).
         fmin_aug_range: Training fmin is ``fmin + randint(fmin_aug_range)``; 1 disables it.
@@ -232,28 +263,16 @@ class StudentMel(FrontEnd):
             x = _prepare_waveform(x, self.window, type(self).__name__)
             if self.preemphasis:
                 x = x[:, 1:] - self.preemphasis * x[:, :-1]
-            spec = torch.stft(
-                x,
-                self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=True,
-                pad_mode="reflect",
-                return_complex=True,
-            )
+            power = stft_power(x, self.n_fft, self.hop_length, self.window)
             mel_fb, spans = self.mel_fb, self.spans
             if self.training and (self.fmin_aug_range > 1 or self.fmax_aug_range > 1):
                 lows, highs = draw_mel_bands(self.fmin, self.fmax, self.fmin_aug_range, self.fmax_aug_range)
                 mel_fb = self.filterbank(float(lows[0]), float(highs[0])).to(self.mel_fb)
                 spans = band_spans(mel_fb)
-            mel = apply_banks(mel_fb, spans, power_spectrum(spec))
-            mel = torch.log(mel + LOG_OFFSET).unsqueeze(1)
+            mel = torch.log(apply_banks(mel_fb, spans, power) + LOG_OFFSET).unsqueeze(1)
         if self.training:
             mel = mask_time_frequency(mel, self.freqm, self.timem)
-        if self.normalize:
-            mel = (mel + 4.5) / 5.0
-        return mel
+        return normalize_log_mel(mel) if self.normalize else mel
 
 
 class PasstMel(FrontEnd):
@@ -335,7 +354,7 @@ class PasstMel(FrontEnd):
         # PaSST uses a symmetric Hann window, unlike torch's periodic default.
         window = torch.hann_window(win_length, periodic=False)
         self.register_buffer("window", window, persistent=False)
-        self.register_buffer("preemphasis", torch.tensor([[[-0.97, 1.0]]]), persistent=False)
+        self.register_buffer("preemphasis", torch.tensor([[[-PREEMPHASIS, 1.0]]]), persistent=False)
         self.register_buffer(
             "mel_fb",
             _kaldi_mel_banks(n_mels, n_fft, sample_rate, fmin, eval_fmax),
@@ -354,26 +373,17 @@ class PasstMel(FrontEnd):
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = _prepare_waveform(x, self.window, type(self).__name__)
             x = nn.functional.conv1d(x.unsqueeze(1), self.preemphasis).squeeze(1)
-            spec = torch.stft(
-                x,
-                self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=True,
-                pad_mode="reflect",
-                return_complex=True,
-            )
+            power = stft_power(x, self.n_fft, self.hop_length, self.window)
             if self.training:
                 pick = int(torch.randint(self.n_jitter, ()))
                 mel_fb, spans = self.jittered_mel_fb[pick], self.jittered_spans[pick]
             else:
                 mel_fb, spans = self.mel_fb, self.spans
-            mel = torch.log(apply_banks(mel_fb, spans, power_spectrum(spec)) + LOG_OFFSET).unsqueeze(1)
+            mel = torch.log(apply_banks(mel_fb, spans, power) + LOG_OFFSET).unsqueeze(1)
         if self.training:
             # Masks fill with 0 before normalisation, so masked bins read 0.9 afterwards.
             mel = mask_time_frequency(mel, self.freqm, self.timem, self.max_time_mask_fraction)
-        return (mel + 4.5) / 5.0
+        return normalize_log_mel(mel)
 
 
 class ASTFbank(FrontEnd):
@@ -438,7 +448,7 @@ class ASTFbank(FrontEnd):
             frames = frames - frames.mean(dim=-1, keepdim=True)
             # Kaldi's pre-emphasis treats the sample before each frame's first as itself.
             previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
-            frames = (frames - 0.97 * previous) * self.window
+            frames = (frames - PREEMPHASIS * previous) * self.window
             spec = power_spectrum(torch.fft.rfft(frames, n=self.n_fft))
             fbank = apply_banks(self.mel_fb, self.spans, spec.transpose(-1, -2))
             fbank = fbank.clamp_min(torch.finfo(torch.float32).eps).log()

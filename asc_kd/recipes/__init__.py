@@ -54,7 +54,7 @@ def resolve_recipe(name_or_path: str | Path) -> Path:
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """The task arguments of a recipe YAML (a teacher's, for its logits or its complexity): model
-    and front-end (data section), no optimiser."""
+    and front-end, the data's rate and window, no optimiser."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"teacher recipe {path} not found")
@@ -63,12 +63,15 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     data = config.get("data") or {}
     if "model" not in init:
         raise ConfigError(f"{path}: no model.init_args.model; it is not a task recipe")
+    for key in ("frontend", "frontend_kwargs"):
+        if key in data:  # as a fit would, rather than read the recipe on the default front-end
+            raise ConfigError(
+                f"{path}: data.{key} is an option of the task: move it to model.init_args.{key}"
+            )
     arguments = {
         key: init[key] for key in ("model", "model_kwargs", "frontend", "frontend_kwargs") if key in init
     }
-    for key in ("frontend", "frontend_kwargs", "sample_rate", "segment_seconds"):
-        if key in data:
-            arguments.setdefault(key, data[key])
+    arguments.update({key: data[key] for key in ("sample_rate", "segment_seconds") if key in data})
     return arguments
 
 

@@ -18,13 +18,12 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.core.saving import _load_state
 from torch import nn
 from torchmetrics import MetricCollection
 
 from asc_kd import __version__
 from asc_kd.core.batch import Batch
-from asc_kd.core.errors import ConfigError
+from asc_kd.core.errors import ConfigError, UserError
 from asc_kd.core.io import torch_load
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.evaluation.inference import window_logits
@@ -75,31 +74,25 @@ def lr_factor(
 #: The spec of a task built without a dataset (unit tests, quick experiments): ten classes.
 DEFAULT_SPEC = DatasetSpec(name="default", classes=tuple(f"class{i}" for i in range(10)))
 
-#: The spec's fields that checkpoints written before the task took a ``DatasetSpec`` kept as
-#: hyperparameters (and in their ``asc_kd`` record) of their own.
-LOOSE_SPEC_FIELDS = ("classes", "devices", "device_groups")
+
+class CheckpointError(UserError, ValueError):
+    """A file is not a usable asc_kd checkpoint; the message says why."""
 
 
-def checkpoint_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """The task hyperparameters a checkpoint holds, with the dataset spec as one ``spec`` entry
-    (plain data) whichever version of asc_kd wrote it.
+def recorded_spec(checkpoint: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """The dataset spec (plain data) among a checkpoint's hyperparameters.
 
-    Checkpoints written before tasks took a ``DatasetSpec`` kept the classes, devices and device
-    groups as hyperparameters of their own (older still, only in their ``asc_kd`` record): they
-    become a spec named ``unrecorded`` whose other fields take their defaults. The one translation
-    of such checkpoints, for ``load_task`` and ``load_from_checkpoint`` alike; raises
-    ``DatasetError`` when the loose fields do not make a spec.
+    Without it a task would be built on ``DEFAULT_SPEC``'s classes, so a checkpoint that has none
+    (asc_kd kept classes, devices and device groups as hyperparameters of their own before tasks
+    took a ``DatasetSpec``) is refused with a ``CheckpointError`` naming ``source``.
     """
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
-    loose = {key: hparams.pop(key, None) for key in LOOSE_SPEC_FIELDS}
-    if hparams.get("spec") is not None:
-        return hparams
-    record = checkpoint.get("asc_kd") or {}
-    loose = {key: record.get(key) if value is None else value for key, value in loose.items()}
-    if loose["classes"] is not None:
-        fields = {key: value for key, value in loose.items() if value is not None}
-        hparams["spec"] = DatasetSpec.from_dict({"name": "unrecorded", **fields}).as_dict()
-    return hparams
+    spec = (checkpoint.get("hyper_parameters") or {}).get("spec")
+    if spec is None:
+        raise CheckpointError(
+            f"{source} holds no dataset spec (hyper_parameters.spec): an earlier asc_kd wrote it, "
+            "with classes and devices of their own; fit it again with this one"
+        )
+    return spec
 
 
 def _data_record(datamodule: L.LightningDataModule | None) -> dict[str, Any]:
@@ -127,9 +120,8 @@ class ClassificationTask(L.LightningModule):
             (``mypkg.models:TinyCNN``).
         model_kwargs: keyword arguments of the model builder (``n_classes`` is set from the
             spec's classes).
-        frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``);
-            ``asc_kd.fit`` links it from ``data.frontend``.
-        frontend_kwargs: keyword arguments of the front-end (linked from ``data.frontend_kwargs``).
+        frontend: registered front-end name (``student_mel``, ``passt_mel``, ``ast_fbank``).
+        frontend_kwargs: keyword arguments of the front-end (its ``sample_rate`` is the task's).
         sample_rate: waveform rate the front-end receives (linked from ``data.sample_rate``).
         segment_seconds: length of the windows the model sees (linked from
             ``data.segment_seconds``); longer clips are scored window by window.
@@ -202,7 +194,7 @@ class ClassificationTask(L.LightningModule):
 
         ``file/`` collections score long clips by ``file_logits`` (the mean of the window logits).
         """
-        metrics = MetricCollection({"scene": SceneMetrics(self.classes, self.devices, self.device_groups)})
+        metrics = MetricCollection({"scene": SceneMetrics(self.spec)})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_file_metrics = metrics.clone(prefix="val/file/")
@@ -364,10 +356,8 @@ class ClassificationTask(L.LightningModule):
         weights_only: bool | None = None,
         **kwargs: Any,
     ) -> Self:
-        """Lightning's ``load_from_checkpoint``, which also reads checkpoints written before tasks
-        took a ``DatasetSpec`` (translated by ``checkpoint_hyperparameters``, as ``load_task`` does;
-        such a task is built on the CPU). Files are read with ``weights_only=True`` only.
-        """
+        """Lightning's ``load_from_checkpoint``, reading files with ``weights_only=True`` only, that
+        refuses a checkpoint without the dataset spec (``recorded_spec``) as ``load_task`` does."""
         if weights_only is False:
             raise ValueError(
                 f"{cls.__name__}.load_from_checkpoint(weights_only=False): asc_kd checkpoints hold "
@@ -379,12 +369,7 @@ class ClassificationTask(L.LightningModule):
             and Path(checkpoint_path).is_file()
         ):
             checkpoint = torch_load(checkpoint_path, mmap=True)  # the weights are mapped, not read
-            hparams = checkpoint_hyperparameters(checkpoint)
-            if hparams != (checkpoint.get("hyper_parameters") or {}):
-                checkpoint["hyper_parameters"] = {**hparams, **kwargs}
-                # Lightning builds the task from the hyperparameters right after reading the file,
-                # with no hook between: this is its step after reading, on the translated ones.
-                return _load_state(cls, checkpoint, strict=strict, **kwargs)
+            recorded_spec(checkpoint, str(checkpoint_path))
         return super().load_from_checkpoint(
             checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs
         )

@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-from asc_kd.core.errors import UserError
 from asc_kd.core.imports import ImportPathError, import_object
 from asc_kd.core.io import PickledObjectsError, torch_load
 from asc_kd.data.datamodule import HOLDOUT_FILE
@@ -27,11 +26,7 @@ from asc_kd.data.options import recorded_options
 from asc_kd.data.spec import DatasetError, DatasetSpec
 from asc_kd.models import MODELS
 from asc_kd.models.pretrained import trained_weights_follow
-from asc_kd.tasks.classification import ClassificationTask, checkpoint_hyperparameters
-
-
-class CheckpointError(UserError, ValueError):
-    """A file is not a usable asc_kd checkpoint; the message says why."""
+from asc_kd.tasks.classification import CheckpointError, ClassificationTask, recorded_spec
 
 
 def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
@@ -120,14 +115,13 @@ def load_task(path: str | Path) -> ClassificationTask:
     path = Path(path)
     checkpoint = read_checkpoint(path)
     record = checkpoint.get("asc_kd") or {}
-    try:
-        hparams = checkpoint_hyperparameters(checkpoint)
-        if hparams.get("spec") is not None:
-            hparams["spec"] = DatasetSpec.from_dict(hparams["spec"])
-    except DatasetError as err:
-        raise CheckpointError(f"{path}: {err}") from err
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
     if "model" not in hparams:
         raise CheckpointError(f"{path} holds no asc_kd hyperparameters (model name missing)")
+    try:
+        hparams["spec"] = DatasetSpec.from_dict(recorded_spec(checkpoint, str(path)))
+    except DatasetError as err:
+        raise CheckpointError(f"{path}: {err}") from err
     model = hparams["model"]
     if model not in MODELS and record.get("model_import_path"):
         hparams["model"] = record["model_import_path"]  # registered in a module not imported here

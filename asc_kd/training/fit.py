@@ -6,8 +6,9 @@ classes, callbacks and loggers may be given by their short names (``Distillation
 ``Mixup``) or import paths (``mytask.TinyKD``). Every run gets a ``CheckpointSelection``
 (``last.ckpt``, plus the best by a held-out metric when asked), a ``ComplexityCheck`` and a
 learning-rate log, configured under ``checkpoint:``, ``complexity:`` and ``lr_monitor:``. The
-dataset's spec (one ``DatasetSpec``: classes, devices, device groups), its rate, window length
-and front-end are linked into the task, so one recipe runs on TAU22, TAU20 or your own folders.
+dataset's spec (one ``DatasetSpec``: classes, devices, device groups), its rate and window length
+are linked into the task, so one recipe runs on TAU22, TAU20 or your own folders. The front-end
+is the task's own option (``model.init_args.frontend``, ``frontend_kwargs``).
 
 Each run has its own folder, ``<trainer.default_root_dir>/<name>-seed<seed>`` (the recipe's
 ``name:``, else the model's): checkpoints, ``config.yaml``, the W&B run and ``summary.json``
@@ -71,8 +72,8 @@ class AscKdCLI(LightningCLI):
         parser.add_lightning_class_args(ComplexityCheck, "complexity")
         parser.add_lightning_class_args(LearningRateLog, "lr_monitor")
         # One value, two consumers: the cache resamples to the rate and cuts the windows the
-        # front-end expects; the recipe names its front-end with the data, the task applies it.
-        for key in ("sample_rate", "segment_seconds", "frontend", "frontend_kwargs"):
+        # task's front-end expects.
+        for key in ("sample_rate", "segment_seconds"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
         # The spec is read from the dataset on disk, so it can only be linked once the
         # DataModule exists.
@@ -188,6 +189,11 @@ def run_folder(config: Namespace) -> Path:
     return root if root.name == name else root / name
 
 
+#: Keys that configs written by earlier versions hold under ``data:`` (a run's ``config.yaml``,
+#: a pipeline's ``fit_config.yaml``) and that belong to the task: an error names where they go.
+TASK_KEYS = ("data.frontend", "data.frontend_kwargs")
+
+
 def argument_error_message(message: str, argv: list[str], parser: LightningArgumentParser) -> str:
     """One line for a parse error: where the wrong key or value was given, and for an unknown
     key the closest valid one."""
@@ -206,6 +212,12 @@ def argument_error_message(message: str, argv: list[str], parser: LightningArgum
         types = re.findall(r"Expected a <class '(\w+)'>", message)
         expected = " or ".join(t for t in dict.fromkeys(types) if t != "NoneType") or "another value"
         return f"{_where(key, argv)}{key} = {value.strip()} is not valid (expected {expected})"
+    task_key = next((k for k in TASK_KEYS if key == k or key.startswith(f"{k}.")), None)
+    if task_key is not None:
+        if given_on_command_line(argv, f"--{key}"):
+            return f"command line: --{key} is an option of the task: give it as --model.init_args.{key[5:]}"
+        where = _where(key, argv)
+        return f"{where}{task_key} is an option of the task: move it to model.init_args.{task_key[5:]}"
     group, _, name = key.rpartition(".")
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     on_command_line = given_on_command_line(argv, f"--{key}")
@@ -228,7 +240,7 @@ def _where(key: str, argv: list[str]) -> str:
 
 def _unknown_key(message: str, parser: LightningArgumentParser) -> tuple[str | None, list[str]]:
     """The dotted key a jsonargparse error rejects and the valid names beside it."""
-    found = re.search(r"Group '([\w.]+)' does not accept option '(\w+)'", message)
+    found = re.search(r"Group '([\w.]+)' does not accept option '(\w+)[\w.]*'", message)
     if found:
         group, name = found.groups()
     elif found := re.search(r"unrecognized arguments: --([\w.]+)", message):

@@ -155,14 +155,7 @@ def export_logits(
             )
             if run.in_ensemble:
                 ensemble_test = ensemble_test + test_logits / len(members)
-            metrics = scene_metrics(
-                test_logits,
-                labels["target"],
-                labels["device"],
-                spec.classes,
-                spec.devices,
-                spec.device_groups,
-            )
+            metrics = scene_metrics(test_logits, labels["target"], labels["device"], spec)
             rows.append(
                 seed_row(metrics, teacher=run.name, precision=ran_at, seed=run.seed, selection=run.selection)
             )
@@ -186,9 +179,7 @@ def export_logits(
     synthetic = is_synthetic(datamodule.root) or is_demo_root(datamodule.root)
     if table is not None:
         assert isinstance(ensemble_test, torch.Tensor)
-        metrics = scene_metrics(
-            ensemble_test, labels["target"], labels["device"], spec.classes, spec.devices, spec.device_groups
-        )
+        metrics = scene_metrics(ensemble_test, labels["target"], labels["device"], spec)
         names = list(dict.fromkeys(t.name for t in members))
         selections = ", ".join(sorted({t.selection for t in members}))
         ensemble_name = f"ensemble of {len(members)} ({', '.join(names)})"

@@ -227,9 +227,9 @@ def test_student_mel_in_cpjku_convention_matches_its_definition(waveform):
 
 
 def _student_recipe_frontend(**overrides) -> StudentMel:
-    data = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["data"]
-    assert data["frontend"] == "student_mel"
-    return StudentMel(**{**data["frontend_kwargs"], **overrides})
+    task = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["model"]["init_args"]
+    assert task["frontend"] == "student_mel"
+    return StudentMel(**{**task["frontend_kwargs"], **overrides})
 
 
 def _kaldi_mel(f: float) -> float:
@@ -343,12 +343,9 @@ def _recipe_frontends() -> list[tuple[str, str, dict]]:
     found = []
     for path in sorted(RECIPES.rglob("*.yaml")):
         config = yaml.safe_load(path.read_text()) or {}
-        data = config.get("data") or {}
         init = ((config.get("model") or {}).get("init_args")) or {}
-        name = data.get("frontend") or init.get("frontend")
-        if name:
-            kwargs = data.get("frontend_kwargs") or init.get("frontend_kwargs") or {}
-            found.append((str(path.relative_to(RECIPES)), name, kwargs))
+        if name := init.get("frontend"):
+            found.append((str(path.relative_to(RECIPES)), name, init.get("frontend_kwargs") or {}))
     return found
 
 
