@@ -997,6 +997,13 @@ MUTATIONS = [
         "            if True:\n",
         ["tests/core/test_io.py"],
     ),
+    (
+        "Lightning's srun hint shown on a machine with SLURM",
+        "asc_kd/core/noise.py",
+        '        "ignore", message=r"(?s).*The `srun` command is available on your system but is not used"\n',
+        '        "ignore", message=r"(?s).*no such hint"\n',
+        ["tests/core/test_noise.py::test_lightning_s_srun_hint_is_never_shown"],
+    ),
 ]
 
 

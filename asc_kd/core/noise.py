@@ -2,12 +2,13 @@
 
 Called by every command (``asc_kd.core.command_line.run_command``) and by
 ``asc_kd.training.fit.fit``: Lightning's
-tip to install litlogger, its ``LeafSpec`` deprecation notice (raised inside Lightning), and
+tip to install litlogger, its ``LeafSpec`` deprecation notice (raised inside Lightning), its
+``srun`` hint on a machine with SLURM, and
 what the ONNX exporter's optimiser narrates (``quiet_onnx``); ``quiet_console`` is the
 pipeline's ``--quiet``. Warnings about the user's own
 setup are left alone, but each is shown once per process (``show_once``), and so is each of
 Lightning's notes (``LIGHTNING_NOTES``): a pipeline's fits would otherwise repeat Lightning's
-``srun`` hint, its logging-interval warning and which accelerators it found for every fit.
+logging-interval warning and which accelerators it found for every fit.
 W&B runs start quiet (``wandb_quiet``): no end-of-run history and summary blocks on the console.
 """
 
@@ -77,6 +78,12 @@ def _a_note_not_said_yet(record: logging.LogRecord) -> bool:
 def silence() -> None:
     """Install the filters (idempotent)."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # On a login node with SLURM, every fit run outside a job would say that srun exists: asc_kd
+    # submits its own SLURM jobs (the pipeline's --executor slurm), and the hint's command line
+    # ("srun python python -m ...") is not one to copy.
+    warnings.filterwarnings(
+        "ignore", message=r"(?s).*The `srun` command is available on your system but is not used"
+    )
     if not getattr(warnings.showwarning, "shows_once", False):
         warnings.showwarning = show_once(warnings.showwarning)
     for name in LIGHTNING_NOTES:

@@ -15,7 +15,11 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from asc_kd.core import noise
 from asc_kd.core.noise import LIGHTNING_NOTES, silence, wandb_quiet
 
-SRUN = "The `srun` command is available on your system but is not used. HINT: prepend `srun`"
+WORKERS = "The 'train_dataloader' does not have many workers which may be a bottleneck."
+SRUN = (
+    "The `srun` command is available on your system but is not used. HINT: If your intention is to "
+    "run Lightning on SLURM, prepend your python command with `srun` like so: srun python python -m x"
+)
 
 
 def _interval(batches: int) -> str:
@@ -28,10 +32,10 @@ def test_each_hint_is_shown_once_per_process(monkeypatch: pytest.MonkeyPatch) ->
         warnings.simplefilter("default")
         for batches in (2, 2, 5):  # one fit after another: each installs the filters again
             silence()
-            rank_zero_warn(SRUN, category=PossibleUserWarning)
+            rank_zero_warn(WORKERS, category=PossibleUserWarning)
             rank_zero_warn(_interval(batches), category=PossibleUserWarning)
         warnings.warn("the user's own setup is odd", UserWarning, stacklevel=1)
-    assert [str(w.message) for w in shown] == [SRUN, _interval(2), "the user's own setup is odd"]
+    assert [str(w.message) for w in shown] == [WORKERS, _interval(2), "the user's own setup is odd"]
 
 
 def test_what_filters_hold_back_is_not_counted_as_shown(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,10 +44,10 @@ def test_what_filters_hold_back_is_not_counted_as_shown(monkeypatch: pytest.Monk
         silence()
         with warnings.catch_warnings():  # --quiet holds warnings back
             warnings.simplefilter("ignore")
-            rank_zero_warn(SRUN, category=PossibleUserWarning)
+            rank_zero_warn(WORKERS, category=PossibleUserWarning)
         warnings.simplefilter("default")
-        rank_zero_warn(SRUN, category=PossibleUserWarning)
-    assert [str(w.message) for w in shown] == [SRUN]
+        rank_zero_warn(WORKERS, category=PossibleUserWarning)
+    assert [str(w.message) for w in shown] == [WORKERS]
 
 
 def test_each_lightning_note_is_said_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,3 +79,13 @@ def test_wandb_runs_are_quiet_unless_wandb_quiet_says_no(
     else:
         monkeypatch.setenv("WANDB_QUIET", value)
     assert wandb_quiet() is quiet
+
+
+def test_lightning_s_srun_hint_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(noise, "_shown", set())
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        silence()
+        rank_zero_warn(SRUN, category=PossibleUserWarning)
+        rank_zero_warn(WORKERS, category=PossibleUserWarning)
+    assert [str(w.message) for w in shown] == [WORKERS]
