@@ -277,11 +277,9 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
 
 def _wrap_stage_functions(monkeypatch: pytest.MonkeyPatch, wrap: Any) -> None:
     """Replace the logits export and the int8 quantization by ``wrap(stage, function)``."""
-    for module, name, stage in (
-        (asc_kd.training.logits, "export_logits", "logits"),
-        (asc_kd.deployment.quantize, "quantize_task", "quantize"),
-    ):
-        monkeypatch.setattr(module, name, wrap(stage, getattr(module, name)))
+    for name, stage in (("export_logits", "logits"), ("quantize_task", "quantize")):
+        # where the pipeline calls them
+        monkeypatch.setattr(asc_kd.runs.pipeline, name, wrap(stage, getattr(asc_kd.runs.pipeline, name)))
 
 
 def _copy_with_recorded_fits(
@@ -747,9 +745,8 @@ def test_a_run_whose_owner_lives_is_adopted_and_one_whose_owner_died_is_resumed(
         with caplog.at_level("INFO"):
             action, _ = pipeline._decide(run.path, path, pipeline.resolved[run], {}, last)
         assert action == "adopt"
-        assert (
-            f"adopting {run.path}: running local pid {owner.pid} on {socket.gethostname()}; waiting for it"
-            in (caplog.messages)
+        assert f"adopting {run.path}: running pid {owner.pid} on {socket.gethostname()}; waiting for it" in (
+            caplog.messages
         )
     finally:
         owner.kill()

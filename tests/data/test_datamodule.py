@@ -16,7 +16,7 @@ import soundfile
 import torch
 from fit_helpers import content_hash_by_hand
 
-import asc_kd.data.synthetic as synthetic_module
+import asc_kd.data.datamodule as datamodule_module
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.cache import _content_sample, fingerprint_files
 from asc_kd.data.datamodule import (
@@ -323,8 +323,8 @@ SMALL = SyntheticConfig(train_segments_per_scene=2, test_segments_per_scene=1, s
 def small_synthetic(monkeypatch):
     # The DataModule always generates the default config (~3000 clips, tens of seconds);
     # generate a small one instead, still through ensure_synthetic.
-    monkeypatch.setattr(
-        synthetic_module, "ensure_synthetic", functools.partial(ensure_synthetic, config=SMALL)
+    monkeypatch.setattr(  # where the DataModule calls it
+        datamodule_module, "ensure_synthetic", functools.partial(ensure_synthetic, config=SMALL)
     )
 
 
