@@ -756,7 +756,7 @@ def test_a_run_whose_owner_lives_is_adopted_and_one_whose_owner_died_is_resumed(
         action, record = pipeline._decide(run.path, path, pipeline.resolved[run], {}, last)
     assert action == "resume" and read_record(path)["state"] == "running"
     assert caplog.messages == [
-        f"resuming {run.path} from its last checkpoint: its owner (local pid {owner.pid} on "
+        f"resuming {run.path} from its last checkpoint: its owner (pid {owner.pid} on "
         f"{socket.gethostname()}) is gone"
     ]
 
