@@ -1004,6 +1004,13 @@ MUTATIONS = [
         '        "ignore", message=r"(?s).*no such hint"\n',
         ["tests/core/test_noise.py::test_lightning_s_srun_hint_is_never_shown"],
     ),
+    (
+        "log loss per class summed over the wrong axis (per device)",
+        "asc_kd/evaluation/metrics.py",
+        "        class_log_loss = self._mean(self.nll_sums.sum(0), confusion.sum(1))",
+        "        class_log_loss = self._mean(self.nll_sums.sum(1)[: len(self.classes)], confusion.sum(1))",
+        ["tests/test_metrics.py"],
+    ),
 ]
 
 

@@ -61,10 +61,29 @@ def test_hand_made_batch() -> None:
     assert out["acc_class_tram"] == 1.0
 
 
+def test_log_loss_per_device_and_class_is_the_mean_over_their_examples() -> None:
+    out = _computed(_batch())
+    right = math.log(math.e**2 + 9) - 2  # -log p(true) when predicted
+    wrong = math.log(math.e**2 + 9)
+    for key, expected in {
+        "log_loss_device_a": (right + wrong) / 2,
+        "log_loss_device_s1": right,
+        "log_loss_device_s4": (right + wrong) / 2,
+        "log_loss_device_c": right,
+        "log_loss_class_airport": right,
+        "log_loss_class_bus": wrong,
+        "log_loss_class_metro_station": (right + wrong) / 2,
+        "log_loss_class_tram": right,
+    }.items():
+        assert out[key] == pytest.approx(expected, rel=1e-6), key
+    assert math.isnan(out["log_loss_device_b"]) and math.isnan(out["log_loss_class_park"])
+
+
 def test_keys() -> None:
     out = _computed(_batch())
     expected = {"acc", "macro_acc", "log_loss", "acc_real", "acc_seen", "acc_unseen"}
     expected |= {f"acc_device_{d}" for d in DEVICES} | {f"acc_class_{c}" for c in SCENES}
+    expected |= {f"log_loss_device_{d}" for d in DEVICES} | {f"log_loss_class_{c}" for c in SCENES}
     assert set(out) == expected
 
 

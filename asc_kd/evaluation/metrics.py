@@ -42,13 +42,15 @@ def file_logits(window_logits: torch.Tensor) -> torch.Tensor:
 
 
 class SceneMetrics(Metric):
-    """Accuracy, macro class accuracy, log loss, and accuracy per device, group and class.
+    """Accuracy, macro class accuracy, log loss, accuracy per device, group and class, and log
+    loss per device and class.
 
     Classes, devices and device groups are those of ``spec``. ``update(logits, target,
     device)`` takes raw logits, class indices and device indices (the order of the spec's
     devices; -1 for unknown devices, which count only overall).
     ``compute()`` returns a flat dict of scalars, e.g. ``acc``, ``macro_acc``, ``log_loss``,
-    ``acc_device_s4``, ``acc_unseen``, ``acc_class_tram``. A device or group without examples
+    ``acc_device_s4``, ``acc_unseen``, ``acc_class_tram``, ``log_loss_device_s4``,
+    ``log_loss_class_tram``. A device, group or class without examples
     reports NaN rather than a misleading 0.
     """
 
@@ -60,7 +62,9 @@ class SceneMetrics(Metric):
         self.classes, self.devices, self.groups = spec.classes, spec.devices, spec.device_groups
         n_dev, n_cls = len(self.devices) + 1, len(self.classes)  # last device row: unknown
         self.add_state("counts", torch.zeros(n_dev, n_cls, n_cls, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("nll_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        # Summed log loss per (device, true class): the DCASE submission reports it per class and
+        # per device beside the overall value.
+        self.add_state("nll_sums", torch.zeros(n_dev, n_cls, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, device: torch.Tensor) -> None:
         if logits.ndim != 2 or logits.shape[1] != len(self.classes):
@@ -69,10 +73,11 @@ class SceneMetrics(Metric):
             raise ValueError("SceneMetrics needs labelled examples; got target -1 (unlabelled)")
         log_probs = F.log_softmax(logits.detach().double(), dim=1)
         log_probs = log_probs.clamp(min=torch.log(torch.tensor(LOG_LOSS_EPS, dtype=torch.float64)))
-        self.nll_sum += -log_probs.gather(1, target.unsqueeze(1)).sum()
+        nll = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
         # Devices outside this metric's list (or -1) count overall only, in the last row.
         device_row = torch.where((device < 0) | (device >= len(self.devices)), len(self.devices), device)
         n_cls = len(self.classes)
+        self.nll_sums.view(-1).index_add_(0, device_row * n_cls + target, nll)
         flat = (device_row * n_cls + target) * n_cls + logits.argmax(dim=1)
         self.counts += torch.bincount(flat, minlength=self.counts.numel()).view_as(self.counts)
 
@@ -82,6 +87,12 @@ class SceneMetrics(Metric):
         total = counts.sum(dim=(-2, -1)).double()
         correct = counts.diagonal(dim1=-2, dim2=-1).sum(-1).double()
         return torch.where(total > 0, correct / total.clamp(min=1), torch.full_like(total, float("nan")))
+
+    @staticmethod
+    def _mean(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """``sums / counts``, NaN where nothing was counted."""
+        counts = counts.double()
+        return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("nan")))
 
     def confusion(self) -> torch.Tensor:
         """(true, predicted) counts over all devices."""
@@ -94,16 +105,20 @@ class SceneMetrics(Metric):
         out = {
             "acc": self._accuracy(confusion),
             "macro_acc": per_class.nanmean(),
-            "log_loss": self.nll_sum / n.clamp(min=1),
+            "log_loss": self.nll_sums.sum() / n.clamp(min=1),
         }
         device_acc = self._accuracy(self.counts[:-1])
-        for name, value in zip(self.devices, device_acc, strict=True):
+        device_log_loss = self._mean(self.nll_sums[:-1].sum(1), self.counts[:-1].sum(dim=(1, 2)))
+        for name, value, loss in zip(self.devices, device_acc, device_log_loss, strict=True):
             out[f"acc_device_{name}"] = value
+            out[f"log_loss_device_{name}"] = loss
         for group, members in self.groups.items():
             rows = [self.devices.index(d) for d in members if d in self.devices]
             out[f"acc_{group}"] = self._accuracy(self.counts[rows].sum(0))
-        for name, value in zip(self.classes, per_class, strict=True):
+        class_log_loss = self._mean(self.nll_sums.sum(0), confusion.sum(1))
+        for name, value, loss in zip(self.classes, per_class, class_log_loss, strict=True):
             out[f"acc_class_{name}"] = value
+            out[f"log_loss_class_{name}"] = loss
         return {key: value.float() for key, value in out.items()}
 
 

@@ -268,16 +268,22 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 2)
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _results(runs: list[StudentRun]) -> dict[str, Any]:
     """The development results of one system: accuracy (%) and log loss, overall, per class and
     per device, each the mean over the system's seeds."""
     first = runs[0].int8_metrics
-    unrecorded = _todo("not recorded (asc_kd records the log loss overall, accuracy per class and device)")
 
     def per(kind: str) -> dict[str, Any]:
         names = [key.removeprefix(f"acc_{kind}_") for key in first if key.startswith(f"acc_{kind}_")]
         return {
-            name: {"accuracy": _percent(_mean(runs, f"acc_{kind}_{name}")), "logloss": unrecorded}
+            name: {
+                "accuracy": _percent(_mean(runs, f"acc_{kind}_{name}")),
+                "logloss": _rounded(_mean(runs, f"log_loss_{kind}_{name}")),
+            }
             for name in names
         }
 
@@ -286,7 +292,7 @@ def _results(runs: list[StudentRun]) -> dict[str, Any]:
         "development_dataset": {
             "overall": {
                 "accuracy": _percent(_mean(runs, "acc")),
-                "logloss": None if log_loss is None else round(log_loss, 4),
+                "logloss": _rounded(log_loss),
             },
             "class_wise": per("class"),
             "device_wise": per("device"),
