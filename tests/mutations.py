@@ -835,9 +835,9 @@ MUTATIONS = [
     ),
     (
         "quantize names the artifact after the checkpoint file, not its run",
-        "asc_kd/quantize.py",
-        "    out = args.out or str(Path(args.checkpoint).parent / int8_name(task))\n",
-        '    out = args.out or str(Path(args.checkpoint).with_suffix(".int8.pt"))\n',
+        "asc_kd/deployment/quantize.py",
+        "Path(checkpoint).parent / int8_name(task)",
+        'Path(checkpoint).with_suffix(".int8.pt")',
         [
             "tests/test_quantize.py::test_the_default_artifact_is_named_after_the_checkpoints_run_and_found_by_it"
         ],
