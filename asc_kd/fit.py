@@ -13,14 +13,18 @@ import os
 import sys
 
 from asc_kd.core.command_line import run_command
-from asc_kd.training.fit import AscKdCLI, fit
+from asc_kd.training.fit import AscKdCLI, fit, run_files
 
 __all__ = ["AscKdCLI", "main"]
 
 
 def main(args: list[str] | None = None) -> AscKdCLI:
-    """Fit, then test the reported checkpoint on the development-test split."""
-    return fit(args, __doc__.split("\n\n")[0])
+    """Fit, then test the reported checkpoint on the development-test split; say where the
+    files went."""
+    cli = fit(args, __doc__.split("\n\n")[0])
+    if cli.summary is not None:
+        print(run_files(cli.summary))
+    return cli
 
 
 def _command(argv: list[str] | None) -> int:

@@ -164,9 +164,14 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.status or args.cancel:
-        from asc_kd.runs.status import cancel, print_status
+        from asc_kd.runs.status import cancel, status
 
-        return print_status(Path(args.out)) if args.status else cancel(Path(args.out))
+        if args.status:
+            text, code = status(Path(args.out))
+            print(text)
+            return code
+        print("\n".join(cancel(Path(args.out))))
+        return 0
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with (
@@ -178,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if os.environ.get(LEAVE_JOBS) == "1":  # a detached driver (asc_kd.runs.driver.detach)
             config.executor.leave_jobs = True
-        return detach(config, sys.argv[1:] if argv is None else argv) if config.detach else drive(config)
+        return (
+            detach(config, sys.argv[1:] if argv is None else argv) if config.detach else drive(config, print)
+        )
 
 
 if __name__ == "__main__":

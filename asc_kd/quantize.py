@@ -8,9 +8,11 @@ its run (``asc_kd.deployment.quantize.int8_name``), whichever command writes it.
 Calibrates int8 post-training static quantization on a subset of the training split (or
 fine-tunes with ``--qat-epochs``), writes the self-contained TorchScript artifact, evaluates
 fp32 and int8 on the test split with the same per-device metrics, and writes a
-JSON report beside the artifact (``*.int8.json``). See ``asc_kd.deployment.quantize``. The data options are
-the fit's (``--data.layout``, ``--data.cache_dir``, ...; see ``asc_kd.data.options``) and default
-to those the checkpoint's fit recorded (``asc_kd.data.options.fit_defaults``).
+JSON report beside the artifact (``*.int8.json``). The work is
+``asc_kd.deployment.quantize.quantize_stage``, which the pipeline's quantize stage runs too. The
+data options are the fit's (``--data.layout``, ``--data.cache_dir``, ...; see
+``asc_kd.data.options``) and default to those the checkpoint's fit recorded
+(``asc_kd.data.options.fit_defaults``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ import sys
 from pathlib import Path
 
 from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults
-from asc_kd.deployment.quantize import int8_name, quantize_task
-from asc_kd.tasks.restore import fit_data_options, load_task
-from asc_kd.tracking.lineage import add_wandb_arguments, record_quantize, stage_run
+from asc_kd.data.options import add_data_arguments
+from asc_kd.deployment.quantize import QUANTIZE_DATA_DEFAULTS, quantize_stage
+from asc_kd.tracking.lineage import add_wandb_arguments, wandb_target
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--qat-lr", type=float, default=1e-4, help="learning rate of the QAT fine-tuning")
     add_wandb_arguments(parser, default=False)
-    add_data_arguments(parser, {"num_workers": 0}, required=["root"])
+    add_data_arguments(parser, QUANTIZE_DATA_DEFAULTS, required=["root"])
     return parser
 
 
@@ -55,28 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    task = load_task(args.checkpoint)
-    datamodule = build_datamodule(
-        args, fit_defaults(args, {args.checkpoint: fit_data_options(args.checkpoint)})
-    )
-    out = args.out or str(Path(args.checkpoint).parent / int8_name(task))
-    report = quantize_task(
-        task,
-        datamodule,
-        out,
-        args.calibration_batches,
-        args.backend,
+    report = quantize_stage(
         args.checkpoint,
-        args.qat_epochs,
-        args.qat_lr,
+        args,
+        args.out,
+        calibration_batches=args.calibration_batches,
+        backend=args.backend,
+        qat_epochs=args.qat_epochs,
+        qat_lr=args.qat_lr,
+        wandb=wandb_target(args),
     )
-    if args.wandb:
-        name = f"quantize-{Path(out).stem}"
-        with stage_run("quantize", name, Path(out).parent, args.wandb_project, args.wandb_group) as run:
-            record_quantize(run, args.checkpoint, out, report)
     for precision in ("fp32", "int8"):
         metrics = report[precision]
-        groups = "  ".join(f"{g} {metrics[f'acc_{g}']:.4f}" for g in task.device_groups)
+        groups = "  ".join(f"{g} {metrics[f'acc_{g}']:.4f}" for g in report["device_groups"])
         print(f"{precision}: acc {metrics['acc']:.4f}  log loss {metrics['log_loss']:.4f}  {groups}".rstrip())
     print(
         f"MEM {report['mem_bytes']:,} bytes (parameters x 1 byte; the artifact's weights take "

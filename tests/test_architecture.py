@@ -231,6 +231,18 @@ def test_wandb_lives_in_one_package() -> None:
     assert users and all(name.startswith("asc_kd.tracking") for name in users), sorted(users)
 
 
+def test_only_commands_print() -> None:
+    """Library code logs or returns what a command prints; ``run_command``, every command's
+    entry, prints the one-line error."""
+    printing = {
+        name
+        for name in set(MODULES) - COMMANDS
+        for node in ast.walk(ast.parse(MODULES[name].read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+    }
+    assert printing == {"asc_kd.core.command_line"}
+
+
 def test_the_command_line_is_not_in_the_error_types() -> None:
     assert "argparse" not in _imported_names("asc_kd.core.errors")
     assert "asc_kd.core.command_line" in GRAPH["asc_kd.fit"] | GRAPH["asc_kd.__main__"]

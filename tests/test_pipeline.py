@@ -266,8 +266,8 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
     before = {name: (out / name).read_bytes() for name in names}
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")}
     monkeypatch.setattr(asc_kd.runs.pipeline, "fit_run", _refuse("fit_run"))
-    monkeypatch.setattr(asc_kd.runs.pipeline, "export_logits", _refuse("export_logits"))
-    monkeypatch.setattr(asc_kd.runs.pipeline, "quantize_task", _refuse("quantize_task"))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "logits_stage", _refuse("logits_stage"))
+    monkeypatch.setattr(asc_kd.runs.pipeline, "quantize_stage", _refuse("quantize_stage"))
     with command_line("python -m asc_kd.pipeline"):
         assert main(tiny_pipeline.argv) == 0
     for name, content in before.items():
@@ -686,9 +686,9 @@ def test_a_rerun_says_what_it_reuses_and_status_reads_the_records(
     (out / "students" / f"{PIPELINE_SYSTEM}-seed1" / "run.json").write_text(
         (out / "students" / f"{PIPELINE_SYSTEM}-seed1" / "run.json").read_text().replace('"done"', '"failed"')
     )
-    from asc_kd.runs.status import print_status
+    from asc_kd.runs.status import status
 
-    assert print_status(out) == 1
+    assert status(out)[1] == 1
 
 
 def test_your_own_recipe_composes_last_and_a_flag_over_it_is_said(

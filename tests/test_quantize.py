@@ -10,9 +10,13 @@ import pytest
 import torch
 from tiny_checkpoints import fit_checkpoint
 
+import asc_kd.quantize as quantize_command
+import asc_kd.runs.pipeline as pipeline_module
+from asc_kd.data.options import data_values
 from asc_kd.data.tau import TAU22
-from asc_kd.deployment.quantize import find_int8, int8_name
+from asc_kd.deployment.quantize import QUANTIZE_DATA_DEFAULTS, find_int8, int8_name
 from asc_kd.quantize import main
+from asc_kd.runs.pipeline import Pipeline, PipelineConfig, Run
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import CheckpointError
 
@@ -117,3 +121,30 @@ def test_a_run_without_an_int8_artifact_is_named_with_both_places_and_the_fix(tm
     assert str(tmp_path / "system1-seed0.int8.pt") in message
     assert str(run / "checkpoints" / "system1-seed0.int8.pt") in message
     assert "asc-kd quantize" in message
+
+
+def test_the_command_and_the_pipeline_run_one_quantize_stage_on_the_same_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m asc_kd.quantize`` and the pipeline's quantize stage both call
+    ``quantize_stage``, with the same checkpoint, data options and artifact."""
+    calls = []
+    metrics = {"acc": 0.5, "log_loss": 1.0}
+    report = {"fp32": metrics, "int8": metrics, "device_groups": {}, "mem_bytes": 1, "artifact_bytes": 1}
+
+    def stage(checkpoint: str, data, out, **kwargs) -> dict:
+        calls.append((checkpoint, data_values(data, QUANTIZE_DATA_DEFAULTS), str(out)))
+        return {**report, "macs": 1, "calibration_batches": 1, "artifact": str(out)}
+
+    monkeypatch.setattr(quantize_command, "quantize_stage", stage)
+    monkeypatch.setattr(pipeline_module, "quantize_stage", stage)
+    out, root = tmp_path / "out", str(tmp_path / "data")
+    config = PipelineConfig(data={"root": root}, out=str(out), stages=["quantize"], systems=[], wandb=False)
+    checkpoint, artifact = str(tmp_path / "last.ckpt"), str(out / "students" / "s-seed0.int8.pt")
+    student = Run("student", "s", 0, tmp_path / "s.yaml")
+    Pipeline(config)._quantize_run(student, {"checkpoint": checkpoint, "selection": "last"}, artifact)
+    holdout = str(out / "holdout_split.csv")
+    assert main([checkpoint, "--data.root", root, "--data.holdout_file", holdout, "--out", artifact]) == 0
+    pipeline_call, command_call = calls
+    assert command_call == pipeline_call
+    assert pipeline_call[1]["num_workers"] == 0 and pipeline_call[1]["root"] == root

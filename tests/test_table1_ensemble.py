@@ -15,14 +15,19 @@ import pytest
 import torch
 from tiny_checkpoints import fit_checkpoint
 
+import asc_kd.logits as logits_command
 import asc_kd.runs.pipeline as pipeline_module
+import asc_kd.training.logits as logits_module
 from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.options import data_values
 from asc_kd.data.tau import TAU22
 from asc_kd.evaluation.metrics import scene_metrics
+from asc_kd.recipes import RECIPES
 from asc_kd.runs.pipeline import Pipeline, PipelineConfig
 from asc_kd.tasks import ClassificationTask
 from asc_kd.tasks.restore import load_task
-from asc_kd.training.logits import TeacherRun, export_logits
+from asc_kd.tracking.lineage import WandbTarget
+from asc_kd.training.logits import LOGITS_DATA_DEFAULTS, TeacherRun, export_logits
 
 #: A small front-end: the teachers score the 180 test clips several times over.
 SMALL_FRONTEND = {"n_fft": 512, "win_length": 512, "hop_length": 1024, "n_mels": 32}
@@ -121,10 +126,11 @@ def test_the_pipeline_marks_the_ensemble_by_name_and_declares_only_its_checkpoin
     def stage_run(*args: Any) -> Any:
         yield _FakeRun()
 
-    monkeypatch.setattr(pipeline_module, "export_logits", export)
-    monkeypatch.setattr(pipeline_module, "record_logits", record)
-    monkeypatch.setattr(pipeline, "_stage_run", stage_run)
-    monkeypatch.setattr(pipeline, "_datamodule", lambda *args, **kwargs: SimpleNamespace())
+    monkeypatch.setattr(logits_module, "export_logits", export)
+    monkeypatch.setattr(logits_module, "record_logits", record)
+    monkeypatch.setattr(logits_module, "stage_run", stage_run)
+    monkeypatch.setattr(logits_module, "stage_datamodule", lambda *args, **kwargs: SimpleNamespace())
+    monkeypatch.setattr(pipeline, "_wandb_target", lambda: WandbTarget())
     teachers = [
         {"checkpoint": f"/ckpt/{name}-seed{seed}.ckpt", "name": name, "seed": seed, "selection": "last"}
         for name in ("passt", "cp_resnet")
@@ -138,3 +144,41 @@ def test_the_pipeline_marks_the_ensemble_by_name_and_declares_only_its_checkpoin
         ("/ckpt/cp_resnet-seed1.ckpt", "cp_resnet", False),
     ]
     assert seen["declared"] == ["/ckpt/passt-seed0.ckpt", "/ckpt/passt-seed1.ckpt"]
+
+
+def test_the_command_and_the_pipeline_run_one_logits_stage_on_the_same_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m asc_kd.logits`` and the pipeline's logits stage both call ``logits_stage``,
+    with the same data options, logits file and Table 1 stem."""
+    calls: list[dict[str, Any]] = []
+
+    def stage(teachers: list[TeacherRun], data: Any, out: Any, **kwargs: Any) -> pd.DataFrame:
+        options = data_values(data, LOGITS_DATA_DEFAULTS)
+        calls.append({"data": options, "out": str(out), "table": str(kwargs["table"])})
+        return pd.DataFrame({"teacher": [t.name for t in teachers]})
+
+    monkeypatch.setattr(logits_command, "logits_stage", stage)
+    monkeypatch.setattr(pipeline_module, "logits_stage", stage)
+    out, root, cache = tmp_path / "out", str(tmp_path / "data"), str(tmp_path / "cache")
+    config = PipelineConfig(
+        data={"root": root, "cache_dir": cache}, out=str(out), stages=["logits"], systems=[], wandb=False
+    )
+    logits_file = str(out / "teachers" / "ensemble_train.npz")
+    Pipeline(config)._export_logits(
+        [{"checkpoint": "w.pt", "name": "passt", "seed": 0, "selection": "-"}], logits_file
+    )
+    data = [
+        "--data.root",
+        root,
+        "--data.cache_dir",
+        cache,
+        "--data.holdout_file",
+        str(out / "holdout_split.csv"),
+    ]
+    recipe = str(RECIPES / "teachers" / "passt.yaml")
+    argv = ["w.pt", "--recipe", recipe, "--out", logits_file, "--table", str(out / "table1"), *data]
+    assert logits_command.main(argv) == 0
+    pipeline_call, command_call = calls
+    assert command_call == pipeline_call
+    assert pipeline_call["data"]["batch_size"] == 64 and pipeline_call["data"]["root"] == root

@@ -6,8 +6,9 @@ different split order or dataset version silently paired clips with the wrong ta
 filename, or ``filename#k`` for the k-th segment of a longer clip), the float32 logits and a
 JSON metadata record (teachers, classes, split, the clips' sampled fingerprint and, when they
 came from the audio cache, their full content hash), and ``load_logits`` refuses a file whose
-split, classes or fingerprint are not the ones asked for, naming both
-(``SceneDataModule`` compares the content hash when it joins a file to its clips).
+split or classes are not the ones asked for, naming both. Whether the clips are those the file
+was made for is ``SceneDataModule``'s one check when it joins a file to its clips
+(``SceneDataModule.data_change``: the content hash, else the sampled fingerprint).
 """
 
 from __future__ import annotations
@@ -65,11 +66,9 @@ def logits_metadata(path: str | Path) -> dict[str, Any] | None:
 def load_logits(
     path: str | Path,
     split: str | None = None,
-    fingerprint: str | None = None,
     classes: Sequence[str] | None = None,
 ) -> tuple[list[str], torch.Tensor, dict[str, Any]]:
-    """Read a logits file, checking its shape and that it was made for ``split``, ``classes``
-    and the dataset ``fingerprint``.
+    """Read a logits file, checking its shape and that it was made for ``split`` and ``classes``.
 
     Returns keys, logits (float32, clips x classes) and the metadata record.
     """
@@ -111,11 +110,5 @@ def load_logits(
     if split is not None and metadata.get("split") != split:
         raise LogitsMismatchError(
             f"{path} holds logits for split {metadata.get('split')!r}, expected {split!r}"
-        )
-    if fingerprint is not None and metadata.get("dataset_fingerprint") != fingerprint:
-        raise LogitsMismatchError(
-            f"{path} was made for another dataset: fingerprint "
-            f"{str(metadata.get('dataset_fingerprint'))[:12]}..., this split has {fingerprint[:12]}... "
-            "(files were added, removed or changed); rebuild it with `python -m asc_kd.logits`"
         )
     return filenames, logits, metadata

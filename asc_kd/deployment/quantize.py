@@ -41,11 +41,13 @@ from torch.ao import quantization as tq
 from torch.ao.nn import quantized as nnq
 
 from asc_kd.core.io import atomic_write, check_writable
-from asc_kd.data.options import recorded_options
+from asc_kd.data.options import DataArgs, build_datamodule, fit_defaults, recorded_options
 from asc_kd.data.spec import DatasetError
 from asc_kd.deployment.complexity import BYTES_PER_PARAM, complexity_record
 from asc_kd.evaluation.inference import predict_logits
 from asc_kd.evaluation.metrics import scene_metrics
+from asc_kd.tasks.restore import fit_data_options, load_task
+from asc_kd.tracking.lineage import WandbTarget, record_quantize, stage_run
 
 Backend = Literal["x86", "fbgemm", "qnnpack"]
 #: How an int8 artifact's file name ends; its report is the same name ending ``.int8.json``.
@@ -421,3 +423,41 @@ def quantization_aware_finetune(
     )
     trainer.fit(student, datamodule=datamodule)
     return convert(student.model)
+
+
+#: The quantize stage's own data defaults: clips read in this process (no loader workers).
+QUANTIZE_DATA_DEFAULTS = {"num_workers": 0}
+
+
+def quantize_stage(
+    checkpoint: str,
+    data: DataArgs,
+    out: str | Path | None = None,
+    *,
+    calibration_batches: int = 20,
+    backend: Backend = "x86",
+    qat_epochs: int = 0,
+    qat_lr: float = 1e-4,
+    progress: bool = True,
+    wandb: WandbTarget | None = None,
+) -> dict[str, Any]:
+    """The quantize stage, as ``python -m asc_kd.quantize`` and the pipeline run it: the int8 copy
+    of ``checkpoint``'s task and its report (``quantize_task``), and the stage's W&B run.
+
+    The data is the ``--data.*`` options in ``data`` over those the checkpoint's fit recorded
+    (``asc_kd.data.options.fit_defaults``: the model's own rate and window among them), over
+    ``QUANTIZE_DATA_DEFAULTS``. ``out`` defaults to ``int8_name`` beside the checkpoint. Returns
+    the report.
+    """
+    task = load_task(checkpoint)
+    fits = {checkpoint: fit_data_options(checkpoint)}
+    datamodule = build_datamodule(data, {**QUANTIZE_DATA_DEFAULTS, **fit_defaults(data, fits)})
+    out = Path(out) if out is not None else Path(checkpoint).parent / int8_name(task)
+    report = quantize_task(
+        task, datamodule, out, calibration_batches, backend, checkpoint, qat_epochs, qat_lr, progress
+    )
+    if wandb is not None:
+        name = f"quantize-{out.name.removesuffix(INT8_SUFFIX)}"
+        with stage_run("quantize", name, out.parent, wandb.project, wandb.group) as run:
+            record_quantize(run, checkpoint, out, report)
+    return report

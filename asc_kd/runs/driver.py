@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,9 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def drive(config: PipelineConfig) -> int:
-    """Run the pipeline as the only driver of its ``--out``; 128 + the signal when stopped by one."""
+def drive(config: PipelineConfig, show: Callable[[str], None] = log.info) -> int:
+    """Run the pipeline as the only driver of its ``--out``, and ``show`` its tables (the command
+    prints them); 128 + the signal when stopped by one."""
     out = Path(config.out)
     record = driver_record(out)
     pipeline = Pipeline(config)  # every refusal (options, resources, changed configs) before any write
@@ -67,16 +68,19 @@ def drive(config: PipelineConfig) -> int:
             update_record(record, lambda r: r.update(state="running", started=now(), reason=None, **me))
             try:
                 with _stop_on_signals():
-                    pipeline.run()
+                    tables = pipeline.run()
             except Stopped as stopped:
                 left = config.executor.leave_jobs
                 what = "left its jobs running" if left else "cancelled its running jobs"
                 why = f"{stopped.name}: {what}"
                 update_record(record, lambda r: r.update(state="stopped", reason=why))
-                print(
-                    f"pipeline stopped by {stopped.name}: {what}; the runs' records are in {out}; "
-                    f"`asc-kd status {out}` shows them, the same command resumes",
-                    file=sys.stderr,
+                log.warning(
+                    "pipeline stopped by %s: %s; the runs' records are in %s; `asc-kd status %s` "
+                    "shows them, the same command resumes",
+                    stopped.name,
+                    what,
+                    out,
+                    out,
                 )
                 return int(stopped.code)
             except BaseException as error:
@@ -84,6 +88,8 @@ def drive(config: PipelineConfig) -> int:
                 update_record(record, lambda r: r.update(state="failed", reason=why))
                 raise
             update_record(record, lambda r: r.update(state="done", reason=None, ended=now()))
+        if tables is not None:
+            show(tables)
     except RunBusy:
         holder = owner_text(driver_owner(read_record(record) or {}))
         raise RunBusy(

@@ -60,7 +60,7 @@ from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.options import CLIP_OPTIONS, build_datamodule, data_values, given_data_options
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import is_synthetic
-from asc_kd.deployment.quantize import INT8_SUFFIX, quantize_task, run_label
+from asc_kd.deployment.quantize import INT8_SUFFIX, quantize_stage, run_label
 from asc_kd.evaluation.tables import (
     TABLE2_BY,
     display_frame,
@@ -93,15 +93,16 @@ from asc_kd.runs.record import (
     update_record,
 )
 from asc_kd.runs.resources import ExecutorConfig, check_resources
-from asc_kd.tasks.restore import load_task
-from asc_kd.tracking.lineage import record_logits, record_quantize, record_tables, stage_run
-from asc_kd.training.fit import fit
-from asc_kd.training.logits import TeacherRun, export_logits
+from asc_kd.tracking.lineage import WandbTarget, record_tables, stage_run
+from asc_kd.training.fit import fit, run_files
+from asc_kd.training.logits import TeacherRun, ensemble_members, logits_stage
 from asc_kd.training.resolve import resolve_config, write_config
 
 log = logging.getLogger(__name__)
 #: Where the lines about pipeline options replacing recipe values go (not shown under ``--quiet``).
 overrides_log = logging.getLogger("asc_kd.recipes.overrides")
+#: Where each fit's list of files goes (not shown under ``--quiet``).
+files_log = logging.getLogger("asc_kd.training.fit.files")
 
 #: Shrinks the student recipes to the demo's synthetic scenes and CPU budget (``--demo``).
 DEMO_OVERLAY = RECIPES / "demo" / "synthetic.yaml"
@@ -184,6 +185,8 @@ def fit_run(config_file: Path, resume: bool) -> dict[str, Any]:
         cli = fit(args)
     finally:
         sys.argv = argv
+    if cli.summary is not None:
+        files_log.info("%s", run_files(cli.summary))
 
     callback = cli.trainer.checkpoint_callback
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
@@ -308,10 +311,7 @@ class Pipeline:
             "teacher", [resolve_recipe(r) for r in config.teachers], config.teacher_seeds, None
         )
         names = {run.name for run in self.teacher_runs}
-        self.ensemble = set(config.ensemble or names)
-        unknown = sorted(self.ensemble - names)
-        if unknown and self.teacher_runs:
-            raise ConfigError(f"--ensemble names {unknown} are not teacher recipes; recipes: {sorted(names)}")
+        self.ensemble = ensemble_members(names, config.ensemble) if names else set(config.ensemble or ())
         student_config = resolve_recipe(config.student_config)
         student_recipes = [RECIPES / "students" / f"{system}.yaml" for system in config.systems]
         student_recipes += [resolve_recipe(recipe) for recipe in config.students]
@@ -561,14 +561,19 @@ class Pipeline:
     def _int8_record(self, run: Run) -> Path:
         return self._stage_record(f"int8-{run.name}-seed{run.seed}")
 
+    def _wandb_target(self) -> WandbTarget | None:
+        """Where the stages outside ``asc_kd.fit`` log their W&B runs: this pipeline's group."""
+        return WandbTarget(self.config.wandb_project, self.group) if self.config.wandb else None
+
     @contextmanager
     def _stage_run(self, job_type: str, name: str, folder: Path) -> Iterator[Any]:
         """A W&B run of this pipeline's group for a stage outside ``asc_kd.fit`` (None without W&B)."""
-        if not self.config.wandb:
+        target = self._wandb_target()
+        if target is None:
             yield None
             return
 
-        with stage_run(job_type, name, folder, self.config.wandb_project, self.group) as run:
+        with stage_run(job_type, name, folder, target.project, target.group) as run:
             yield run
 
     def _wandb_args(self, job_type: str) -> list[str]:
@@ -742,19 +747,17 @@ class Pipeline:
 
     def _export_logits(self, teachers: list[dict[str, Any]], out: str) -> dict[str, Any]:
         """The logits stage's work (one job): the ensemble's logits file, Table 1 and its W&B run."""
-
-        datamodule = self._datamodule()
-        runs = [
-            TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"], t["name"] in self.ensemble)
-            for t in teachers
-        ]
-        table = self.out / "table1"  # titled, and kept in the logits file, by export_logits
-        progress = not self.config.quiet
-        frame = export_logits(runs, datamodule, out, "train", table, progress=progress)
-        with self._stage_run("logits", "logits", self.out / "teachers") as run:
-            if run is not None:
-                teachers_used = [t["checkpoint"] for t in teachers if t["name"] in self.ensemble]
-                record_logits(run, teachers_used, out, table, frame)
+        runs = [TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"]) for t in teachers]
+        frame = logits_stage(
+            runs,
+            self._data_options(),
+            out,
+            ensemble=self.ensemble,
+            table=self.out / "table1",  # titled, and kept in the logits file, by export_logits
+            progress=not self.config.quiet,
+            wandb=self._wandb_target(),
+        )
+        assert frame is not None  # a table was asked for
         return {"file": out, "table1": frame.to_dict("records")}
 
     def students(self, logits: str | None) -> dict[Run, dict[str, Any]]:
@@ -794,17 +797,13 @@ class Pipeline:
             with atomic_write(Path(artifact).with_suffix(".json")) as handle:
                 json.dump(report, handle, indent=2)
         else:
-            report = quantize_task(
-                load_task(checkpoint),
-                self._datamodule(),
+            report = quantize_stage(
+                checkpoint,
+                self._data_options(),
                 artifact,
-                source=checkpoint,
                 progress=not self.config.quiet,
+                wandb=self._wandb_target(),
             )
-            name = f"quantize-{run.name}-seed{run.seed}"
-            with self._stage_run("quantize", name, self.out / "students") as wandb_run:
-                if wandb_run is not None:
-                    record_quantize(wandb_run, checkpoint, artifact, report)
         return {**report, "selection": fitted["selection"]}
 
     def tables(self, reports: dict[Run, dict[str, Any]]) -> pd.DataFrame:
@@ -826,7 +825,9 @@ class Pipeline:
                 record_tables(run, students, self.out / "table2", summary)
         return summary
 
-    def run(self) -> pd.DataFrame | None:
+    def run(self) -> str | None:
+        """Run the chosen stages; with the tables stage, return Tables 1 and 2 and where their
+        files are, as ``python -m asc_kd.pipeline`` shows them (else None)."""
         stages = set(self.config.stages)
         if self.config.executor.executor != "inline" and stages & {
             "teachers",
@@ -853,13 +854,12 @@ class Pipeline:
         if "tables" not in stages:
             return None
         table1 = self.out / "table1.md"
-        if table1.is_file():
-            print(table1.read_text())
+        shown = [table1.read_text()] if table1.is_file() else []
         frame = self.tables(reports)
-        print(to_markdown(display_frame(frame)))
+        shown.append(to_markdown(display_frame(frame)))
         tables = ", ".join(str(t) for t in (table1, self.out / "table2.md") if t.is_file())  # what exists
-        print(f"\nTables: {tables} (per seed: *_seeds.csv); runs in {self.out}/")
-        return frame
+        shown.append(f"\nTables: {tables} (per seed: *_seeds.csv); runs in {self.out}/")
+        return "\n".join(shown)
 
 
 def _has_progress(record: dict[str, Any], path: Path) -> bool:

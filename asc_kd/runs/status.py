@@ -106,37 +106,39 @@ def format_rows(table: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def print_status(out: Path) -> int:
-    """Print the driver's line and the runs' table; 0 when every run is done and no driver is
-    still at work (it writes the tables last), else 1."""
+def status(out: Path) -> tuple[str, int]:
+    """The driver's line and the runs' table, as ``asc-kd status`` prints them, and its exit
+    code: 0 when every run is done and no driver is still at work (it writes the tables last),
+    else 1."""
     out = Path(out)
     driver = read_record(driver_record(out))
     table = rows(out)
     if driver is None and not table:
-        print(f"no pipeline runs recorded in {out}")
-        return 1
+        return f"no pipeline runs recorded in {out}", 1
+    lines = []
     if driver is not None:
         who = f"slurm job {driver['job_id']}" if driver.get("job_id") else f"pid {driver.get('pid')}"
         reason = f": {driver['reason']}" if driver.get("reason") else ""
-        print(f"driver: {driver.get('state')} ({who}){reason}; log {driver.get('log') or '-'}")
-    print(format_rows(table))
+        lines.append(f"driver: {driver.get('state')} ({who}){reason}; log {driver.get('log') or '-'}")
+    lines.append(format_rows(table))
     done = sum(r["state"] == "done" for r in table)
-    print(f"{done} of {len(table)} run(s) done")
+    lines.append(f"{done} of {len(table)} run(s) done")
     driving = driver is not None and driver.get("state") in ("running", "submitted")  # tables to come
-    return 0 if table and done == len(table) and not driving else 1
+    return "\n".join(lines), 0 if table and done == len(table) and not driving else 1
 
 
-def cancel(out: Path) -> int:
+def cancel(out: Path) -> list[str]:
     """Stop the driver (so that it submits nothing more), then every run with a live owner;
-    record each cancelled. 0 when something was cancelled or nothing ran."""
+    record each cancelled. Returns what was cancelled, a line each, and the count."""
     out = Path(out)
+    said = []
     driver_path = driver_record(out)
     driver = read_record(driver_path)
     if driver is not None and driver.get("state") in ("running", "submitted"):
         owner = driver_owner(driver)
         if owner_alive(owner):  # a detached driver leaves its jobs on SIGTERM: they are cancelled below
             cancel_owner(owner)
-            print(f"cancelled the driver ({DRIVER}: {owner_text(owner)})")
+            said.append(f"cancelled the driver ({DRIVER}: {owner_text(owner)})")
         update_record(driver_path, lambda r: r.update(state="cancelled", reason="asc-kd pipeline --cancel"))
     cancelled = 0
     for path, record in records(out):
@@ -147,6 +149,6 @@ def cancel(out: Path) -> int:
             path, lambda r: r.update(state="cancelled", reason="cancelled with asc-kd pipeline --cancel")
         )
         cancelled += 1
-        print(f"cancelled {record['key']}")
-    print(f"{cancelled} run(s) cancelled in {out}")
-    return 0
+        said.append(f"cancelled {record['key']}")
+    said.append(f"{cancelled} run(s) cancelled in {out}")
+    return said

@@ -294,6 +294,19 @@ def _table_output(stem: str | Path) -> Output:
     return Output(table_ref(stem), {"title": Path(f"{stem}.md").read_text().splitlines()[0]}, extra)
 
 
+@dataclass(frozen=True)
+class WandbTarget:
+    """Where a stage outside ``asc_kd.fit`` logs its W&B run: the project and the group."""
+
+    project: str = "asc_kd"
+    group: str | None = None
+
+
+def wandb_target(args: Any) -> WandbTarget | None:
+    """The ``WandbTarget`` of a command's ``add_wandb_arguments`` options; None with ``--no-wandb``."""
+    return WandbTarget(args.wandb_project, args.wandb_group) if args.wandb else None
+
+
 def add_wandb_arguments(
     parser: Any, default: bool, group_help: str = "W&B group of the run (default: none)"
 ) -> None:

@@ -66,6 +66,9 @@ class AscKdCLI(LightningCLI):
     """LightningCLI with the callbacks every run needs, a folder per run, and the links that
     carry the dataset's spec into the task."""
 
+    #: What the fit made and where its files went (``run_summary``), once it is done (rank 0).
+    summary: dict[str, Any] | None = None
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         keep_typed_ints(parser)
         parser.add_lightning_class_args(CheckpointSelection, "checkpoint")
@@ -367,6 +370,7 @@ def fit(args: list[str] | None = None, description: str | None = None) -> AscKdC
         if cli.trainer.is_global_zero:
             summary = run_summary(cli)
             _report(cli, summary)
+            cli.summary = summary
             record_fit(
                 cli.trainer.loggers,
                 summary,
@@ -463,20 +467,24 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
 
 
 def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
-    """Write ``summary`` to ``summary.json`` (a readable record beside the binary W&B log) and
-    say where the run's files are."""
+    """Write ``summary`` to ``summary.json`` (a readable record beside the binary W&B log)."""
     folder = Path(cli.trainer.default_root_dir)
     with atomic_write(folder / SUMMARY) as handle:
         json.dump(summary, handle, indent=2)
     if summary["files"]["wandb_run"]:
         with atomic_write(Path(summary["files"]["wandb_run"]) / "asc_kd_summary.json") as handle:
             json.dump(summary, handle, indent=2)
+
+
+def run_files(summary: dict[str, Any]) -> str:
+    """Where a fit's files went (``run_summary``'s ``files``), in lines for the console."""
     files = summary["files"]
+    folder = Path(files["run_folder"])
     lines = [
         f"run {summary['run']}: {folder}",
         f"  reported checkpoint ({files['selection']}): {files['reported_checkpoint']}",
         f"  config: {files['config']}",
-        f"  summary: {folder / 'summary.json'}",
+        f"  summary: {folder / SUMMARY}",
     ]
     if files["metrics_csv"]:
         lines.append(f"  metrics CSV: {files['metrics_csv']}")
@@ -484,4 +492,4 @@ def _report(cli: AscKdCLI, summary: dict[str, Any]) -> None:
         lines.insert(2, f"  int8 artifact: {files['int8_artifact']}")
     if files["wandb_run"]:
         lines.append(f"  W&B run files: {files['wandb_run']}")
-    print("\n".join(lines))
+    return "\n".join(lines)

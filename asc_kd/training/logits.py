@@ -11,7 +11,10 @@ by clip, with their provenance, for ``SceneDataModule(teacher_logits=...)``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from asc_kd import __version__
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import check_writable
 from asc_kd.data.datamodule import SceneDataModule
+from asc_kd.data.options import DataArgs, build_datamodule, fit_defaults
 from asc_kd.data.spec import is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
@@ -31,7 +35,8 @@ from asc_kd.evaluation.tables import TABLE1_BY, seed_row, summarize, table1_reco
 from asc_kd.models.pretrained import load_pretrained, trained_weights_follow
 from asc_kd.recipes import read_recipe
 from asc_kd.tasks.classification import ClassificationTask
-from asc_kd.tasks.restore import load_task, read_checkpoint
+from asc_kd.tasks.restore import fit_data_options, load_task, read_checkpoint
+from asc_kd.tracking.lineage import WandbTarget, record_logits, stage_run
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +209,82 @@ def export_logits(
         log.info("wrote Table 1 to %s", ", ".join(map(str, written)))
         return summary
     return summarize(frame, TABLE1_BY)  # the same table, unwritten
+
+
+#: The logits stage's own data defaults: batches of 64 clips for both splits, read in this
+#: process (no loader workers). The command's ``--help`` shows them; the pipeline's stage uses them.
+LOGITS_DATA_DEFAULTS = {"batch_size": 64, "eval_batch_size": 64, "num_workers": 0}
+
+
+def ensemble_members(names: Iterable[str], ensemble: Iterable[str] | None) -> set[str]:
+    """The teacher names whose logits are averaged: ``ensemble`` (default: all of ``names``);
+    a ``ConfigError`` naming those of ``ensemble`` that are none of ``names``."""
+    names = set(names)
+    if not ensemble:
+        return names
+    unknown = sorted(set(ensemble) - names)
+    if unknown:
+        raise ConfigError(f"--ensemble names {unknown} match no teacher; names are {sorted(names)}")
+    return set(ensemble)
+
+
+def stage_datamodule(teachers: Sequence[TeacherRun], data: DataArgs) -> SceneDataModule:
+    """The data of the logits stage: the ``--data.*`` options in ``data`` over those the
+    teachers' fits recorded (``asc_kd.data.options.fit_defaults``; a weights file records
+    none), over ``LOGITS_DATA_DEFAULTS``. The logits so cover the clips the students' fit reads."""
+    fits = {t.source: fit_data_options(t.source) for t in teachers if t.recipe is None}
+    return build_datamodule(data, {**LOGITS_DATA_DEFAULTS, **fit_defaults(data, fits)})
+
+
+@contextmanager
+def torchrun_device(device: str) -> Iterator[str]:
+    """The device of this rank under torchrun (``WORLD_SIZE`` > 1), with the process group set up
+    for the while (NCCL on CUDA, else gloo) and torn down after; ``device`` as it is in a single
+    process or where a group exists already."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        yield device
+        return
+    cuda = torch.cuda.is_available() and device != "cpu"
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    try:
+        if cuda:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local_rank)
+            device = f"cuda:{local_rank}"
+        yield device
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def logits_stage(
+    teachers: Sequence[TeacherRun],
+    data: DataArgs,
+    out: str | Path,
+    *,
+    ensemble: Iterable[str] | None = None,
+    split: str = "train",
+    table: str | Path | None = None,
+    device: str = "auto",
+    precision: Precision = "fp32",
+    progress: bool = True,
+    wandb: WandbTarget | None = None,
+) -> pd.DataFrame | None:
+    """The logits stage, as ``python -m asc_kd.logits`` and the pipeline run it: the ensemble's
+    logits file and Table 1 (``export_logits``), and the stage's W&B run (``wandb``).
+
+    ``ensemble`` names the teachers whose logits are averaged (default: all); the data is
+    ``stage_datamodule``'s. Under torchrun each rank exports its shard (``torchrun_device``)
+    and rank 0 writes the files and logs the run. Returns Table 1 (None without ``table``).
+    """
+    members = ensemble_members([t.name for t in teachers], ensemble)
+    runs = [replace(t, in_ensemble=t.name in members) for t in teachers]
+    datamodule = stage_datamodule(runs, data)
+    with torchrun_device(device) as device:
+        frame = export_logits(
+            runs, datamodule, out, split, table, device, progress=progress, precision=precision
+        )
+        writer = rank_and_world()[0] == 0
+    if wandb is not None and writer:
+        with stage_run("logits", "logits", Path(out).parent, wandb.project, wandb.group) as run:
+            record_logits(run, [r.source for r in runs if r.in_ensemble], out, table, frame)
+    return frame

@@ -221,6 +221,21 @@ def test_without_a_cache_the_sampled_fingerprint_still_tells_changed_clips(tiny_
     )
 
 
+def test_teacher_logits_of_another_sampled_fingerprint_are_refused(tiny_root, cache_dir, tmp_path):
+    """Without a content hash on either side, the join compares the sampled fingerprints."""
+    names = list(read_split(tiny_root, "train")["filename"])
+    metadata = {"split": "train", "classes": list(SCENES), "dataset_fingerprint": "beef" * 16}
+    path = save_logits(tmp_path / "teacher.npz", names, torch.zeros(len(names), 10), metadata)
+    with pytest.raises(LogitsMismatchError) as info:
+        _module(tiny_root, cache_dir, use_cache=False, teacher_logits=str(path))
+    now = fingerprint_files(tiny_root, names)
+    assert str(info.value) == (
+        f"teacher logits file {path} does not match the dataset at {tiny_root}: its clips hold other "
+        f"audio than when the logits were made (dataset fingerprint beefbeefbeef then, {now[:12]} now; "
+        "sampled: names, sizes and the bytes of 64 clips); rebuild it with `python -m asc_kd.logits`"
+    )
+
+
 def test_teacher_logits_of_a_clip_rewritten_at_the_same_size_are_refused(tiny_root, tmp_path):
     """The sampled fingerprint misses it; the content hash the cache build took names the clip."""
     root, cache_dir = tmp_path / "copy", tmp_path / "cache"

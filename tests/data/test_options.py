@@ -16,8 +16,10 @@ from fit_helpers import command_line
 
 import asc_kd.check
 import asc_kd.data.options
+import asc_kd.deployment.quantize as deployment_quantize
 import asc_kd.logits
 import asc_kd.quantize
+import asc_kd.training.logits as training_logits
 from asc_kd.bench import build_parser as bench_parser
 from asc_kd.bench import main as bench_main
 from asc_kd.core.command_line import run_command
@@ -34,6 +36,7 @@ from asc_kd.data.options import (
     recorded_options,
 )
 from asc_kd.training.fit import fit
+from asc_kd.training.logits import TeacherRun
 
 #: Each dataset-reading command's parser, by the name a user types.
 PARSERS = {
@@ -78,13 +81,14 @@ def _stop_at_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
     def built(*args, **kwargs) -> SceneDataModule:
         raise _Built(real(*args, **kwargs))
 
-    for module in (asc_kd.logits, asc_kd.quantize, asc_kd.data.options):  # check imports it when run
+    for module in (training_logits, deployment_quantize, asc_kd.data.options):  # check imports it when run
         monkeypatch.setattr(module, "build_datamodule", built)
-    monkeypatch.setattr(asc_kd.quantize, "load_task", lambda path: SimpleNamespace())
+    monkeypatch.setattr(deployment_quantize, "load_task", lambda path: SimpleNamespace())
+    monkeypatch.setattr(asc_kd.logits, "describe", lambda path, name, recipe: TeacherRun(path, "t"))
     # What the teacher's fit recorded (nothing) and the student's (its model's rate and window).
-    monkeypatch.setattr(asc_kd.logits, "fit_data_options", lambda path: {})
+    monkeypatch.setattr(training_logits, "fit_data_options", lambda path: {})
     recorded = {"sample_rate": 16_000, "segment_seconds": 0.5}
-    monkeypatch.setattr(asc_kd.quantize, "fit_data_options", lambda path: recorded)
+    monkeypatch.setattr(deployment_quantize, "fit_data_options", lambda path: recorded)
 
 
 #: The command line of each command before its data options, and the defaults it keeps.

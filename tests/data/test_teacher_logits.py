@@ -27,7 +27,7 @@ def test_round_trip(tmp_path, logits):
     path = save_logits(tmp_path / "sub" / "teacher.npz", FILENAMES, logits, METADATA)
     assert path == tmp_path / "sub" / "teacher.npz"
     assert _files(tmp_path / "sub") == ["teacher.npz"]  # no temporary file left over
-    filenames, loaded, metadata = load_logits(path, split="train", fingerprint="f00d" * 16)
+    filenames, loaded, metadata = load_logits(path, split="train")
     assert filenames == FILENAMES
     assert loaded.dtype == torch.float32
     assert torch.equal(loaded, logits)
@@ -50,15 +50,6 @@ def test_refuses_other_split(tmp_path, logits):
     with pytest.raises(LogitsMismatchError, match="split 'train', expected 'test'") as info:
         load_logits(path, split="test")
     assert str(path) in str(info.value)
-
-
-def test_refuses_other_fingerprint(tmp_path, logits):
-    path = save_logits(tmp_path / "t.npz", FILENAMES, logits, METADATA)
-    with pytest.raises(LogitsMismatchError, match="made for another dataset") as info:
-        load_logits(path, split="train", fingerprint="beef" * 16)
-    message = str(info.value)
-    assert str(path) in message
-    assert "f00df00df00d..." in message and "beefbeefbeef..." in message
 
 
 def test_refuses_nan_file(tmp_path, logits):
