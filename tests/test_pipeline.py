@@ -277,9 +277,11 @@ def test_second_run_skips_every_stage(tiny_pipeline: TinyPipeline, monkeypatch: 
 
 def _wrap_stage_functions(monkeypatch: pytest.MonkeyPatch, wrap: Any) -> None:
     """Replace the logits export and the int8 quantization by ``wrap(stage, function)``."""
-    for name, stage in (("export_logits", "logits"), ("quantize_task", "quantize")):
-        # where the pipeline calls them
-        monkeypatch.setattr(asc_kd.runs.pipeline, name, wrap(stage, getattr(asc_kd.runs.pipeline, name)))
+    for module, name, stage in (  # where the stage functions call them
+        (asc_kd.training.logits, "export_logits", "logits"),
+        (asc_kd.deployment.quantize, "quantize_task", "quantize"),
+    ):
+        monkeypatch.setattr(module, name, wrap(stage, getattr(module, name)))
 
 
 def _copy_with_recorded_fits(
