@@ -23,6 +23,7 @@ from fit_helpers import (  # noqa: E402
     make_cpu_trainer,
     pipeline_argv,
     said_by,
+    slurm_or_skip,
     tree_state,
 )
 
@@ -126,3 +127,30 @@ def tiny_pipeline(tiny_root: Path, cache_dir: Path, tmp_path_factory: pytest.Tem
     with command_line("python -m asc_kd.pipeline"), said_by("asc_kd.runs") as said:
         assert main(argv) == 0
     return TinyPipeline(argv, out, tiny_root, cache_dir, root_before, tuple(said))
+
+
+@pytest.fixture(scope="session")
+def two_teachers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two tiny debug teachers on TAU22's ten scenes, fitted from seeds 1 and 2 (their logits
+    differ), as checkpoints: for online distillation and the teacher ensemble."""
+    import torch
+    from tiny_checkpoints import fit_checkpoint
+
+    from asc_kd.data.tau import TAU22
+    from asc_kd.tasks import ClassificationTask
+
+    folder = tmp_path_factory.mktemp("teachers")
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(
+            fit_checkpoint(ClassificationTask(model="debug", lr=0.05, spec=TAU22), folder / f"t{seed}.ckpt")
+        )
+    return paths
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """The test needs the one-node SLURM of tests/cluster/start.sh: skipped without one (failed
+    under ``CI=true``)."""
+    slurm_or_skip()

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_checkpoints import fit_checkpoint
 
 from asc_kd.augmentations import mixup
-from asc_kd.tasks import ClassificationTask, DistillationTask
+from asc_kd.tasks import DistillationTask
 from asc_kd.tasks.restore import load_task
 
 
@@ -86,16 +85,6 @@ def test_without_mixup_the_loss_is_lambda_ce_plus_kd() -> None:
     assert float(loss.detach()) == pytest.approx(
         float(_reference_loss(student, batch["target"], teacher_p, 0.8, 1.7)), rel=1e-5
     )
-
-
-@pytest.fixture(scope="module")
-def two_teachers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    tmp = tmp_path_factory.mktemp("teachers")
-    paths = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        paths.append(fit_checkpoint(ClassificationTask(model="debug", lr=0.05), tmp / f"t{seed}.ckpt"))
-    return paths
 
 
 def test_online_teachers_are_averaged(two_teachers: list[Path]) -> None:

@@ -1,5 +1,5 @@
 """``asc_kd.runs.executors`` without a cluster: the job call's result, failure and requeue, the
-inline executor and the failure message (the resource options: tests/test_resources.py)."""
+inline executor and the failure message (the resource options: tests/runs/test_resources.py)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_slurm_faults import _argv, _run, _start, _status_when_done, _wait_for
+from pipeline_processes import run_pipeline, start_pipeline, status_when_done, teacher_argv, wait_for
 
 from asc_kd.runs.record import read_record
 
@@ -27,10 +27,10 @@ def test_an_inline_driver_sent_sigterm_stops_its_run_and_the_same_command_resume
     tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = _inline(_argv(tiny_root, cache_dir, out, epochs=200), "inline")
-    pipeline = _start(argv)
+    argv = _inline(teacher_argv(tiny_root, cache_dir, out, epochs=200), "inline")
+    pipeline = start_pipeline(argv)
     run = out / "teachers" / "teacher-seed0"
-    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
     pipeline.send_signal(signal.SIGTERM)
     output = pipeline.communicate(timeout=120)[0]
     assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
@@ -40,7 +40,7 @@ def test_an_inline_driver_sent_sigterm_stops_its_run_and_the_same_command_resume
     assert record["state"] == "submitted" and record["reason"].startswith("stopped by SIGTERM")
     done = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] + 1
     argv[argv.index("--max-epochs") + 1] = "200"
-    rerun = _run(argv, timeout=600)
+    rerun = run_pipeline(argv, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert "resuming teachers/teacher-seed0 from its last checkpoint: its owner" in rerun.stdout
     assert re.search(r"^done  teacher teacher seed 0  .*  test accuracy [01]\.\d{3}$", rerun.stdout, re.M)
@@ -53,10 +53,10 @@ def test_a_detached_local_driver_finishes_on_its_own_and_status_follows_it(
     tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = _inline(_argv(tiny_root, cache_dir, out, epochs=2), "local")
-    detached = _run([*argv[: argv.index("--")], "--detach", *argv[argv.index("--") :]], timeout=120)
+    argv = _inline(teacher_argv(tiny_root, cache_dir, out, epochs=2), "local")
+    detached = run_pipeline([*argv[: argv.index("--")], "--detach", *argv[argv.index("--") :]], timeout=120)
     assert detached.returncode == 0 and "driver started as pid" in detached.stdout, detached.stdout
-    shown = _status_when_done(out, timeout=400)
+    shown = status_when_done(out, timeout=400)
     assert shown.returncode == 0, shown.stdout + shown.stderr + (out / "driver.log").read_text()
     assert shown.stdout.splitlines()[0].startswith("driver: done (pid ")
     assert shown.stdout.splitlines()[-1] == "1 of 1 run(s) done"

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fit_helpers import command_line, slurm_or_skip
+from fit_helpers import command_line
 
 from asc_kd.core.errors import ConfigError
 from asc_kd.pipeline import main
@@ -204,11 +204,6 @@ def _ran(pipeline: Pipeline) -> None:
 
 
 # -- on the one-node SLURM ------------------------------------------------------------------------
-@pytest.fixture
-def slurm() -> None:
-    slurm_or_skip()
-
-
 def _jobs_of(folder: Path) -> list[str]:
     """This user's SLURM jobs (queued, running or ended lately) whose batch script lies in ``folder``."""
     listed = subprocess.run(

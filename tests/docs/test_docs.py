@@ -13,6 +13,7 @@ import pytest
 from fit_helpers import REPO
 
 from asc_kd.__main__ import COMMANDS
+from asc_kd.core.errors import ConfigError
 from asc_kd.recipes import resolve_recipe
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "asc_kd" / "recipes" / "README.md"]
@@ -29,33 +30,61 @@ def _expand(word: str) -> list[str]:
     return ["".join(c) for c in itertools.product(*choices)]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
-def test_every_link_resolves(page: Path) -> None:
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", _text(page)):
-        if not re.match(r"\w+://", target):
-            assert (page.parent / target).exists(), f"{page.name} links to {target}"
+def _links(page: Path) -> list[str]:
+    """The relative link targets of ``page`` (web addresses left out)."""
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", _text(page))
+    return [target for target in targets if not re.match(r"\w+://", target)]
+
+
+def test_every_link_resolves() -> None:
+    links = [(page, target) for page in PAGES for target in _links(page)]
+    assert links  # the pattern finds the pages' links: one that found none would check nothing
+    broken = [
+        f"{page.relative_to(REPO)} links to {target}"
+        for page, target in links
+        if not (page.parent / target).exists()
+    ]
+    assert broken == []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_command_exists(page: Path) -> None:
     text = _text(page)
-    for command in re.findall(r"\basc-kd ([a-z][\w.]*)", text):
+    commands = re.findall(r"\basc-kd ([a-z][\w.]*)", text)
+    modules = re.findall(r"python -m (asc_kd(?:\.[a-z_]+)*)\b", text)
+    assert commands or modules  # every page names a command; a pattern that found none checks nothing
+    for command in commands:
         assert command in COMMANDS, f"{page.name}: asc-kd {command}"
-    for module in re.findall(r"python -m (asc_kd(?:\.[a-z_]+)*)\b", text):
+    for module in modules:
         assert importlib.util.find_spec(module) is not None, f"{page.name}: python -m {module}"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
-def test_every_recipe_named_exists(page: Path) -> None:
+def _recipes_named(page: Path) -> list[str]:
+    """The shipped recipes ``page`` names after ``--config``, ``--recipe``, ``--teachers``,
+    ``--students`` or ``--student-config``: placeholders, checkpoints and the reader's own files
+    left out."""
     text = _text(page).replace("\\\n", " ")
+    names = []
     for _option, value in re.findall(
         r"--(config|recipe|teachers|students|student-config)[ =]([^\s`|]+)", text
     ):
         for name in _expand(value):
             own_file = name.endswith((".yaml", ".yml")) and not name.startswith("asc_kd/")
-            if name.isupper() or name.endswith((".ckpt", ".pt")) or "..." in name or own_file:
-                continue  # a placeholder, a checkpoint, your own file
+            if not (name.isupper() or name.endswith((".ckpt", ".pt")) or "..." in name or own_file):
+                names.append(name)
+    return names
+
+
+def test_every_recipe_named_exists() -> None:
+    named = [(page, name) for page in PAGES for name in _recipes_named(page)]
+    assert named  # the pattern finds the recipes the pages name: one that found none would check nothing
+    missing = []
+    for page, name in named:
+        try:
             resolve_recipe(name)  # a shipped recipe's name or a path in the repository
+        except ConfigError as error:
+            missing.append(f"{page.relative_to(REPO)}: {error}")
+    assert missing == []
 
 
 def _pipeline_commands(text: str) -> list[list[str]]:

@@ -11,79 +11,23 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from fit_helpers import PIPELINE_TEACHERS, REPO, pipeline_argv, slurm_or_skip
+from pipeline_processes import (
+    EPOCHS,
+    run_pipeline,
+    start_pipeline,
+    status_when_done,
+    teacher_argv,
+    wait_for,
+)
 
 from asc_kd.runs.record import read_record
 
 pytestmark = pytest.mark.slow  # every wait below has its own time limit
-#: Epochs of the fit that something happens to after its first.
-EPOCHS = 8
-ENVIRONMENT = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    slurm_or_skip()
-
-
-def _argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
-    """One tiny teacher of ``epochs`` epochs, as a SLURM job, teachers stage only."""
-    argv = pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--stages", "teachers", *extra)
-    argv[argv.index("--teachers") + 1 : argv.index("--ensemble") + 2] = [str(PIPELINE_TEACHERS[0])]
-    argv[argv.index("--max-epochs") + 1] = str(epochs)
-    return argv
-
-
-def _start(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "asc_kd.pipeline", *argv],
-        cwd=REPO,
-        env=ENVIRONMENT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _run(argv: list[str], timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asc_kd.pipeline", *argv],
-        cwd=REPO,
-        env=ENVIRONMENT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def _wait_for(path: Path, pipeline: subprocess.Popen[str], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.is_file() and pipeline.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert path.is_file(), pipeline.communicate(timeout=60)[0][-3000:]
-
-
-def _status_when_done(out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    """``asc-kd status OUT`` asked every 2 s until it exits 0 (all done) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        shown = subprocess.run(
-            [sys.executable, "-m", "asc_kd", "status", str(out)],
-            cwd=REPO,
-            env=ENVIRONMENT,
-            capture_output=True,
-            text=True,
-        )
-        if shown.returncode == 0 or time.monotonic() > deadline:
-            return shown
-        time.sleep(2)
 
 
 def _squeue_state(job_id: str) -> str:
@@ -105,9 +49,9 @@ def test_scontrol_requeue_resumes_from_the_last_checkpoint_in_the_same_wandb_run
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    pipeline = _start(_argv(tiny_root, cache_dir, out))
+    pipeline = start_pipeline(teacher_argv(tiny_root, cache_dir, out))
     run = out / "teachers" / "teacher-seed0"
-    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
     job_id = read_record(run / "run.json")["job"]["job_id"]
     subprocess.run(["scontrol", "requeue", job_id], check=True)  # SIGTERM to the job, then a restart
     output = pipeline.communicate(timeout=500)[0]
@@ -130,7 +74,9 @@ def test_a_job_killed_for_memory_fails_its_run_with_out_of_memory_and_the_option
     # second): a fit asking 100 MB is killed while it imports torch. SLURM says FAILED there
     # (OUT_OF_MEMORY under cgroups); slurmstepd's line in the job's stderr says why.
     out = tmp_path / "out"
-    done = _run(_argv(tiny_root, cache_dir, out, "--mem-per-run", "100M", epochs=1), timeout=300)
+    done = run_pipeline(
+        teacher_argv(tiny_root, cache_dir, out, "--mem-per-run", "100M", epochs=1), timeout=300
+    )
     assert done.returncode == 1, done.stdout[-3000:]
     record = read_record(out / "teachers" / "teacher-seed0" / "run.json")
     assert record["job"]["state"] in ("FAILED", "OUT_OF_MEMORY"), record["job"]
@@ -146,14 +92,14 @@ def test_a_killed_drivers_rerun_adopts_its_running_job_one_writer(
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = _argv(tiny_root, cache_dir, out, epochs=80)  # still running when the rerun starts
-    pipeline = _start(argv)
+    argv = teacher_argv(tiny_root, cache_dir, out, epochs=80)  # still running when the rerun starts
+    pipeline = start_pipeline(argv)
     run = out / "teachers" / "teacher-seed0"
-    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
     pipeline.kill()
     pipeline.wait()
     job_id = read_record(run / "run.json")["job"]["job_id"]
-    rerun = _run(argv)  # at once, while the orphan job runs
+    rerun = run_pipeline(argv)  # at once, while the orphan job runs
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert f"adopting teachers/teacher-seed0: running slurm job {job_id}; waiting for it" in rerun.stdout
     record = read_record(run / "run.json")
@@ -167,10 +113,10 @@ def test_a_driver_sent_sigterm_cancels_its_jobs_records_them_and_the_rerun_resum
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = _argv(tiny_root, cache_dir, out)
-    pipeline = _start(argv)
+    argv = teacher_argv(tiny_root, cache_dir, out)
+    pipeline = start_pipeline(argv)
     run = out / "teachers" / "teacher-seed0"
-    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
     pipeline.send_signal(signal.SIGTERM)
     output = pipeline.communicate(timeout=120)[0]
     assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
@@ -183,7 +129,7 @@ def test_a_driver_sent_sigterm_cancels_its_jobs_records_them_and_the_rerun_resum
     assert re.search(r"^cancelled  teacher teacher seed 0  .+  cancelled with its driver$", output, re.M)
     assert _squeue_state(record["job"]["job_id"]) in ("CANCELLED", "COMPLETING", "gone")
     assert read_record(out / "driver.json")["state"] == "stopped"
-    rerun = _run(argv)
+    rerun = run_pipeline(argv)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert "resuming teachers/teacher-seed0 from its last checkpoint: it was cancelled" in rerun.stdout
     assert read_record(run / "run.json")["state"] == "done" and _epochs_done(run) == EPOCHS
@@ -196,9 +142,9 @@ def test_a_controller_that_stops_answering_is_waited_for_not_judged(
     """slurmctld stopped for longer than several polls while the job runs on: the driver waits
     with a line on the console and ends with the finished run."""
     out = tmp_path / "out"
-    pipeline = _start(_argv(tiny_root, cache_dir, out, epochs=250))  # runs on through the outage
+    pipeline = start_pipeline(teacher_argv(tiny_root, cache_dir, out, epochs=250))  # on through the outage
     run = out / "teachers" / "teacher-seed0"
-    _wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
     pid_file = Path(os.environ.get("ASC_KD_SLURM_DIR", "/tmp/asc_kd-slurm")) / "slurmctld.pid"
     os.kill(int(pid_file.read_text()), signal.SIGTERM)
     try:
@@ -219,8 +165,8 @@ def test_a_run_timed_out_on_every_attempt_says_time_limit_and_a_rerun_resumes_it
     once and requeued, until submitit gives up. The run ends ``timeout``, named as a time limit,
     and the rerun (with a limit that fits) resumes from the last checkpoint."""
     out = tmp_path / "out"
-    argv = _argv(tiny_root, cache_dir, out, "--time-per-run", "1", epochs=100_000)  # never ends in time
-    done = _run(argv, timeout=600)
+    argv = teacher_argv(tiny_root, cache_dir, out, "--time-per-run", "1", epochs=100_000)  # never in time
+    done = run_pipeline(argv, timeout=600)
     assert done.returncode == 1
     run = out / "teachers" / "teacher-seed0"
     record = read_record(run / "run.json")
@@ -230,7 +176,7 @@ def test_a_run_timed_out_on_every_attempt_says_time_limit_and_a_rerun_resumes_it
     assert len(_started(record)) >= 2  # requeued at least once (submitit allows 3)
     assert _epochs_done(run) > 0
     argv[argv.index("--time-per-run") + 1] = "60"  # resources are not the run's configuration
-    rerun = _start(argv)
+    rerun = start_pipeline(argv)
     line = rerun.stdout.readline()
     assert line.startswith(
         "resuming teachers/teacher-seed0 from its last checkpoint: it timed out (time limit"
@@ -251,13 +197,13 @@ def test_detach_returns_at_once_and_the_pipeline_finishes_without_a_driver_in_th
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = _argv(tiny_root, cache_dir, out, epochs=2)
+    argv = teacher_argv(tiny_root, cache_dir, out, epochs=2)
     started = time.monotonic()
-    detached = _run([*argv[: argv.index("--")], "--detach", *argv[argv.index("--") :]], timeout=120)
+    detached = run_pipeline([*argv[: argv.index("--")], "--detach", *argv[argv.index("--") :]], timeout=120)
     assert detached.returncode == 0, detached.stdout[-3000:]
     assert time.monotonic() - started < 60
     assert "driver submitted as slurm job" in detached.stdout
-    shown = _status_when_done(out, timeout=500)
+    shown = status_when_done(out, timeout=500)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("driver: done (slurm job ")

@@ -2,9 +2,10 @@
 that cannot be created, and no pickle outside checkpoints read with ``weights_only=True``.
 
 Cases already covered elsewhere are not repeated here: a stale ``.partial-<pid>`` cache folder
-(data/test_cache), a failed ``write_submission`` (test_submission) or ONNX export
-(test_onnx_export), an empty dataset root (data/test_datamodule, data/test_tau) and a model over
-the DCASE limits (test_fit, callbacks/test_complexity_check, test_complexity).
+(data/test_cache), a failed ``write_submission`` (deployment/test_submission) or ONNX export
+(deployment/test_onnx_export), an empty dataset root (data/test_datamodule, data/test_tau) and a
+model over the DCASE limits (training/test_fit, callbacks/test_complexity_check,
+deployment/test_complexity).
 """
 
 from __future__ import annotations
@@ -307,7 +308,7 @@ def test_same_seed_same_data_same_config_same_metrics(
 
 
 # -- 4. outputs are written atomically ----------------------------------------------------------
-# write_submission: test_submission.py; export_onnx: test_onnx_export.py.
+# write_submission: deployment/test_submission.py; export_onnx: deployment/test_onnx_export.py.
 
 
 class DiskFull(OSError):

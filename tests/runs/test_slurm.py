@@ -23,7 +23,6 @@ from fit_helpers import (
     command_line,
     offline_run,
     pipeline_argv,
-    slurm_or_skip,
 )
 
 from asc_kd.pipeline import main
@@ -34,11 +33,6 @@ pytestmark = pytest.mark.slow
 PIPELINE_GROUP = pytest.mark.xdist_group(name="pipeline")
 #: Epochs of the fit that is preempted after its first.
 EPOCHS = 8
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    slurm_or_skip()
 
 
 def _manifest(out: Path) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """The package's shape: commands at the root, thin, each driving the library module named like
 it; no import cycles, and library folders in layers that imports go down; W&B in one package;
-TAU stays in its reader; the tests of data, models, tasks, augmentations and callbacks mirror
-those packages."""
+TAU stays in its reader; the tests mirror the package, both ways (a test folder per package, a
+package for every test folder but end_to_end and project), and a test parametrized over an empty
+list fails."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -289,10 +292,57 @@ def test_no_module_imports_another_modules_private_names() -> None:
     assert found == []
 
 
-def test_tests_mirror_the_package() -> None:
-    tests = REPO / "tests"
-    for package in ("data", "models", "tasks", "augmentations", "callbacks"):
-        modules = {p.stem for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__"}
-        covered = {p.stem.removeprefix("test_") for p in (tests / package).glob("test_*.py")}
-        assert covered, package
-        assert covered <= modules | {"models", "teachers", "tasks", "teacher_training"}, package
+TESTS = REPO / "tests"
+#: Test folders that mirror no package: a user's path through several commands, and the
+#: repository as a whole (this file, ruff, the install).
+TESTS_OF_NO_PACKAGE = {"end_to_end", "project"}
+#: Folders the tests read that hold no test: the tiny recipes and the test cluster's scripts.
+NOT_TESTS = {"conf", "cluster"}
+PACKAGES = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+
+
+def _test_folders() -> set[str]:
+    return {p.name for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+
+
+def test_every_test_folder_mirrors_a_package() -> None:
+    """The tests mirror the package: ``tests/<folder>/`` holds the tests of ``asc_kd/<folder>/``
+    and of the commands that drive it (``asc_kd.quantize``'s tests beside those of
+    ``asc_kd.deployment.quantize``, in ``tests/deployment/``, as ``DRIVES`` and
+    ``test_every_command_drives_the_library_module_named_like_it`` pair them). A test of a
+    user's path through several commands is in ``tests/end_to_end/``, one of the repository as
+    a whole in ``tests/project/``. The helpers every test may import (``conftest.py``,
+    ``fit_helpers.py``, ``tiny_checkpoints.py``, ``pipeline_processes.py``) stay at the top of
+    ``tests/``, which ``pythonpath`` in pyproject.toml puts on ``sys.path``."""
+    assert sorted(_test_folders() - PACKAGES - TESTS_OF_NO_PACKAGE - NOT_TESTS) == []
+
+
+def test_every_package_has_its_tests() -> None:
+    assert PACKAGES  # a glob that found no package would check nothing
+    untested = [f for f in sorted(PACKAGES | TESTS_OF_NO_PACKAGE) if not list((TESTS / f).glob("test_*.py"))]
+    assert untested == []
+
+
+def test_every_test_is_in_a_mirror_folder() -> None:
+    """No test at the top of ``tests/``, in a folder below a mirror folder, or among the files
+    the tests read."""
+    found = sorted(TESTS.rglob("test_*.py"))
+    assert found  # a glob that found no test would check nothing
+    astray = [
+        str(p.relative_to(TESTS))
+        for p in found
+        if p.parent.parent != TESTS or p.parent.name in NOT_TESTS or p.parent.name.startswith(".")
+    ]
+    assert astray == []
+
+
+def test_a_parametrized_test_over_an_empty_list_fails(tmp_path: Path) -> None:
+    """A test parametrized over what a glob or a registry finds checks nothing when it finds
+    nothing: pyproject.toml's ``empty_parameter_set_mark`` makes that a collection error, not a
+    skip."""
+    test = tmp_path / "test_empty.py"
+    test.write_text("import pytest\n\n\n@pytest.mark.parametrize('x', [])\ndef test_x(x):\n    pass\n")
+    command = [sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "-p", "no:cacheprovider"]
+    ran = subprocess.run([*command, str(test)], cwd=tmp_path, capture_output=True, text=True)
+    assert ran.returncode == 2, ran.stdout[-2000:]  # interrupted: an error during collection
+    assert "Empty parameter set in 'test_x'" in ran.stdout

@@ -1,0 +1,71 @@
+"""``python -m asc_kd.pipeline`` and ``asc-kd status`` in processes of their own, for the fault tests
+that signal, kill or detach a driver (tests/runs/test_slurm_faults.py and
+tests/runs/test_pipeline_faults.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fit_helpers import PIPELINE_TEACHERS, REPO, pipeline_argv
+
+#: Epochs of the fit that something happens to after its first.
+EPOCHS = 8
+ENVIRONMENT = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+
+
+def teacher_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
+    """One tiny teacher of ``epochs`` epochs, as a SLURM job, teachers stage only."""
+    argv = pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--stages", "teachers", *extra)
+    argv[argv.index("--teachers") + 1 : argv.index("--ensemble") + 2] = [str(PIPELINE_TEACHERS[0])]
+    argv[argv.index("--max-epochs") + 1] = str(epochs)
+    return argv
+
+
+def start_pipeline(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        cwd=REPO,
+        env=ENVIRONMENT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def run_pipeline(argv: list[str], timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        cwd=REPO,
+        env=ENVIRONMENT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(path: Path, pipeline: subprocess.Popen[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.is_file() and pipeline.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.is_file(), pipeline.communicate(timeout=60)[0][-3000:]
+
+
+def status_when_done(out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``asc-kd status OUT`` asked every 2 s until it exits 0 (all done) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = subprocess.run(
+            [sys.executable, "-m", "asc_kd", "status", str(out)],
+            cwd=REPO,
+            env=ENVIRONMENT,
+            capture_output=True,
+            text=True,
+        )
+        if shown.returncode == 0 or time.monotonic() > deadline:
+            return shown
+        time.sleep(2)
