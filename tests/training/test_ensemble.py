@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 import torch
 from fit_helpers import content_hash_by_hand
-from tiny_checkpoints import fit_checkpoint
 
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.cache import fingerprint_files
@@ -34,18 +33,6 @@ def _datamodule(tiny_root: Path, cache_dir: Path) -> TAU22DataModule:
     return TAU22DataModule(root=str(tiny_root), cache_dir=str(cache_dir), num_workers=0, eval_batch_size=64)
 
 
-@pytest.fixture(scope="module")
-def teachers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("teachers")
-    paths = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        paths.append(
-            fit_checkpoint(ClassificationTask(model="debug", lr=0.05, spec=TAU22), folder / f"t{seed}.ckpt")
-        )
-    return paths
-
-
 def _own_logits(paths: list[Path], datamodule: TAU22DataModule, names: list[str]) -> torch.Tensor:
     """Each teacher on each named clip, read from the cache by name: no export code involved."""
     cache = datamodule.datasets["train"].audio
@@ -59,16 +46,16 @@ BF16_ATOL = 5e-2
 
 
 def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
-    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path, bf16_branch: bool
+    two_teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path, bf16_branch: bool
 ) -> None:
     datamodule = _datamodule(tiny_root, cache_dir)
-    runs = [TeacherRun(str(p), "debug", seed) for seed, p in enumerate(teachers)]
+    runs = [TeacherRun(str(p), "debug", seed) for seed, p in enumerate(two_teachers)]
     out = tmp_path / "ensemble.npz"
     table = export_logits(runs, datamodule, out, table=tmp_path / "table1", precision="auto")
     keys, logits, metadata = load_logits(out, split="train", classes=SCENES)
     assert sorted(keys) == sorted(datamodule.datasets["train"].keys)
     picked = [keys[i] for i in (0, 7, 55, len(keys) - 1)]
-    each = _own_logits(teachers, datamodule, picked)
+    each = _own_logits(two_teachers, datamodule, picked)
     assert not torch.allclose(each[0], each[1])
     rows = [keys.index(name) for name in picked]
     # auto: bf16 autocast exactly where fast_bf16 says so, and the file and Table 1 say which.
@@ -79,7 +66,7 @@ def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
         assert not torch.allclose(logits[rows], each.mean(0), rtol=0, atol=1e-6)  # bf16 did run
     else:
         torch.testing.assert_close(logits[rows], each.mean(0), rtol=0, atol=1e-5)
-    assert [t["checkpoint"] for t in metadata["teachers"]] == [str(p) for p in teachers]
+    assert [t["checkpoint"] for t in metadata["teachers"]] == [str(p) for p in two_teachers]
     assert metadata["classes"] == list(SCENES) and metadata["windowed"] is False
     # What the clips were: their sampled fingerprint and, from the cache, their full content hash.
     assert metadata["dataset_fingerprint"] == fingerprint_files(tiny_root, keys)
@@ -92,13 +79,13 @@ def test_saved_logits_are_the_mean_of_each_teacher_for_the_same_clip(
 
 
 def test_the_ensemble_is_chosen_apart_from_the_table_rows(
-    teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path, bf16_branch: bool
+    two_teachers: list[Path], tiny_root: Path, cache_dir: Path, tmp_path: Path, bf16_branch: bool
 ) -> None:
     """The command's default precision is fp32 on every host: the same logits at 1e-5."""
     datamodule = _datamodule(tiny_root, cache_dir)
     out = tmp_path / "ensemble.npz"
     args = [
-        *map(str, teachers),
+        *map(str, two_teachers),
         "--names",
         "passt",
         "ast",
@@ -118,12 +105,12 @@ def test_the_ensemble_is_chosen_apart_from_the_table_rows(
     assert metadata["precision"] == "fp32"
     datamodule.setup("fit")
     torch.testing.assert_close(
-        logits[:3], _own_logits(teachers[:1], datamodule, keys[:3])[0], rtol=0, atol=1e-5
+        logits[:3], _own_logits(two_teachers[:1], datamodule, keys[:3])[0], rtol=0, atol=1e-5
     )
     with pytest.raises(ConfigError, match="match no teacher"):
         main(
             [
-                *map(str, teachers),
+                *map(str, two_teachers),
                 "--names",
                 "passt",
                 "ast",
