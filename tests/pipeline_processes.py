@@ -1,6 +1,6 @@
 """``python -m asc_kd.pipeline`` and ``asc-kd status`` in processes of their own, for the fault tests
-that signal, kill or detach a driver (tests/runs/test_slurm_faults.py and
-tests/runs/test_pipeline_faults.py)."""
+that signal, kill or detach a driver or a job (tests/runs/test_slurm_faults.py,
+tests/runs/test_pipeline_faults.py and tests/runs/test_slurm.py)."""
 
 from __future__ import annotations
 
@@ -25,27 +25,24 @@ def teacher_argv(tiny_root: Path, cache_dir: Path, out: Path, *extra: str, epoch
     return argv
 
 
+def _pipeline_process(argv: list[str]) -> dict:
+    """``python -m asc_kd.pipeline ARGV`` from the repository, offline, stderr into stdout."""
+    return {
+        "args": [sys.executable, "-m", "asc_kd.pipeline", *argv],
+        "cwd": REPO,
+        "env": ENVIRONMENT,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
+        "text": True,
+    }
+
+
 def start_pipeline(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "asc_kd.pipeline", *argv],
-        cwd=REPO,
-        env=ENVIRONMENT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return subprocess.Popen(**_pipeline_process(argv))
 
 
 def run_pipeline(argv: list[str], timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asc_kd.pipeline", *argv],
-        cwd=REPO,
-        env=ENVIRONMENT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
+    return subprocess.run(**_pipeline_process(argv), timeout=timeout)
 
 
 def wait_for(path: Path, pipeline: subprocess.Popen[str], timeout: float = 300) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,12 @@ import pytest
 import torch
 from fit_helpers import (
     PIPELINE_TEACHERS,
-    REPO,
     TinyPipeline,
     command_line,
     offline_run,
     pipeline_argv,
 )
+from pipeline_processes import start_pipeline, teacher_argv, wait_for
 
 from asc_kd.pipeline import main
 from asc_kd.runs.executors import RunFailed
@@ -188,24 +186,10 @@ def test_a_preempted_fit_is_requeued_and_resumes_from_its_last_checkpoint(
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = pipeline_argv(tiny_root, cache_dir, out, "--executor", "slurm", "--stages", "teachers")
-    argv[argv.index("--teachers") + 1 : argv.index("--ensemble") + 2] = [str(PIPELINE_TEACHERS[0])]
-    argv[argv.index("--max-epochs") + 1] = str(EPOCHS)
-    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-    pipeline = subprocess.Popen(
-        [sys.executable, "-m", "asc_kd.pipeline", *argv],
-        cwd=REPO,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    pipeline = start_pipeline(teacher_argv(tiny_root, cache_dir, out, epochs=EPOCHS))
     run = out / "teachers" / "teacher-seed0"
     last = run / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and pipeline.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert last.is_file(), pipeline.communicate(timeout=60)[0][-3000:]
+    wait_for(last, pipeline)
     (job_id,) = [p.name.split("_")[0] for p in (out / "jobs").glob("*_submitted.pkl")]
     # What SLURM sends before a time limit or a preemption (submitit's --signal=USR2@90).
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
