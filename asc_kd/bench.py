@@ -1,20 +1,22 @@
 """``python -m asc_kd.bench``: throughput figures measured in one run, printed as ratios.
 
     python -m asc_kd.bench data [--data.root DIR] [--json]   # wav decode+resample vs cache
-    python -m asc_kd.bench train [--compile] [--json]    # KD training step, clips/s vs CP-JKU's way
+    python -m asc_kd.bench train [--compile] [--cpjku DIR] [--json]   # KD step, clips/s vs CP-JKU's
     python -m asc_kd.bench train --epoch --clips N [--device cuda]   # one epoch from the memmap
     python -m asc_kd.bench train --fit [--data.root DIR]   # a KD epoch of asc_kd.fit vs the bare step
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
     python -m asc_kd.bench eval [--batch-size 256]       # eval clips/s: malloc default vs kept memory
-    python -m asc_kd.bench teacher [--model passt] [--device cuda]   # teacher train/eval clips/s
+    python -m asc_kd.bench teacher [--model passt] [--cpjku DIR]   # teacher train/eval clips/s
     python -m asc_kd.bench keys --data.root DIR          # seconds of cache keys + fingerprint
-    python -m asc_kd.bench report [--out docs/performance.md]   # the above, as a dated page
+    python -m asc_kd.bench precision [--seeds 3]        # system1's accuracy fitted in fp32 vs bf16
+    python -m asc_kd.bench demo                          # make demo from an empty folder, by stage
+    python -m asc_kd.bench report [--out docs/performance.md] [--cpjku DIR]   # the above, as a page
 
 Numbers depend on the machine: ``report`` writes them with the machine, versions and date. The
 benchmarks that read a dataset (``data``, ``train --fit``, ``quant``, ``keys``) take the fit's
 ``--data.*`` options (``asc_kd.data.options``); without ``--data.root`` they generate synthetic
 scenes in a temporary folder.
-See ``asc_kd.benchmarks.figures`` for what each one measures, ``asc_kd.benchmarks.report`` for the page.
+See ``asc_kd.benchmarks`` for what each one measures, ``asc_kd.benchmarks.report`` for the page.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import logging
 import sys
 from typing import Any
 
-from asc_kd.benchmarks.figures import (
+from asc_kd.benchmarks import (
     bench_data,
+    bench_demo,
     bench_epoch,
     bench_eval,
     bench_fit_epoch,
     bench_keys,
+    bench_precision,
     bench_quant,
     bench_teacher,
     bench_train,
@@ -38,6 +42,9 @@ from asc_kd.benchmarks.figures import (
 from asc_kd.benchmarks.report import performance_report
 from asc_kd.core.command_line import HelpFormatter, command_parser, run_command
 from asc_kd.data.options import add_data_arguments
+
+#: Where CP-JKU's code is (asc_kd.benchmarks.cpjku); nothing of it ships with asc_kd.
+CPJKU_HELP = "a checkout of github.com/fschmid56/cpjku_dcase23: also time CP-JKU's own code"
 
 
 def _print(results: dict[str, Any], as_json: bool) -> None:
@@ -77,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "logging) against the bare step instead",
     )
     train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of --epoch")
+    train.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
     quant = command("quant", "fp32 vs int8 accuracy and CPU clips/s")
     quant.add_argument("--checkpoint", default=None, help="student checkpoint (default: train system1)")
     quant.add_argument("--epochs", type=int, default=8, help="training epochs when no checkpoint is given")
@@ -100,12 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     teacher.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
+    teacher.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
+    teacher.add_argument("--compile", action="store_true", help="compile asc_kd's network (torch.compile)")
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
-    report = command("report", "run data, train, eval, teacher, quant and fit; write them as one page")
+    precision = command(
+        "precision", "system1's synthetic-scenes accuracy over seeds, fitted in fp32 and in bf16"
+    )
+    precision.add_argument("--seeds", type=int, default=3, help="fits per precision")
+    precision.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    demo = command("demo", "make demo from an empty folder, stage by stage")
+    report = command("report", "run the benchmarks below and write them as one page")
     report.add_argument("--out", default="docs/performance.md", help="markdown page to write")
     report.add_argument("--only", nargs="+", default=None, help="benchmarks to run (default: all)")
     report.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
-    for sub_parser in (data, train, quant, evaluation, teacher, keys):
+    report.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
+    for sub_parser in (data, train, quant, evaluation, teacher, keys, precision, demo):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
     # The benchmarks that read a dataset take the fit's data options.
     for sub_parser in (data, quant):
@@ -120,16 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.what == "report":
-        print(performance_report(args.out, args.only, args.seconds))
+        print(performance_report(args.out, args.only, args.seconds, cpjku=args.cpjku))
         return 0
     if args.what == "data":
         results = bench_data(args, args.seconds)
     elif args.what == "teacher":
-        results = bench_teacher(args.model, args.batch_size, args.threads, args.seconds, args.device)
+        results = bench_teacher(
+            args.model,
+            args.batch_size,
+            args.threads,
+            args.seconds,
+            args.device,
+            cpjku=args.cpjku,
+            compile_model=args.compile,
+        )
     elif args.what == "eval":
         results = bench_eval(args.model, args.batch_size, args.seconds, args.threads, args.rounds)
     elif args.what == "keys":
         results = bench_keys(args)
+    elif args.what == "precision":
+        results = bench_precision(args.seeds, args.threads)
+    elif args.what == "demo":
+        results = bench_demo()
     elif args.what == "quant":
         results = bench_quant(args, args.checkpoint, args.epochs, args.threads, args.seconds)
     elif args.fit:
@@ -139,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             args.clips, args.batch_size, args.threads, args.num_workers, args.compile, args.device
         )
     else:
-        results = bench_train(args.batch_size, args.seconds, args.threads, args.compile, args.device)
+        results = bench_train(
+            args.batch_size, args.seconds, args.threads, args.compile, args.device, cpjku=args.cpjku
+        )
     _print(results, args.json)
     return 0
 

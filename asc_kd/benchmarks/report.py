@@ -12,10 +12,12 @@ from typing import Any
 
 import torch
 
-from asc_kd.benchmarks.figures import (
+from asc_kd.benchmarks import (
     bench_data,
+    bench_demo,
     bench_eval,
     bench_fit_epoch,
+    bench_precision,
     bench_quant,
     bench_teacher,
     bench_train,
@@ -60,30 +62,84 @@ def _x(value: float) -> str:
     return f"**{value:.2f}x**"
 
 
-#: The report's benchmarks: name -> (command, what is compared, how to run it, how to show it).
-REPORT: dict[str, tuple[str, str, Callable[[float], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
+def _over_cpjku(result: dict[str, Any], key: str) -> str:
+    """`` and {ratio} over CP-JKU's own code`` when the run had ``--cpjku``."""
+    return f"; over CP-JKU's own code {_x(result[key])}" if key in result else ""
+
+
+def _train_row(r: dict[str, Any]) -> str:
+    cpjku = f"CP-JKU's own code {r['cpjku_clips_per_s']}, " if "cpjku_clips_per_s" in r else ""
+    compiled = (
+        f", compiled {r['asc_kd_compiled_clips_per_s']} (compiling {r['asc_kd_compiled_warmup_s']:.0f} s)"
+        if "asc_kd_compiled_clips_per_s" in r
+        else ""
+    )
+    return (
+        f"{cpjku}in-package baseline {r['baseline_clips_per_s']}; asc_kd fp32 "
+        f"{r['asc_kd_fp32_clips_per_s']}, channels-last {r['asc_kd_channels_last_clips_per_s']}, "
+        f"bf16 channels-last {r['asc_kd_bf16_clips_per_s']}{compiled} clips/s; best ({r['best']}) "
+        f"over the baseline {_x(r['ratio_best_over_baseline'])}{_over_cpjku(r, 'ratio_best_over_cpjku')}"
+    )
+
+
+def _teacher_row(r: dict[str, Any]) -> str:
+    cpjku = (
+        f"; CP-JKU's own code: train {r['cpjku_train_clips_per_s']}, eval {r['cpjku_eval_clips_per_s']}"
+        if "cpjku_train_clips_per_s" in r
+        else ""
+    )
+    return (
+        f"bf16 {'on' if r['bf16_autocast'] else 'off'}; train {r['baseline_train_clips_per_s']} vs "
+        f"{r['asc_kd_train_clips_per_s']} clips/s: {_x(r['train_ratio'])}"
+        f"{_over_cpjku(r, 'train_ratio_over_cpjku')}; eval {r['baseline_eval_clips_per_s']} vs "
+        f"{r['asc_kd_eval_clips_per_s']}: {_x(r['eval_ratio'])}{_over_cpjku(r, 'eval_ratio_over_cpjku')}"
+        f"{cpjku}; compiling {r['asc_kd_train_first_step_s']:.0f} s; largest logit difference "
+        f"{r['eval_max_abs_logit_diff']:.1e}, top-1 agreement {100 * r['eval_top1_agreement']:.0f} %"
+    )
+
+
+def _precision_row(r: dict[str, Any]) -> str:
+    return (
+        f"test accuracy fp32 {r['fp32_acc_mean']:.3f} ± {r['fp32_acc_std']:.3f} vs bf16 "
+        f"{r['bf16_acc_mean']:.3f} ± {r['bf16_acc_std']:.3f} ({r['seeds']} seeds, synthetic; gap "
+        f"{r['gap']:.3f}, {'within' if r['within_spread'] else 'OUTSIDE'} the larger spread); fits "
+        f"{r['fp32_fit_s']:.0f} s vs {r['bf16_fit_s']:.0f} s"
+    )
+
+
+def _demo_row(r: dict[str, Any]) -> str:
+    stages = ", ".join(
+        f"{name.removesuffix('_s').replace('_', ' ')} {value:.0f} s"
+        for name, value in r.items()
+        if name.endswith("_s") and name != "wall_s"
+    )
+    return f"**{r['wall_s']:.0f} s** ({stages})"
+
+
+Run = Callable[[float, "str | None"], dict[str, Any]]
+
+#: The report's benchmarks: name -> (command, what is compared, how to run it with the minimum
+#: seconds per variant and the CP-JKU checkout or None, how to show it).
+REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
     "data": (
         "python -m asc_kd.bench data",
         "training batches: wav decode + resample vs the memmap cache",
-        lambda s: bench_data(["--data.num_workers", "0"], s),
+        lambda s, c: bench_data(["--data.num_workers", "0"], s),
         lambda r: (
             f"{r['wav_clips_per_s']:,} vs {r['cache_clips_per_s']:,} clips/s: {_x(r['ratio_cache_over_wav'])}"
         ),
     ),
     "train": (
-        "python -m asc_kd.bench train",
-        "KD step of system1, batch 64: CP-JKU's components vs asc_kd (eager; channels-last)",
-        lambda s: bench_train(64, s, 2, False),
-        lambda r: (
-            f"{r['baseline_clips_per_s']} vs {r['asc_kd_clips_per_s']} clips/s; channels-last "
-            f"{r['asc_kd_channels_last_clips_per_s']}; best ({r['best']}): "
-            f"{_x(r['ratio_best_over_baseline'])}"
-        ),
+        "python -m asc_kd.bench train --compile [--cpjku DIR]",
+        "KD step of system1, batch 64, the recipe's training front-end: the in-package imitation of "
+        "CP-JKU's components (and their own code with --cpjku) vs asc_kd's variants",
+        lambda s, c: bench_train(64, s, 2, True, cpjku=c),
+        _train_row,
     ),
     "eval": (
         "python -m asc_kd.bench eval",
         "eval forward of system1, batch 256: glibc's default malloc vs kept freed memory",
-        lambda s: bench_eval("system1", 256, s, 2, 2),
+        lambda s, c: bench_eval("system1", 256, s, 2, 2),
         lambda r: (
             f"{r['malloc_default_clips_per_s']} vs {r['asc_kd_clips_per_s']} clips/s "
             f"({r['malloc_default_page_faults_per_clip']:.0f} vs "
@@ -91,22 +147,17 @@ REPORT: dict[str, tuple[str, str, Callable[[float], dict[str, Any]], Callable[[d
         ),
     ),
     "teacher": (
-        "python -m asc_kd.bench teacher",
-        "PaSST teacher, batch 8, random weights: hear21passt's attention in fp32 vs asc_kd "
-        "(fused attention; bf16 autocast where the device does it fast)",
-        lambda s: bench_teacher("passt", 8, 2, s),
-        lambda r: (
-            f"bf16 {'on' if r['bf16_autocast'] else 'off'}; train {r['baseline_train_clips_per_s']} vs "
-            f"{r['asc_kd_train_clips_per_s']} clips/s: {_x(r['train_ratio'])}; eval "
-            f"{r['baseline_eval_clips_per_s']} vs {r['asc_kd_eval_clips_per_s']}: {_x(r['eval_ratio'])}; "
-            f"largest logit difference {r['eval_max_abs_logit_diff']:.1e}, top-1 agreement "
-            f"{100 * r['eval_top1_agreement']:.0f} %"
-        ),
+        "python -m asc_kd.bench teacher --batch-size 32 --compile [--cpjku DIR]",
+        "PaSST teacher, batch 32, random weights: hear21passt's attention in fp32 (and CP-JKU's own "
+        "code with --cpjku) vs asc_kd (fused attention, bf16 autocast where the device does it "
+        "fast, compiled: the task's `compile: true`); eval is `asc_kd.logits --precision auto`'s path",
+        lambda s, c: bench_teacher("passt", 32, 2, s, cpjku=c, compile_model=True),
+        _teacher_row,
     ),
     "quant": (
         "python -m asc_kd.bench quant",
         "system1 trained 8 epochs on synthetic scenes: fp32 vs int8 on the CPU",
-        lambda s: bench_quant(["--data.num_workers", "0"], None, 8, 2, s),
+        lambda s, c: bench_quant(["--data.num_workers", "0"], None, 8, 2, s),
         lambda r: (
             f"{r['fp32_clips_per_s']} vs {r['int8_clips_per_s']} clips/s: "
             f"{_x(r['speedup_int8_over_fp32'])}; accuracy {r['fp32_acc']:.4f} vs "
@@ -116,24 +167,42 @@ REPORT: dict[str, tuple[str, str, Callable[[float], dict[str, Any]], Callable[[d
     ),
     "fit": (
         "python -m asc_kd.bench train --fit",
-        "a KD epoch of system1 through asc_kd.fit vs the bare step on one resident batch",
-        lambda s: bench_fit_epoch((), 64, 2),
+        "a KD epoch of system1 through asc_kd.fit (the recipe's precision and memory format) vs "
+        "the bare step on one resident batch",
+        lambda s, c: bench_fit_epoch((), 64, 2),
         lambda r: (
             f"{r['epoch_clips_per_s']} vs {r['bare_step_clips_per_s']} clips/s: "
             f"{100 * r['epoch_over_bare']:.0f} % of the bare step"
         ),
     ),
+    "precision": (
+        "python -m asc_kd.bench precision",
+        "make demo's system1 (KD from one demo teacher) fitted with the task's precision fp32 vs bf16",
+        lambda s, c: bench_precision(3, 2),
+        _precision_row,
+    ),
+    "demo": (
+        "python -m asc_kd.bench demo",
+        "`make demo` (python -m asc_kd.pipeline) from an empty folder, by stage",
+        lambda s, c: bench_demo(),
+        _demo_row,
+    ),
 }
 
 
 def performance_report(
-    out: str | Path, only: list[str] | None = None, seconds: float = 5.0, progress: bool = True
+    out: str | Path,
+    only: list[str] | None = None,
+    seconds: float = 5.0,
+    progress: bool = True,
+    cpjku: str | None = None,
 ) -> str:
     """Run the report's benchmarks one after another and write them as a markdown page.
 
     The page names the machine, the versions and the date beside every same-run ratio, so a
     figure never outlives the conditions it was measured in: rerunning the command replaces it.
-    ``seconds`` is the minimum measuring time of each variant. Returns the page's text.
+    ``seconds`` is the minimum measuring time of each variant; ``cpjku``, a checkout of CP-JKU's
+    code, adds their own code to the train and teacher rows. Returns the page's text.
     """
     from datetime import datetime, timezone
 
@@ -149,7 +218,7 @@ def performance_report(
     for name in tqdm(names, desc="benchmarks", unit="benchmark", disable=not progress):
         command, compared, run, show = REPORT[name]
         start = time.perf_counter()
-        result = run(seconds)
+        result = run(seconds, cpjku)
         rows.append(f"| `{command}` | {compared} | {show(result)} | {time.perf_counter() - start:.0f} s |")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = "\n".join(f"| {key} | {value} |" for key, value in machine_description().items())

@@ -388,7 +388,8 @@ def quantize_task(
         report = {
             **metadata,
             "artifact": str(out),
-            "fp32": evaluate(task, "fp32 test"),
+            # the fp32 model itself, whatever precision the task trained in
+            "fp32": evaluate(lambda w: task.model(task.features(w)), "fp32 test"),
             "int8": evaluate(artifact, "int8 test"),
         }
         with atomic_write(out.with_suffix(".json")) as handle:
@@ -411,7 +412,7 @@ def quantization_aware_finetune(
 
     student = copy.deepcopy(task)
     student.model = prepare_for_quantization(task.model, backend, qat=True)
-    student.hparams.update(lr=lr, schedule="constant", warmup_epochs=0.0, compile=False)
+    student.hparams.update(lr=lr, schedule="constant", warmup_epochs=0.0, compile=False, precision="fp32")
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",

@@ -60,8 +60,11 @@ def seed_row(metrics: Mapping[str, Any], **identity: Any) -> dict[str, Any]:
     return {**identity, **{name: float(metrics[key]) for key, name in metric_names(metrics).items()}}
 
 
-def student_rows(report: Mapping[str, Any], system: str, selection: str, seed: Any) -> list[dict[str, Any]]:
-    """Table 2's rows for one student run: fp32, then int8 when ``report`` has int8 metrics.
+def student_rows(
+    report: Mapping[str, Any], system: str, selection: str, seed: Any, float_precision: str = "fp32"
+) -> list[dict[str, Any]]:
+    """Table 2's rows for one student run: the float model (labelled ``float_precision``, what
+    it ran in: ``fp32`` or ``bf16``), then int8 when ``report`` has int8 metrics.
 
     ``report`` is an int8 report (``asc_kd.deployment.quantize.quantize_task``: ``fp32`` and ``int8`` metrics,
     ``params``, ``params_fused``, ``macs``, ``mem_bytes``, ``artifact_bytes``); without ``int8``
@@ -71,7 +74,8 @@ def student_rows(report: Mapping[str, Any], system: str, selection: str, seed: A
     for precision in ("fp32", "int8"):
         if report.get(precision) is None:
             continue
-        row = seed_row(report[precision], system=system, precision=precision, selection=selection, seed=seed)
+        label = float_precision if precision == "fp32" else precision
+        row = seed_row(report[precision], system=system, precision=label, selection=selection, seed=seed)
         if precision == "int8":
             row.update(mem_bytes=report["mem_bytes"], artifact_bytes=report["artifact_bytes"])
         else:
@@ -240,9 +244,11 @@ def _run_rows(path: Path, summary: dict[str, Any]) -> RunRows:
     if summary.get("int8") or distilled:
         report = {**(summary.get("complexity") or {}), **(summary.get("int8") or {})}
         report.update(fp32=test, int8=summary.get("int8_metrics"))
-        rows = student_rows(report, name, selection, seed)
+        rows = student_rows(report, name, selection, seed, summary.get("precision") or "fp32")
         return RunRows("table2", rows, synthetic, test_split, checkpoint)
-    precision = run_precision(str(config.get("trainer", {}).get("precision", "32-true")))
+    precision = summary.get("precision") or run_precision(
+        str(config.get("trainer", {}).get("precision", "32-true"))
+    )
     row = seed_row(test, teacher=name, precision=precision, seed=seed, selection=selection)
     return RunRows("table1", [row], synthetic, test_split, checkpoint)
 

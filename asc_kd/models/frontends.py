@@ -262,7 +262,7 @@ class StudentMel(FrontEnd):
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = _prepare_waveform(x, self.window, type(self).__name__)
             if self.preemphasis:
-                x = x[:, 1:] - self.preemphasis * x[:, :-1]
+                x = torch.add(x[:, 1:], x[:, :-1], alpha=-self.preemphasis)  # one pass
             power = stft_power(x, self.n_fft, self.hop_length, self.window)
             mel_fb, spans = self.mel_fb, self.spans
             if self.training and (self.fmin_aug_range > 1 or self.fmax_aug_range > 1):

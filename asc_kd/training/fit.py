@@ -444,6 +444,7 @@ def run_summary(cli: AscKdCLI) -> dict[str, Any]:
     csv = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
     return {
         "run": Path(trainer.default_root_dir).name,
+        "precision": cli.model.precision_ran,  # what the model ran in: Table 2's float row
         # The tables' titles name the dataset and split the test metrics come from.
         "data": {"dataset": cli.datamodule.spec.name, "test_split": cli.datamodule.test_split()},
         "metrics": {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1},

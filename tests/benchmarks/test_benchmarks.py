@@ -1,17 +1,22 @@
-"""``asc_kd.benchmarks.figures`` measure what they say: the figures exist and the compared paths compute
+"""``asc_kd.benchmarks`` measure what they say: the figures exist and the compared paths compute
 the same thing. How fast each path is belongs to the bench command, not to tests."""
 
 from __future__ import annotations
 
+import json
 import platform
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import torch
 
-from asc_kd.benchmarks.figures import bench_eval, bench_fit_epoch, bench_teacher
+from asc_kd.benchmarks import bench_eval, bench_fit_epoch, bench_teacher, bench_train
+from asc_kd.benchmarks.cpjku import _TorchWithRealStft
+from asc_kd.benchmarks.demo import _ends
 from asc_kd.benchmarks.report import REPORT, machine_description, performance_report
+from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.recipes import RECIPES
 
@@ -55,7 +60,13 @@ def test_bench_eval_runs_each_malloc_setting_in_its_own_process() -> None:
     assert f"**{results['ratio']:.2f}x**" in REPORT["eval"][3](results)
 
 
-def test_the_report_names_the_machine_and_each_same_run_ratio(tmp_path: Path) -> None:
+def test_the_report_names_the_machine_and_each_same_run_ratio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, compared, _, show = REPORT["train"]
+    # the report's own row compiles a variant (about 15 s): the page is the same without it
+    quick = (command, compared, lambda s, c: bench_train(8, s, 1, False), show)
+    monkeypatch.setitem(REPORT, "train", quick)
     page = performance_report(tmp_path / "docs" / "performance.md", ["train"], seconds=0.05, progress=False)
     assert (tmp_path / "docs" / "performance.md").read_text() == page
     lines = page.splitlines()
@@ -66,8 +77,62 @@ def test_the_report_names_the_machine_and_each_same_run_ratio(tmp_path: Path) ->
         and f"torch {torch.__version__}" in machine["versions"]
     )
     assert any(line.startswith("| CPU | ") for line in lines)
-    (row,) = [line for line in lines if line.startswith("| `python -m asc_kd.bench train`")]
-    assert re.search(r"best \(asc_kd(_channels_last)?\): \*\*\d+\.\d\dx\*\*", row), row
+    (row,) = [line for line in lines if line.startswith("| `python -m asc_kd.bench train")]
+    assert re.search(
+        r"best \(asc_kd_(fp32|channels_last|bf16)\) over the baseline \*\*\d+\.\d\dx\*\*$",
+        row.split(" | ")[2],
+    ), row
+    assert "CP-JKU's own code" not in row  # only with --cpjku
     with pytest.raises(ValueError, match="unknown benchmarks \\['nonesuch'\\]"):
         performance_report(tmp_path / "x.md", ["nonesuch"])
     assert not (tmp_path / "x.md").exists()
+
+
+def test_bench_train_times_each_variant_and_compares_the_best_with_the_baseline(bf16_branch: bool) -> None:
+    results = bench_train(4, seconds=0, threads=1, compile_model=False)
+    variants = ["asc_kd_fp32", "asc_kd_channels_last", "asc_kd_bf16"]
+    assert results["best"] in variants
+    assert results[f"{results['best']}_clips_per_s"] == max(results[f"{v}_clips_per_s"] for v in variants)
+    assert results["ratio_best_over_baseline"] == pytest.approx(
+        results[f"{results['best']}_clips_per_s"] / results["baseline_clips_per_s"], abs=0.01
+    )
+    assert results["fast_bf16"] is bf16_branch
+    assert "cpjku_clips_per_s" not in results and "ratio_best_over_cpjku" not in results
+
+
+def test_a_folder_that_is_not_cpjkus_checkout_is_named_with_what_it_lacks(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mel.py").write_text("")
+    with pytest.raises(
+        ConfigError,
+        match=r"not a checkout of github.com/fschmid56/cpjku_dcase23 \(missing models/cp_resnet.py",
+    ):
+        bench_train(4, seconds=0, threads=1, compile_model=False, cpjku=str(tmp_path))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["mel.py", "models"]  # nothing written
+
+
+def test_cpjkus_real_stft_is_the_real_view_of_the_complex_one() -> None:
+    x = torch.randn(2, 4000, generator=torch.Generator().manual_seed(0))
+    window = torch.hann_window(800)
+    real = _TorchWithRealStft().stft(
+        x, 1024, hop_length=320, win_length=800, window=window, return_complex=False
+    )
+    spec = torch.stft(x, 1024, hop_length=320, win_length=800, window=window, return_complex=True)
+    assert real.shape == (*spec.shape, 2)
+    assert torch.equal(real[..., 0], spec.real) and torch.equal(real[..., 1], spec.imag)
+
+
+def test_the_demo_stages_are_read_from_the_runs_records(tmp_path: Path) -> None:
+    def record(path: Path, kind: str, started: str, ended: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        attempt = {"started": f"2026-12-07T10:{started}", "ended": f"2026-12-07T10:{ended}"}
+        path.write_text(json.dumps({"kind": kind, "attempts": [attempt]}))
+
+    record(tmp_path / "teachers" / "a-seed0" / "run.json", "teacher", "00:10", "00:40")
+    record(tmp_path / "teachers" / "b-seed0" / "run.json", "teacher", "00:40", "01:00")
+    record(tmp_path / "stages" / "logits.json", "logits", "01:00", "01:05")
+    record(tmp_path / "students" / "s-seed0" / "run.json", "student", "01:05", "01:35")
+    (tmp_path / "pipeline.json").write_text(json.dumps({"student:s-seed0": {"kind": "student"}}))
+    ends = _ends(tmp_path)
+    start = datetime.fromisoformat("2026-12-07T10:00:00").timestamp()
+    assert {kind: end - start for kind, end in ends.items()} == {"teacher": 60, "logits": 65, "student": 95}

@@ -31,7 +31,7 @@ COMMANDS = {
 } | {"asc_kd.recipes.__main__", "asc_kd.docs.__main__"}
 #: The library part a command drives, where it is not the library module named like the command.
 DRIVES = {
-    "asc_kd.bench": "asc_kd.benchmarks.figures",
+    "asc_kd.bench": "asc_kd.benchmarks",
     "asc_kd.relink": "asc_kd.tracking.lineage",
     "asc_kd.recipes.__main__": "asc_kd.recipes",
     "asc_kd.docs.__main__": "asc_kd.docs",

@@ -1,0 +1,170 @@
+"""The teacher's benchmark: a training step and the eval forward of the logits export
+(``bench teacher``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    pass
+
+from asc_kd.benchmarks.timing import interleaved
+from asc_kd.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _teacher_task(model: str, manual_attention: bool) -> Any:
+    """The teacher task shipped recipe ``teachers/<model>`` builds, with random weights;
+    ``manual_attention`` gives the attention code of the recipes asc_kd replaces (hear21passt's
+    matmul-softmax-matmul; timm's unfused path)."""
+    import warnings
+
+    import timm.layers
+
+    from asc_kd.recipes import read_recipe, resolve_recipe
+    from asc_kd.tasks import ClassificationTask
+
+    recipe = resolve_recipe(
+        model if model.endswith((".yaml", ".yml")) or "/" in model else f"teachers/{model}"
+    )
+    arguments = read_recipe(recipe)
+    kwargs = {**(arguments.get("model_kwargs") or {}), "checkpoint": None}
+    if arguments["model"] == "passt":
+        kwargs["attention"] = "manual" if manual_attention else "fused"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*has random weights.*")
+        timm.layers.set_fused_attn(not manual_attention)  # read by timm blocks when built
+        try:
+            return ClassificationTask(**{**arguments, "model_kwargs": kwargs})
+        finally:
+            timm.layers.set_fused_attn(True)
+
+
+def bench_teacher(
+    model: str = "passt",
+    batch_size: int = 8,
+    threads: int = 2,
+    seconds: float = 10.0,
+    device: str = "cpu",
+    cpjku: str | None = None,
+    compile_model: bool = False,
+) -> dict[str, Any]:
+    """A teacher's training step and eval forward, clips/s: the baseline vs asc_kd's path.
+
+    The teacher is built as the shipped recipe ``teachers/<model>`` (or ``model``, a recipe name
+    or path) builds it: random weights, the same front-end with its masks, patchout in training.
+    ``baseline``: the attention code of the public recipes (hear21passt's own; timm's unfused
+    path), fp32, eval under ``no_grad``. ``asc_kd``: fused attention
+    (``scaled_dot_product_attention``), eval under ``inference_mode``, bf16 autocast where the
+    device does bf16 fast (``fast_bf16``), and with ``compile_model`` the network compiled by
+    ``torch.compile`` as the task's ``compile`` does it (the first step, which compiles, is timed
+    apart). ``cpjku`` (PaSST only, with ``cpjku``, a checkout of
+    their code): CP-JKU's own ``AugmentMelSTFT`` and PaSST as their ``run_passt_training.py``
+    builds them, fp32, eval under ``no_grad``. A training step is front-end + forward +
+    cross-entropy + backward + Adam step. Also reported: the largest absolute logit difference
+    and top-1 agreement of asc_kd's eval vs the baseline's on the benchmark batch (same weights).
+    """
+    from asc_kd.evaluation.inference import autocast, fast_bf16
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    target_device = torch.device(device)
+    baseline = _teacher_task(model, manual_attention=True).to(target_device)
+    ours = _teacher_task(model, manual_attention=False).to(target_device)
+    ours.load_state_dict(baseline.state_dict())
+    if compile_model:
+        ours.model.compile()
+    waveform = 0.1 * torch.randn(batch_size, ours.segment_samples, device=target_device)
+    target = torch.randint(0, len(ours.classes), (batch_size,), device=target_device)
+    bf16 = fast_bf16(target_device)
+    modules: dict[str, Any] = {"baseline": baseline, "asc_kd": ours}
+    if cpjku is not None:
+        from asc_kd.benchmarks.cpjku import load_cpjku, passt_teacher
+
+        if ours.hparams.model != "passt" or target_device.type != "cpu":
+            raise ConfigError("--cpjku times CP-JKU's PaSST on the CPU: use --model passt --device cpu")
+        mel, network = passt_teacher(load_cpjku(cpjku))
+        modules["cpjku"] = torch.nn.Sequential(mel, _Unsqueeze(), _FirstOutput(network))
+    optimizers = {
+        name: torch.optim.Adam(module.parameters(), lr=1e-5, fused=name != "cpjku")
+        for name, module in modules.items()
+    }
+
+    def train_step(name: str) -> None:
+        module = modules[name].train()
+        with autocast(target_device, "auto" if name == "asc_kd" else "fp32"):
+            loss = F.cross_entropy(module(waveform).float(), target)
+        optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers[name].step()
+
+    def eval_forward(name: str) -> torch.Tensor:
+        module = modules[name].eval()
+        if name != "asc_kd":
+            with torch.no_grad():
+                return module(waveform)
+        with torch.inference_mode(), autocast(target_device, "auto"):
+            return module(waveform).float()
+
+    # parity before any training step changes the weights apart
+    reference, fast = eval_forward("baseline"), eval_forward("asc_kd")
+    with contextlib.redirect_stdout(io.StringIO()):  # CP-JKU's PaSST prints on its first calls
+        for name in modules:
+            train_step(name)
+            eval_forward(name)
+    results: dict[str, Any] = {
+        "model": model,
+        "compiled": compile_model,
+        "batch_size": batch_size,
+        "threads": threads,
+        "device": device,
+        "bf16_autocast": bf16,
+        "eval_max_abs_logit_diff": float((fast - reference).abs().max()),
+        "eval_top1_agreement": float((fast.argmax(1) == reference.argmax(1)).float().mean()),
+    }
+    for phase, run in (("train", train_step), ("eval", eval_forward)):
+        for name in modules:  # warm-up (and compilation)
+            start = time.perf_counter()
+            run(name)
+            results[f"{name}_{phase}_first_step_s"] = round(time.perf_counter() - start, 1)
+        medians = interleaved(
+            {name: partial(run, name) for name in modules}, seconds, 3, target_device.type == "cuda"
+        )
+        for name, median in medians.items():
+            results[f"{name}_{phase}_clips_per_s"] = round(batch_size / median, 2)
+        for other in ("baseline", "cpjku"):
+            if other in modules:
+                suffix = "" if other == "baseline" else f"_over_{other}"
+                results[f"{phase}_ratio{suffix}"] = round(
+                    results[f"asc_kd_{phase}_clips_per_s"] / results[f"{other}_{phase}_clips_per_s"], 2
+                )
+    results["train_clips_per_s"] = results["asc_kd_train_clips_per_s"]
+    results["eval_clips_per_s"] = results["asc_kd_eval_clips_per_s"]
+    return results
+
+
+class _Unsqueeze(torch.nn.Module):
+    """(batch, mels, frames) -> (batch, 1, mels, frames), as CP-JKU's ``mel_forward``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1)
+
+
+class _FirstOutput(torch.nn.Module):
+    """CP-JKU's PaSST returns (logits, embedding); the benchmark needs the logits."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)[0]
