@@ -30,8 +30,9 @@ def mixup(batch: Batch, alpha: float, n_classes: int, generator: torch.Generator
     lam = beta.sample((n,)).to(device=device, dtype=waveform.dtype)
 
     def mix(x: torch.Tensor) -> torch.Tensor:
+        # λ·x + (1−λ)·x[perm] as x[perm] + λ·(x − x[perm]): one fused pass (equal up to rounding)
         weight = lam.view(-1, *([1] * (x.ndim - 1))).to(x.dtype)
-        return weight * x + (1.0 - weight) * x[perm]
+        return torch.lerp(x[perm], x, weight)
 
     target = batch.get("soft_target")
     if target is None:

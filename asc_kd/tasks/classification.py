@@ -175,6 +175,7 @@ class ClassificationTask(L.LightningModule):
         self.spec: DatasetSpec = spec or DEFAULT_SPEC
         #: Which recipe and seed made this run (set by ``asc_kd.training.fit``; recorded in checkpoints).
         self.run_info: dict[str, Any] = {}
+        self.on_train_epoch_start()  # the sums behind train/<key> (``on_train_epoch_end``)
         self.configure_models()
         self.configure_metrics()
 
@@ -276,10 +277,34 @@ class ClassificationTask(L.LightningModule):
         # has its training curve), and every log_every_n_steps steps as train/<key>_step.
         batch_size = len(logits)
         means = {f"train/{k}": v for k, v in losses.items()}
-        self.log_dict(means, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)
-        steps = {f"{key}_step": value for key, value in means.items()}
-        self.log_dict(steps, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
+        for key, value in means.items():  # summed here, logged once at the epoch's end
+            self._epoch_sums[key] = self._epoch_sums.get(key, 0.0) + value.detach() * batch_size
+        self._epoch_clips += batch_size
+        if self._loggers_write_this_step():
+            steps = {f"{key}_step": value for key, value in means.items()}
+            self.log_dict(steps, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         return losses["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_sums: dict[str, torch.Tensor] = {}
+        self._epoch_clips = 0
+
+    def on_train_epoch_end(self) -> None:
+        """Log each loss term's mean over the epoch's clips (``train/<key>``), averaged over the
+        processes: what ``log(on_epoch=True)`` gives, for one ``log`` call per term and epoch
+        instead of one per term and step."""
+        if self._epoch_clips:
+            means = {key: total / self._epoch_clips for key, total in self._epoch_sums.items()}
+            self.log_dict(means, sync_dist=True)
+
+    def _loggers_write_this_step(self) -> bool:
+        """Whether the loggers receive step values after this step: every ``log_every_n_steps``
+        optimizer steps, as Lightning writes them. A ``log`` call costs about 1 ms on a CPU, so
+        step values no logger would see are not logged (the progress bar's loss changes as often)."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        return (self.global_step + 1) % max(1, trainer.log_every_n_steps) == 0 or trainer.should_stop
 
     def _evaluate(self, batch: Batch, metrics: MetricCollection, file_metrics: MetricCollection) -> None:
         logits = window_logits(self, batch["waveform"], self.segment_samples)  # (B, windows, C)
