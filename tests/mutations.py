@@ -192,8 +192,8 @@ MUTATIONS = [
     (
         "Freq-MixStyle std not detached",
         "asc_kd/augmentations/spectrogram.py",
-        "std = (x.var(dim=(1, 3), keepdim=True) + eps).sqrt().detach()",
-        "std = (x.var(dim=(1, 3), keepdim=True) + eps).sqrt()",
+        "std = (unbiased_var(x, mean, (1, 3)) + eps).sqrt().detach()",
+        "std = (unbiased_var(x, mean, (1, 3)) + eps).sqrt()",
         ["tests/augmentations/test_mixstyle_gradients.py"],
     ),
     (
@@ -858,9 +858,97 @@ MUTATIONS = [
     (
         "training losses logged only every log_every_n_steps steps",
         "asc_kd/tasks/classification.py",
-        "        self.log_dict(means, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)\n",
-        "        self.log_dict(means, on_step=True, on_epoch=False, batch_size=batch_size)\n",
+        "            self.log_dict(means, sync_dist=True)\n",
+        "            pass\n",
         ["tests/training/test_fit.py::test_a_student_logs_its_training_loss_every_epoch_however_short"],
+    ),
+    (
+        "the epoch mean of a loss not weighted by the clips of each step",
+        "asc_kd/tasks/classification.py",
+        "value.detach() * batch_size\n",
+        "value.detach() * len(means)\n",
+        ["tests/tasks/test_training_logs.py"],
+    ),
+    (
+        "step values logged on every step, not only those the loggers write",
+        "asc_kd/tasks/classification.py",
+        "% max(1, trainer.log_every_n_steps) == 0 or trainer.should_stop\n",
+        "% max(1, trainer.log_every_n_steps) == 0 or True\n",
+        ["tests/tasks/test_training_logs.py"],
+    ),
+    (
+        "the task's precision ignored: the model always in fp32",
+        "asc_kd/tasks/classification.py",
+        "        with autocast(x.device, self.hparams.precision):\n",
+        '        with autocast(x.device, "fp32"):\n',
+        ["tests/tasks/test_precision.py"],
+    ),
+    (
+        "bf16 logits handed on in bf16",
+        "asc_kd/tasks/classification.py",
+        "        return logits.float()  # the losses and metrics work in fp32 whatever ran\n",
+        "        return logits\n",
+        ["tests/tasks/test_precision.py"],
+    ),
+    (
+        "the precision that ran always recorded as fp32",
+        "asc_kd/tasks/classification.py",
+        '        if uses_bf16(self.device, self.hparams.precision):\n            return "bf16"\n',
+        '        if False:\n            return "bf16"\n',
+        ["tests/tasks/test_precision.py"],
+    ),
+    (
+        "quantization scores the bf16-autocast task as its fp32 model",
+        "asc_kd/deployment/quantize.py",
+        '"fp32": evaluate(lambda w: task.model(task.features(w)), "fp32 test"),',
+        '"fp32": evaluate(task, "fp32 test"),',
+        [
+            "tests/tasks/test_precision.py::test_quantization_is_bit_for_bit_the_same_whatever_precision_the_task_trained_in"
+        ],
+    ),
+    (
+        "Table 2's float row labelled fp32 whatever ran",
+        "asc_kd/evaluation/tables.py",
+        '        label = float_precision if precision == "fp32" else precision\n',
+        "        label = precision\n",
+        ["tests/tasks/test_precision.py::test_table2_labels_the_float_row_with_the_precision_that_ran"],
+    ),
+    (
+        "Freq-MixStyle's variance without Bessel's correction",
+        "asc_kd/augmentations/spectrogram.py",
+        "* (count / (count - 1))",
+        "* 1.0",
+        ["tests/tasks/test_training_logs.py::test_unbiased_var_is_torchs_var"],
+    ),
+    (
+        "Freq-MixStyle's shift without the input's own mean",
+        "asc_kd/augmentations/spectrogram.py",
+        "torch.addcmul(mixed_mean - mean * scale, x, scale)",
+        "torch.addcmul(mixed_mean, x, scale)",
+        ["tests/tasks/test_training_logs.py::test_freq_mixstyle_equals_its_definition_written_out"],
+    ),
+    (
+        "Mixup's weights swapped between a clip and its partner",
+        "asc_kd/augmentations/mixing.py",
+        "        return torch.lerp(x[perm], x, weight)\n",
+        "        return torch.lerp(x, x[perm], weight)\n",
+        ["tests/augmentations/test_mixing.py"],
+    ),
+    (
+        "bench demo's stage end taken from the first run of a kind, not the last",
+        "asc_kd/benchmarks/demo.py",
+        'ends[record["kind"]] = max(ends.get(record["kind"], 0.0), end)',
+        'ends[record["kind"]] = min(ends.get(record["kind"], end), end)',
+        ["tests/benchmarks/test_benchmarks.py::test_the_demo_stages_are_read_from_the_runs_records"],
+    ),
+    (
+        "a folder without CP-JKU's files taken for their checkout",
+        "asc_kd/benchmarks/cpjku.py",
+        "    missing = [name for name in NEEDED if not (root / name).is_file()]\n",
+        "    missing = []\n",
+        [
+            "tests/benchmarks/test_benchmarks.py::test_a_folder_that_is_not_cpjkus_checkout_is_named_with_what_it_lacks"
+        ],
     ),
     (
         "a system's seeds drawn in different colours",

@@ -80,9 +80,7 @@ def bench_demo(args: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "wall_s": round(end - start, 1),
         "python_start_s": round(datetime.fromisoformat(driver["started"]).timestamp() - start, 1),
-        "driver_setup_s": round(
-            first_teacher - datetime.fromisoformat(driver["started"]).timestamp(), 1
-        ),
+        "driver_setup_s": round(first_teacher - datetime.fromisoformat(driver["started"]).timestamp(), 1),
     }
     previous = first_teacher
     for stage, end_time in (("synthetic_scenes", scenes_end), ("audio_cache", cache_end)):

@@ -93,7 +93,8 @@ def _teacher_row(r: dict[str, Any]) -> str:
         f"{r['asc_kd_train_clips_per_s']} clips/s: {_x(r['train_ratio'])}"
         f"{_over_cpjku(r, 'train_ratio_over_cpjku')}; eval {r['baseline_eval_clips_per_s']} vs "
         f"{r['asc_kd_eval_clips_per_s']}: {_x(r['eval_ratio'])}{_over_cpjku(r, 'eval_ratio_over_cpjku')}"
-        f"{cpjku}; compiling {r['asc_kd_train_first_step_s']:.0f} s; largest logit difference "
+        f"{cpjku}; first train step {r['asc_kd_train_first_s']:.0f} s, first eval "
+        f"{r['asc_kd_eval_first_s']:.0f} s (compiling); largest logit difference "
         f"{r['eval_max_abs_logit_diff']:.1e}, top-1 agreement {100 * r['eval_top1_agreement']:.0f} %"
     )
 

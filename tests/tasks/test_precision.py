@@ -120,3 +120,15 @@ def test_an_unknown_precision_is_refused_by_the_parser(precision: str, tmp_path:
 
     with pytest.raises(Exception, match="precision"):
         fit(["--config", "base", "--model.init_args.precision", precision, "--print_config"])
+
+
+@pytest.mark.slow
+def test_a_compiled_bf16_channels_last_task_fits_and_saves_the_plain_state_dict(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    kwargs = {"model": "debug", "spec": TAU22, "channels_last": True, "precision": "bf16"}
+    task = ClassificationTask(**kwargs, compile=True)
+    path = fit_checkpoint(task, tmp_path / "compiled.ckpt")
+    plain = ClassificationTask(**kwargs).state_dict()
+    stored = torch.load(path, weights_only=False)["state_dict"]
+    assert stored.keys() == plain.keys()  # no _orig_mod. prefixes: any task loads it
+    assert load_task(path).hparams.compile is True
