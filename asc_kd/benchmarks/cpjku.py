@@ -125,7 +125,6 @@ def student_step(
         optimizer.step()
         return len(waveform)
 
-    step.model = model  # type: ignore[attr-defined]
     return step
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 #: The stages of ``make demo`` in the order they run: the record kinds behind each.
-STAGES = {"teachers": "teacher", "logits": "logits", "students": "student", "int8": "int8"}
+_RECORD_KINDS = {"teachers": "teacher", "logits": "logits", "students": "student", "int8": "int8"}
 
 
 def _ends(folder: Path) -> dict[str, float]:
@@ -32,7 +32,7 @@ def _ends(folder: Path) -> dict[str, float]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if not isinstance(record, dict) or record.get("kind") not in STAGES.values():
+        if not isinstance(record, dict) or record.get("kind") not in _RECORD_KINDS.values():
             continue
         for attempt in record.get("attempts") or []:
             if attempt.get("ended"):
@@ -48,7 +48,7 @@ def _newest(folder: Path) -> float | None:
 
 
 def bench_demo(args: list[str] | None = None) -> dict[str, Any]:
-    """Wall seconds of ``python -m asc_kd.pipeline`` (``make demo``'s command; ``args`` are added)
+    """Wall seconds of ``asc-kd pipeline`` (``make demo``'s command; ``args`` are added)
     from an empty folder, and the seconds of each stage: Python's start-up and imports up to the
     driver's record, the driver's setup up to the first teacher, the synthetic scenes and the
     audio cache (both made by the first teacher's fit, before it trains), the teachers, the
@@ -58,7 +58,8 @@ def bench_demo(args: list[str] | None = None) -> dict[str, Any]:
         work = Path(tmp)
         start = time.time()
         completed = subprocess.run(
-            [sys.executable, "-m", "asc_kd.pipeline", "--quiet", *(args or [])],
+            # `asc-kd pipeline`, as a user types it: the command's process, not an import of it
+            [sys.executable, "-m", "asc_kd", "pipeline", "--quiet", *(args or [])],
             cwd=work,
             env={**os.environ, "WANDB_MODE": "offline", "ASC_KD_CACHE": str(work / "cache")},
             capture_output=True,
@@ -88,7 +89,7 @@ def bench_demo(args: list[str] | None = None) -> dict[str, Any]:
         if end_time is not None and previous < end_time < ends.get("teacher", end):
             results[f"{stage}_s"] = round(end_time - previous, 1)
             previous = end_time
-    for stage, kind in STAGES.items():
+    for stage, kind in _RECORD_KINDS.items():
         if kind in ends:
             results[f"{stage}_s"] = round(ends[kind] - previous, 1)
             previous = ends[kind]

@@ -94,7 +94,8 @@ def _teacher_row(r: dict[str, Any]) -> str:
         f"{_over_cpjku(r, 'train_ratio_over_cpjku')}; eval {r['baseline_eval_clips_per_s']} vs "
         f"{r['asc_kd_eval_clips_per_s']}: {_x(r['eval_ratio'])}{_over_cpjku(r, 'eval_ratio_over_cpjku')}"
         f"{cpjku}; first train step {r['asc_kd_train_first_s']:.0f} s, first eval "
-        f"{r['asc_kd_eval_first_s']:.0f} s (compiling); largest logit difference "
+        f"{r['asc_kd_eval_first_s']:.0f} s{' (compiling)' if r['compiled'] else ''}; "
+        f"largest logit difference "
         f"{r['eval_max_abs_logit_diff']:.1e}, top-1 agreement {100 * r['eval_top1_agreement']:.0f} %"
     )
 
