@@ -942,6 +942,13 @@ MUTATIONS = [
         ["tests/benchmarks/test_benchmarks.py::test_the_demo_stages_are_read_from_the_runs_records"],
     ),
     (
+        "the power spectrum without the imaginary part",
+        "asc_kd/models/frontends.py",
+        "    return torch.addcmul(spec.real.square(), spec.imag, spec.imag)\n",
+        "    return spec.real.square()\n",
+        ["tests/models/test_frontends.py"],
+    ),
+    (
         "a folder without CP-JKU's files taken for their checkout",
         "asc_kd/benchmarks/cpjku.py",
         "    missing = [name for name in NEEDED if not (root / name).is_file()]\n",
