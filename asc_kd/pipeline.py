@@ -52,6 +52,7 @@ def build_parser() -> CommandParser:
     the command's own."""
     defaults = PipelineConfig()
     parser = cli_parser("python -m asc_kd.pipeline", __doc__.split("\n\n")[0])
+    parser.epilog = "-- FIT_OPTIONS: extra asc_kd.fit options for every fit, after -- (not --data.*)"
     parser.add_argument("--out", default=defaults.out, help="folder of every run, manifest and table")
     parser.add_argument(
         "--demo",

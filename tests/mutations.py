@@ -1047,6 +1047,59 @@ MUTATIONS = [
         "        class_log_loss = self._mean(self.nll_sums.sum(1)[: len(self.classes)], confusion.sum(1))",
         ["tests/evaluation/test_metrics.py"],
     ),
+    (
+        "a command has no --print_config",
+        "asc_kd/core/command_line.py",
+        "    parser = CommandParser(prog=program_name(prog), description=description)\n"
+        '    parser.add_argument("--config", action=ActionConfigFile, help=_CONFIG_HELP)\n',
+        "    parser = CommandParser(prog=program_name(prog), description=description)\n",
+        ["tests/core/test_help.py::test_every_command_prints_its_configuration"],
+    ),
+    (
+        "a value of the wrong type is refused in jsonargparse's words",
+        "asc_kd/core/command_line.py",
+        "                    if not choices and (expected := expected_type(action, value)):\n",
+        "                    if False:\n",
+        ["tests/data/test_options.py::test_a_bad_value_is_one_line_naming_the_option"],
+    ),
+    (
+        "the pipeline repeats a default of PipelineConfig",
+        "asc_kd/pipeline.py",
+        'parser.add_argument("--out", default=defaults.out,',
+        'parser.add_argument("--out", default="outputs/pipeline_run",',
+        ["tests/runs/test_pipeline.py::test_the_options_default_to_the_config_classes"],
+    ),
+    (
+        "a command's defaults are taken for given data options",
+        "asc_kd/data/options.py",
+        "    given = parser.parse_args(argv, defaults=False)\n",
+        "    given = parser.parse_args(argv)\n",
+        [
+            "tests/end_to_end/test_commands_after_a_fit.py::"
+            "test_quantize_with_only_the_root_reads_the_fits_clips_and_records_them"
+        ],
+    ),
+    (
+        "the fit refuses a known argument of the model's class",
+        "asc_kd/training/fit.py",
+        "            if rest[1] in parameters:\n                return None\n",
+        "",
+        ["tests/training/test_fit.py::test_a_wrong_key_or_value_is_one_line_naming_where_and_what"],
+    ),
+    (
+        "the fit's unknown model argument is named without the closest",
+        "asc_kd/training/fit.py",
+        "    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)\n    prefix",
+        "    close = []\n    prefix",
+        ["tests/training/test_fit.py::test_a_wrong_key_or_value_is_one_line_naming_where_and_what"],
+    ),
+    (
+        "the pipeline hands its fits the demo's scenes as a string",
+        "asc_kd/runs/pipeline.py",
+        '            data["generate_synthetic"] = True\n',
+        '            data["generate_synthetic"] = "true"\n',
+        ["tests/runs/test_pipeline.py::test_the_data_options_are_the_fits_and_reach_every_fit"],
+    ),
 ]
 
 
