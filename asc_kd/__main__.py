@@ -14,13 +14,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
-import importlib.util
 import sys
 from pathlib import Path
 
 from asc_kd.core.command_line import run_command, typed_as
 
-#: command -> (module, what it does); each module has ``main(argv) -> int``.
+#: command -> (module, what it does); each module has ``main(argv) -> int`` (the fit: ``command``).
 COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("asc_kd.fit", "train a recipe, then test the reported checkpoint"),
     "logits": ("asc_kd.logits", "teacher ensemble logits and Table 1"),
@@ -62,17 +61,6 @@ def usage(argv: list[str]) -> int:
     return 0 if argv else 2
 
 
-def _fit(argv: list[str] | None) -> int:
-    from asc_kd.fit import main as fit
-
-    # Lightning's DDP launcher restarts the command as `python -m <__main__'s spec> sys.argv[1:]`:
-    # make that `python -m asc_kd.fit ARGS`, the command this one stands for.
-    sys.modules["__main__"].__spec__ = importlib.util.find_spec("asc_kd.fit")
-    sys.argv = [sys.argv[0], *(argv or [])]
-    fit(None)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``asc-kd COMMAND ARGS``; exit 2 with one line for an unknown command."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -86,9 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = COMMANDS[command][0]
     with typed_as(f"python -m {module.removesuffix('.__main__')}", f"{TYPED_NAME} {command}"):
-        if command == "fit":
-            return run_command(_fit, rest)
-        return run_command(importlib.import_module(module).main, rest)
+        module_object = importlib.import_module(module)
+        return run_command(getattr(module_object, "command", module_object.main), rest)
 
 
 if __name__ == "__main__":

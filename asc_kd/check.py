@@ -14,34 +14,31 @@ length, test fraction and recordings), and a missing or empty root is refused in
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 
-from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.data.options import add_data_arguments
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
+from asc_kd.data.options import add_datamodule_arguments, build_datamodule, given_data
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.check", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.check", __doc__.split("\n\n")[0])
     parser.add_argument(
         "--max-problems",
         type=int,
         default=50,
         help="problem lines listed (all are counted; one line counts the files of one kind of problem)",
     )
-    add_data_arguments(parser, required=["root"])
+    add_datamodule_arguments(parser, required=["root"])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Imported here, not above: they import torch, which --help does without.
     from asc_kd.data.check import check_dataset, grouped, summary
-    from asc_kd.data.options import build_datamodule
 
-    datamodule = build_datamodule(args)
+    datamodule = build_datamodule(given_data(parser, argv))
     datamodule.ensure_root()
     result = check_dataset(datamodule.root, datamodule.hparams.layout, **datamodule.layout_options())
     print(summary(result))

@@ -12,12 +12,11 @@ fp32 model when the file was written, and are read from it (no per-layer table).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.core.errors import ConfigError
 from asc_kd.deployment.complexity import (
     BYTES_PER_PARAM,
@@ -29,8 +28,8 @@ from asc_kd.deployment.complexity import (
 from asc_kd.models import list_models
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.complexity", "NeSsi complexity of a model.")
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.complexity", "NeSsi complexity of a model.")
     parser.add_argument(
         "name",
         help=f"model name ({', '.join(list_models())}), import path (mypkg.models:TinyCNN), "

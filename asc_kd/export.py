@@ -8,17 +8,16 @@ Writes front-end + model as one ONNX graph and checks it against PyTorch with on
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.deployment.export import OPSET, export_onnx, onnx_parity
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.export", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.export", __doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
     parser.add_argument("--out", default=None, help="output path (default: CHECKPOINT with .onnx)")

@@ -15,26 +15,24 @@ import sys
 from asc_kd.core.command_line import run_command
 from asc_kd.training.fit import AscKdCLI, fit, run_files
 
-__all__ = ["AscKdCLI", "main"]
+__all__ = ["AscKdCLI", "command", "main"]
 
 
 def main(args: list[str] | None = None) -> AscKdCLI:
     """Fit, then test the reported checkpoint on the development-test split; say where the
     files went."""
-    cli = fit(args, __doc__.split("\n\n")[0])
+    cli = fit(sys.argv[1:] if args is None else args, __doc__.split("\n\n")[0])
     if cli.summary is not None:
         print(run_files(cli.summary))
     return cli
 
 
-def _command(argv: list[str] | None) -> int:
-    # LightningCLI reads sys.argv, and DDP relaunches the command from it: keep the arguments
-    # there (without --debug, which run_command took).
-    sys.argv = [sys.argv[0], *(argv or [])]
-    main(None)
+def command(argv: list[str] | None) -> int:
+    """``main`` as a command (``run_command``'s exit code)."""
+    main(argv)
     return 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("WANDB_SILENT", "true")
-    sys.exit(run_command(_command))
+    sys.exit(run_command(command))

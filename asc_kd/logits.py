@@ -20,21 +20,20 @@ which the pipeline's logits stage runs too.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.core.errors import ConfigError
-from asc_kd.data.options import add_data_arguments
+from asc_kd.data.options import add_datamodule_arguments, given_data
 from asc_kd.evaluation.tables import display_frame, to_markdown
 from asc_kd.recipes import resolve_recipe
 from asc_kd.tracking.lineage import add_wandb_arguments, wandb_target
 from asc_kd.training.logits import LOGITS_DATA_DEFAULTS, describe, logits_stage
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.logits", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.logits", __doc__.split("\n\n")[0])
     parser.add_argument(
         "teachers", nargs="+", help="teacher checkpoints (.ckpt), or weights files with --recipe"
     )
@@ -64,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "does it fast (GPU, AVX512-BF16/AMX CPU; $ASC_KD_FAST_BF16=0|1 overrides the detection)",
     )
     add_wandb_arguments(parser, default=False)
-    add_data_arguments(parser, LOGITS_DATA_DEFAULTS, required=["root"])
+    add_datamodule_arguments(parser, LOGITS_DATA_DEFAULTS, required=["root"])
     return parser
 
 
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     frame = logits_stage(
         runs,
-        args,
+        given_data(parser, argv),
         args.out,
         ensemble=args.ensemble,
         split=args.split,

@@ -14,16 +14,15 @@ and ``DIR.zip`` the same tree. The package is ``asc_kd.runs.package``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.runs.package import MAX_SYSTEMS, PLACEHOLDER, write_package
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.package", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.package", __doc__.split("\n\n")[0])
     parser.add_argument(
         "runs",
         nargs="+",

@@ -25,16 +25,17 @@ options belong before it (one given after ``--`` is refused).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
 
-from asc_kd.core.command_line import command_parser, run_command
+from jsonargparse import ActionYesNo
+
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.core.noise import quiet_console
-from asc_kd.data.options import add_data_arguments, given_data_values
+from asc_kd.data.options import add_datamodule_arguments, given_data
 from asc_kd.data.spec import DEMO_ROOT
 from asc_kd.runs.driver import LEAVE_JOBS, detach, drive
 from asc_kd.runs.pipeline import STAGES, SYSTEMS, PipelineConfig
@@ -44,43 +45,60 @@ from asc_kd.tracking.lineage import add_wandb_arguments
 DEMO_TEACHERS = ["demo/teachers/cnn_tiny", "demo/teachers/ast_tiny"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.pipeline", __doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="outputs/pipeline", help="folder of every run, manifest and table")
+def build_parser() -> CommandParser:
+    """The pipeline's options. Each one that sets a ``PipelineConfig`` field (or an
+    ``ExecutorConfig`` one) takes its default from that class; ``--teachers`` (the demo's),
+    ``--seeds`` (both seed counts) and ``--systems`` (all four unless ``--students`` is given) are
+    the command's own."""
+    defaults = PipelineConfig()
+    parser = cli_parser("python -m asc_kd.pipeline", __doc__.split("\n\n")[0])
+    parser.epilog = "-- FIT_OPTIONS: extra asc_kd.fit options for every fit, after -- (not --data.*)"
+    parser.add_argument("--out", default=defaults.out, help="folder of every run, manifest and table")
     parser.add_argument(
         "--demo",
-        action=argparse.BooleanOptionalAction,
-        default=True,
+        action=ActionYesNo(no_prefix="no-"),
+        default=defaults.demo,
         help="synthetic scenes and CPU-sized recipes (--no-demo for the full recipes)",
     )
     parser.add_argument(
         "--teachers",
         nargs="+",
-        default=None,
-        help="teacher recipes (names such as teachers/passt, or YAML); a recipe listed twice runs twice "
-        "(default: the demo's two small teachers)",
+        default=DEMO_TEACHERS,
+        help="teacher recipes (names such as teachers/passt, or YAML); a recipe listed twice runs twice",
     )
     parser.add_argument(
         "--ensemble",
         nargs="+",
-        default=None,
+        default=defaults.ensemble,
         help="teacher recipe names whose runs make up the distillation ensemble (default: all teachers)",
     )
     parser.add_argument(
-        "--seeds", type=int, default=1, help="runs of every teacher and student recipe, seeds 0..N-1"
+        "--seeds",
+        type=int,
+        default=defaults.teacher_seeds,
+        help="runs of every teacher and student recipe, seeds 0..N-1",
     )
     parser.add_argument(
-        "--teacher-seeds", type=int, default=None, help="runs of every teacher recipe (default: --seeds)"
+        "--teacher-seeds",
+        type=int | None,
+        default=None,
+        help="runs of every teacher recipe (default: --seeds)",
     )
     parser.add_argument(
-        "--student-seeds", type=int, default=None, help="runs of every student system (default: --seeds)"
+        "--student-seeds",
+        type=int | None,
+        default=None,
+        help="runs of every student system (default: --seeds)",
     )
     parser.add_argument(
         "--teacher-logits",
-        default=None,
+        type=str | None,
+        default=defaults.teacher_logits,
         help="existing logits file when skipping the teacher stages (default: the logits stage's)",
     )
-    parser.add_argument("--student-config", default="students/kd", help="distillation recipe (name or YAML)")
+    parser.add_argument(
+        "--student-config", default=defaults.student_config, help="distillation recipe (name or YAML)"
+    )
     parser.add_argument(
         "--systems",
         nargs="+",
@@ -91,13 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--students",
         nargs="+",
-        default=[],
+        default=defaults.students,
         help="your own student recipes (names or YAML, composed after --student-config; rows named by "
         "their name:), beside --systems; a recipe listed twice runs twice",
     )
-    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run")
+    parser.add_argument("--stages", nargs="+", default=defaults.stages, choices=STAGES, help="stages to run")
     parser.add_argument(
-        "--max-epochs", type=int, default=None, help="override every recipe's epochs (default: the recipes')"
+        "--max-epochs",
+        type=int | None,
+        default=defaults.max_epochs,
+        help="override every recipe's epochs (default: the recipes')",
     )
     parser.add_argument(
         "--force",
@@ -125,22 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_executor_arguments(parser)
     add_wandb_arguments(
-        parser, default=True, group_help="W&B group of every run (default: --out's name and the start time)"
+        parser,
+        default=defaults.wandb,
+        group_help="W&B group of every run (default: --out's name and the start time)",
     )
-    add_data_arguments(parser, {"root": DEMO_ROOT})  # the synthetic scenes unless --data.root
-    parser.add_argument(
-        "fit_args", nargs=argparse.REMAINDER, help="extra `asc_kd.fit` options after -- (not --data.*)"
-    )
+    add_datamodule_arguments(parser, {"root": DEMO_ROOT})  # the synthetic scenes unless --data.root
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> PipelineConfig:
-    args = build_parser().parse_args(argv)
+    """The ``PipelineConfig`` of a command line: the pipeline's options, then after ``--`` the
+    options of every fit (``fit_args``), which the pipeline hands on as they were typed."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    own, fit_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    parser = build_parser()
+    args = parser.parse_args(own)
     return PipelineConfig(
-        data=given_data_values(args),
+        data=dict(given_data(parser, own).values),
         out=args.out,
         demo=args.demo,
-        teachers=args.teachers if args.teachers is not None else DEMO_TEACHERS,
+        teachers=args.teachers,
         ensemble=args.ensemble,
         teacher_seeds=args.teacher_seeds or args.seeds,
         student_seeds=args.student_seeds or args.seeds,
@@ -155,14 +180,15 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         wandb=args.wandb,
         wandb_project=args.wandb_project,
         wandb_group=args.wandb_group,
-        fit_args=[a for a in args.fit_args if a != "--"],
+        fit_args=fit_args,
         executor=executor_config(args),
         detach=args.detach,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.status or args.cancel:
         from asc_kd.runs.status import cancel, status
 
@@ -183,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if os.environ.get(LEAVE_JOBS) == "1":  # a detached driver (asc_kd.runs.driver.detach)
             config.executor.leave_jobs = True
-        return (
-            detach(config, sys.argv[1:] if argv is None else argv) if config.detach else drive(config, print)
-        )
+        return detach(config, argv) if config.detach else drive(config, print)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,16 @@ written with the softmax of the mean window logits, the rule validation and test
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.data.options import add_data_arguments, build_datamodule, fit_defaults, gives
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
+from asc_kd.data.options import add_datamodule_arguments, build_datamodule, fit_defaults, given_data, gives
 from asc_kd.deployment.predict import folder_files, load_scorer, predict_files, write_submission
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.predict", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.predict", __doc__.split("\n\n")[0])
     parser.add_argument("model", help="checkpoint (.ckpt) or int8 artifact (.int8.pt)")
     parser.add_argument(
         "--folder",
@@ -42,21 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="hop between the model's windows (default: the window length, as validation and test)",
     )
     parser.add_argument("--per-window", action="store_true", help="one row per window, with its start_s")
-    add_data_arguments(parser)
+    add_datamodule_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.folder is None) == (not gives(args, "root")):
+    data = given_data(parser, argv)
+    if (args.folder is None) == (not gives(data, "root")):
         parser.error("give either --folder (audio files) or --data.root (a dataset's predict split)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     scorer = load_scorer(args.model)
     if args.folder:
         root, filenames = folder_files(args.folder)
     else:
-        datamodule = build_datamodule(args, fit_defaults(args, {args.model: scorer.data}))
+        datamodule = build_datamodule(data, fit_defaults(data, {args.model: scorer.data}))
         root = datamodule.root
         filenames = list(datamodule.layout.listing("predict")["filename"])
     frame = predict_files(scorer, root, filenames, args.hop_seconds, args.per_window)

@@ -17,19 +17,18 @@ data options are the fit's (``--data.layout``, ``--data.cache_dir``, ...; see
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from asc_kd.core.command_line import command_parser, run_command
-from asc_kd.data.options import add_data_arguments
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
+from asc_kd.data.options import add_datamodule_arguments, given_data
 from asc_kd.deployment.quantize import QUANTIZE_DATA_DEFAULTS, quantize_stage
 from asc_kd.tracking.lineage import add_wandb_arguments, wandb_target
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.quantize", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.quantize", __doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="student checkpoint (any asc_kd task)")
     parser.add_argument(
         "--out",
@@ -48,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--qat-lr", type=float, default=1e-4, help="learning rate of the QAT fine-tuning")
     add_wandb_arguments(parser, default=False)
-    add_data_arguments(parser, QUANTIZE_DATA_DEFAULTS, required=["root"])
+    add_datamodule_arguments(parser, QUANTIZE_DATA_DEFAULTS, required=["root"])
     return parser
 
 
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     report = quantize_stage(
         args.checkpoint,
-        args,
+        given_data(parser, argv),
         args.out,
         calibration_batches=args.calibration_batches,
         backend=args.backend,

@@ -9,15 +9,14 @@ models as it does for runs made online. Needs a W&B login and network.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.tracking.lineage import relink
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.relink", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.relink", __doc__.split("\n\n")[0])
     parser.add_argument("project", help="W&B ENTITY/PROJECT the offline runs were synced to")
     parser.add_argument("--group", default=None, help="only the runs of this group (default: all)")
     return parser

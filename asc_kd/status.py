@@ -13,14 +13,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.runs.status import status
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = command_parser("python -m asc_kd.status", __doc__.split("\n\n")[0])
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.status", __doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", default="outputs/pipeline", help="the pipeline's --out folder")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     text, code = status(Path(args.out))
     print(text)
     return code

@@ -10,16 +10,15 @@ tables themselves are ``asc_kd.evaluation.tables``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.evaluation.tables import display_frame, tables_from_runs, to_markdown
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser(
+def build_parser() -> CommandParser:
+    parser = cli_parser(
         "python -m asc_kd.tables", "Tables 1 and 2 (mean ± std over seeds) from the folders of any fits."
     )
     parser.add_argument(

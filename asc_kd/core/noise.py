@@ -84,6 +84,9 @@ def silence() -> None:
     warnings.filterwarnings(
         "ignore", message=r"(?s).*The `srun` command is available on your system but is not used"
     )
+    # A fit inside a command (the pipeline's, a benchmark's) is handed its arguments while the
+    # command's own are in sys.argv: LightningCLI's warning of both is about a mistake not made.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     if not getattr(warnings.showwarning, "shows_once", False):
         warnings.showwarning = show_once(warnings.showwarning)
     for name in LIGHTNING_NOTES:

@@ -1,22 +1,24 @@
 """The data options (``--data.*``) of every command that reads a dataset, and their one builder.
 
 ``python -m asc_kd.fit`` declares the options through LightningCLI: ``SceneDataModule``'s init
-arguments under ``data.``. ``data_parser`` is that declaration, and ``build_datamodule`` parses
-and instantiates with it, so ``logits``, ``quantize``, ``check``, ``predict``, the bench, the
-pipeline and its stages read the clips and splits a fit reads: ``--data.root DATA --data.layout
-folders --data.validation holdout ...`` mean the same thing everywhere. A command keeps its own
-defaults (``num_workers`` 0, say) as the builder's ``defaults``, not as options of its own.
+arguments under ``data.``. ``add_datamodule_arguments`` adds the same declaration to a command's
+jsonargparse parser (``check``, ``logits``, ``quantize``, ``predict``, ``pipeline``), and
+``build_datamodule`` instantiates from what the command was given (``given_data``), so every
+command reads the clips and splits a fit reads: ``--data.root DATA --data.layout folders
+--data.validation holdout ...`` mean the same thing everywhere, typed and checked by the same
+signature. A command keeps its own defaults (``num_workers`` 0, say) as the builder's
+``defaults``, shown in its ``--help``.
 
-``add_data_arguments`` lists the same options in an argparse command's ``--help`` with the
-command's defaults; their values are typed and checked by ``data_parser`` when the DataModule is
-built, and a bad one ends the command with one line that names the option and the value. It
-reads the options from the DataModule's source (``data_options``), not by importing it, so that
-``--help`` answers at once: torch and Lightning are imported when a DataModule is built.
+The declaration is the class's, so a command's parser imports ``asc_kd.data.datamodule`` (torch
+and Lightning): ``--help`` of a command with data options takes the seconds of that import. A
+second declaration that spares them (the class's arguments read from its source) would be one
+more thing to keep equal; ``asc_kd.bench`` still uses it (``add_data_arguments``, argparse)
+until it moves to ``add_datamodule_arguments``.
 
 The commands on a fitted model (``logits``, ``quantize``, ``predict``) read their data as its fit
 did: ``fit_defaults`` turns the options the fit recorded (``FIT_OPTIONS``, read by
 ``asc_kd.tasks.restore.fit_data_options``) into their defaults, so ``--data.root`` alone reads
-the fit's clips; a typed option wins, and one that contradicts the record is named.
+the fit's clips; a given option wins, and one that contradicts the record is named.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ from asc_kd.core.command_line import choices_of, given_on_command_line, unknown_
 from asc_kd.core.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser
     from lightning.pytorch.cli import LightningArgumentParser
 
     from asc_kd.data.datamodule import SceneDataModule
@@ -192,9 +195,52 @@ def data_option_names(parser: argparse.ArgumentParser) -> list[str]:
     ]
 
 
-#: The data options of a command: its command line (``--data.*`` are read, the rest ignored) or
-#: the namespace of a parser given ``add_data_arguments`` (which carries the command's defaults).
-DataArgs = Sequence[str] | argparse.Namespace
+@dataclass(frozen=True)
+class GivenData:
+    """The data options a command was given (on its command line or in its ``--config``), typed,
+    by key (``{"root": "DATA", "batch_size": 16}``): the options a fit's record or a stage's own
+    defaults do not replace (``gives``)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The data options of a command: what it was given (``given_data``), or, for ``asc_kd.bench``
+#: (argparse), its command line (``--data.*`` are read, the rest ignored) or the namespace of a
+#: parser given ``add_data_arguments`` (which carries the command's defaults).
+DataArgs = GivenData | Sequence[str] | argparse.Namespace
+
+
+def add_datamodule_arguments(
+    parser: ArgumentParser, defaults: Mapping[str, Any] | None = None, required: Iterable[str] = ()
+) -> None:
+    """Add ``SceneDataModule``'s arguments under ``data.`` to a command's jsonargparse parser, as
+    LightningCLI adds the fit's: one declaration, the class's signature and docstring.
+
+    ``defaults`` are the command's own (shown in ``--help``; the command hands them to the
+    builder); ``required`` names options the command cannot do without (``root``).
+    """
+    from asc_kd.data.datamodule import SceneDataModule
+
+    parser.add_class_arguments(SceneDataModule, "data", fail_untyped=False, sub_configs=True)
+    if defaults:
+        unknown = sorted(set(defaults) - set(data_option_names(parser)))
+        if unknown:
+            raise ValueError(f"defaults {unknown} are not SceneDataModule arguments")
+        parser.set_defaults({f"data.{key}": value for key, value in defaults.items()})
+    actions = parser._option_string_actions
+    for key in defaults or ():  # the command's default replaces the one the docstring explains
+        action = actions[f"{_PREFIX}{key}"]
+        action.help = re.sub(r"\s*\(default[^()]*(\([^()]*\)[^()]*)*\)", "", action.help or "")
+    for key in required:
+        actions[f"{_PREFIX}{key}"].required = True
+
+
+def given_data(parser: ArgumentParser, argv: Sequence[str] | None) -> GivenData:
+    """The data options ``argv`` gives a parser with ``add_datamodule_arguments`` (parsed without
+    defaults, so that a default is never taken for a choice: ``fit_defaults`` fills those)."""
+    given = parser.parse_args(argv, defaults=False)
+    data = given.get("data")
+    return GivenData(data.as_dict() if data is not None else {})
 
 
 def build_datamodule(
@@ -217,6 +263,12 @@ def _parse(args: DataArgs, defaults: Mapping[str, Any] | None) -> tuple[Lightnin
     """The fit's data parser (with ``defaults`` over a namespace's own) and what it makes of the
     ``--data.*`` options in ``args``; a mistyped value is a one-line ``UsageError`` (exit code 2,
     as the fit's)."""
+    if isinstance(args, GivenData):
+        parser = data_parser(defaults)
+        config = parser.get_defaults()
+        for key, value in args.values.items():
+            config[f"data.{key}"] = value
+        return parser, config
     if isinstance(args, argparse.Namespace):
         defaults = {**getattr(args, _DEFAULTS_KEY, {}), **(defaults or {})}
     parser = data_parser(defaults)
@@ -228,6 +280,8 @@ def _parse(args: DataArgs, defaults: Mapping[str, Any] | None) -> tuple[Lightnin
 
 def gives(args: DataArgs, key: str) -> bool:
     """Whether ``args`` give ``--data.<key>`` (rather than leaving it to a default)."""
+    if isinstance(args, GivenData):
+        return key in args.values
     return given_on_command_line(given_data_options(args), f"{_PREFIX}{key}")
 
 

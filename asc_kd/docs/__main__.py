@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import sys
 
-from asc_kd.core.command_line import command_parser, run_command
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command
 from asc_kd.docs import PAGE_FOLDER, heading, list_pages
+
+
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.docs", __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "topic", nargs="?", choices=list(list_pages()), help="the page to print (default: list them)"
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     pages = list_pages()
-    parser = command_parser("python -m asc_kd.docs", __doc__.split("\n\n")[0])
-    parser.add_argument(
-        "topic", nargs="?", choices=list(pages), help="the page to print (default: list them)"
-    )
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.topic is None:
         width = max(map(len, pages))

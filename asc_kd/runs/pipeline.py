@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,7 +56,7 @@ from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
 from asc_kd.data import dataset_fingerprint
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.options import CLIP_OPTIONS, build_datamodule, data_values, given_data_options
+from asc_kd.data.options import CLIP_OPTIONS, GivenData, build_datamodule, data_values, given_data_options
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import is_synthetic
 from asc_kd.deployment.quantize import INT8_SUFFIX, quantize_stage, run_label
@@ -114,9 +113,9 @@ SYSTEMS = ("system1", "system2", "system3", "system4")
 class PipelineConfig:
     """What the pipeline runs and where; ``python -m asc_kd.pipeline --help`` documents each."""
 
-    #: The ``--data.*`` options given (``{"root": "DATA", "layout": "folders"}``), as typed: every
-    #: fit and the logits and quantize stages read the data they describe.
-    data: dict[str, str] = field(default_factory=dict)
+    #: The ``--data.*`` options given (``{"root": "DATA", "layout": "folders"}``), typed: every fit
+    #: and the logits and quantize stages read the data they describe.
+    data: dict[str, Any] = field(default_factory=dict)
     out: str = "outputs/pipeline"
     demo: bool = True
     teachers: list[str] = field(default_factory=list)
@@ -132,7 +131,7 @@ class PipelineConfig:
     force: bool = False
     quiet: bool = False
     wandb: bool = True
-    wandb_project: str = "asc_kd"
+    wandb_project: str = WandbTarget.project
     wandb_group: str | None = None
     fit_args: list[str] = field(default_factory=list)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -179,12 +178,7 @@ def fit_run(config_file: Path, resume: bool) -> dict[str, Any]:
     ``last.ckpt`` when ``resume``; its reported checkpoint, selection, test metrics and the hash
     of the clips it read (``asc_kd.data.dataset_fingerprint``), which its record keeps."""
 
-    args = ["--config", str(config_file), *(["--ckpt_path", "last"] if resume else [])]
-    argv, sys.argv = sys.argv, sys.argv[:1]  # the fit's arguments are these, not the pipeline's
-    try:
-        cli = fit(args)
-    finally:
-        sys.argv = argv
+    cli = fit(["--config", str(config_file), *(["--ckpt_path", "last"] if resume else [])])
     if cli.summary is not None:
         files_log.info("%s", run_files(cli.summary))
 
@@ -206,15 +200,12 @@ def fit_entry(config_file: Path, resume: bool, name: str, seed: int) -> dict[str
 
 #: In SLURM jobs submitit requeues a run at its time limit; Lightning's own SLURM requeue (which
 #: would also ignore the SIGTERM that ends the job) stays off, so one mechanism acts.
-NO_LIGHTNING_REQUEUE = [
-    "--trainer.plugins",
-    json.dumps(
-        {
-            "class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment",
-            "init_args": {"auto_requeue": False},
-        }
-    ),
-]
+NO_LIGHTNING_REQUEUE = {
+    "trainer.plugins": {
+        "class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment",
+        "init_args": {"auto_requeue": False},
+    }
+}
 
 
 def _new_group(out: Path) -> str:
@@ -270,21 +261,21 @@ def _stage_of(key: str) -> str | None:
     )
 
 
-def _refuse_recipes_choosing_other_clips(recipes: list[Path], data_options: list[str]) -> None:
+def _refuse_recipes_choosing_other_clips(recipes: list[Path], data: dict[str, Any]) -> None:
     """Every fit and stage of a pipeline must read the same clips: a recipe whose ``data:`` sets
     an option that chooses clips (``asc_kd.data.options.CLIP_OPTIONS``) to another value than
     the pipeline's ``--data.*`` would train its runs on data the logits and quantize stages do
     not read. Such a recipe is refused, naming the file, the option and where it belongs."""
-    pipeline = data_values(data_options)
+    pipeline = data_values(GivenData(data))
     for recipe in dict.fromkeys(recipes):
-        data = _recipe_config(recipe).get("data")
-        data = (data.get("init_args") or data) if isinstance(data, dict) else {}
+        section = _recipe_config(recipe).get("data")
+        section = (section.get("init_args") or section) if isinstance(section, dict) else {}
         for key in CLIP_OPTIONS:
-            if key in data and data[key] != pipeline[key]:
+            if key in section and section[key] != pipeline[key]:
                 raise ConfigError(
-                    f"{recipe}: data.{key}: {data[key]} would give its runs other clips than the "
+                    f"{recipe}: data.{key}: {section[key]} would give its runs other clips than the "
                     f"pipeline's stages read (--data.{key} {pipeline[key]}); give it to the pipeline "
-                    f"as --data.{key} {data[key]} (every fit and stage then reads it) and remove it "
+                    f"as --data.{key} {section[key]} (every fit and stage then reads it) and remove it "
                     "from the recipe"
                 )
 
@@ -317,7 +308,7 @@ class Pipeline:
         student_recipes += [resolve_recipe(recipe) for recipe in config.students]
         self.student_runs = self._runs("student", student_recipes, config.student_seeds, student_config)
         recipes = [run.recipe for run in [*self.teacher_runs, *self.student_runs]]
-        _refuse_recipes_choosing_other_clips([student_config, *recipes], self._data_options())
+        _refuse_recipes_choosing_other_clips([student_config, *recipes], self._data())
         self.logits_file = self._logits_file(previous)
         # Every fit's configuration, resolved by the fit's parser: a wrong key stops here, and so
         # does a changed configuration, before anything is written or submitted.
@@ -361,30 +352,47 @@ class Pipeline:
             return str(self.out / "teachers" / "ensemble_train.npz")
         return self.config.teacher_logits or previous["logits"]["file"]
 
-    def _fit_arguments(self, run: Run) -> list[str]:
-        """The command line of a run's fit: its recipes, folder, W&B, the pipeline's overrides."""
-        folder = self._folder(run)
-        args = [arg for config in run.configs for arg in ("--config", str(config))]
-        args += [
-            "--trainer.default_root_dir",
-            str(folder),
-            "--trainer.logger.init_args.save_dir",
-            str(folder),
-            "--checkpoint.dirpath",
-            str(folder / "checkpoints"),
-            *self._wandb_args(run.kind),
-            *self._fit_args(),
-        ]
+    def _fit_settings(self, run: Run) -> dict[str, Any]:
+        """A run's fit settings over its recipes: its folder, W&B, the pipeline's data and trainer
+        settings (the user's options after ``--`` come after these)."""
+        folder, config = self._folder(run), self.config
+        settings: dict[str, Any] = {
+            "trainer.default_root_dir": str(folder),
+            "checkpoint.dirpath": str(folder / "checkpoints"),
+        }
+        if config.wandb:
+            settings.update(
+                {
+                    f"trainer.logger.init_args.{key}": value
+                    for key, value in (
+                        ("save_dir", str(folder)),
+                        ("project", config.wandb_project),
+                        ("group", self.group),
+                        ("job_type", run.kind),
+                    )
+                }
+            )
+        else:
+            settings["trainer.logger"] = False
+        settings.update({f"data.{key}": value for key, value in self._data().items()})
+        if config.max_epochs:
+            settings["trainer.max_epochs"] = config.max_epochs
+        settings["trainer.enable_progress_bar"] = not config.quiet
+        return settings
+
+    def _fit_identity(self, run: Run) -> dict[str, Any]:
+        """What makes a run the run it is, over everything else: its teacher logits, seed and name."""
+        last: dict[str, Any] = {"seed_everything": run.seed, "name": run.name}
         if run.kind == "student":
-            args += ["--data.teacher_logits", str(self.logits_file)]
-        args += ["--seed_everything", str(run.seed), "--name", run.name]
+            last["data.teacher_logits"] = str(self.logits_file)
         if self.config.executor.executor == "slurm":
-            args += NO_LIGHTNING_REQUEUE
-        return args
+            last.update(NO_LIGHTNING_REQUEUE)
+        return last
 
     def _resolve(self, run: Run) -> dict[str, Any]:
-
-        return resolve_config(self._fit_arguments(run))
+        return resolve_config(
+            run.configs, self._fit_settings(run), self.config.fit_args, self._fit_identity(run)
+        )
 
     def _say_overrides(self, runs: list[Run]) -> None:
         """One line for each recipe value that a pipeline option replaces (``--max-epochs 2``
@@ -632,33 +640,25 @@ class Pipeline:
         if failed:
             raise RunFailed(failure_message(failed))
 
-    def _data_options(self) -> list[str]:
-        """The ``--data.*`` options of every fit and stage: the root (over the recipes' own), one
+    def _data(self) -> dict[str, Any]:
+        """The data options of every fit and stage: the root (over the recipes' own), one
         held-out validation split for all (used with ``data.validation=holdout``), then the given."""
         config = self.config
-        data = {"root": config.root}
+        data: dict[str, Any] = {"root": config.root}
         if config.demo and is_demo_root(config.root):  # never into a root the user typed
-            data["generate_synthetic"] = "true"
+            data["generate_synthetic"] = True
         data["holdout_file"] = str(self.out / "holdout_split.csv")
         data.update(config.data)
-        return [arg for key, value in data.items() for arg in (f"--data.{key}", value)]
-
-    def _fit_args(self) -> list[str]:
-        """Every fit's options: the data options, the pipeline's trainer settings, then ``fit_args``."""
-        config = self.config
-        args = self._data_options()
-        if config.max_epochs:
-            args += ["--trainer.max_epochs", str(config.max_epochs)]
-        return [*args, "--trainer.enable_progress_bar", str(not config.quiet).lower(), *config.fit_args]
+        return data
 
     def _datamodule(self) -> SceneDataModule:
         """The data every fit of this pipeline reads: the same ``--data.*`` options, parsed by the
         fit's own parser; no loader workers unless they ask."""
-        return build_datamodule(self._data_options(), defaults={"num_workers": 0})
+        return build_datamodule(GivenData(self._data()), defaults={"num_workers": 0})
 
     def _stage_identity(self) -> dict[str, Any]:
         """The data options every stage reads, without those that cannot change a result."""
-        values = data_values(self._data_options())
+        values = data_values(GivenData(self._data()))
         return {
             k: v for k, v in values.items() if k not in ("cache_dir", "num_workers", "generate_synthetic")
         }
@@ -750,7 +750,7 @@ class Pipeline:
         runs = [TeacherRun(t["checkpoint"], t["name"], t["seed"], t["selection"]) for t in teachers]
         frame = logits_stage(
             runs,
-            self._data_options(),
+            GivenData(self._data()),
             out,
             ensemble=self.ensemble,
             table=self.out / "table1",  # titled, and kept in the logits file, by export_logits
@@ -799,7 +799,7 @@ class Pipeline:
         else:
             report = quantize_stage(
                 checkpoint,
-                self._data_options(),
+                GivenData(self._data()),
                 artifact,
                 progress=not self.config.quiet,
                 wandb=self._wandb_target(),

@@ -352,17 +352,19 @@ RESOURCE_OPTIONS = (
 
 
 def add_executor_arguments(parser: Any) -> None:
-    """The ``--executor`` option and the resource options of each run, per kind."""
+    """The ``--executor`` option and the resource options of each run, per kind (the defaults
+    of ``executor`` and ``max_parallel`` are ``ExecutorConfig``'s)."""
+    defaults = ExecutorConfig()
     parser.add_argument(
         "--executor",
-        default="inline",
+        default=defaults.executor,
         choices=EXECUTORS,
         help="where runs execute: this process (inline), local processes, or SLURM jobs (submitit)",
     )
     parser.add_argument(
         "--max-parallel",
-        type=int,
-        default=None,
+        type=int | None,
+        default=defaults.max_parallel,
         help="runs at once (default: local 1, or one per GPU set; slurm: every run of a stage)",
     )
     for option, _, _, text in RESOURCE_OPTIONS:

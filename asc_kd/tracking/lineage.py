@@ -310,16 +310,17 @@ def wandb_target(args: Any) -> WandbTarget | None:
 def add_wandb_arguments(
     parser: Any, default: bool, group_help: str = "W&B group of the run (default: none)"
 ) -> None:
-    """``--wandb/--no-wandb``, ``--wandb-project`` and ``--wandb-group`` of a command."""
-    import argparse
+    """``--wandb/--no-wandb``, ``--wandb-project`` (default: ``WandbTarget``'s) and
+    ``--wandb-group`` of a command."""
+    from jsonargparse import ActionYesNo
 
     parser.add_argument(
         "--wandb",
-        action=argparse.BooleanOptionalAction,
+        action=ActionYesNo(no_prefix="no-"),
         default=default,
         help="log a W&B run with the outputs as artifacts (offline without a login)",
     )
-    parser.add_argument("--wandb-project", default="asc_kd", help="W&B project")
+    parser.add_argument("--wandb-project", default=WandbTarget.project, help="W&B project")
     parser.add_argument("--wandb-group", default=None, help=group_help)
 
 

@@ -22,9 +22,8 @@ import inspect
 import json
 import logging
 import operator
-import re
 import shutil
-import sys
+from collections.abc import Iterator
 from functools import reduce
 from pathlib import Path
 from types import UnionType
@@ -44,9 +43,15 @@ from asc_kd.callbacks import (  # noqa: F401
     QuantizationExport,
 )
 from asc_kd.core.allocator import keep_freed_memory
-from asc_kd.core.command_line import choices_of, given_on_command_line, program_name, unknown_choice
+from asc_kd.core.command_line import (
+    choices_of,
+    expected_type,
+    given_on_command_line,
+    program_name,
+    unknown_choice,
+)
 from asc_kd.core.errors import ConfigError, UsageError, UserError
-from asc_kd.core.imports import import_object
+from asc_kd.core.imports import import_object, is_import_path
 from asc_kd.core.io import atomic_write
 from asc_kd.core.noise import silence
 from asc_kd.data.datamodule import SceneDataModule
@@ -104,15 +109,13 @@ class AscKdCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse as LightningCLI does, keeping the command line to tell a user's choice from a
         recipe's; a wrong key or value is one line naming its YAML file (or the command line)
-        and the closest valid key, instead of the whole usage (which ``--help`` prints). One
-        about the command line is a ``UsageError`` (exit code 2, as argparse's)."""
-        self.command_line = list(args) if isinstance(args, list | tuple) else sys.argv[1:]
+        and the closest valid key (``config_problem``), instead of the whole usage (which
+        ``--help`` prints). One about the command line is a ``UsageError`` (exit code 2)."""
+        self.command_line = list(args)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as err:
-            message = argument_error_message(str(err), self.command_line, parser)
-            error = UsageError if message.startswith("command line: ") else ConfigError
-            raise error(message) from None
+            raise refusal(err, parser, self.command_line) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with a ``CSVLogger`` beside the configured loggers (W&B's log is binary):
@@ -195,70 +198,177 @@ def run_folder(config: Namespace) -> Path:
 #: Keys that configs written by earlier versions hold under ``data:`` (a run's ``config.yaml``,
 #: a pipeline's ``fit_config.yaml``) and that belong to the task: an error names where they go.
 TASK_KEYS = ("data.frontend", "data.frontend_kwargs")
+#: The keys under a class given by ``class_path``, beside its ``init_args``' parameters.
+_SUBCLASS_KEYS = ("class_path", "init_args", "dict_kwargs")
 
 
-def argument_error_message(message: str, argv: list[str], parser: LightningArgumentParser) -> str:
-    """One line for a parse error: where the wrong key or value was given, and for an unknown
-    key the closest valid one."""
-    key, valid = _unknown_key(message, parser)
-    if key is None:
-        bad_value = re.search(r'Parser key "([\w.]+)".*(?:Given|Got) value: (.*)', message, re.S)
-        if not bad_value:  # the parser's own words, on one line
-            return " ".join(line.strip() for line in message.splitlines() if line.strip())
-        key, value = bad_value.groups()
-        action = parser._option_string_actions.get(f"--{key}")
-        if action is not None and (choices := choices_of(action)):  # a Literal's, a bool's
-            where = _where(key, argv)
-            return where + unknown_choice(
-                f"--{key}" if where == "command line: " else key, value.strip(), choices
-            )
-        types = re.findall(r"Expected a <class '(\w+)'>", message)
-        expected = " or ".join(t for t in dict.fromkeys(types) if t != "NoneType") or "another value"
-        return f"{_where(key, argv)}{key} = {value.strip()} is not valid (expected {expected})"
+def refusal(
+    err: ArgumentError, parser: LightningArgumentParser, argv: list[str], base: Namespace | None = None
+) -> ConfigError:
+    """The error that ends a fit whose ``argv`` jsonargparse refused: ``config_problem``'s line
+    (jsonargparse's message on one line where it finds none); a ``UsageError`` for one on the
+    command line."""
+    message = config_problem(parser, argv, base) or " ".join(str(err).split())
+    return (UsageError if message.startswith("command line: ") else ConfigError)(message)
+
+
+def config_problem(
+    parser: LightningArgumentParser, argv: list[str], base: Namespace | None = None
+) -> str | None:
+    """The one line for the first wrong key or value of the fit's ``argv``: where it was given
+    (``command line: `` or its YAML file) and, for an unknown key, the closest valid one.
+
+    Called when jsonargparse refused ``argv``; the line is found again from the sources in the
+    order jsonargparse reads them (each ``--config``, the options typed between them) and the
+    parser's own options, not from the words of jsonargparse's message. ``base`` holds class
+    paths given before ``argv`` (a pipeline's recipes). None when no source holds a wrong key
+    or value (jsonargparse's own message then says what is wrong).
+    """
+    classes: dict[str, str] = {}  # class_path given so far, by key (model, trainer.logger, ...)
+    for where, items in _sources(argv):
+        for key, value in items:
+            problem = _key_problem(parser, key, value, where, classes, base)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _sources(argv: list[str]) -> Iterator[tuple[str, list[tuple[str, Any]]]]:
+    """``argv``'s sources in order: each ``--config`` (its file, or inline YAML) with its
+    flattened keys, and each run of typed options with theirs (values as typed)."""
+    typed: list[tuple[str, Any]] = []
+    i = 0
+    while i < len(argv):
+        name, equals, value = argv[i].partition("=")
+        if not name.startswith("--"):
+            i += 1
+            continue
+        if not equals:
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            value = following if following is not None and not following.startswith("--") else ""
+            i += 1 if following is None or following.startswith("--") else 2
+        else:
+            i += 1
+        if name == "--config":
+            if typed:
+                yield "command line: ", typed
+                typed = []
+            path = Path(value)
+            try:
+                loaded = yaml.safe_load(path.read_text() if path.is_file() else value)
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(loaded, dict):
+                yield f"{value}: ", list(_flattened(loaded))
+        elif name not in ("--print_config", "--help"):
+            typed.append((name.removeprefix("--"), value))
+    if typed:
+        yield "command line: ", typed
+
+
+def _flattened(mapping: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``{"trainer": {"max_epochs": 1}}`` as ``("trainer.max_epochs", 1)``; a class's
+    ``{"class_path": ..., "init_args": {...}}`` as its ``class_path`` key, then its arguments."""
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _flattened(value, f"{dotted}.")
+        else:
+            yield dotted, value
+
+
+def _key_problem(
+    parser: LightningArgumentParser,
+    key: str,
+    value: Any,
+    where: str,
+    classes: dict[str, str],
+    base: Namespace | None,
+) -> str | None:
+    """What is wrong with ``key`` set to ``value`` in ``where`` (None when nothing is)."""
+    typed = where == "command line: "
+    shown = f"--{key}" if typed else key
     task_key = next((k for k in TASK_KEYS if key == k or key.startswith(f"{k}.")), None)
     if task_key is not None:
-        if given_on_command_line(argv, f"--{key}"):
-            return f"command line: --{key} is an option of the task: give it as --model.init_args.{key[5:]}"
-        where = _where(key, argv)
+        if typed:
+            return f"{where}--{key} is an option of the task: give it as --model.init_args.{key[5:]}"
         return f"{where}{task_key} is an option of the task: move it to model.init_args.{task_key[5:]}"
-    group, _, name = key.rpartition(".")
+    options = parser._option_string_actions
+    action = options.get(f"--{key}")
+    if action is not None:
+        if key.endswith(".class_path") or (_takes_a_class(action) and isinstance(value, str)):
+            classes[key.removesuffix(".class_path")] = str(value)
+            return None
+        choices = choices_of(action)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if choices and value is not None and text not in choices:
+            return where + unknown_choice(shown, text, choices)
+        expected = expected_type(action, value, typed)
+        return f"{where}{key} = {value} is not valid (expected {expected})" if expected else None
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):  # the longest part of the key the parser knows
+        owner, rest = ".".join(parts[:cut]), parts[cut:]
+        if rest[0] in _SUBCLASS_KEYS and f"--{owner}" in options:
+            if rest[0] != "init_args" or len(rest) < 2:
+                if rest == ["class_path"]:
+                    classes[owner] = str(value)
+                return None
+            class_path = classes.get(owner) or (base.get(f"{owner}.class_path") if base is not None else None)
+            cls = _class_named(str(class_path), options[f"--{owner}"]) if class_path else None
+            parameters = _init_parameters(cls) if cls is not None else [rest[1]]
+            if rest[1] in parameters:
+                return None
+            return _unknown(where, f"{owner}.init_args", rest[1], parameters, typed)
+        names = {o[len(owner) + 3 :].split(".")[0] for o in options if o.startswith(f"--{owner}.")}
+        if names:  # a group of options (trainer, data)
+            return (
+                None if rest[0] in names else _unknown(where, owner, rest[0], sorted(names - {"help"}), typed)
+            )
+        if f"--{owner}" in options:  # the keys of a value (a dict) are not the parser's
+            return None
+    names = {o[2:].split(".")[0] for o in options if o.startswith("--")}
+    return None if parts[0] in names else _unknown(where, "", parts[0], sorted(names - {"help"}), typed)
+
+
+def _unknown(where: str, group: str, name: str, valid: list[str], typed: bool) -> str:
+    """``command line: unknown option --data.batchsize; did you mean --data.batch_size?``, or in
+    a file ``unknown key 'max_epoch' under 'trainer'; did you mean max_epochs?``."""
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    on_command_line = given_on_command_line(argv, f"--{key}")
-    if close:
-        hint = f"; did you mean --{group}.{close[0]}?" if on_command_line else f"; did you mean {close[0]}?"
-    else:
-        hint = f"; valid keys: {', '.join(sorted(valid))}"
-    if on_command_line:
-        return f"command line: unknown option --{key}{hint}"
-    return f"{_where(key, argv)}unknown key {name!r}" + (f" under {group!r}" if group else "") + hint
-
-
-def _where(key: str, argv: list[str]) -> str:
-    """``command line: `` or ``<the YAML file that sets key>: `` (empty when neither says)."""
-    if given_on_command_line(argv, f"--{key}"):
-        return "command line: "
-    sources = [path for path in _config_files(argv) if _yaml_has(path, key.split("."))]
-    return f"{sources[-1]}: " if sources else ""  # the last file wins
-
-
-def _unknown_key(message: str, parser: LightningArgumentParser) -> tuple[str | None, list[str]]:
-    """The dotted key a jsonargparse error rejects and the valid names beside it."""
-    found = re.search(r"Group '([\w.]+)' does not accept option '(\w+)[\w.]*'", message)
-    if found:
-        group, name = found.groups()
-    elif found := re.search(r"unrecognized arguments: --([\w.]+)", message):
-        group, _, name = found.group(1).rpartition(".")
-    elif found := re.search(
-        r'Parser key "([\w.]+)".*?class_path \'([\w.:]+)\':\s+Option \'(\w+)\' is not accepted', message, re.S
-    ):
-        key, class_path, name = found.groups()
-        key = key if key.endswith(".init_args") else f"{key}.init_args"
-        return f"{key}.{name}", _init_parameters(import_object(class_path, "class"))
-    else:
-        return None, []
     prefix = f"{group}." if group else ""
-    valid = [a.dest[len(prefix) :] for a in parser._actions if a.dest.startswith(prefix) and a.dest != group]
-    return f"{prefix}{name}", [v for v in valid if "." not in v and v != "help"]
+    if close:
+        hint = f"; did you mean --{prefix}{close[0]}?" if typed else f"; did you mean {close[0]}?"
+    else:
+        hint = f"; valid keys: {', '.join(valid)}"
+    if typed:
+        return f"{where}unknown option --{prefix}{name}{hint}"
+    return f"{where}unknown key {name!r}" + (f" under {group!r}" if group else "") + hint
+
+
+def _takes_a_class(action: Any) -> bool:
+    """Whether an option's value is a class and its arguments (``model``, ``trainer.logger``)."""
+    typehint = getattr(action, "_typehint", None)
+    members = get_args(typehint) if get_origin(typehint) in (Union, UnionType) else (typehint,)
+    return any(isinstance(m, type) and m.__module__ not in ("builtins", "pathlib") for m in members)
+
+
+def _class_named(name: str, action: Any) -> type | None:
+    """The class a ``class_path`` names: an import path, or a short name among the subclasses of
+    the option's type (as jsonargparse resolves it)."""
+    if is_import_path(name):
+        try:
+            return import_object(name, "class")
+        except UserError:
+            return None
+    typehint = getattr(action, "_typehint", None)
+    bases = [t for t in (get_args(typehint) or (typehint,)) if isinstance(t, type)]
+    found: list[type] = []
+    while bases:
+        cls = bases.pop()
+        if cls.__name__ == name:
+            return cls
+        found.append(cls)
+        bases += [sub for sub in cls.__subclasses__() if sub not in found]
+    return None
 
 
 def _init_parameters(cls: type) -> list[str]:
@@ -272,23 +382,6 @@ def _init_parameters(cls: type) -> list[str]:
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
     return names
-
-
-def _config_files(argv: list[str]) -> list[str]:
-    files = [value for flag, value in zip(argv, argv[1:], strict=False) if flag == "--config"]
-    return files + [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
-
-
-def _yaml_has(path: str, keys: list[str]) -> bool:
-    try:
-        node: Any = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    for key in keys:
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return True
 
 
 def _holds_nothing(folder: Path) -> bool:
@@ -322,20 +415,21 @@ def _resumed_wandb_run(config: Namespace) -> str | None:
     return read_checkpoint(path, mmap=True).get("asc_kd", {}).get("wandb_run_id")
 
 
-def fit(args: list[str] | None = None, description: str | None = None) -> AscKdCLI:
-    """Parse ``args`` (``sys.argv`` when None), fit, test the reported checkpoint, say where
-    everything went. A ``--config`` may name a shipped recipe (``students/system1``)."""
+def fit(args: list[str], description: str | None = None) -> AscKdCLI:
+    """Parse ``args``, fit, test the reported checkpoint, say where everything went. A
+    ``--config`` may name a shipped recipe (``students/system1``).
+
+    The arguments are handed over, never put into ``sys.argv``: a DDP relaunch (Lightning's
+    ``python -m <__main__> sys.argv[1:]``) runs the command that was typed, which hands them over
+    again, and a fit inside another command (the pipeline's) reads only its own."""
     silence()
     keep_freed_memory()
-    if args is None:  # recipe names become paths where DDP's relaunch reads them too
-        sys.argv[1:] = expand_config_args(sys.argv[1:])
-    cli_args = None if args is None else expand_config_args(list(args))
     cli = AscKdCLI(
         ClassificationTask,
         SceneDataModule,
         subclass_mode_model=True,
         run=False,
-        args=cli_args,
+        args=expand_config_args(list(args)),
         seed_everything_default=0,
         save_config_callback=LogConfigCallback,
         save_config_kwargs={"overwrite": True},

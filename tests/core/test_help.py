@@ -15,15 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from fit_helpers import REPO
+from jsonargparse import ActionConfigFile
 
 import asc_kd
 from asc_kd.__main__ import COMMANDS as ASC_KD_COMMANDS
 from asc_kd.__main__ import main as asc_kd_main
-from asc_kd.core.command_line import HelpFormatter
+from asc_kd.core.command_line import CommandHelpFormatter, HelpFormatter
 
 COMMANDS = [
     "asc_kd.bench",
+    "asc_kd.docs.__main__",
+    "asc_kd.recipes.__main__",
+    "asc_kd.status",
     "asc_kd.complexity",
     "asc_kd.check",
     "asc_kd.synthetic",
@@ -48,17 +53,23 @@ def _parsers(parser: argparse.ArgumentParser, name: str) -> list[tuple[str, argp
 
 
 def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The command's options: without ``--help`` and jsonargparse's ``--config``, ``--print_config``
+    and a group's ``--data CONFIG`` (each without a value of its own: their default is SUPPRESS)."""
     return [
         action
         for action in parser._actions
-        if action.option_strings and not isinstance(action, argparse._HelpAction)
+        if action.option_strings
+        and not isinstance(action, argparse._HelpAction | ActionConfigFile)
+        and action.default is not argparse.SUPPRESS
     ]
 
 
 @pytest.mark.parametrize("module", COMMANDS)
 def test_every_option_has_a_description_and_its_default(module: str) -> None:
     for name, parser in _parsers(importlib.import_module(module).build_parser(), module):
-        assert parser.formatter_class is HelpFormatter, name
+        # asc_kd.bench is on argparse until it moves to cli_parser
+        formatter = HelpFormatter if module == "asc_kd.bench" else CommandHelpFormatter
+        assert parser.formatter_class is formatter, name
         formatter = parser._get_formatter()
         for action in _options(parser):
             assert action.help, f"{name} {action.option_strings[0]} has no description"
@@ -119,8 +130,7 @@ EXAMPLES = {
 
 @pytest.fixture
 def as_asc_kd(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``asc-kd`` as its entry point runs (``asc-kd fit`` rewrites ``sys.argv`` and ``__main__``'s
-    spec for Lightning's DDP relaunch: both come back after the test), help on one line each."""
+    """``asc-kd`` as its entry point runs, help on one line each."""
     monkeypatch.setattr(sys, "argv", ["asc-kd"])
     monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
     monkeypatch.setenv("COLUMNS", "1000")
@@ -179,6 +189,31 @@ def test_the_usage_names_the_command_as_typed(command: str, capsys: pytest.Captu
     if command in ("recipes", "bench"):
         code, out, _ = _run(asc_kd_main, [command, "show" if command == "recipes" else "keys", "-h"], capsys)
         assert code == 0 and out.startswith(f"usage: asc-kd {command} "), out[:200]
+
+
+#: The words before ``--print_config`` that a command needs to print a configuration.
+PRINT_CONFIG_BEFORE = {"recipes": ["show", "students/kd"]}
+
+
+@pytest.mark.usefixtures("as_asc_kd")
+@pytest.mark.parametrize("command", sorted(set(ASC_KD_COMMANDS) - {"bench"}))  # bench: argparse still
+def test_every_command_prints_its_configuration(
+    command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``asc-kd COMMAND --print_config`` prints the options as YAML (required ones unset) and
+    exits 0; ``--config`` reads that file back to the same configuration."""
+    before = PRINT_CONFIG_BEFORE.get(command, [])
+    code, out, err = _run(asc_kd_main, [command, *before, "--print_config"], capsys)
+    assert code == 0 and err == "", (code, err)
+    printed = yaml.safe_load(out)
+    assert isinstance(printed, dict) and printed, out
+    if command in ("fit", "recipes"):
+        return  # the fit's recipes need a model; recipes' print is the subcommand's
+    (tmp_path / "config.yaml").write_text(out)
+    code, again, err = _run(
+        asc_kd_main, [command, "--config", str(tmp_path / "config.yaml"), "--print_config"], capsys
+    )
+    assert code == 0 and yaml.safe_load(again) == printed, err
 
 
 def test_an_unknown_command_is_one_line_naming_the_closest(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
-from fit_helpers import REPO
 
 import asc_kd.data.check as check_module
 import asc_kd.data.datamodule
@@ -430,26 +427,6 @@ def test_a_missing_or_empty_root_gets_the_fits_message(
         check_module.Problem(str(root), "root", str(fit.value))
     ]
     assert not (tmp_path / "cache").exists() and root.exists() == exists
-
-
-def test_help_imports_no_torch() -> None:
-    """``asc-kd check --help`` answers without importing torch or Lightning (seconds)."""
-    code = (
-        "import runpy, sys\n"
-        "sys.argv = ['asc-kd', 'check', '--help']\n"
-        "try:\n"
-        "    runpy.run_module('asc_kd', run_name='__main__')\n"
-        "except SystemExit as done:\n"
-        "    assert done.code in (0, None), done.code\n"
-        "print(sorted(m for m in ('torch', 'lightning', 'torchaudio') if m in sys.modules))\n"
-    )
-    environment = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert "--data.root ROOT" in done.stdout and "--data.layout {auto,tau22,tau20,folders}" in done.stdout
-    assert done.stdout.splitlines()[-1] == "[]"
 
 
 # -- damaged tables -----------------------------------------------------------------------------

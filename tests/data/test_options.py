@@ -81,7 +81,7 @@ def _stop_at_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
     def built(*args, **kwargs) -> SceneDataModule:
         raise _Built(real(*args, **kwargs))
 
-    for module in (training_logits, deployment_quantize, asc_kd.data.options):  # check imports it when run
+    for module in (training_logits, deployment_quantize, asc_kd.data.options, asc_kd.check):
         monkeypatch.setattr(module, "build_datamodule", built)
     monkeypatch.setattr(deployment_quantize, "load_task", lambda path: SimpleNamespace())
     monkeypatch.setattr(asc_kd.logits, "describe", lambda path, name, recipe: TeacherRun(path, "t"))
@@ -171,10 +171,14 @@ def test_a_bad_value_is_one_line_naming_the_option(tmp_path: Path, capsys: pytes
         ConfigError, match=r"^command line: --data\.batch_size: Expected a <class 'int'>\. Got value: x$"
     ):
         build_datamodule(["--data.batch_size", "x"])
-    argv = ["--data.root", str(tmp_path), "--data.layout", "tau23"]
-    assert run_command(asc_kd.check.main, argv) == 2  # a command line it cannot read, as argparse's
-    err = capsys.readouterr().err
-    assert err == "error: command line: --data.layout: unknown choice 'tau23'; did you mean tau22?\n"
+    for value, line in [
+        ("--data.layout=tau23", "--data.layout: unknown choice 'tau23'; did you mean tau22?"),
+        ("--data.batch_size=x", "--data.batch_size: 'x' is not valid (expected int)"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:  # a command line it cannot read
+            run_command(asc_kd.check.main, ["--data.root", str(tmp_path), value])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err == f"error: command line: {line}\n"
     with pytest.raises(ConfigError, match=r"'xyz'; choose from auto, tau22, tau20, folders$"):
         build_datamodule(["--data.layout", "xyz"])  # nothing close: the choices
 

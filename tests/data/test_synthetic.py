@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -113,14 +114,14 @@ def test_existing_folder_is_refused(tmp_path):
 
 def test_cli(tmp_path):
     out = tmp_path / "cli"
-    argv = [str(out), "--train-segments-per-scene", "3", "--test-segments-per-scene", "1"]
-    assert main([*argv, "--other-device-fraction", "0.34", "--seed", "5"]) == 0
+    argv = [str(out), "--train_segments_per_scene", "3", "--test_segments_per_scene", "1"]
+    assert main([*argv, "--other_device_fraction", "0.34", "--seed", "5"]) == 0
     train = read_split(out, "train")
     assert len(train) == 10 * (3 + 5)  # round(3 * 0.34) = 1 extra segment on each other device
     assert len(read_split(out, "test")) == 90
     with pytest.raises(SystemExit) as info:
         main(argv)
-    assert info.value.code == 2  # argparse error: the folder exists
+    assert info.value.code == 2  # a command line error: the folder exists
 
 
 def test_n_clips_matches_what_is_written(tmp_path):
@@ -129,14 +130,15 @@ def test_n_clips_matches_what_is_written(tmp_path):
     assert len(read_meta(root)) == config.n_clips
 
 
-def test_help_describes_every_option(capsys):
+def test_help_describes_every_option_from_the_config_class(capsys):
+    """The options are ``SyntheticConfig``'s fields, with its docstring's texts and its defaults."""
     with pytest.raises(SystemExit):
         main(["--help"])
-    out = capsys.readouterr().out
-    for option in ("--layout", "--train-segments-per-scene", "--classes", "--sample-rate", "--clip-seconds"):
-        assert option in out
-    assert "a segment is one clip of one recording location" in " ".join(out.split())  # explained
-    assert "(default: 120)" in out
+    out = " ".join(capsys.readouterr().out.split())
+    for field in fields(SyntheticConfig):
+        assert f"--{field.name} " in out
+    assert "each on all 9 devices" in out  # test_segments_per_scene's text in the docstring
+    assert "(default: 120)" in out and f"(default: {SyntheticConfig().sample_rate})" in out
 
 
 @TAU20_GROUP
@@ -164,14 +166,14 @@ def test_folders_cli(tmp_path):
         str(out),
         "--layout",
         "folders",
-        "--classes",
+        "--n_classes",
         "3",
-        "--sample-rate",
+        "--sample_rate",
         "16000",
-        "--clip-seconds",
+        "--clip_seconds",
         "0.5",
     ]
-    assert main([*argv, "--recordings-per-class", "2", "--segments-per-recording", "1"]) == 0
+    assert main([*argv, "--recordings_per_class", "2", "--segments_per_recording", "1"]) == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["scene00", "scene01", "scene02"]
     assert soundfile.info(out / "scene01" / "rec001-0.wav").frames == 8000
 

@@ -13,7 +13,7 @@ from fit_helpers import command_line
 import asc_kd.data.datamodule as datamodule_module
 from asc_kd.core.command_line import run_command
 from asc_kd.data.spec import DatasetError
-from asc_kd.fit import _command
+from asc_kd.fit import command
 from asc_kd.recipes import RECIPES
 
 DEMO_STUDENT = [
@@ -54,7 +54,7 @@ def test_a_mistyped_root_is_a_one_line_error_and_creates_nothing(
     recipe: list[str], generation: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with command_line("asc_kd.fit"):
-        assert run_command(_command, [*recipe, "--data.root", "data/synthtic"]) == 1
+        assert run_command(command, [*recipe, "--data.root", "data/synthtic"]) == 1
     error = capsys.readouterr().err.splitlines()
     assert error == [
         "error: dataset root data/synthtic is missing or empty; put the dataset there (TAU22/TAU20: "
@@ -79,7 +79,7 @@ def test_scenes_are_generated_where_asked(
     extra: list[str], root: str, generation: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with command_line("asc_kd.fit"):
-        assert run_command(_command, [*DEMO_STUDENT, *extra]) == 1
+        assert run_command(command, [*DEMO_STUDENT, *extra]) == 1
     assert generation == [Path(root)]
     assert f"generation stopped by the test at {root}" in capsys.readouterr().err
 
@@ -88,7 +88,7 @@ def test_asking_on_the_command_line_for_no_scenes_wins_on_the_demo_root(
     generation: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with command_line("asc_kd.fit"):
-        assert run_command(_command, [*DEMO_STUDENT, "--data.generate_synthetic", "false"]) == 1
+        assert run_command(command, [*DEMO_STUDENT, "--data.generate_synthetic", "false"]) == 1
     assert generation == []
     assert "dataset root data/synthetic is missing or empty" in capsys.readouterr().err
 

@@ -92,7 +92,8 @@ def _pipeline_commands(text: str) -> list[list[str]]:
     up to its code span's end, its line's end or a ``#`` comment, braces expanded."""
     commands = []
     for tail in re.findall(r"(?:python -m asc_kd\.pipeline|asc-kd pipeline)\b([^`\n#|]*)", text):
-        commands.append([word for token in shlex.split(tail) for word in _expand(token)])
+        words = [word for token in shlex.split(tail) for word in _expand(token)]
+        commands.append([word for word in words if word != "..."])  # "...": options left out
     return commands
 
 

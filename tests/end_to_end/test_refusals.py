@@ -26,7 +26,7 @@ from tiny_checkpoints import fit_checkpoint
 import asc_kd.deployment.quantize as quantize_module
 from asc_kd.core.command_line import run_command
 from asc_kd.data.tau import TAU22
-from asc_kd.fit import _command, main
+from asc_kd.fit import command, main
 from asc_kd.logits import main as export_logits
 from asc_kd.quantize import main as quantize
 from asc_kd.tasks import ClassificationTask
@@ -161,7 +161,7 @@ def test_a_refused_fit_changes_and_adds_nothing(
     before = folder_state(out)
     capsys.readouterr()
     with command_line("python -m asc_kd.fit"):
-        code = run_command(_command, [*finished.args(out), *map(fill, extra)])
+        code = run_command(command, [*finished.args(out), *map(fill, extra)])
     assert code == (2 if case in USAGE_ERRORS else 1)
     line = capsys.readouterr().err.splitlines()[0]
     assert line.startswith(fill(error)), line

@@ -3,19 +3,19 @@ inline executor and the failure message (the resource options: tests/runs/test_r
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 import pytest
 
+from asc_kd.core.command_line import cli_parser
 from asc_kd.core.errors import ConfigError
 from asc_kd.runs.executors import Job, JobCall, Outcome, failure_message, run_jobs
 from asc_kd.runs.resources import add_executor_arguments, executor_config
 
 
 def _config(*argv: str):
-    parser = argparse.ArgumentParser()
+    parser = cli_parser("test", "")
     add_executor_arguments(parser)
     return executor_config(parser.parse_args(list(argv)))
 

@@ -32,8 +32,9 @@ import asc_kd.training.logits
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.deployment.complexity import MAX_PARAM_BYTES
-from asc_kd.pipeline import main, parse_args
-from asc_kd.runs.pipeline import Pipeline
+from asc_kd.pipeline import DEMO_TEACHERS, build_parser, main, parse_args
+from asc_kd.runs.pipeline import Pipeline, PipelineConfig
+from asc_kd.runs.resources import ExecutorConfig
 from asc_kd.tracking.lineage import ARTIFACT_TYPES
 
 #: One worker builds the session's tiny pipeline for every test that reads it.
@@ -352,26 +353,48 @@ def test_force_fits_anew_over_the_finished_runs(
 
 
 def test_the_data_options_are_the_fits_and_reach_every_fit(tmp_path: Path) -> None:
-    """``--data.*`` before ``--`` go, as typed, after the pipeline's root and held-out split, so a
-    given ``--data.holdout_file`` would win; only the demo root gets synthetic scenes."""
+    """``--data.*`` before ``--`` go, typed, after the pipeline's root and held-out split, so a
+    given ``--data.holdout_file`` would win; only the demo root gets synthetic scenes. A fit is
+    handed settings by key, then the options after ``--``, never a command line the pipeline
+    made."""
     held = str(tmp_path / "holdout_split.csv")
     given = ["--data.root", "my_scenes", "--data.layout", "folders", "--data.validation=holdout"]
     config = parse_args(["--out", str(tmp_path), *given, "--quiet", "--", "--trainer.devices", "2"])
     assert config.data == {"root": "my_scenes", "layout": "folders", "validation": "holdout"}
-    assert config.root == "my_scenes"
-    assert Pipeline(config)._fit_args() == [
-        *("--data.root", "my_scenes", "--data.holdout_file", held, "--data.layout", "folders"),
-        *("--data.validation", "holdout", "--trainer.enable_progress_bar", "false"),
-        *("--trainer.devices", "2"),
-    ]
+    assert config.root == "my_scenes" and config.fit_args == ["--trainer.devices", "2"]
+    pipeline = Pipeline(config)
+    settings = pipeline._fit_settings(pipeline.student_runs[0])
+    assert {key: value for key, value in settings.items() if key.startswith("data.")} == {
+        "data.root": "my_scenes",
+        "data.holdout_file": held,
+        "data.layout": "folders",
+        "data.validation": "holdout",
+    }
+    assert settings["trainer.enable_progress_bar"] is False
+    resolved = pipeline.resolved[pipeline.student_runs[0]]
+    assert resolved["trainer"]["devices"] == "2" and resolved["data"]["validation"] == "holdout"
     demo = Pipeline(parse_args(["--out", str(tmp_path)]))
     assert demo.config.data == {} and demo.config.root == "data/synthetic"
-    assert demo._data_options() == [
-        *("--data.root", "data/synthetic", "--data.generate_synthetic", "true"),
-        *("--data.holdout_file", held),
-    ]
+    assert demo._data() == {"root": "data/synthetic", "generate_synthetic": True, "holdout_file": held}
     no_demo = Pipeline(parse_args(["--out", str(tmp_path), "--no-demo"]))
-    assert "--data.generate_synthetic" not in no_demo._data_options()
+    assert "generate_synthetic" not in no_demo._data()
+
+
+def test_the_options_default_to_the_config_classes(tmp_path: Path) -> None:
+    """Defaults are declared once, at ``PipelineConfig`` and ``ExecutorConfig``: the command line
+    that gives nothing makes the config of their defaults (with the demo's teachers)."""
+    defaults = build_parser().get_defaults()
+    config = PipelineConfig()
+    for key in ("out", "demo", "ensemble", "teacher_logits", "student_config", "students", "stages"):
+        assert defaults[key] == getattr(config, key), key
+    for key in ("max_epochs", "force", "quiet", "wandb", "wandb_project", "wandb_group", "detach"):
+        assert defaults[key] == getattr(config, key), key
+    assert defaults["seeds"] == config.teacher_seeds == config.student_seeds
+    assert (defaults["executor"], defaults["max_parallel"]) == (
+        ExecutorConfig.executor,
+        ExecutorConfig.max_parallel,
+    )
+    assert parse_args([]) == PipelineConfig(teachers=DEMO_TEACHERS)
 
 
 @pytest.mark.parametrize("option", ["--root", "--cache-dir=cache"])

@@ -6,7 +6,6 @@ one line. The SLURM tests use the one-node cluster of tests/cluster/start.sh."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import subprocess
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from fit_helpers import command_line
 
+from asc_kd.core.command_line import cli_parser
 from asc_kd.core.errors import ConfigError
 from asc_kd.pipeline import main
 from asc_kd.runs.executors import Job, JobCall, run_jobs
@@ -35,7 +35,7 @@ MEMORY = (
 
 
 def _config(*argv: str) -> ExecutorConfig:
-    parser = argparse.ArgumentParser()
+    parser = cli_parser("test", "")
     add_executor_arguments(parser)
     return executor_config(parser.parse_args(list(argv)))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +32,7 @@ from asc_kd.core.command_line import run_command
 from asc_kd.data.cache import _content_sample, fingerprint_files
 from asc_kd.data.tau import TAU22, read_split
 from asc_kd.deployment.complexity import ComplexityError
-from asc_kd.fit import AscKdCLI, _command, main
+from asc_kd.fit import AscKdCLI, command, main
 from asc_kd.recipes import RECIPES
 from asc_kd.tasks import DistillationTask
 from asc_kd.tasks.restore import read_checkpoint
@@ -297,8 +296,8 @@ def test_kd_recipe_composes_with_logits_file(tiny_root: Path, cache_dir: Path, t
         ),
         (
             ["--config", "old_config.yaml"],
-            "{tmp}/old_config.yaml: data.frontend_kwargs is an option of the task: "
-            "move it to model.init_args.frontend_kwargs",
+            "{tmp}/old_config.yaml: data.frontend is an option of the task: "
+            "move it to model.init_args.frontend",  # the file's first wrong key
         ),
         (
             ["--data.frontend_kwargs.freqm", "0"],
@@ -325,7 +324,7 @@ def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from asc_kd.core.command_line import run_command
-    from asc_kd.fit import _command
+    from asc_kd.fit import command
 
     (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch: 1\n")
     (tmp_path / "model_typo.yaml").write_text(
@@ -337,8 +336,7 @@ def test_a_wrong_key_or_value_is_one_line_naming_where_and_what(
         "data:\n  frontend: passt_mel\n  frontend_kwargs:\n    timem: 20\n"
     )
     extra = [str(tmp_path / arg) if arg.endswith(".yaml") else arg for arg in extra]
-    code = run_command(_command, [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), *extra])
-    sys.argv = sys.argv[:1]
+    code = run_command(command, [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), *extra])
     on_the_command_line = message.startswith("command line: ")  # argparse's exit code 2, no traceback
     assert code == (2 if on_the_command_line else 1)
     assert capsys.readouterr().err.splitlines() == [
@@ -431,7 +429,7 @@ def test_a_new_fit_never_mixes_into_a_finished_run(
     tiny_root: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from asc_kd.core.command_line import run_command
-    from asc_kd.fit import _command
+    from asc_kd.fit import command
 
     args = [*fit_args(tiny_root, cache_dir, tmp_path, *TINY_TEACHER), "--test", "false"]
     first = main(args)
@@ -443,14 +441,13 @@ def test_a_new_fit_never_mixes_into_a_finished_run(
 
     before = outputs()
     capsys.readouterr()
-    assert run_command(_command, args) == 1
+    assert run_command(command, args) == 1
     error = capsys.readouterr().err.splitlines()[0]
     assert error == (
         f"error: {folder} holds a finished run (summary.json): resume it with --ckpt_path last, fit it "
         "anew with --overwrite true (empties the folder), or give another --name or --seed_everything"
     )
     assert outputs() == before and offline_runs(folder) == [first_run]  # nothing written, nothing started
-    sys.argv = sys.argv[:1]  # _command put the arguments there, as `python -m` would have
 
     second = main([*args, "--overwrite", "true"])
     (second_run,) = offline_runs(folder)  # the first run's W&B files are gone with it
@@ -484,7 +481,7 @@ def test_resume_on_changed_data_is_refused_unless_asked(
     recorded = read_checkpoint(last)["asc_kd"]["dataset_content_hash"]
     other = other_audio(tiny_root, tmp_path / "other")
     resume = [*args, "--data.root", str(other), "--trainer.max_epochs", "2", "--ckpt_path", "last"]
-    assert run_command(_command, resume) == 1
+    assert run_command(command, resume) == 1
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert line.startswith(
         f"error: --ckpt_path {last} was trained on other data than {other} holds now (dataset content "
@@ -515,7 +512,7 @@ def test_resume_on_a_clip_rewritten_at_the_same_size_is_refused_naming_it(
     rewritten = next(name for name in names if name not in _content_sample(names))
     other_audio_in(data / rewritten)
     assert fingerprint_files(data, names) == record["dataset_fingerprint"]  # the fast path sees nothing
-    assert run_command(_command, [*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 1
+    assert run_command(command, [*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 1
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert line.startswith(
         f"error: --ckpt_path {last} was trained on other data than {data} holds now (dataset content "
