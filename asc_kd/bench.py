@@ -21,7 +21,6 @@ See ``asc_kd.benchmarks`` for what each one measures, ``asc_kd.benchmarks.report
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -40,8 +39,8 @@ from asc_kd.benchmarks import (
     bench_train,
 )
 from asc_kd.benchmarks.report import performance_report
-from asc_kd.core.command_line import HelpFormatter, command_parser, run_command
-from asc_kd.data.options import add_data_arguments
+from asc_kd.core.command_line import CommandParser, cli_parser, run_command, subcommand_parser
+from asc_kd.data.options import GivenData, add_datamodule_arguments, given_data
 
 #: Where CP-JKU's code is (asc_kd.benchmarks.cpjku); nothing of it ships with asc_kd.
 CPJKU_HELP = "a checkout of github.com/fschmid56/cpjku_dcase23: also time CP-JKU's own code"
@@ -56,14 +55,14 @@ def _print(results: dict[str, Any], as_json: bool) -> None:
         print(f"{key:<{width}}  {value}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m asc_kd.bench", __doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="what", required=True)
+def build_parser() -> CommandParser:
+    parser = cli_parser("python -m asc_kd.bench", __doc__.split("\n\n")[0])
+    commands = parser.add_subcommands(dest="what", required=True)
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name, help=text, description=text, formatter_class=HelpFormatter, allow_abbrev=False
-        )
+    def command(name: str, text: str) -> CommandParser:
+        sub = subcommand_parser(text)
+        commands.add_subcommand(name, sub, help=text)
+        return sub
 
     data = command("data", "clips/s loading batches: wav decode + resample vs the memmap cache")
     data.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
@@ -124,23 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
     for sub_parser in (data, train, quant, evaluation, teacher, keys, precision, demo):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
-    # The benchmarks that read a dataset take the fit's data options.
+    # The benchmarks that read a dataset take the fit's data options (SceneDataModule's own).
     for sub_parser in (data, quant):
-        add_data_arguments(sub_parser, {"num_workers": 0})  # loaders in this process
-    add_data_arguments(train)  # --fit: the fit's own defaults
-    add_data_arguments(keys, required=["root"])
+        add_datamodule_arguments(sub_parser, {"num_workers": 0})  # loaders in this process
+    add_datamodule_arguments(train)  # --fit: the fit's own defaults
+    add_datamodule_arguments(keys, required=["root"])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    parsed = parser.parse_args(argv)
+    args = parsed[parsed.what]
+    args.what = parsed.what
     logging.basicConfig(level=logging.WARNING)
+    if parsed.what in ("data", "quant", "keys") or (parsed.what == "train" and args.fit):
+        data = given_data(parser, argv, parsed.what)
+        if parsed.what in ("data", "quant"):  # their loaders run in this process, unless told otherwise
+            data = GivenData({"num_workers": 0, **data.values})
     if args.what == "report":
         print(performance_report(args.out, args.only, args.seconds, cpjku=args.cpjku))
         return 0
     if args.what == "data":
-        results = bench_data(args, args.seconds)
+        results = bench_data(data, args.seconds)
     elif args.what == "teacher":
         results = bench_teacher(
             args.model,
@@ -154,15 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "eval":
         results = bench_eval(args.model, args.batch_size, args.seconds, args.threads, args.rounds)
     elif args.what == "keys":
-        results = bench_keys(args)
+        results = bench_keys(data)
     elif args.what == "precision":
         results = bench_precision(args.seeds, args.threads)
     elif args.what == "demo":
         results = bench_demo()
     elif args.what == "quant":
-        results = bench_quant(args, args.checkpoint, args.epochs, args.threads, args.seconds)
+        results = bench_quant(data, args.checkpoint, args.epochs, args.threads, args.seconds)
     elif args.fit:
-        results = bench_fit_epoch(args, args.batch_size, args.threads)
+        results = bench_fit_epoch(data, args.batch_size, args.threads)
     elif args.epoch:
         results = bench_epoch(
             args.clips, args.batch_size, args.threads, args.num_workers, args.compile, args.device

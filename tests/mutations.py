@@ -520,13 +520,6 @@ MUTATIONS = [
         ["tests/data/test_check.py::test_a_missing_or_empty_root_gets_the_fits_message"],
     ),
     (
-        "--help's data options lose their docstring texts",
-        "asc_kd/data/options.py",
-        '            texts.get(argument.arg, ""),\n',
-        '            "",\n',
-        ["tests/data/test_options.py::test_the_options_read_from_the_source_are_the_fit_parsers"],
-    ),
-    (
         "undecodable file with libsndfile's generic text",
         "asc_kd/data/audio.py",
         "        raise _undecodable(path, err) from err",
@@ -991,21 +984,6 @@ MUTATIONS = [
         [
             "tests/core/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[pipeline]"
         ],
-    ),
-    (
-        "a misspelt choice is refused in argparse's words",
-        "asc_kd/core/command_line.py",
-        "            message = self._unknown_choice(choice.group(1), ast.literal_eval(choice.group(2)))"
-        " or message\n",
-        "            pass\n",
-        ["tests/core/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[recipes]"],
-    ),
-    (
-        "an unknown option is hidden behind a missing argument",
-        "asc_kd/core/command_line.py",
-        "        self._given = tuple(sys.argv[1:] if args is None else args)\n",
-        "        self._given = ()\n",
-        ["tests/core/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[predict]"],
     ),
     (
         "a data option without data. is not named in the fit's spelling",

@@ -22,6 +22,7 @@ from asc_kd.benchmarks import (
     bench_teacher,
     bench_train,
 )
+from asc_kd.data.options import GivenData
 
 
 def machine_description() -> dict[str, str]:
@@ -126,7 +127,7 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
     "data": (
         "python -m asc_kd.bench data",
         "training batches: wav decode + resample vs the memmap cache",
-        lambda s, c: bench_data(["--data.num_workers", "0"], s),
+        lambda s, c: bench_data(GivenData({"num_workers": 0}), s),
         lambda r: (
             f"{r['wav_clips_per_s']:,} vs {r['cache_clips_per_s']:,} clips/s: {_x(r['ratio_cache_over_wav'])}"
         ),
@@ -159,7 +160,7 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
     "quant": (
         "python -m asc_kd.bench quant",
         "system1 trained 8 epochs on synthetic scenes: fp32 vs int8 on the CPU",
-        lambda s, c: bench_quant(["--data.num_workers", "0"], None, 8, 2, s),
+        lambda s, c: bench_quant(GivenData({"num_workers": 0}), None, 8, 2, s),
         lambda r: (
             f"{r['fp32_clips_per_s']} vs {r['int8_clips_per_s']} clips/s: "
             f"{_x(r['speedup_int8_over_fp32'])}; accuracy {r['fp32_acc']:.4f} vs "
@@ -171,7 +172,7 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
         "python -m asc_kd.bench train --fit",
         "a KD epoch of system1 through asc_kd.fit (the recipe's precision and memory format) vs "
         "the bare step on one resident batch",
-        lambda s, c: bench_fit_epoch((), 64, 2),
+        lambda s, c: bench_fit_epoch(GivenData(), 64, 2),
         lambda r: (
             f"{r['epoch_clips_per_s']} vs {r['bare_step_clips_per_s']} clips/s: "
             f"{100 * r['epoch_over_bare']:.0f} % of the bare step"

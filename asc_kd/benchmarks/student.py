@@ -8,7 +8,6 @@ import contextlib
 import io
 import json
 import logging
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -324,6 +323,19 @@ trainer:
 """
 
 
+def _data_options(data: DataArgs) -> list[str]:
+    """The ``--data.*`` options ``data`` gives, as the fit's command line (typed values in JSON,
+    which the fit reads as YAML: ``true``, ``null``, ``[a, b]``)."""
+    from asc_kd.data.options import GivenData, given_data_options
+
+    if not isinstance(data, GivenData):
+        return given_data_options(data)
+    return [
+        f"--data.{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in data.values.items()
+    ]
+
+
 def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int = 5) -> dict[str, Any]:
     """A KD epoch of system 1 through ``asc_kd.fit`` against the bare step, clips/s.
 
@@ -339,7 +351,7 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
     loading, callbacks or logging. It is timed before and after the fit and the faster is the
     reference, so machine drift cannot flatter the ratio.
     """
-    from asc_kd.data.options import build_datamodule, given_data_options
+    from asc_kd.data.options import build_datamodule
     from asc_kd.data.synthetic import SyntheticConfig
     from asc_kd.data.teacher_logits import save_logits
     from asc_kd.evaluation.inference import uses_bf16
@@ -363,7 +375,7 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
         data_args = [
             *(arg for key, value in defaults.items() for arg in (f"--data.{key}", value)),
             *("--data.validation", "none", "--data.batch_size", str(batch_size)),
-            *given_data_options(data),
+            *_data_options(data),
             *("--data.teacher_logits", str(logits)),
         ]
         datamodule = build_datamodule(data_args, teacher_logits=None)
@@ -400,11 +412,7 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
             *("--trainer.enable_progress_bar", "false", "--checkpoint.dirpath", str(out / "ckpt")),
             *("--test", "false"),
         ]
-        argv, sys.argv = sys.argv, sys.argv[:1]
-        try:
-            cli = fit(args)
-        finally:
-            sys.argv = argv
+        cli = fit(args)
         (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, EpochTimer)]
         timed = sorted(timer.epochs[1:] or timer.epochs)
         seconds, clips = timed[len(timed) // 2]

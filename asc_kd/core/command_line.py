@@ -6,7 +6,6 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import ast
 import difflib
 import itertools
 import os
@@ -291,70 +290,3 @@ def subcommand_parser(description: str) -> CommandParser:
 def given_on_command_line(args: list[str], option: str) -> bool:
     """Whether ``option`` (``--a.b``) was typed in ``args``, as ``--a.b value`` or ``--a.b=value``."""
     return any(arg == option or arg.startswith(f"{option}=") for arg in args)
-
-
-# -- argparse, for asc_kd.bench until it moves to cli_parser -------------------------------------
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` shows every option's default once: texts that explain their default (``(default:
-    the model's own)``) keep their words; flags (off unless given), required options and
-    positionals show none."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default" in text or action.required or (action.nargs == 0 and action.default is False):
-            return text
-        return super()._get_help_string(action)
-
-
-class ArgparseCommandParser(argparse.ArgumentParser):
-    """The argparse parser of ``asc-kd bench``, until it moves to ``cli_parser``: it answers a
-    command line it cannot read in one line and exit code 2, without the usage (``--help`` shows
-    it): an unknown option or a misspelt choice with the closest valid spelling, in the fit's words
-    (``error: command line: unknown option --epochs; did you mean --max-epochs?``), a data option
-    typed without ``data.`` (``--root``) with the fit's spelling (``--data.root``)."""
-
-    _given: tuple[str, ...] = ()  # the arguments of the parse under way
-
-    def parse_known_args(
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        self._given = tuple(sys.argv[1:] if args is None else args)
-        try:
-            return super().parse_known_args(args, namespace)
-        finally:
-            self._given = ()
-
-    def error(self, message: str) -> NoReturn:
-        """Exit 2 with one line. An unknown option is named first, whatever argparse found
-        wrong after it (a required argument missing, a value taken for a positional)."""
-        unrecognized = message.startswith("unrecognized arguments:")
-        given = message.split(":", 1)[1].split() if unrecognized else list(self._given)
-        if unknown := unknown_options(self, given[: given.index("--")] if "--" in given else given):
-            message = unknown
-        elif choice := re.match(r"argument (.+?): invalid choice: ('.*'|\".*\") \(choose from", message):
-            message = self._unknown_choice(choice.group(1), ast.literal_eval(choice.group(2))) or message
-        self.exit(2, f"error: command line: {message}\n")
-
-    def _unknown_choice(self, name: str, value: str) -> str | None:
-        """``--executor: unknown choice 'lokal'; did you mean local?`` (a positional's: ``unknown
-        topic 'trainig'; ...``, a subcommand's: ``unknown command 'lsit'; ...``)."""
-        for action in self._actions:
-            names = ["/".join(action.option_strings), action.metavar, action.dest]
-            if action.choices is None or name not in names:
-                continue
-            if action.option_strings:
-                return unknown_choice(name, value, choices_of(action))
-            what = "command" if isinstance(action, argparse._SubParsersAction) else name.lower()
-            return f"unknown {what} {value!r}; {spelling_hint(value, choices_of(action))}"
-        return None
-
-
-def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The argparse parser of ``python -m asc_kd.bench`` (``prog``; the name the user typed,
-    ``asc-kd bench``, where that differs), until it moves to ``cli_parser``: defaults in
-    ``--help``, no abbreviated options, one-line errors."""
-    return ArgparseCommandParser(
-        prog=program_name(prog), formatter_class=HelpFormatter, allow_abbrev=False, description=description
-    )

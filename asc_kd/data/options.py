@@ -2,7 +2,7 @@
 
 ``python -m asc_kd.fit`` declares the options through LightningCLI: ``SceneDataModule``'s init
 arguments under ``data.``. ``add_datamodule_arguments`` adds the same declaration to a command's
-jsonargparse parser (``check``, ``logits``, ``quantize``, ``predict``, ``pipeline``), and
+jsonargparse parser (``check``, ``logits``, ``quantize``, ``predict``, ``pipeline``, ``bench``), and
 ``build_datamodule`` instantiates from what the command was given (``given_data``), so every
 command reads the clips and splits a fit reads: ``--data.root DATA --data.layout folders
 --data.validation holdout ...`` mean the same thing everywhere, typed and checked by the same
@@ -11,9 +11,8 @@ signature. A command keeps its own defaults (``num_workers`` 0, say) as the buil
 
 The declaration is the class's, so a command's parser imports ``asc_kd.data.datamodule`` (torch
 and Lightning): ``--help`` of a command with data options takes the seconds of that import. A
-second declaration that spares them (the class's arguments read from its source) would be one
-more thing to keep equal; ``asc_kd.bench`` still uses it (``add_data_arguments``, argparse)
-until it moves to ``add_datamodule_arguments``.
+second declaration that spared them (the class's arguments read from its source) would be one
+more thing to keep equal.
 
 The commands on a fitted model (``logits``, ``quantize``, ``predict``) read their data as its fit
 did: ``fit_defaults`` turns the options the fit recorded (``FIT_OPTIONS``, read by
@@ -24,18 +23,12 @@ the fit's clips; a given option wins, and one that contradicts the record is nam
 from __future__ import annotations
 
 import argparse
-import ast
-import functools
-import importlib.util
 import logging
-import operator
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import docstring_parser
 
 from asc_kd.core.command_line import choices_of, given_on_command_line, unknown_choice
 from asc_kd.core.errors import ConfigError, UsageError
@@ -49,9 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PREFIX = "--data."
-#: The argparse namespace attribute where ``add_data_arguments`` keeps a command's defaults.
-_DEFAULTS_KEY = "data_defaults"
-
 
 #: The data options that choose which clips, splits and windows a DataModule serves. Where
 #: several commands (or a pipeline's fits and stages) must read the same data, these must agree.
@@ -204,10 +194,10 @@ class GivenData:
     values: Mapping[str, Any] = field(default_factory=dict)
 
 
-#: The data options of a command: what it was given (``given_data``), or, for ``asc_kd.bench``
-#: (argparse), its command line (``--data.*`` are read, the rest ignored) or the namespace of a
-#: parser given ``add_data_arguments`` (which carries the command's defaults).
-DataArgs = GivenData | Sequence[str] | argparse.Namespace
+#: The data options of a command: what it was given (``given_data``), or a command line whose
+#: ``--data.*`` options are read and the rest ignored (a benchmark's own fit, the options a
+#: pipeline user gives after ``--``).
+DataArgs = GivenData | Sequence[str]
 
 
 def add_datamodule_arguments(
@@ -235,11 +225,16 @@ def add_datamodule_arguments(
         actions[f"{_PREFIX}{key}"].required = True
 
 
-def given_data(parser: ArgumentParser, argv: Sequence[str] | None) -> GivenData:
+def given_data(
+    parser: ArgumentParser, argv: Sequence[str] | None, subcommand: str | None = None
+) -> GivenData:
     """The data options ``argv`` gives a parser with ``add_datamodule_arguments`` (parsed without
-    defaults, so that a default is never taken for a choice: ``fit_defaults`` fills those)."""
+    defaults, so that a default is never taken for a choice: ``fit_defaults`` fills those), or
+    its ``subcommand``'s parser (``asc-kd bench data``)."""
     given = parser.parse_args(argv, defaults=False)
-    data = given.get("data")
+    if subcommand is not None:
+        given = given.get(subcommand)
+    data = given.get("data") if given is not None else None
     return GivenData(data.as_dict() if data is not None else {})
 
 
@@ -269,8 +264,6 @@ def _parse(args: DataArgs, defaults: Mapping[str, Any] | None) -> tuple[Lightnin
         for key, value in args.values.items():
             config[f"data.{key}"] = value
         return parser, config
-    if isinstance(args, argparse.Namespace):
-        defaults = {**getattr(args, _DEFAULTS_KEY, {}), **(defaults or {})}
     parser = data_parser(defaults)
     try:
         return parser, parser.parse_args(given_data_options(args))
@@ -285,174 +278,13 @@ def gives(args: DataArgs, key: str) -> bool:
     return given_on_command_line(given_data_options(args), f"{_PREFIX}{key}")
 
 
-def add_data_arguments(
-    parser: argparse.ArgumentParser,
-    defaults: Mapping[str, Any] | None = None,
-    required: Iterable[str] = (),
-) -> None:
-    """Add the fit's ``--data.*`` options to an argparse command, as one help group.
-
-    ``defaults`` are the command's own (shown in ``--help`` and used by ``build_datamodule(args)``);
-    ``required`` names options the command cannot do without (``root``).
-    """
-    defaults = dict(defaults or {})
-    required = set(required)
-    options = data_options()
-    unknown = sorted(set(defaults) - {option.key for option in options})
-    if unknown:
-        raise ValueError(f"defaults {unknown} are not SceneDataModule arguments")
-    group = parser.add_argument_group(
-        "data options", "the --data.* options of python -m asc_kd.fit (SceneDataModule's arguments)"
-    )
-    for option in options:
-        key = option.key
-        text = " ".join(option.help.replace("``", "").split())
-        if key in defaults:  # the command's default replaces the one the docstring explains
-            text = re.sub(r"\s*\(default[^()]*\)", "", text) + f" (default: {_shown(defaults[key])})"
-        elif "default" not in text and key not in required:
-            text += f" (default: {_shown(option.default)})"
-        group.add_argument(
-            f"{_PREFIX}{key}",
-            dest=f"data.{key}",
-            default=argparse.SUPPRESS,
-            required=key in required,
-            metavar=option.metavar or key.upper(),
-            help=text.replace("%", "%%"),
-        )
-    parser.set_defaults(**{_DEFAULTS_KEY: defaults})
-
-
-@dataclass(frozen=True)
-class DataOption:
-    """One ``--data.*`` option as the fit's parser declares it: its key, its text from the
-    DataModule's docstring, its default and its metavar (the choices of a ``Literal``)."""
-
-    key: str
-    help: str
-    default: Any
-    metavar: str | None
-
-
-#: The class whose arguments are the data options, and its module.
-_DATAMODULE = ("asc_kd.data.datamodule", "SceneDataModule")
-_OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
-
-
-@functools.cache
-def data_options() -> tuple[DataOption, ...]:
-    """``SceneDataModule``'s arguments as ``data_parser`` declares them, read from the source of
-    ``asc_kd.data.datamodule`` instead of importing it (which imports torch and Lightning, seconds
-    that a command's ``--help`` should not wait for). Texts come from the class docstring's Args
-    through docstring_parser, as jsonargparse reads them; metavars are jsonargparse's
-    (``{true,false}``, a ``Literal``'s choices, ``[ITEM,...]``). ``tests/data/test_options.py``
-    holds them equal to the parser's."""
-    module, name = _DATAMODULE
-    tree = _source(module)
-    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name]
-    (init,) = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
-    texts = {
-        p.arg_name: p.description or "" for p in docstring_parser.parse(ast.get_docstring(cls) or "").params
-    }
-    arguments = init.args.args[1:]  # after self
-    defaults = [None] * (len(arguments) - len(init.args.defaults)) + list(init.args.defaults)
-    return tuple(
-        DataOption(
-            argument.arg,
-            texts.get(argument.arg, ""),
-            None if default is None else _value(default, tree),
-            _metavar(argument.annotation, tree) if argument.annotation else None,
-        )
-        for argument, default in zip(arguments, defaults, strict=True)
-        if not argument.arg.startswith("_")
-    )
-
-
-@functools.cache
-def _source(module: str) -> ast.Module:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise LookupError(f"no source of {module}")
-    return ast.parse(Path(spec.origin).read_text())
-
-
-def _defined(name: str, tree: ast.Module) -> tuple[ast.expr, ast.Module]:
-    """The expression a module-level ``name`` is given in ``tree`` (following ``from m import
-    name`` into ``m``), and the tree it is in; ``LookupError`` for a name not defined there."""
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == name for t in node.targets
-        ):
-            return node.value, tree
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
-            if node.value is not None:
-                return node.value, tree
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if any((alias.asname or alias.name) == name for alias in node.names):
-                return _defined(name, _source(node.module))
-    raise LookupError(name)
-
-
-def _value(node: ast.expr, tree: ast.Module) -> Any:
-    """A default's value: a literal, a module constant (``DEMO_ROOT``) or arithmetic on them."""
-    if isinstance(node, ast.Name):
-        return _value(*_defined(node.id, tree))
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_value(node.left, tree), _value(node.right, tree))
-    return ast.literal_eval(node)
-
-
-def _metavar(node: ast.expr, tree: ast.Module) -> str | None:
-    """jsonargparse's metavar of an annotation (``typehint_metavar``); None where it has none."""
-    text = ast.unparse(node)
-    if text == "bool":
-        return "{true,false}"
-    if text in ("bool | None", "None | bool", "Optional[bool]"):
-        return "{true,false,null}"
-    if isinstance(node, ast.Name):  # an alias (LayoutName = Literal[...]) or a class (str)
-        try:
-            return _metavar(*_defined(node.id, tree))
-        except LookupError:
-            return None
-    if isinstance(node, ast.Subscript):
-        origin = ast.unparse(node.value)
-        if origin == "Literal":
-            values = ast.literal_eval(node.slice)
-            shown = list(
-                dict.fromkeys(
-                    "null" if v is None else str(v)
-                    for v in (values if isinstance(values, tuple) else (values,))
-                )
-            )
-            return shown[0] if len(shown) == 1 else "{" + ",".join(shown) + "}"
-        if origin in ("tuple", "list", "set", "frozenset", "Sequence", "Set"):
-            return "[ITEM,...]"
-    return None
-
-
 def given_data_options(args: DataArgs) -> list[str]:
     """The ``--data.*`` options ``args`` give (``--data.k v`` or ``--data.k=v``), as a command line."""
     given: list[str] = []
-    if isinstance(args, argparse.Namespace):
-        for key, value in given_data_values(args).items():
-            given += [f"{_PREFIX}{key}", value]
-        return given
     for i, arg in enumerate(args):
         if arg.startswith(_PREFIX):
             given += [arg] if "=" in arg else [arg, *args[i + 1 : i + 2]]
     return given
-
-
-def given_data_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``--data.*`` options given to a parser with ``add_data_arguments``, by key
-    (``{"root": "DATA"}``), as typed: a command that hands them on (the pipeline) keeps them whole."""
-    return {
-        dest.removeprefix("data."): value for dest, value in vars(args).items() if dest.startswith("data.")
-    }
 
 
 def _shown(value: Any) -> str:

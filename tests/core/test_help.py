@@ -22,7 +22,7 @@ from jsonargparse import ActionConfigFile
 import asc_kd
 from asc_kd.__main__ import COMMANDS as ASC_KD_COMMANDS
 from asc_kd.__main__ import main as asc_kd_main
-from asc_kd.core.command_line import CommandHelpFormatter, HelpFormatter
+from asc_kd.core.command_line import CommandHelpFormatter
 
 COMMANDS = [
     "asc_kd.bench",
@@ -67,9 +67,7 @@ def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 @pytest.mark.parametrize("module", COMMANDS)
 def test_every_option_has_a_description_and_its_default(module: str) -> None:
     for name, parser in _parsers(importlib.import_module(module).build_parser(), module):
-        # asc_kd.bench is on argparse until it moves to cli_parser
-        formatter = HelpFormatter if module == "asc_kd.bench" else CommandHelpFormatter
-        assert parser.formatter_class is formatter, name
+        assert parser.formatter_class is CommandHelpFormatter, name
         formatter = parser._get_formatter()
         for action in _options(parser):
             assert action.help, f"{name} {action.option_strings[0]} has no description"
@@ -192,11 +190,11 @@ def test_the_usage_names_the_command_as_typed(command: str, capsys: pytest.Captu
 
 
 #: The words before ``--print_config`` that a command needs to print a configuration.
-PRINT_CONFIG_BEFORE = {"recipes": ["show", "students/kd"]}
+PRINT_CONFIG_BEFORE = {"recipes": ["show", "students/kd"], "bench": ["train"]}
 
 
 @pytest.mark.usefixtures("as_asc_kd")
-@pytest.mark.parametrize("command", sorted(set(ASC_KD_COMMANDS) - {"bench"}))  # bench: argparse still
+@pytest.mark.parametrize("command", sorted(ASC_KD_COMMANDS))
 def test_every_command_prints_its_configuration(
     command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -207,8 +205,8 @@ def test_every_command_prints_its_configuration(
     assert code == 0 and err == "", (code, err)
     printed = yaml.safe_load(out)
     assert isinstance(printed, dict) and printed, out
-    if command in ("fit", "recipes"):
-        return  # the fit's recipes need a model; recipes' print is the subcommand's
+    if command in ("fit", "recipes", "bench"):
+        return  # the fit's recipes need a model; recipes' and bench's print is the subcommand's
     (tmp_path / "config.yaml").write_text(out)
     code, again, err = _run(
         asc_kd_main, [command, "--config", str(tmp_path / "config.yaml"), "--print_config"], capsys

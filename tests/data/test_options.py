@@ -3,7 +3,6 @@ and builds its DataModule from them with the one builder."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 from collections.abc import Iterator
@@ -27,11 +26,8 @@ from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.options import (
     FIT_OPTIONS,
-    add_data_arguments,
     build_datamodule,
     data_option_names,
-    data_options,
-    data_parser,
     fit_defaults,
     recorded_options,
 )
@@ -133,37 +129,6 @@ def test_the_builder_takes_a_command_line_defaults_and_overrides() -> None:
     # The command line beats the defaults, the defaults beat the fit's, overrides beat both.
     assert (hparams.root, hparams.batch_size, hparams.seed) == ("R", 16, 4)
     assert (hparams.num_workers, hparams.eval_batch_size, hparams.use_cache) == (0, 256, False)
-
-
-def test_a_parsers_defaults_show_in_help_and_reach_the_builder() -> None:
-    parser = argparse.ArgumentParser()
-    add_data_arguments(parser, {"num_workers": 0, "eval_batch_size": 32}, required=["root"])
-    help_text = " ".join(parser.format_help().split())
-    assert "--data.num_workers NUM_WORKERS DataLoader processes. (default: 0)" in help_text
-    assert "--data.layout {auto,tau22,tau20,folders}" in help_text
-    hparams = build_datamodule(parser.parse_args(["--data.root", "R", "--data.eval_batch_size", "5"])).hparams
-    assert (hparams.root, hparams.num_workers, hparams.eval_batch_size) == ("R", 0, 5)
-    with pytest.raises(SystemExit):
-        parser.parse_args([])  # --data.root is required here
-
-
-def test_the_options_read_from_the_source_are_the_fit_parsers() -> None:
-    """``--help`` lists the options read from SceneDataModule's source (no torch): they are the
-    ones, with the texts, defaults and metavars, that the fit's parser declares."""
-    declared = [
-        (
-            action.dest.removeprefix("data."),
-            " ".join((action.help or "").split()),
-            action.default,
-            action.metavar,
-        )
-        for action in data_parser()._actions
-        if any(option.startswith("--data.") for option in action.option_strings)
-    ]
-    read = [(o.key, " ".join(o.help.split()), o.default, o.metavar) for o in data_options()]
-    assert read == declared
-    metavars = {key: metavar for key, _, _, metavar in read}
-    assert metavars["layout"] == "{auto,tau22,tau20,folders}" and metavars["use_cache"] == "{true,false}"
 
 
 def test_a_bad_value_is_one_line_naming_the_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
