@@ -186,7 +186,7 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
     ),
     "demo": (
         "python -m asc_kd.bench demo",
-        "`make demo` (python -m asc_kd.pipeline) from an empty folder, by stage",
+        "`make demo` from an empty folder and an empty audio cache, by stage",
         lambda s, c: bench_demo(),
         _demo_row,
     ),
