@@ -108,13 +108,18 @@ class KDStep:
         return len(waveform)
 
 
-def recipe_frontend() -> dict[str, Any]:
-    """The student recipe's front-end arguments (``students/kd.yaml``): CP-JKU's training
-    front-end with its per-batch mel band jitter and frequency masks."""
+def student_recipe_task() -> dict[str, Any]:
+    """The student recipe's task arguments (``students/kd.yaml``): its front-end, memory format
+    and precision, which the benchmarks' bare steps follow."""
     from asc_kd.recipes import RECIPES
 
-    task = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["model"]["init_args"]
-    return dict(task.get("frontend_kwargs") or {})
+    return yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["model"]["init_args"]
+
+
+def recipe_frontend() -> dict[str, Any]:
+    """The student recipe's front-end arguments: CP-JKU's training front-end with its per-batch
+    mel band jitter and frequency masks."""
+    return dict(student_recipe_task().get("frontend_kwargs") or {})
 
 
 def bench_train(
@@ -357,10 +362,9 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
     from asc_kd.evaluation.inference import uses_bf16
     from asc_kd.models.frontends import StudentMel
     from asc_kd.recipes import RECIPES
-    from asc_kd.training.fit import fit
 
     torch.set_num_threads(threads)
-    recipe_task = yaml.safe_load((RECIPES / "students" / "kd.yaml").read_text())["model"]["init_args"]
+    recipe_task = student_recipe_task()
     frontend_kwargs = recipe_task.get("frontend_kwargs") or {}
     cpu = torch.device("cpu")
     step = KDStep(
@@ -408,11 +412,9 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
             *("--config", str(recipe)),
             *data_args,
             *("--model.init_args.warmup_epochs", "0", "--model.init_args.decay_start_epoch", "0"),
-            *("--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)),
-            *("--trainer.enable_progress_bar", "false", "--checkpoint.dirpath", str(out / "ckpt")),
-            *("--test", "false"),
+            *("--checkpoint.dirpath", str(out / "ckpt"), "--test", "false"),
         ]
-        cli = fit(args)
+        cli = _quiet_fit(args, out)
         (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, EpochTimer)]
         timed = sorted(timer.epochs[1:] or timer.epochs)
         seconds, clips = timed[len(timed) // 2]

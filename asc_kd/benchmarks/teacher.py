@@ -138,9 +138,7 @@ def bench_teacher(
         "eval_top1_agreement": float((fast.argmax(1) == reference.argmax(1)).float().mean()),
         **{key: round(value, 1) for key, value in first.items()},
     }
-    for phase, run in (("train", train_step), ("eval", eval_forward)):
-        for name in modules:  # warm-up
-            run(name)
+    for phase, run in (("train", train_step), ("eval", eval_forward)):  # warmed up above
         medians = interleaved(
             {name: partial(run, name) for name in modules}, seconds, 3, target_device.type == "cuda"
         )
