@@ -103,7 +103,15 @@ def build_parser() -> CommandParser:
         default="passt",
         help="teacher: a shipped teacher's name (passt, ast, convnext, ...), a recipe name or a YAML path",
     )
-    teacher.add_argument("--batch-size", type=int, default=8, help="clips per step")
+    teacher.add_argument(
+        "--batch-size", type=int, default=None, help="clips per training step (default: the teacher recipe's)"
+    )
+    teacher.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=None,
+        help="clips per eval forward (default: the logits export's, 64)",
+    )
     teacher.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     teacher.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -150,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         results = bench_teacher(
             args.model,
             args.batch_size,
+            args.eval_batch_size,
             args.threads,
             args.seconds,
             args.device,

@@ -90,9 +90,11 @@ def _teacher_row(r: dict[str, Any]) -> str:
         else ""
     )
     return (
-        f"bf16 {'on' if r['bf16_autocast'] else 'off'}; train {r['baseline_train_clips_per_s']} vs "
+        f"bf16 {'on' if r['bf16_autocast'] else 'off'}; train (batch {r['batch_size']}) "
+        f"{r['baseline_train_clips_per_s']} vs "
         f"{r['asc_kd_train_clips_per_s']} clips/s: {_x(r['train_ratio'])}"
-        f"{_over_cpjku(r, 'train_ratio_over_cpjku')}; eval {r['baseline_eval_clips_per_s']} vs "
+        f"{_over_cpjku(r, 'train_ratio_over_cpjku')}; eval (batch {r['eval_batch_size']}) "
+        f"{r['baseline_eval_clips_per_s']} vs "
         f"{r['asc_kd_eval_clips_per_s']}: {_x(r['eval_ratio'])}{_over_cpjku(r, 'eval_ratio_over_cpjku')}"
         f"{cpjku}; first train step {r['asc_kd_train_first_s']:.0f} s, first eval "
         f"{r['asc_kd_eval_first_s']:.0f} s{' (compiling)' if r['compiled'] else ''}; "
@@ -150,11 +152,12 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
         ),
     ),
     "teacher": (
-        "python -m asc_kd.bench teacher --batch-size 32 --compile [--cpjku DIR]",
-        "PaSST teacher, batch 32, random weights: hear21passt's attention in fp32 (and CP-JKU's own "
+        "python -m asc_kd.bench teacher --compile [--cpjku DIR]",
+        "PaSST teacher, random weights, a training step at its recipe's batch (80) and the eval "
+        "forward at the logits export's (64): hear21passt's attention in fp32 (and CP-JKU's own "
         "code with --cpjku) vs asc_kd (fused attention, bf16 autocast where the device does it "
         "fast, compiled: the task's `compile: true`); eval is `asc_kd.logits --precision auto`'s path",
-        lambda s, c: bench_teacher("passt", 32, 2, s, cpjku=c, compile_model=True),
+        lambda s, c: bench_teacher("passt", threads=2, seconds=s, cpjku=c, compile_model=True),
         _teacher_row,
     ),
     "quant": (

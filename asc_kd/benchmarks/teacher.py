@@ -8,18 +8,34 @@ import io
 import logging
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:
-    pass
+import yaml
 
 from asc_kd.benchmarks.timing import interleaved
 from asc_kd.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def _teacher_recipe(model: str) -> Path:
+    """The file of teacher recipe ``model``: a shipped teacher's name, a recipe name or a path."""
+    from asc_kd.recipes import resolve_recipe
+
+    return resolve_recipe(model if model.endswith((".yaml", ".yml")) or "/" in model else f"teachers/{model}")
+
+
+def recipe_batch_size(model: str) -> int:
+    """The clips per training step of teacher recipe ``model`` (its ``data.batch_size``; PaSST's
+    is CP-JKU's 80): the batch a teacher's fit steps on, so the one its train step is timed at."""
+    config = yaml.safe_load(_teacher_recipe(model).read_text()) or {}
+    size = (config.get("data") or {}).get("batch_size")
+    if not isinstance(size, int):
+        raise ConfigError(f"teacher recipe {model!r} sets no data.batch_size; give --batch-size")
+    return size
 
 
 def _teacher_task(model: str, manual_attention: bool) -> Any:
@@ -30,13 +46,10 @@ def _teacher_task(model: str, manual_attention: bool) -> Any:
 
     import timm.layers
 
-    from asc_kd.recipes import read_recipe, resolve_recipe
+    from asc_kd.recipes import read_recipe
     from asc_kd.tasks import ClassificationTask
 
-    recipe = resolve_recipe(
-        model if model.endswith((".yaml", ".yml")) or "/" in model else f"teachers/{model}"
-    )
-    arguments = read_recipe(recipe)
+    arguments = read_recipe(_teacher_recipe(model))
     kwargs = {**(arguments.get("model_kwargs") or {}), "checkpoint": None}
     if arguments["model"] == "passt":
         kwargs["attention"] = "manual" if manual_attention else "fused"
@@ -51,7 +64,8 @@ def _teacher_task(model: str, manual_attention: bool) -> Any:
 
 def bench_teacher(
     model: str = "passt",
-    batch_size: int = 8,
+    batch_size: int | None = None,
+    eval_batch_size: int | None = None,
     threads: int = 2,
     seconds: float = 10.0,
     device: str = "cpu",
@@ -71,10 +85,18 @@ def bench_teacher(
     their code): CP-JKU's own ``AugmentMelSTFT`` and PaSST as their ``run_passt_training.py``
     builds them, fp32, eval under ``no_grad``. A training step is front-end + forward +
     cross-entropy + backward + Adam step. Also reported: the largest absolute logit difference
-    and top-1 agreement of asc_kd's eval vs the baseline's on the benchmark batch (same weights).
+    and top-1 agreement of asc_kd's eval vs the baseline's on the eval batch (same weights).
+
+    Each phase is timed at the batch it runs at: a training step at the recipe's batch size
+    (``batch_size``, default ``recipe_batch_size``), where the per-step costs (the optimizer's
+    update, bf16 copies of the weights) are shared as in a fit; the eval forward at the logits
+    export's (``eval_batch_size``, default ``LOGITS_DATA_DEFAULTS``'s).
     """
     from asc_kd.evaluation.inference import autocast, fast_bf16
+    from asc_kd.training.logits import LOGITS_DATA_DEFAULTS
 
+    batch_size = batch_size or recipe_batch_size(model)
+    eval_batch_size = eval_batch_size or LOGITS_DATA_DEFAULTS["eval_batch_size"]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     target_device = torch.device(device)
@@ -85,6 +107,7 @@ def bench_teacher(
         ours.model.compile()
     waveform = 0.1 * torch.randn(batch_size, ours.segment_samples, device=target_device)
     target = torch.randint(0, len(ours.classes), (batch_size,), device=target_device)
+    clips = 0.1 * torch.randn(eval_batch_size, ours.segment_samples, device=target_device)
     bf16 = fast_bf16(target_device)
     modules: dict[str, Any] = {"baseline": baseline, "asc_kd": ours}
     if cpjku is not None:
@@ -111,9 +134,9 @@ def bench_teacher(
         module = modules[name].eval()
         if name != "asc_kd":
             with torch.no_grad():
-                return module(waveform)
+                return module(clips)
         with torch.inference_mode(), autocast(target_device, "auto"):
-            return module(waveform).float()
+            return module(clips).float()
 
     # parity before any training step changes the weights apart; the first call of each phase
     # (compilation, with compile_model) is timed apart from the measurement
@@ -131,6 +154,7 @@ def bench_teacher(
         "model": model,
         "compiled": compile_model,
         "batch_size": batch_size,
+        "eval_batch_size": eval_batch_size,
         "threads": threads,
         "device": device,
         "bf16_autocast": bf16,
@@ -138,12 +162,13 @@ def bench_teacher(
         "eval_top1_agreement": float((fast.argmax(1) == reference.argmax(1)).float().mean()),
         **{key: round(value, 1) for key, value in first.items()},
     }
-    for phase, run in (("train", train_step), ("eval", eval_forward)):  # warmed up above
+    phases = (("train", train_step, batch_size), ("eval", eval_forward, eval_batch_size))
+    for phase, run, size in phases:  # warmed up above
         medians = interleaved(
             {name: partial(run, name) for name in modules}, seconds, 3, target_device.type == "cuda"
         )
         for name, median in medians.items():
-            results[f"{name}_{phase}_clips_per_s"] = round(batch_size / median, 2)
+            results[f"{name}_{phase}_clips_per_s"] = round(size / median, 2)
         for other in ("baseline", "cpjku"):
             if other in modules:
                 suffix = "" if other == "baseline" else f"_over_{other}"

@@ -16,16 +16,22 @@ from asc_kd.benchmarks import bench_eval, bench_fit_epoch, bench_teacher, bench_
 from asc_kd.benchmarks.cpjku import _TorchWithRealStft
 from asc_kd.benchmarks.demo import _ends
 from asc_kd.benchmarks.report import REPORT, machine_description, performance_report
+from asc_kd.benchmarks.teacher import recipe_batch_size
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.recipes import RECIPES
 
 
 def test_bench_teacher_compares_the_same_teacher_both_ways(bf16_branch: bool) -> None:
-    results = bench_teacher(str(RECIPES / "demo" / "teachers" / "passt_tiny.yaml"), batch_size=2, seconds=0)
+    recipe = str(RECIPES / "demo" / "teachers" / "passt_tiny.yaml")
+    results = bench_teacher(recipe, batch_size=2, eval_batch_size=3, seconds=0)
     for key in ("train_clips_per_s", "eval_clips_per_s", "train_ratio", "eval_ratio"):
         assert results[key] > 0, key
     assert results["train_clips_per_s"] == results["asc_kd_train_clips_per_s"]
+    assert (results["batch_size"], results["eval_batch_size"]) == (2, 3)
+    assert "train (batch 2)" in REPORT["teacher"][3](results) and "eval (batch 3)" in REPORT["teacher"][3](
+        results
+    )
     assert results["bf16_autocast"] is bf16_branch
     assert f"{results['eval_ratio']:.2f}x" in REPORT["teacher"][3](results)  # the report's row
     if bf16_branch:  # bf16 moves the logits a little, not to other numbers
@@ -33,6 +39,15 @@ def test_bench_teacher_compares_the_same_teacher_both_ways(bf16_branch: bool) ->
     else:  # fused attention alone: the same logits up to rounding
         assert results["eval_max_abs_logit_diff"] < 1e-4
         assert results["eval_top1_agreement"] == 1.0
+
+
+def test_bench_teacher_times_a_training_step_at_the_recipes_batch(tmp_path: Path) -> None:
+    assert recipe_batch_size("passt") == 80  # CP-JKU's, in teachers/passt.yaml
+    assert recipe_batch_size(str(RECIPES / "demo" / "teachers" / "passt_tiny.yaml")) == 32
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("model:\n  init_args:\n    model: passt\n")
+    with pytest.raises(ConfigError, match="sets no data.batch_size; give --batch-size"):
+        recipe_batch_size(str(bare))
 
 
 @pytest.mark.slow

@@ -37,6 +37,10 @@ def _squeue_state(job_id: str) -> str:
     return listed.stdout.strip() or "gone"
 
 
+#: The time-out test's signal delay (submitit's default is 90 s, longer than its 2-min limit).
+SIGNAL_DELAY_S = 70
+
+
 def _started(record: dict) -> list[dict]:
     return [attempt for attempt in record["attempts"] if attempt.get("started")]
 
@@ -157,15 +161,21 @@ def test_a_controller_that_stops_answering_is_waited_for_not_judged(
     assert read_record(run / "run.json")["state"] == "done" and _epochs_done(run) == 250
 
 
-@pytest.mark.cluster_exclusive  # its 1-min limit leaves no slack for a loaded machine
+@pytest.mark.cluster_exclusive  # its 2-min limits would stretch on a loaded machine
 def test_a_run_timed_out_on_every_attempt_says_time_limit_and_a_rerun_resumes_it(
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
-    """A 1-minute limit is shorter than submitit's signal delay: every attempt is signalled at
-    once and requeued, until submitit gives up. The run ends ``timeout``, named as a time limit,
-    and the rerun (with a limit that fits) resumes from the last checkpoint."""
+    """Every attempt of a run that cannot finish in its limit is signalled (USR2) and requeued,
+    until submitit gives up. The run ends ``timeout``, named as a time limit, and the rerun (with
+    a limit that fits) resumes from the last checkpoint.
+
+    SLURM sends the signal at its first time-limit check (every 30 s) that finds fewer than the
+    delay plus 30 s left: with a 2-minute limit and a 70-s delay, between 20 s and 50 s into an
+    attempt. That is after the job's Python has installed submitit's handler (a signal before it
+    kills the job: ``failed``) and, on a quiet machine, after an epoch's checkpoint."""
     out = tmp_path / "out"
-    argv = teacher_argv(tiny_root, cache_dir, out, "--time-per-run", "1", epochs=100_000)  # never in time
+    limit = ("--time-per-run", "2", "--slurm-param", f"signal=USR2@{SIGNAL_DELAY_S}")
+    argv = teacher_argv(tiny_root, cache_dir, out, *limit, epochs=100_000)  # never in time
     done = run_pipeline(argv, timeout=600)
     assert done.returncode == 1
     run = out / "teachers" / "teacher-seed0"
