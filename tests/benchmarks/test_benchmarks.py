@@ -18,6 +18,7 @@ from asc_kd.benchmarks.demo import _ends
 from asc_kd.benchmarks.report import REPORT, machine_description, performance_report
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.options import GivenData
 from asc_kd.recipes import RECIPES
 
 
@@ -38,7 +39,7 @@ def test_bench_teacher_compares_the_same_teacher_both_ways(bf16_branch: bool) ->
 @pytest.mark.slow
 def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
-    data = ["--data.root", str(tiny_root), "--data.num_workers", "0"]
+    data = GivenData({"root": str(tiny_root), "num_workers": 0})
     results = bench_fit_epoch(data, batch_size=8, threads=1, epochs=2)
     train_clips = len(TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"])
     assert results["clips"] == train_clips // 8 * 8  # one epoch of whole batches (drop_last)
