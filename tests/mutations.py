@@ -599,7 +599,7 @@ MUTATIONS = [
     (
         "a typed data option that contradicts the fit goes unnamed",
         "asc_kd/data/options.py",
-        "                _contradiction(key, values[key], record[key], source)",
+        "                _contradiction(key, given.values[key], record[key], source)",
         "                pass",
         ["tests/data/test_options.py"],
     ),
@@ -1007,11 +1007,11 @@ MUTATIONS = [
         ["tests/core/test_help.py::test_a_misspelt_option_or_choice_is_one_line_naming_the_closest[fit]"],
     ),
     (
-        "a data option's misspelt choice is refused without the closest",
-        "asc_kd/data/options.py",
-        "        if value and choices:\n",
-        "        if False:\n",
-        ["tests/data/test_options.py::test_a_bad_value_is_one_line_naming_the_option"],
+        "a command's data option with a misspelt choice is refused in jsonargparse's words",
+        "asc_kd/core/command_line.py",
+        "                    if choices and value not in choices:\n",
+        "                    if False:\n",
+        ["tests/data/test_options.py::test_a_bad_data_value_ends_a_command_in_one_line_naming_the_option"],
     ),
     (
         "asc-kd COMMAND prints the usage of python -m asc_kd.COMMAND",
@@ -1133,7 +1133,7 @@ MUTATIONS = [
         "asc_kd/core/command_line.py",
         "                    if not choices and (expected := expected_type(action, value)):\n",
         "                    if False:\n",
-        ["tests/data/test_options.py::test_a_bad_value_is_one_line_naming_the_option"],
+        ["tests/data/test_options.py::test_a_bad_data_value_ends_a_command_in_one_line_naming_the_option"],
     ),
     (
         "the pipeline repeats a default of PipelineConfig",
@@ -1172,6 +1172,23 @@ MUTATIONS = [
         '            data["generate_synthetic"] = True\n',
         '            data["generate_synthetic"] = "true"\n',
         ["tests/runs/test_pipeline.py::test_the_data_options_are_the_fits_and_reach_every_fit"],
+    ),
+    (
+        "the pipeline hands a data option after -- to its fits",
+        "asc_kd/runs/pipeline.py",
+        "        if after_dashes is not None:\n",
+        "        if False:\n",
+        ["tests/runs/test_pipeline.py::test_a_data_option_after_the_dashes_is_refused"],
+    ),
+    (
+        "bench train --fit builds its data without the given data options",
+        "asc_kd/benchmarks/student.py",
+        "                **data.values,\n",
+        "",
+        [
+            "tests/data/test_options.py::"
+            "test_a_non_default_data_option_reaches_each_commands_datamodule[bench train --fit]"
+        ],
     ),
 ]
 

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from asc_kd.data.options import DataArgs
+    from asc_kd.data.options import GivenData
 
 from asc_kd.benchmarks.timing import data_defaults, rate
 
 log = logging.getLogger(__name__)
 
 
-def bench_data(data: DataArgs, seconds: float) -> dict[str, Any]:
+def bench_data(data: GivenData, seconds: float) -> dict[str, Any]:
     """Clips/s of training batches decoded from wavs vs read from the resampled cache."""
     from asc_kd.data.options import build_datamodule
 
@@ -42,7 +42,7 @@ def bench_data(data: DataArgs, seconds: float) -> dict[str, Any]:
     return results
 
 
-def bench_keys(data: DataArgs) -> dict[str, Any]:
+def bench_keys(data: GivenData) -> dict[str, Any]:
     """Seconds of the per-file work a fit's ``setup`` does before any audio is decoded: the
     cache key of each split (names, sizes, 64 sampled files' bytes, root, inodes, mtimes) and
     the dataset fingerprint recorded in checkpoints, for the dataset of ``data``'s ``--data.*``

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from asc_kd.data.options import DataArgs
+    from asc_kd.data.options import GivenData
 
 from asc_kd.benchmarks.timing import data_defaults, rate
 
@@ -91,7 +91,7 @@ def bench_eval(
 
 
 def bench_quant(
-    data: DataArgs, checkpoint: str | None, epochs: int, threads: int, seconds: float
+    data: GivenData, checkpoint: str | None, epochs: int, threads: int, seconds: float
 ) -> dict[str, Any]:
     """fp32 vs int8 accuracy on the test split and CPU inference clips/s (waveform to logits),
     on the dataset of ``data``'s ``--data.*`` options (default: synthetic scenes)."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -22,11 +22,9 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-if TYPE_CHECKING:
-    from asc_kd.data.options import DataArgs
-
 from asc_kd.benchmarks.timing import data_defaults, interleaved
 from asc_kd.core.errors import ConfigError
+from asc_kd.data.options import GivenData
 
 log = logging.getLogger(__name__)
 
@@ -328,20 +326,16 @@ trainer:
 """
 
 
-def _data_options(data: DataArgs) -> list[str]:
-    """The ``--data.*`` options ``data`` gives, as the fit's command line (typed values in JSON,
-    which the fit reads as YAML: ``true``, ``null``, ``[a, b]``)."""
-    from asc_kd.data.options import GivenData, given_data_options
-
-    if not isinstance(data, GivenData):
-        return given_data_options(data)
+def _data_options(data: GivenData) -> list[str]:
+    """The data options ``data`` gives, as the fit's command line (typed values in JSON, which
+    the fit reads as YAML: ``true``, ``null``, ``[a, b]``)."""
     return [
         f"--data.{key}={value if isinstance(value, str) else json.dumps(value)}"
         for key, value in data.values.items()
     ]
 
 
-def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int = 5) -> dict[str, Any]:
+def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int = 5) -> dict[str, Any]:
     """A KD epoch of system 1 through ``asc_kd.fit`` against the bare step, clips/s.
 
     The fit is the shipped recipe (``base.yaml`` + ``students/kd.yaml``, system 1) with Mixup and
@@ -376,13 +370,16 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
         work = Path(tmp)
         defaults = data_defaults(data, work, SyntheticConfig())  # the demo's size
         logits = work / "logits.npz"
-        data_args = [
-            *(arg for key, value in defaults.items() for arg in (f"--data.{key}", value)),
-            *("--data.validation", "none", "--data.batch_size", str(batch_size)),
-            *_data_options(data),
-            *("--data.teacher_logits", str(logits)),
-        ]
-        datamodule = build_datamodule(data_args, teacher_logits=None)
+        given = GivenData(
+            {
+                **defaults,
+                "validation": "none",
+                "batch_size": batch_size,
+                **data.values,
+                "teacher_logits": str(logits),
+            }
+        )
+        datamodule = build_datamodule(given, teacher_logits=None)
         keys = list(datamodule.frames()["train"]["filename"])
         classes = list(datamodule.spec.classes)
         metadata = {"split": "train", "classes": classes}
@@ -410,7 +407,7 @@ def bench_fit_epoch(data: DataArgs, batch_size: int, threads: int, epochs: int =
             *("--config", str(RECIPES / "base.yaml")),
             *("--config", str(RECIPES / "students" / "kd.yaml")),
             *("--config", str(recipe)),
-            *data_args,
+            *_data_options(given),
             *("--model.init_args.warmup_epochs", "0", "--model.init_args.decay_start_epoch", "0"),
             *("--checkpoint.dirpath", str(out / "ckpt"), "--test", "false"),
         ]
@@ -473,8 +470,8 @@ def bench_precision(seeds: int = 3, threads: int = 2) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         root = ensure_synthetic(work / "synthetic", SyntheticConfig())
-        data = ["--data.root", str(root), "--data.cache_dir", str(work / "cache")]
-        demo = ["--config", "demo/synthetic", *data]
+        data = GivenData({"root": str(root), "cache_dir": str(work / "cache")})
+        demo = ["--config", "demo/synthetic", *_data_options(data)]
         start = time.perf_counter()
         teacher = _quiet_fit(
             ["--config", "base", "--config", "demo/teachers/cnn_tiny", *demo, "--test", "false"],

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from asc_kd.data.options import DataArgs
+    from asc_kd.data.options import GivenData
 
 
 def rate(fn: Callable[[], int], min_seconds: float, warmup: int = 1) -> float:
@@ -27,7 +27,7 @@ def rate(fn: Callable[[], int], min_seconds: float, warmup: int = 1) -> float:
             return items / elapsed
 
 
-def data_defaults(data: DataArgs, workdir: Path, config: Any = None) -> dict[str, str]:
+def data_defaults(data: GivenData, workdir: Path, config: Any = None) -> dict[str, str]:
     """The data defaults of a benchmark: ``--data.root`` when given, else synthetic scenes
     generated under ``workdir`` (``config``, by default 60 training segments per scene); the
     cache in ``workdir`` unless ``--data.cache_dir`` names one."""

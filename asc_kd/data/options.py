@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asc_kd.core.command_line import choices_of, given_on_command_line, unknown_choice
-from asc_kd.core.errors import ConfigError, UsageError
+from asc_kd.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from jsonargparse import ArgumentParser
@@ -80,10 +79,10 @@ _MODEL_READS = {
 _PATH_OPTIONS = ("root", "train_split_file")
 
 
-def data_values(args: DataArgs = (), defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Every data option's value (``{"layout": "auto", ...}``) that ``args`` and ``defaults``
-    give, typed as the fit types it, without building the DataModule."""
-    _, config = _parse(args, defaults)
+def data_values(given: GivenData, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every data option's value (``{"layout": "auto", ...}``) that ``given`` and ``defaults``
+    give, over the fit's defaults, without building the DataModule."""
+    _, config = _config(given, defaults)
     return {key.removeprefix("data."): value for key, value in config.items() if key.startswith("data.")}
 
 
@@ -93,28 +92,27 @@ def recorded_options(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     return {key: hyperparameters[key] for key in ("root", *FIT_OPTIONS) if key in hyperparameters}
 
 
-def fit_defaults(args: DataArgs, records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def fit_defaults(given: GivenData, records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The defaults of a command on fitted models: the data options their fits recorded.
 
     ``records`` maps each model's file to what its fit recorded (``recorded_options``; empty when
-    nothing was). Options in ``args`` win; each typed clip option (or root) that differs from a
+    nothing was). Options in ``given`` win; each typed clip option (or root) that differs from a
     record is named in one line: a ``ConfigError`` for ``MODEL_OPTIONS``, a warning for the rest.
-    Models whose records disagree on a clip option that ``args`` leave out are refused, naming
+    Models whose records disagree on a clip option that ``given`` leaves out are refused, naming
     both; their held-out file and cache are the first model's.
     """
     records = {source: record for source, record in records.items() if record}
-    typed = [key for key in ("root", *CLIP_OPTIONS) if gives(args, key)]
-    values = data_values(args) if typed else {}
+    typed = [key for key in ("root", *CLIP_OPTIONS) if gives(given, key)]
     for key in typed:
         for source, record in records.items():
-            if key in record and not _same(key, values[key], record[key]):
-                _contradiction(key, values[key], record[key], source)
+            if key in record and not _same(key, given.values[key], record[key]):
+                _contradiction(key, given.values[key], record[key], source)
     defaults: dict[str, Any] = {}
     for key in FIT_OPTIONS:
-        given = {source: record[key] for source, record in records.items() if key in record}
-        if not given or gives(args, key):
+        fitted = {source: record[key] for source, record in records.items() if key in record}
+        if not fitted or gives(given, key):
             continue
-        (first, value), *others = given.items()
+        (first, value), *others = fitted.items()
         other = next(((s, v) for s, v in others if not _same(key, v, value)), None)
         if other is not None and key in CLIP_OPTIONS:
             _disagreement(key, (first, value), other)
@@ -187,17 +185,13 @@ def data_option_names(parser: argparse.ArgumentParser) -> list[str]:
 
 @dataclass(frozen=True)
 class GivenData:
-    """The data options a command was given (on its command line or in its ``--config``), typed,
-    by key (``{"root": "DATA", "batch_size": 16}``): the options a fit's record or a stage's own
-    defaults do not replace (``gives``)."""
+    """The data options a command was given (on its command line or in its ``--config``), typed
+    by its parser (``given_data``), by key (``{"root": "DATA", "batch_size": 16}``): the options
+    a fit's record or a stage's own defaults do not replace (``gives``). Library code gives typed
+    values too (``GivenData({"root": str(root), "clip_seconds": 2.0})``); text is read only by a
+    command's parser, whose error hook names a bad value in one line."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
-
-
-#: The data options of a command: what it was given (``given_data``), or a command line whose
-#: ``--data.*`` options are read and the rest ignored (a benchmark's own fit, the options a
-#: pipeline user gives after ``--``).
-DataArgs = GivenData | Sequence[str]
 
 
 def add_datamodule_arguments(
@@ -239,52 +233,32 @@ def given_data(
 
 
 def build_datamodule(
-    args: DataArgs = (), defaults: Mapping[str, Any] | None = None, **overrides: Any
+    given: GivenData, defaults: Mapping[str, Any] | None = None, **overrides: Any
 ) -> SceneDataModule:
-    """The DataModule that ``asc_kd.fit`` would build from the ``--data.*`` options in ``args``.
+    """The DataModule that ``asc_kd.fit`` would build from the data options ``given``.
 
-    ``defaults`` replace the fit's where ``args`` gives no value (over a namespace's own);
-    ``overrides`` replace any value (a benchmark's variants). A value that is not of its
-    option's type raises a one-line ``UsageError`` (a ``ConfigError``) naming the option and the
-    value, and for a misspelt choice the closest.
+    ``defaults`` replace the fit's where ``given`` has no value (over a namespace's own);
+    ``overrides`` replace any value (a benchmark's variants).
     """
-    parser, config = _parse(args, defaults)
+    parser, config = _config(given, defaults)
     for key, value in overrides.items():
         config[f"data.{key}"] = value
     return parser.instantiate(config).data
 
 
-def _parse(args: DataArgs, defaults: Mapping[str, Any] | None) -> tuple[LightningArgumentParser, Any]:
-    """The fit's data parser (with ``defaults`` over a namespace's own) and what it makes of the
-    ``--data.*`` options in ``args``; a mistyped value is a one-line ``UsageError`` (exit code 2,
-    as the fit's)."""
-    if isinstance(args, GivenData):
-        parser = data_parser(defaults)
-        config = parser.get_defaults()
-        for key, value in args.values.items():
-            config[f"data.{key}"] = value
-        return parser, config
+def _config(given: GivenData, defaults: Mapping[str, Any] | None) -> tuple[LightningArgumentParser, Any]:
+    """The fit's data parser (with ``defaults`` over a namespace's own) and its defaults with the
+    values ``given`` over them."""
     parser = data_parser(defaults)
-    try:
-        return parser, parser.parse_args(given_data_options(args))
-    except argparse.ArgumentError as err:
-        raise UsageError(f"command line: {_one_line(str(err), parser)}") from err
+    config = parser.get_defaults()
+    for key, value in given.values.items():
+        config[f"data.{key}"] = value
+    return parser, config
 
 
-def gives(args: DataArgs, key: str) -> bool:
-    """Whether ``args`` give ``--data.<key>`` (rather than leaving it to a default)."""
-    if isinstance(args, GivenData):
-        return key in args.values
-    return given_on_command_line(given_data_options(args), f"{_PREFIX}{key}")
-
-
-def given_data_options(args: DataArgs) -> list[str]:
-    """The ``--data.*`` options ``args`` give (``--data.k v`` or ``--data.k=v``), as a command line."""
-    given: list[str] = []
-    for i, arg in enumerate(args):
-        if arg.startswith(_PREFIX):
-            given += [arg] if "=" in arg else [arg, *args[i + 1 : i + 2]]
-    return given
+def gives(given: GivenData, key: str) -> bool:
+    """Whether ``given`` has ``--data.<key>`` (rather than leaving it to a default)."""
+    return key in given.values
 
 
 def _shown(value: Any) -> str:
@@ -295,17 +269,3 @@ def _shown(value: Any) -> str:
     if isinstance(value, tuple | list):
         return "[" + ",".join(map(str, value)) + "]"
     return str(value)
-
-
-def _one_line(message: str, parser: LightningArgumentParser) -> str:
-    """jsonargparse's ``Parser key "data.x":\\n  Expected ...`` as ``--data.x: Expected ...``; a
-    value none of a ``Literal``'s as ``--data.layout: unknown choice 'tau23'; did you mean tau22?``."""
-    text = " ".join(message.split())
-    if text.startswith('Parser key "data.'):
-        key, _, rest = text.removeprefix('Parser key "').partition('":')
-        value = re.search(r"(?:Given|Got) value: (.*)$", rest)
-        choices = choices_of(parser._option_string_actions[f"--{key}"])
-        if value and choices:
-            return unknown_choice(f"--{key}", value.group(1), choices)
-        text = f"--{key}: {rest.strip()}"
-    return text

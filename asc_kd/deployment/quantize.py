@@ -41,7 +41,7 @@ from torch.ao import quantization as tq
 from torch.ao.nn import quantized as nnq
 
 from asc_kd.core.io import atomic_write, check_writable
-from asc_kd.data.options import DataArgs, build_datamodule, fit_defaults, recorded_options
+from asc_kd.data.options import GivenData, build_datamodule, fit_defaults, recorded_options
 from asc_kd.data.spec import DatasetError
 from asc_kd.deployment.complexity import BYTES_PER_PARAM, complexity_record
 from asc_kd.evaluation.inference import predict_logits
@@ -432,7 +432,7 @@ QUANTIZE_DATA_DEFAULTS = {"num_workers": 0}
 
 def quantize_stage(
     checkpoint: str,
-    data: DataArgs,
+    data: GivenData,
     out: str | Path | None = None,
     *,
     calibration_batches: int = 20,

@@ -56,7 +56,7 @@ from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
 from asc_kd.data import dataset_fingerprint
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.options import CLIP_OPTIONS, GivenData, build_datamodule, data_values, given_data_options
+from asc_kd.data.options import CLIP_OPTIONS, GivenData, build_datamodule, data_values
 from asc_kd.data.spec import DEMO_ROOT, is_demo_root
 from asc_kd.data.synthetic import is_synthetic
 from asc_kd.deployment.quantize import INT8_SUFFIX, quantize_stage, run_label
@@ -284,10 +284,10 @@ class Pipeline:
     """The stages above, each run decided from its record; the manifest is built from the records."""
 
     def __init__(self, config: PipelineConfig) -> None:
-        given_after_dashes = given_data_options(config.fit_args)
-        if given_after_dashes:
+        after_dashes = next((arg for arg in config.fit_args if arg.startswith("--data.")), None)
+        if after_dashes is not None:
             raise ConfigError(
-                f"{given_after_dashes[0].split('=')[0]} after --: give the data options before -- "
+                f"{after_dashes.split('=')[0]} after --: give the data options before -- "
                 "(python -m asc_kd.pipeline --data.root DATA ... -- FIT_OPTIONS), where every fit and "
                 "stage reads them"
             )

@@ -25,7 +25,7 @@ from asc_kd import __version__
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import check_writable
 from asc_kd.data.datamodule import SceneDataModule
-from asc_kd.data.options import DataArgs, build_datamodule, fit_defaults
+from asc_kd.data.options import GivenData, build_datamodule, fit_defaults
 from asc_kd.data.spec import is_demo_root
 from asc_kd.data.synthetic import SYNTHETIC_NOTE, is_synthetic
 from asc_kd.data.teacher_logits import save_logits
@@ -228,7 +228,7 @@ def ensemble_members(names: Iterable[str], ensemble: Iterable[str] | None) -> se
     return set(ensemble)
 
 
-def stage_datamodule(teachers: Sequence[TeacherRun], data: DataArgs) -> SceneDataModule:
+def stage_datamodule(teachers: Sequence[TeacherRun], data: GivenData) -> SceneDataModule:
     """The data of the logits stage: the ``--data.*`` options in ``data`` over those the
     teachers' fits recorded (``asc_kd.data.options.fit_defaults``; a weights file records
     none), over ``LOGITS_DATA_DEFAULTS``. The logits so cover the clips the students' fit reads."""
@@ -258,7 +258,7 @@ def torchrun_device(device: str) -> Iterator[str]:
 
 def logits_stage(
     teachers: Sequence[TeacherRun],
-    data: DataArgs,
+    data: GivenData,
     out: str | Path,
     *,
     ensemble: Iterable[str] | None = None,

@@ -19,6 +19,7 @@ from asc_kd.benchmarks.report import REPORT, machine_description, performance_re
 from asc_kd.benchmarks.teacher import recipe_batch_size
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
+from asc_kd.data.options import GivenData
 from asc_kd.recipes import RECIPES
 
 
@@ -53,7 +54,7 @@ def test_bench_teacher_times_a_training_step_at_the_recipes_batch(tmp_path: Path
 @pytest.mark.slow
 def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
-    data = ["--data.root", str(tiny_root), "--data.num_workers", "0"]
+    data = GivenData({"root": str(tiny_root), "num_workers": 0})
     results = bench_fit_epoch(data, batch_size=8, threads=1, epochs=2)
     train_clips = len(TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"])
     assert results["clips"] == train_clips // 8 * 8  # one epoch of whole batches (drop_last)

@@ -26,6 +26,7 @@ from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import SceneDataModule
 from asc_kd.data.options import (
     FIT_OPTIONS,
+    GivenData,
     build_datamodule,
     data_option_names,
     fit_defaults,
@@ -122,30 +123,38 @@ def test_a_non_default_data_option_reaches_each_commands_datamodule(
     assert {key: hparams[key] for key in kept} == kept
 
 
-def test_the_builder_takes_a_command_line_defaults_and_overrides() -> None:
-    args = ["--trainer.max_epochs", "3", "--data.root", "R", "--data.batch_size=16", "--data.seed", "4"]
-    datamodule = build_datamodule(args, {"batch_size": 8, "num_workers": 0}, use_cache=False)
+def test_the_builder_takes_given_values_defaults_and_overrides() -> None:
+    given = GivenData({"root": "R", "batch_size": 16, "seed": 4})
+    datamodule = build_datamodule(given, {"batch_size": 8, "num_workers": 0}, use_cache=False)
     hparams = datamodule.hparams
-    # The command line beats the defaults, the defaults beat the fit's, overrides beat both.
+    # The given values beat the defaults, the defaults beat the fit's, overrides beat all.
     assert (hparams.root, hparams.batch_size, hparams.seed) == ("R", 16, 4)
     assert (hparams.num_workers, hparams.eval_batch_size, hparams.use_cache) == (0, 256, False)
 
 
-def test_a_bad_value_is_one_line_naming_the_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(
-        ConfigError, match=r"^command line: --data\.batch_size: Expected a <class 'int'>\. Got value: x$"
-    ):
-        build_datamodule(["--data.batch_size", "x"])
+@pytest.mark.parametrize(
+    ("main", "head"), [(asc_kd.check.main, []), (asc_kd.quantize.main, ["s.ckpt"])], ids=["check", "quantize"]
+)
+def test_a_bad_data_value_ends_a_command_in_one_line_naming_the_option(
+    main, head: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's parser reads the text (its error hook words the line), before any data or
+    model is read; the builder is handed typed values."""
+    not_int = "--data.batch_size: 'x' is not valid (expected int)"
     for value, line in [
-        ("--data.layout=tau23", "--data.layout: unknown choice 'tau23'; did you mean tau22?"),
-        ("--data.batch_size=x", "--data.batch_size: 'x' is not valid (expected int)"),
+        (["--data.batch_size", "x"], not_int),
+        (["--data.batch_size=x"], not_int),
+        (["--data.layout", "tau23"], "--data.layout: unknown choice 'tau23'; did you mean tau22?"),
+        # nothing close: the choices
+        (
+            ["--data.layout=xyz"],
+            "--data.layout: unknown choice 'xyz'; choose from auto, tau22, tau20, folders",
+        ),
     ]:
-        with pytest.raises(SystemExit) as exit_info:  # a command line it cannot read
-            run_command(asc_kd.check.main, ["--data.root", str(tmp_path), value])
+        with pytest.raises(SystemExit) as exit_info:
+            run_command(main, [*head, "--data.root", str(tmp_path), *value])
         assert exit_info.value.code == 2
         assert capsys.readouterr().err == f"error: command line: {line}\n"
-    with pytest.raises(ConfigError, match=r"'xyz'; choose from auto, tau22, tau20, folders$"):
-        build_datamodule(["--data.layout", "xyz"])  # nothing close: the choices
 
 
 def test_the_data_check_reads_the_split_the_fits_options_make(folders_root: Path, capsys) -> None:
@@ -157,7 +166,8 @@ def test_the_data_check_reads_the_split_the_fits_options_make(folders_root: Path
         tested.append(
             int(re.search(r"^clips per split: .*\btest (\d+)", capsys.readouterr().out, re.M).group(1))
         )
-        assert tested[-1] == len(build_datamodule(argv).frames()["test"])
+        given = GivenData({"root": str(folders_root), "test_fraction": float(fraction)})
+        assert tested[-1] == len(build_datamodule(given).frames()["test"])
     assert tested[0] < tested[1]
 
 
@@ -165,7 +175,7 @@ def test_the_data_check_reads_the_split_the_fits_options_make(folders_root: Path
 def _record(root: Path, **changes: object) -> dict[str, object]:
     """What a fit on ``root`` with ``--data.clip_seconds 2 --data.recording_pattern none
     --data.cache_dir C`` records (``changes`` replaced)."""
-    hparams = build_datamodule(["--data.root", str(root), "--data.clip_seconds", "2"]).hparams
+    hparams = build_datamodule(GivenData({"root": str(root), "clip_seconds": 2.0})).hparams
     options = {**hparams, "recording_pattern": "none", "cache_dir": "C", **changes}
     return recorded_options(options)
 
@@ -175,7 +185,7 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_a_fits_record_hands_on_its_clip_options_not_its_loader_or_training_inputs() -> None:
-    hparams = dict(build_datamodule(["--data.root", "R", "--data.teacher_logits", "t.npz"]).hparams)
+    hparams = dict(build_datamodule(GivenData({"root": "R", "teacher_logits": "t.npz"})).hparams)
     kept = recorded_options({**hparams, "batch_size": 16, "dir_folder": "irs"})
     assert set(kept) == {"root", *FIT_OPTIONS}
     assert {"clip_seconds", "recording_pattern", "sample_rate", "holdout_file", "cache_dir"} <= set(kept)
@@ -187,7 +197,7 @@ def test_the_record_gives_the_defaults_and_typed_options_win(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     record = _record(tmp_path)
-    args = ["--data.root", str(tmp_path), "--data.cache_dir", "D", "--data.use_cache", "false"]
+    args = GivenData({"root": str(tmp_path), "cache_dir": "D", "use_cache": False})
     defaults = fit_defaults(args, {"a.ckpt": record})
     assert "root" not in defaults and "cache_dir" not in defaults and "use_cache" not in defaults
     assert (defaults["clip_seconds"], defaults["recording_pattern"], defaults["sample_rate"]) == (
@@ -206,7 +216,7 @@ def test_a_typed_clip_option_or_root_that_differs_is_warned_of_in_one_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     record = _record(tmp_path / "fitted")
-    args = ["--data.root", str(tmp_path), "--data.clip_seconds", "3", "--data.recording_pattern", "none"]
+    args = GivenData({"root": str(tmp_path), "clip_seconds": 3.0, "recording_pattern": "none"})
     with caplog.at_level(logging.WARNING, logger="asc_kd.data.options"):
         defaults = fit_defaults(args, {"a.ckpt": record})
     assert "clip_seconds" not in defaults and "recording_pattern" not in defaults
@@ -216,7 +226,7 @@ def test_a_typed_clip_option_or_root_that_differs_is_warned_of_in_one_line(
         "on other clips or splits than its fit read",
     ]
     caplog.clear()
-    same = ["--data.root", str(tmp_path / "x" / ".." / "fitted"), "--data.clip_seconds", "2.0"]
+    same = GivenData({"root": str(tmp_path / "x" / ".." / "fitted"), "clip_seconds": 2.0})
     with caplog.at_level(logging.WARNING, logger="asc_kd.data.options"):
         fit_defaults(same, {"a.ckpt": record})
     assert _warnings(caplog) == []  # the same folder by another path, the same length
@@ -225,14 +235,14 @@ def test_a_typed_clip_option_or_root_that_differs_is_warned_of_in_one_line(
 @pytest.mark.parametrize(
     ("option", "value", "typed", "reads"),
     [
-        ("sample_rate", "16000", "16000", "its front-end reads audio at 32000 Hz"),
-        ("segment_seconds", "2", "2.0", "it reads windows of 1.0 s"),
+        ("sample_rate", 16000, "16000", "its front-end reads audio at 32000 Hz"),
+        ("segment_seconds", 2.0, "2.0", "it reads windows of 1.0 s"),
     ],
 )
 def test_a_rate_or_window_other_than_the_models_is_refused(
-    tmp_path: Path, option: str, value: str, typed: str, reads: str
+    tmp_path: Path, option: str, value: float, typed: str, reads: str
 ) -> None:
-    args = ["--data.root", str(tmp_path), f"--data.{option}", value]
+    args = GivenData({"root": str(tmp_path), option: value})
     with pytest.raises(ConfigError) as refused:
         fit_defaults(args, {"a.ckpt": _record(tmp_path)})
     assert str(refused.value) == (
@@ -245,7 +255,7 @@ def test_models_whose_fits_read_other_clips_are_refused_unless_the_option_is_typ
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     a, b = _record(tmp_path), _record(tmp_path, clip_seconds=3.0, cache_dir="other")
-    args = ["--data.root", str(tmp_path)]
+    args = GivenData({"root": str(tmp_path)})
     with pytest.raises(ConfigError) as refused:
         fit_defaults(args, {"a.ckpt": a, "b.ckpt": b})
     assert str(refused.value) == (
@@ -253,7 +263,8 @@ def test_models_whose_fits_read_other_clips_are_refused_unless_the_option_is_typ
         "choose the clips they are run on"
     )
     with caplog.at_level(logging.WARNING, logger="asc_kd.data.options"):
-        defaults = fit_defaults([*args, "--data.clip_seconds", "2"], {"a.ckpt": a, "b.ckpt": b})
+        typed = GivenData({**args.values, "clip_seconds": 2.0})
+        defaults = fit_defaults(typed, {"a.ckpt": a, "b.ckpt": b})
     assert defaults["cache_dir"] == "C"  # the first model's cache: not a clip option
     assert _warnings(caplog) == [
         "--data.clip_seconds 2.0 differs from the 3.0 that b.ckpt was fit with: the model is scored "

@@ -19,7 +19,7 @@ import asc_kd.logits
 import asc_kd.predict
 import asc_kd.quantize
 from asc_kd.core.errors import ConfigError
-from asc_kd.data.options import build_datamodule
+from asc_kd.data.options import GivenData, build_datamodule
 from asc_kd.data.spec import DatasetError
 from asc_kd.data.teacher_logits import load_logits
 from asc_kd.fit import main as fit
@@ -28,7 +28,7 @@ from asc_kd.tasks.restore import read_checkpoint
 pytestmark = pytest.mark.slow
 
 #: The fit's data options that its commands are not given again.
-CHOSEN = ["--data.clip_seconds", "2", "--data.recording_pattern", "none"]
+CHOSEN = {"clip_seconds": 2.0, "recording_pattern": "none"}
 
 
 def _fit(root: Path, cache_dir: Path, out: Path, *options: str) -> Path:
@@ -55,12 +55,13 @@ def uneven_root(folders_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def checkpoint(uneven_root: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A teacher fitted with ``--data.clip_seconds 2 --data.recording_pattern none``."""
-    return _fit(uneven_root, cache_dir, tmp_path_factory.mktemp("fit_folders"), *CHOSEN)
+    options = [f"--data.{key}={value}" for key, value in CHOSEN.items()]
+    return _fit(uneven_root, cache_dir, tmp_path_factory.mktemp("fit_folders"), *options)
 
 
 def test_without_the_record_the_clips_cannot_be_read(uneven_root: Path, cache_dir: Path) -> None:
     """What the commands met before they took the record: the dataset's own lengths."""
-    datamodule = build_datamodule(["--data.root", str(uneven_root), "--data.cache_dir", str(cache_dir)])
+    datamodule = build_datamodule(GivenData({"root": str(uneven_root), "cache_dir": str(cache_dir)}))
     with pytest.raises(DatasetError, match="clips differ in length"):
         datamodule.spec  # noqa: B018  (what a fit reads first: the classes, rate and clip length)
 
@@ -72,8 +73,9 @@ def test_logits_with_only_the_root_cover_the_fits_training_split(
     argv = [str(checkpoint), "--data.root", str(uneven_root), "--out", str(out), "--table", ""]
     assert asc_kd.logits.main(argv) == 0
     keys, logits, _ = load_logits(out)
-    as_fit = build_datamodule(["--data.root", str(uneven_root), *CHOSEN]).frames()["train"]
-    by_recording = build_datamodule(["--data.root", str(uneven_root), *CHOSEN[:2]]).frames()["train"]
+    root = str(uneven_root)
+    as_fit = build_datamodule(GivenData({"root": root, **CHOSEN})).frames()["train"]
+    by_recording = build_datamodule(GivenData({"root": root, "clip_seconds": 2.0})).frames()["train"]
     files = list(dict.fromkeys(key.rpartition("#")[0] for key in keys))  # 2-s clips: two 1-s windows
     assert files == list(as_fit["filename"]) and logits.shape == (2 * len(files), 13)
     # The recording pattern chose the split: the default one holds out other clips.
