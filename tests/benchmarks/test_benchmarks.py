@@ -62,7 +62,13 @@ def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: py
     assert results["epoch_over_bare"] == pytest.approx(
         results["epoch_clips_per_s"] / results["bare_step_clips_per_s"], abs=1e-3
     )
-    assert f"{100 * results['epoch_over_bare']:.0f} % of the bare step" in REPORT["fit"][3](results)
+    assert results["loop_clips"] == results["clips"]  # the plain loop reads the same epoch
+    assert results["epoch_over_loop"] == pytest.approx(
+        results["epoch_clips_per_s"] / results["loop_clips_per_s"], abs=1e-3
+    )
+    row = REPORT["fit"][3](results)
+    assert f"{100 * results['epoch_over_bare']:.0f} % of the bare step" in row
+    assert f"the fit is {100 * results['epoch_over_loop']:.0f} % of the loop" in row
 
 
 @pytest.mark.slow
