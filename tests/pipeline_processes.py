@@ -5,6 +5,7 @@ tests/runs/test_pipeline_faults.py and tests/runs/test_slurm.py)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,6 +51,27 @@ def wait_for(path: Path, pipeline: subprocess.Popen[str], timeout: float = 300) 
     while not path.is_file() and pipeline.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert path.is_file(), pipeline.communicate(timeout=60)[0][-3000:]
+
+
+#: The run folder of ``teacher_argv``'s one teacher, under the pipeline's output folder.
+TEACHER_RUN = Path("teachers") / "teacher-seed0"
+
+
+def start_until_a_checkpoint(argv: list[str], out: Path) -> tuple[subprocess.Popen[str], Path]:
+    """The pipeline of ``argv`` started, once its teacher's first checkpoint is on disk (the fit
+    runs, with an epoch to resume from), and that teacher's run folder."""
+    pipeline = start_pipeline(argv)
+    run = out / TEACHER_RUN
+    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    return pipeline, run
+
+
+def stop_with_sigterm(pipeline: subprocess.Popen[str]) -> str:
+    """Send the driver SIGTERM, as a scheduler stops it; its output, after it exited 128 + 15."""
+    pipeline.send_signal(signal.SIGTERM)
+    output = pipeline.communicate(timeout=120)[0]
+    assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
+    return output
 
 
 def status_when_done(out: Path, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -5,12 +5,17 @@ stops at the next batch, recorded as stopped, and the same command resumes it), 
 from __future__ import annotations
 
 import re
-import signal
 from pathlib import Path
 
 import pytest
 import torch
-from pipeline_processes import run_pipeline, start_pipeline, status_when_done, teacher_argv, wait_for
+from pipeline_processes import (
+    run_pipeline,
+    start_until_a_checkpoint,
+    status_when_done,
+    stop_with_sigterm,
+    teacher_argv,
+)
 
 from asc_kd.runs.record import read_record
 
@@ -28,12 +33,8 @@ def test_an_inline_driver_sent_sigterm_stops_its_run_and_the_same_command_resume
 ) -> None:
     out = tmp_path / "out"
     argv = _inline(teacher_argv(tiny_root, cache_dir, out, epochs=200), "inline")
-    pipeline = start_pipeline(argv)
-    run = out / "teachers" / "teacher-seed0"
-    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
-    pipeline.send_signal(signal.SIGTERM)
-    output = pipeline.communicate(timeout=120)[0]
-    assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
+    pipeline, run = start_until_a_checkpoint(argv, out)
+    output = stop_with_sigterm(pipeline)
     assert "Traceback" not in output and "pipeline stopped by SIGTERM" in output
     assert re.search(r"^stopped  teacher teacher seed 0  \d+ (s|min \d+ s)  stopped by SIGTERM", output, re.M)
     record = read_record(run / "run.json")

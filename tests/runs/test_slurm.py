@@ -21,7 +21,7 @@ from fit_helpers import (
     offline_run,
     pipeline_argv,
 )
-from pipeline_processes import start_pipeline, teacher_argv, wait_for
+from pipeline_processes import start_until_a_checkpoint, teacher_argv
 
 from asc_kd.pipeline import main
 from asc_kd.runs.executors import RunFailed
@@ -186,10 +186,8 @@ def test_a_preempted_fit_is_requeued_and_resumes_from_its_last_checkpoint(
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    pipeline = start_pipeline(teacher_argv(tiny_root, cache_dir, out, epochs=EPOCHS))
-    run = out / "teachers" / "teacher-seed0"
+    pipeline, run = start_until_a_checkpoint(teacher_argv(tiny_root, cache_dir, out, epochs=EPOCHS), out)
     last = run / "checkpoints" / "last.ckpt"
-    wait_for(last, pipeline)
     (job_id,) = [p.name.split("_")[0] for p in (out / "jobs").glob("*_submitted.pkl")]
     # What SLURM sends before a time limit or a preemption (submitit's --signal=USR2@90).
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)

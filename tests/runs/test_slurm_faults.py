@@ -20,9 +20,10 @@ from pipeline_processes import (
     EPOCHS,
     run_pipeline,
     start_pipeline,
+    start_until_a_checkpoint,
     status_when_done,
+    stop_with_sigterm,
     teacher_argv,
-    wait_for,
 )
 
 from asc_kd.runs.record import read_record
@@ -53,9 +54,7 @@ def test_scontrol_requeue_resumes_from_the_last_checkpoint_in_the_same_wandb_run
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    pipeline = start_pipeline(teacher_argv(tiny_root, cache_dir, out))
-    run = out / "teachers" / "teacher-seed0"
-    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    pipeline, run = start_until_a_checkpoint(teacher_argv(tiny_root, cache_dir, out), out)
     job_id = read_record(run / "run.json")["job"]["job_id"]
     subprocess.run(["scontrol", "requeue", job_id], check=True)  # SIGTERM to the job, then a restart
     output = pipeline.communicate(timeout=500)[0]
@@ -97,9 +96,7 @@ def test_a_killed_drivers_rerun_adopts_its_running_job_one_writer(
 ) -> None:
     out = tmp_path / "out"
     argv = teacher_argv(tiny_root, cache_dir, out, epochs=80)  # still running when the rerun starts
-    pipeline = start_pipeline(argv)
-    run = out / "teachers" / "teacher-seed0"
-    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    pipeline, run = start_until_a_checkpoint(argv, out)
     pipeline.kill()
     pipeline.wait()
     job_id = read_record(run / "run.json")["job"]["job_id"]
@@ -118,12 +115,8 @@ def test_a_driver_sent_sigterm_cancels_its_jobs_records_them_and_the_rerun_resum
 ) -> None:
     out = tmp_path / "out"
     argv = teacher_argv(tiny_root, cache_dir, out)
-    pipeline = start_pipeline(argv)
-    run = out / "teachers" / "teacher-seed0"
-    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
-    pipeline.send_signal(signal.SIGTERM)
-    output = pipeline.communicate(timeout=120)[0]
-    assert pipeline.returncode == 128 + signal.SIGTERM, output[-3000:]
+    pipeline, run = start_until_a_checkpoint(argv, out)
+    output = stop_with_sigterm(pipeline)
     assert "Traceback" not in output
     assert (
         f"pipeline stopped by SIGTERM: cancelled its running jobs; the runs' records are in {out}" in output
@@ -146,9 +139,8 @@ def test_a_controller_that_stops_answering_is_waited_for_not_judged(
     """slurmctld stopped for longer than several polls while the job runs on: the driver waits
     with a line on the console and ends with the finished run."""
     out = tmp_path / "out"
-    pipeline = start_pipeline(teacher_argv(tiny_root, cache_dir, out, epochs=250))  # on through the outage
-    run = out / "teachers" / "teacher-seed0"
-    wait_for(run / "checkpoints" / "last.ckpt", pipeline)
+    argv = teacher_argv(tiny_root, cache_dir, out, epochs=250)  # on through the outage
+    pipeline, run = start_until_a_checkpoint(argv, out)
     pid_file = Path(os.environ.get("ASC_KD_SLURM_DIR", "/tmp/asc_kd-slurm")) / "slurmctld.pid"
     os.kill(int(pid_file.read_text()), signal.SIGTERM)
     try:
