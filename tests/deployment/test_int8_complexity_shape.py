@@ -13,11 +13,11 @@ A debug CNN behind a front-end of 64 mel bins and hop 640: one 1-s window at 32 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 from tiny_checkpoints import fit_checkpoint
 
 from asc_kd.callbacks import ComplexityCheck
@@ -102,13 +102,9 @@ def test_complexity_of_an_int8_artifact_is_its_checkpoints(
     ids=["text", "torch-save"],
 )
 def test_complexity_refuses_a_pt_file_asc_kd_did_not_write(
-    tmp_path: Path, content: bytes | dict, message: str
+    foreign_file: Callable[[str, bytes | dict], Path], content: bytes | dict, message: str
 ) -> None:
-    path = tmp_path / "model.int8.pt"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        torch.save(content, path)
+    path = foreign_file("model.int8.pt", content)
     with pytest.raises(ConfigError, match=message) as raised:
         complexity([str(path)])
     assert str(path) in str(raised.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,13 @@ def test_cli_missing_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
     ids=["text", "no-state-dict", "no-hyperparameters"],
 )
 def test_cli_file_that_is_not_a_checkpoint(
-    tiny_root: Path, tmp_path: Path, content: bytes | dict, message: str
+    tiny_root: Path,
+    tmp_path: Path,
+    foreign_file: Callable[[str, bytes | dict], Path],
+    content: bytes | dict,
+    message: str,
 ) -> None:
-    path = tmp_path / "model.ckpt"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        torch.save(content, path)
+    path = foreign_file("model.ckpt", content)
     with pytest.raises(CheckpointError, match=message) as raised:
         main([str(path), "--data.root", str(tiny_root), "--out", str(tmp_path / "x.int8.pt")])
     assert str(path) in str(raised.value)
