@@ -6,7 +6,7 @@
     python -m asc_kd.bench train --fit [--data.root DIR]   # a KD epoch of asc_kd.fit vs the bare step
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
     python -m asc_kd.bench eval [--batch-size 256]       # eval clips/s: malloc default vs kept memory
-    python -m asc_kd.bench teacher [--model passt] [--cpjku DIR]   # teacher train/eval clips/s
+    python -m asc_kd.bench teacher [--model passt] [--cpjku DIR]   # teacher train (recipe batch)/eval clips/s
     python -m asc_kd.bench keys --data.root DIR          # seconds of cache keys + fingerprint
     python -m asc_kd.bench precision [--seeds 3]        # system1's accuracy fitted in fp32 vs bf16
     python -m asc_kd.bench demo                          # make demo from an empty folder, by stage
@@ -80,7 +80,7 @@ def build_parser() -> CommandParser:
         "--fit",
         action="store_true",
         help="time a KD epoch through asc_kd.fit (DataModule, Lightning loop, Mixup, Freq-MixStyle, "
-        "logging) against the bare step instead",
+        "logging) against the bare step and a plain loop doing the same work, instead",
     )
     train.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of --epoch")
     train.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
