@@ -390,12 +390,13 @@ class ClassificationTask(L.LightningModule):
         ``kwargs`` in place of recorded ones; ``strict`` (default: ``strict_loading``, ``True``)
         wants the checkpoint's state dict to hold exactly the task's keys; without
         ``map_location`` each tensor stays on the device it was saved from where this host has
-        one, else goes to the CPU; the task comes back in training mode, as freshly built (call
-        ``.eval()`` before inference; ``load_task`` gives eval mode).
+        one, else goes to the CPU; the task comes back in training mode, as Lightning's does, so
+        code written for Lightning keeps working (call ``.eval()`` before inference; ``load_task``
+        gives the commands eval mode).
 
         Refused, each in one line: ``weights_only=False`` (asc_kd reads plain data only),
         ``hparams_file`` (the checkpoint carries its hyperparameters: give the ones to change as
-        keyword arguments), and a stream or URL in place of a file's path.
+        keyword arguments), and a stream in place of a file's path (asc_kd reads files only).
         """
         name = f"{cls.__name__}.load_from_checkpoint"
         if weights_only is False:
