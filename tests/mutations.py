@@ -1080,7 +1080,7 @@ MUTATIONS = [
     ),
     (
         "a checkpoint without the spec built on the default spec",
-        "asc_kd/tasks/classification.py",
+        "asc_kd/tasks/restore.py",
         "    if spec is None:\n        raise CheckpointError(",
         "    if False:\n        raise CheckpointError(",
         ["tests/tasks/test_checkpoint_data.py::test_a_checkpoint_without_the_spec_is_refused_in_one_line"],
@@ -1189,6 +1189,121 @@ MUTATIONS = [
             "tests/data/test_options.py::"
             "test_a_non_default_data_option_reaches_each_commands_datamodule[bench train --fit]"
         ],
+    ),
+    (
+        "restore: keyword overrides ignored",
+        "asc_kd/tasks/restore.py",
+        "            task = cls(**{**arguments, **(overrides or {})})\n",
+        "            task = cls(**arguments)\n",
+        ["tests/tasks/test_restore.py::test_keyword_arguments_replace_recorded_hyperparameters"],
+    ),
+    (
+        "restore: a strict load never refuses",
+        "asc_kd/tasks/restore.py",
+        "    if strict:\n        raise CheckpointError(",
+        "    if False:\n        raise CheckpointError(",
+        ["tests/tasks/test_restore.py::test_missing_weights_are_refused"],
+    ),
+    (
+        "restore: weights the task lacks pass a strict load",
+        "asc_kd/tasks/restore.py",
+        "    if unexpected:\n        problems.append(",
+        "    if False:\n        problems.append(",
+        ["tests/tasks/test_restore.py::test_weights_the_task_does_not_have_are_refused"],
+    ),
+    (
+        "restore: the class's strict_loading ignored",
+        "asc_kd/tasks/restore.py",
+        "    strict = task.strict_loading if strict is None else strict\n",
+        "    strict = True if strict is None else strict\n",
+        ["tests/tasks/test_restore.py::test_strict_false_loads_the_weights_both_hold_and_names_the_others"],
+    ),
+    (
+        "restore: map_location ignored",
+        "asc_kd/tasks/restore.py",
+        "    checkpoint = read_checkpoint(path, map_location=map_location)\n",
+        "    checkpoint = read_checkpoint(path)\n",
+        ["tests/tasks/test_restore.py::test_map_location_places_the_weights_and_the_task"],
+    ),
+    (
+        "restore: the task stays on the CPU whatever map_location says",
+        "asc_kd/tasks/restore.py",
+        "        task.to(device)\n",
+        "        pass\n",
+        ["tests/tasks/test_restore.py::test_map_location_places_the_weights_and_the_task"],
+    ),
+    (
+        "restore: a task class not recorded goes unnoticed",
+        "asc_kd/tasks/restore.py",
+        "    if not recorded:\n        raise CheckpointError(",
+        "    if False:\n        raise CheckpointError(",
+        ["tests/tasks/test_restore.py::test_the_class_called_on_needs_no_recorded_class"],
+    ),
+    (
+        "restore: a map_location no device here has called not a checkpoint",
+        "asc_kd/tasks/restore.py",
+        "    except ConfigError:  # a readable file, a map_location that fits no device here\n"
+        "        raise\n",
+        "",
+        [
+            "tests/tasks/test_restore.py::test_map_location_may_be_a_function_and_defaults_to_the_cpu_for_load_task"
+        ],
+    ),
+    (
+        "restore: load_from_checkpoint returns eval mode",
+        "asc_kd/tasks/classification.py",
+        "        return task.train()\n",
+        "        return task\n",
+        ["tests/tasks/test_restore.py::test_load_from_checkpoint_gives_a_task_in_training_mode"],
+    ),
+    (
+        "restore: load_from_checkpoint builds the recorded class",
+        "asc_kd/tasks/classification.py",
+        "            cls,\n            map_location=saved_device_or_cpu",
+        "            None,\n            map_location=saved_device_or_cpu",
+        ["tests/tasks/test_restore.py::test_a_student_loads_as_a_classifier_and_a_classifier_as_a_student"],
+    ),
+    (
+        "restore: load_from_checkpoint without map_location uses torch's default",
+        "asc_kd/tasks/classification.py",
+        "saved_device_or_cpu if map_location is None else map_location",
+        "map_location",
+        ["tests/tasks/test_restore.py::test_load_from_checkpoint_is_load_task_for_the_class_it_is_called_on"],
+    ),
+    (
+        "restore: hparams_file silently ignored",
+        "asc_kd/tasks/classification.py",
+        "        if hparams_file is not None:\n",
+        "        if False:\n",
+        ["tests/tasks/test_restore.py::test_load_from_checkpoint_refuses_what_asc_kd_does_not_read"],
+    ),
+    (
+        "restore: weights_only=False silently read as True",
+        "asc_kd/tasks/classification.py",
+        "        if weights_only is False:\n",
+        "        if False:\n",
+        ["tests/tasks/test_restore.py::test_load_from_checkpoint_refuses_what_asc_kd_does_not_read"],
+    ),
+    (
+        "restore: a stream handed on as a path",
+        "asc_kd/tasks/classification.py",
+        "        if not isinstance(checkpoint_path, (str, PathLike)):\n",
+        "        if False:\n",
+        ["tests/tasks/test_restore.py::test_load_from_checkpoint_refuses_what_asc_kd_does_not_read"],
+    ),
+    (
+        "restore: tensors kept on a device the host lacks",
+        "asc_kd/core/io.py",
+        "    return None if present.get(kind, False) else storage.cpu()\n",
+        "    return None\n",
+        ["tests/core/test_io.py::test_tensors_stay_on_their_saved_device_where_the_host_has_it"],
+    ),
+    (
+        "restore: a map_location no device here has called a broken file",
+        "asc_kd/core/io.py",
+        '        if map_location != "cpu" and _readable(path):',
+        "        if False:",
+        ["tests/core/test_io.py::test_a_place_no_device_here_has_is_not_called_a_broken_file"],
     ),
 ]
 

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from asc_kd.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 #: The suffix of a file being written (``last.ckpt.partial-<pid>``, ``.summary.json.partial-<pid>``).
 PARTIAL_SUFFIX = re.compile(r"\.partial-(?P<pid>\d+)$")
@@ -126,25 +128,50 @@ class PickledObjectsError(ValueError):
     """A PyTorch file holds pickled objects or code, which ``weights_only`` loading refuses."""
 
 
-def torch_load(path: str | Path, mmap: bool = False) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain data only.
+def torch_load(path: str | Path, mmap: bool = False, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain data only, on the CPU unless
+    ``map_location`` (``torch.load``'s: a device, a dict of locations or a function) says otherwise.
 
     ``mmap`` maps the tensors instead of reading them: reading a 1 GB checkpoint's record costs
     no I/O for its weights.
 
     A file holding classes or functions raises ``PickledObjectsError`` (asc_kd never runs code
     from a file, so torch's hint to retry with ``weights_only=False`` does not apply); bytes
-    torch cannot parse raise ``ValueError`` with the kind of failure.
+    torch cannot parse raise ``ValueError`` with the kind of failure; a file read onto the CPU
+    but not onto ``map_location`` (a GPU this host lacks) raises ``ConfigError`` with torch's reason.
     """
     import pickle
 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "global" in str(err).lower():
             raise PickledObjectsError(f"{path} holds pickled objects or code besides tensors") from None
         raise ValueError(f"{path} is not a PyTorch file (unpickling failed)") from None
     except Exception as err:  # torch raises KeyError, IndexError, RuntimeError ... for odd bytes
+        if map_location != "cpu" and _readable(path):  # the file is fine, the place is not
+            raise ConfigError(f"map_location={map_location!r} cannot place {path}'s tensors: {err}") from None
         raise ValueError(f"{path} is not a PyTorch file ({type(err).__name__})") from None
+
+
+def _readable(path: str | Path) -> bool:
+    """Whether ``torch_load`` reads ``path`` onto the CPU (its tensors mapped, not read)."""
+    try:
+        torch_load(path, mmap=True)
+    except ValueError:
+        return False
+    return True
+
+
+def saved_device_or_cpu(storage: Any, location: str) -> Any:
+    """A ``map_location`` that leaves each tensor on the device it was saved from where this host
+    has one (``torch.load``'s own default) and puts it on the CPU where it has none: what
+    Lightning's ``load_from_checkpoint`` does without a ``map_location``, so a checkpoint written
+    on a GPU opens on a GPU host as on a laptop."""
+    import torch
+
+    kind = location.split(":")[0]
+    present = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    return None if present.get(kind, False) else storage.cpu()

@@ -4,8 +4,9 @@ Everything that defines the network is a hyperparameter (model name or import pa
 keyword arguments, front-end name and keyword arguments, the dataset's spec), saved by
 ``save_hyperparameters`` (the spec as ``DatasetSpec.as_dict``'s plain data):
 ``asc_kd.tasks.restore.load_task`` rebuilds model and front-end from a checkpoint alone,
-without the YAML that trained it. Validation and test share one code path and one metric
-definition (``asc_kd.evaluation.metrics.SceneMetrics``), cloned with ``val/`` and ``test/`` prefixes.
+without the YAML that trained it, and ``load_from_checkpoint`` goes through it. Validation and
+test share one code path and one metric definition (``asc_kd.evaluation.metrics.SceneMetrics``),
+cloned with ``val/`` and ``test/`` prefixes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from os import PathLike
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
@@ -23,8 +23,8 @@ from torchmetrics import MetricCollection
 
 from asc_kd import __version__
 from asc_kd.core.batch import Batch
-from asc_kd.core.errors import ConfigError, UserError
-from asc_kd.core.io import torch_load
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import saved_device_or_cpu
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.evaluation.inference import Precision, autocast, uses_bf16, window_logits
 from asc_kd.evaluation.metrics import SceneMetrics, file_logits, labelled_confusion_image
@@ -32,6 +32,7 @@ from asc_kd.evaluation.tables import run_precision
 from asc_kd.models import get_model, model_path
 from asc_kd.models.frontends import get_frontend
 from asc_kd.tasks.losses import classification_loss
+from asc_kd.tasks.restore import load_task
 from asc_kd.tracking.loggers import log_wandb_bar_chart, wandb_run_id
 
 if TYPE_CHECKING:
@@ -74,26 +75,6 @@ def lr_factor(
 
 #: The spec of a task built without a dataset (unit tests, quick experiments): ten classes.
 DEFAULT_SPEC = DatasetSpec(name="default", classes=tuple(f"class{i}" for i in range(10)))
-
-
-class CheckpointError(UserError, ValueError):
-    """A file is not a usable asc_kd checkpoint; the message says why."""
-
-
-def recorded_spec(checkpoint: Mapping[str, Any], source: str) -> Mapping[str, Any]:
-    """The dataset spec (plain data) among a checkpoint's hyperparameters.
-
-    Without it a task would be built on ``DEFAULT_SPEC``'s classes, so a checkpoint that has none
-    (asc_kd kept classes, devices and device groups as hyperparameters of their own before tasks
-    took a ``DatasetSpec``) is refused with a ``CheckpointError`` naming ``source``.
-    """
-    spec = (checkpoint.get("hyper_parameters") or {}).get("spec")
-    if spec is None:
-        raise CheckpointError(
-            f"{source} holds no dataset spec (hyper_parameters.spec): an earlier asc_kd wrote it, "
-            "with classes and devices of their own; fit it again with this one"
-        )
-    return spec
 
 
 def _data_record(datamodule: L.LightningDataModule | None) -> dict[str, Any]:
@@ -170,7 +151,7 @@ class ClassificationTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        if isinstance(spec, Mapping):  # Lightning's load_from_checkpoint passes the stored dict
+        if isinstance(spec, Mapping):  # as a checkpoint holds it (DatasetSpec.as_dict)
             spec = DatasetSpec.from_dict(spec)
         self.spec: DatasetSpec = spec or DEFAULT_SPEC
         #: Which recipe and seed made this run (set by ``asc_kd.training.fit``; recorded in checkpoints).
@@ -394,30 +375,52 @@ class ClassificationTask(L.LightningModule):
     @classmethod
     def load_from_checkpoint(
         cls,
-        checkpoint_path: str | PathLike | IO,
+        checkpoint_path: str | PathLike,
         map_location: Any = None,
         hparams_file: str | PathLike | None = None,
         strict: bool | None = None,
         weights_only: bool | None = None,
         **kwargs: Any,
     ) -> Self:
-        """Lightning's ``load_from_checkpoint``, reading files with ``weights_only=True`` only, that
-        refuses a checkpoint without the dataset spec (``recorded_spec``) as ``load_task`` does."""
+        """Lightning's ``load_from_checkpoint``, on asc_kd's one restore path (``load_task``), so
+        it reads, checks and rebuilds as the commands do.
+
+        As in Lightning: the task is of ``cls``, the class it is called on (a student's checkpoint
+        loads as a ``ClassificationTask``), with the recorded hyperparameters it takes and
+        ``kwargs`` in place of recorded ones; ``strict`` (default: ``strict_loading``, ``True``)
+        wants the checkpoint's state dict to hold exactly the task's keys; without
+        ``map_location`` each tensor stays on the device it was saved from where this host has
+        one, else goes to the CPU; the task comes back in training mode, as Lightning's does, so
+        code written for Lightning keeps working (call ``.eval()`` before inference; ``load_task``
+        gives the commands eval mode).
+
+        Refused, each in one line: ``weights_only=False`` (asc_kd reads plain data only),
+        ``hparams_file`` (the checkpoint carries its hyperparameters: give the ones to change as
+        keyword arguments), and a stream in place of a file's path (asc_kd reads files only).
+        """
+        name = f"{cls.__name__}.load_from_checkpoint"
         if weights_only is False:
             raise ValueError(
-                f"{cls.__name__}.load_from_checkpoint(weights_only=False): asc_kd checkpoints hold "
-                "plain data and are read with weights_only=True only; leave weights_only out"
+                f"{name}(weights_only=False): asc_kd checkpoints hold plain data and are read with "
+                "weights_only=True only; leave weights_only out"
             )
-        if (
-            hparams_file is None
-            and isinstance(checkpoint_path, (str, PathLike))
-            and Path(checkpoint_path).is_file()
-        ):
-            checkpoint = torch_load(checkpoint_path, mmap=True)  # the weights are mapped, not read
-            recorded_spec(checkpoint, str(checkpoint_path))
-        return super().load_from_checkpoint(
-            checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs
+        if hparams_file is not None:
+            raise ValueError(
+                f"{name}(hparams_file=...): asc_kd checkpoints carry their hyperparameters; give the "
+                "ones to change as keyword arguments, e.g. load_from_checkpoint(path, lr=1e-4)"
+            )
+        if not isinstance(checkpoint_path, (str, PathLike)):
+            raise TypeError(
+                f"{name}: give the checkpoint's file path, not a {type(checkpoint_path).__name__}"
+            )
+        task = load_task(
+            checkpoint_path,
+            cls,
+            map_location=saved_device_or_cpu if map_location is None else map_location,
+            strict=strict,
+            overrides=kwargs,
         )
+        return task.train()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record what made the checkpoint, so it describes itself (pyannote does the same).

@@ -1,4 +1,6 @@
-"""``atomic_folder``: a folder appears whole or not at all."""
+"""``atomic_folder``: a folder appears whole or not at all. ``torch_load``'s ``map_location``:
+Lightning's default (each tensor on its saved device where this host has one, else the CPU), and
+a place that fits no device here told apart from a file that is no PyTorch file."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from asc_kd.core.io import atomic_folder
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import atomic_folder, saved_device_or_cpu, torch_load
 
 
 def _tree(folder: Path) -> list[str]:
@@ -44,3 +48,29 @@ def test_the_folder_another_process_completed_first_is_kept(tmp_path: Path) -> N
         out.mkdir()  # another process renamed its complete folder into place meanwhile
         (out / "theirs.txt").write_text("theirs")
     assert _tree(tmp_path) == ["set", "set/theirs.txt"]
+
+
+@pytest.mark.parametrize("cuda", [True, False], ids=["host-with-cuda", "host-without-cuda"])
+def test_tensors_stay_on_their_saved_device_where_the_host_has_it(
+    monkeypatch: pytest.MonkeyPatch, cuda: bool
+) -> None:
+    """``None`` leaves the storage to ``torch.load`` (its saved device); a storage comes back
+    only when it had to move, and then it is on the CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    storage = torch.arange(3.0).untyped_storage()
+    assert saved_device_or_cpu(storage, "cpu") is None
+    on_cuda = saved_device_or_cpu(storage, "cuda:0")
+    assert on_cuda is None if cuda else on_cuda.device == torch.device("cpu")
+    assert saved_device_or_cpu(storage, "xla:0").device == torch.device("cpu")  # never present here
+
+
+def test_a_place_no_device_here_has_is_not_called_a_broken_file(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    assert torch_load(path, map_location="meta")["w"].device == torch.device("meta")
+    with pytest.raises(ConfigError, match=r"^map_location='gpu' cannot place .*weights\.pt's tensors: "):
+        torch_load(path, map_location="gpu")
+    path.write_bytes(b"not torch")
+    with pytest.raises(ValueError, match=r"weights\.pt is not a PyTorch file") as info:
+        torch_load(path, map_location="gpu")
+    assert not isinstance(info.value, ConfigError)

@@ -2,7 +2,7 @@
 check it: the sampled fingerprint and the full content hash of the train and test clips (over
 the names the split files list, computed here from the CSVs), and the dataset's spec, whole.
 Checkpoints written before the spec was kept whole are refused in one line by ``load_task`` and
-Lightning's ``load_from_checkpoint``; a fit still resumes from them."""
+``load_from_checkpoint`` (which goes through it); a fit still resumes from them."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_a_checkpoint_without_the_spec_is_refused_in_one_line(
     checkpoint: Path, student_checkpoint: Path, tmp_path: Path, cls: type[ClassificationTask]
 ) -> None:
     """Checkpoints written before tasks took the spec (loose classes, devices and groups) are
-    refused by ``load_task`` and Lightning alike, rather than built on the default spec."""
+    refused by ``load_task`` and ``load_from_checkpoint`` alike, rather than built on the default spec."""
     old = _old_style(student_checkpoint if cls is DistillationTask else checkpoint, tmp_path)
     with pytest.raises(CheckpointError, match=_no_spec(old)):
         load_task(old)
@@ -127,13 +127,11 @@ def test_a_checkpoint_without_the_spec_is_refused_in_one_line(
         cls.load_from_checkpoint(old)
 
 
-def test_lightning_still_loads_new_checkpoints(checkpoint: Path, student_checkpoint: Path) -> None:
+def test_load_from_checkpoint_gives_what_load_task_gives(checkpoint: Path, student_checkpoint: Path) -> None:
     for cls, path in [(ClassificationTask, checkpoint), (DistillationTask, student_checkpoint)]:
         loaded = cls.load_from_checkpoint(path, weights_only=True)
         assert type(loaded) is cls and loaded.spec == TAU22
         assert torch.equal(eval_logits(loaded), eval_logits(load_task(path)))
-    with pytest.raises(ValueError, match=r"weights_only=False.*read with weights_only=True only"):
-        ClassificationTask.load_from_checkpoint(checkpoint, weights_only=False)
 
 
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")

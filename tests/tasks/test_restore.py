@@ -1,8 +1,11 @@
 """``load_task``: any asc_kd checkpoint back to an eval-mode task of its own class (yours too),
-or an error naming the file."""
+or an error naming the file. ``load_from_checkpoint``: Lightning's signature on the same path
+(the class it is called on, keyword overrides, ``strict``, ``map_location``, training mode), and
+what it refuses."""
 
 from __future__ import annotations
 
+import io
 import pathlib
 import warnings
 from pathlib import Path
@@ -13,9 +16,11 @@ import torch
 import yaml
 from tiny_checkpoints import eval_logits, fit_checkpoint
 
+from asc_kd.core.errors import ConfigError
+from asc_kd.core.io import saved_device_or_cpu
 from asc_kd.data.spec import DatasetSpec
 from asc_kd.models.timm_teachers import timm_model
-from asc_kd.tasks import ClassificationTask, DistillationTask
+from asc_kd.tasks import ClassificationTask, DistillationTask, classification
 from asc_kd.tasks.restore import CheckpointError, fit_data_options, load_task, read_checkpoint
 
 
@@ -214,8 +219,27 @@ def test_missing_weights_are_refused(classifier: tuple[ClassificationTask, Path]
     checkpoint = read_checkpoint(classifier[1])
     del checkpoint["state_dict"]["model.classifier.bias"]
     path = _saved(tmp_path, checkpoint)
-    with pytest.raises(CheckpointError, match=r"edited\.ckpt.*'model\.classifier\.bias'"):
+    missing = (
+        r"edited\.ckpt: 1 weight\(s\) of the task missing, first 'model\.classifier\.bias' \(strict=False"
+    )
+    with pytest.raises(CheckpointError, match=missing):
         load_task(path)
+    with pytest.raises(CheckpointError, match=missing):
+        ClassificationTask.load_from_checkpoint(path)
+
+
+def test_weights_the_task_does_not_have_are_refused(
+    classifier: tuple[ClassificationTask, Path], tmp_path: Path
+) -> None:
+    """Strict means both ways, as in Lightning: the checkpoint's keys are the task's keys."""
+    checkpoint = read_checkpoint(classifier[1])
+    checkpoint["state_dict"]["model.extra.weight"] = torch.zeros(2)
+    path = _saved(tmp_path, checkpoint)
+    unexpected = r"edited\.ckpt: 1 weight\(s\) the task does not have, first 'model\.extra\.weight'"
+    with pytest.raises(CheckpointError, match=unexpected):
+        load_task(path)
+    with pytest.raises(CheckpointError, match=unexpected):
+        ClassificationTask.load_from_checkpoint(path, strict=True)
 
 
 def test_a_checkpoint_naming_an_unknown_model_is_refused(
@@ -274,6 +298,190 @@ def test_nothing_in_a_checkpoint_is_executed(
 def test_a_directory_is_not_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="is a directory"):
         load_task(tmp_path)
+
+
+# -- load_from_checkpoint: Lightning's signature, load_task's path --------------------------------
+
+
+def test_load_from_checkpoint_is_load_task_for_the_class_it_is_called_on(
+    classifier: tuple[ClassificationTask, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def spy(*args: Any, **kwargs: Any) -> ClassificationTask:
+        calls.append((args, kwargs))
+        return load_task(*args, **kwargs)
+
+    monkeypatch.setattr(classification, "load_task", spy)
+    DistillationTask.load_from_checkpoint(classifier[1], lr=0.5)
+    overrides = {"map_location": saved_device_or_cpu, "strict": None, "overrides": {"lr": 0.5}}
+    assert calls == [((classifier[1], DistillationTask), overrides)]
+
+
+def test_load_from_checkpoint_reads_the_file_once_with_weights_only(
+    classifier: tuple[ClassificationTask, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real_load = torch.load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    ClassificationTask.load_from_checkpoint(classifier[1])
+    assert calls == [True]
+
+
+def test_load_from_checkpoint_gives_a_task_in_training_mode(
+    classifier: tuple[ClassificationTask, Path],
+) -> None:
+    """As Lightning's does (a freshly built module); ``load_task`` gives the commands eval mode."""
+    task, path = classifier
+    loaded = ClassificationTask.load_from_checkpoint(path)
+    assert type(loaded) is ClassificationTask
+    assert all(module.training for module in loaded.modules())
+    assert torch.equal(eval_logits(loaded), eval_logits(task))
+
+
+def test_a_student_loads_as_a_classifier_and_a_classifier_as_a_student(
+    classifier: tuple[ClassificationTask, Path], student: tuple[DistillationTask, Path]
+) -> None:
+    """The class called on is the class built, with the recorded hyperparameters it takes."""
+    as_classifier = ClassificationTask.load_from_checkpoint(student[1])
+    assert type(as_classifier) is ClassificationTask and "temperature" not in as_classifier.hparams
+    assert torch.equal(eval_logits(as_classifier), eval_logits(student[0]))
+    as_student = DistillationTask.load_from_checkpoint(classifier[1])
+    assert type(as_student) is DistillationTask and len(as_student.teachers) == 0
+    assert as_student.hparams.temperature == 3.0 and as_student.hparams.label_weight == 0.5  # defaults
+    assert as_student.frontend.hop_length == 500  # the recorded front-end
+    assert torch.equal(eval_logits(as_student), eval_logits(classifier[0]))
+    assert type(load_task(student[1], ClassificationTask)) is ClassificationTask
+
+
+@pytest.mark.parametrize("task_class", [None, "gone_module:MyTask"], ids=["none", "unimportable"])
+def test_the_class_called_on_needs_no_recorded_class(
+    classifier: tuple[ClassificationTask, Path], tmp_path: Path, task_class: str | None
+) -> None:
+    """``load_task`` imports the recorded class; ``load_from_checkpoint`` neither needs nor
+    imports it."""
+    checkpoint = read_checkpoint(classifier[1])
+    checkpoint["asc_kd"]["task_class"] = task_class
+    path = _saved(tmp_path, checkpoint)
+    loaded = ClassificationTask.load_from_checkpoint(path)
+    assert torch.equal(eval_logits(loaded), eval_logits(classifier[0]))
+    if task_class is None:
+        refused = r"edited\.ckpt records no task class \(asc_kd\.task_class\); load it with the class's own"
+        with pytest.raises(CheckpointError, match=refused):
+            load_task(path)
+
+
+def test_keyword_arguments_replace_recorded_hyperparameters(
+    classifier: tuple[ClassificationTask, Path], student: tuple[DistillationTask, Path]
+) -> None:
+    task, path = classifier
+    loaded = ClassificationTask.load_from_checkpoint(path, lr=0.5, frontend_kwargs={"hop_length": 250})
+    assert loaded.hparams.lr == 0.5 and loaded.hparams.model_kwargs == {"width": 4}  # the rest recorded
+    assert loaded.input_shape() == (1, 1, 256, 1 + 32_000 // 250)  # 129 frames: the new hop built
+    for key, value in task.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+    hot = DistillationTask.load_from_checkpoint(student[1], temperature=5.0)
+    assert hot.hparams.temperature == 5.0 and hot.hparams.label_weight == 0.3
+    assert load_task(path, overrides={"lr": 0.25}).hparams.lr == 0.25
+    with pytest.raises(TypeError, match="temperature"):  # a classifier takes no KD settings
+        ClassificationTask.load_from_checkpoint(path, temperature=5.0)
+
+
+class LenientTask(ClassificationTask):
+    """A task that loads what fits by default, as ``strict_loading = False`` says to Lightning."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strict_loading = False
+
+
+def test_strict_false_loads_the_weights_both_hold_and_names_the_others(
+    classifier: tuple[ClassificationTask, Path], tmp_path: Path
+) -> None:
+    task, path = classifier
+    checkpoint = read_checkpoint(path)
+    del checkpoint["state_dict"]["model.classifier.bias"]
+    checkpoint["state_dict"]["model.extra.weight"] = torch.zeros(2)
+    edited = _saved(tmp_path, checkpoint)
+    named = r"1 weight\(s\) of the task missing, first 'model\.classifier\.bias'; 1 weight\(s\) the task"
+    torch.manual_seed(5)
+    with pytest.warns(UserWarning, match=named):
+        loaded = ClassificationTask.load_from_checkpoint(edited, strict=False)
+    torch.manual_seed(5)
+    fresh = ClassificationTask(model="debug", model_kwargs={"width": 4}, frontend_kwargs={"hop_length": 500})
+    assert torch.equal(loaded.model.classifier.bias, fresh.model.classifier.bias)  # its own, as built
+    assert not torch.equal(loaded.model.classifier.bias, task.model.classifier.bias)
+    assert torch.equal(loaded.model.classifier.weight, task.model.classifier.weight)  # the checkpoint's
+    with pytest.warns(UserWarning, match=named):
+        LenientTask.load_from_checkpoint(edited)  # the class's strict_loading
+    with pytest.raises(CheckpointError, match=named):
+        LenientTask.load_from_checkpoint(edited, strict=True)  # the argument over the class
+
+
+@pytest.mark.parametrize("place", ["meta", {"cpu": "meta"}], ids=["device", "dict"])
+def test_map_location_places_the_weights_and_the_task(
+    classifier: tuple[ClassificationTask, Path], place: Any
+) -> None:
+    """The meta device stands for a GPU here: every tensor ends where ``map_location`` says."""
+    for loaded in (
+        ClassificationTask.load_from_checkpoint(classifier[1], place),
+        load_task(classifier[1], map_location=place),
+    ):
+        assert {t.device.type for t in [*loaded.parameters(), *loaded.buffers()]} == {"meta"}
+
+
+def test_map_location_may_be_a_function_and_defaults_to_the_cpu_for_load_task(
+    classifier: tuple[ClassificationTask, Path],
+) -> None:
+    seen = []
+
+    def keep(storage: Any, location: str) -> Any:
+        seen.append(location)
+        return storage
+
+    loaded = ClassificationTask.load_from_checkpoint(classifier[1], map_location=keep)
+    assert seen and set(seen) == {"cpu"}
+    assert torch.equal(eval_logits(loaded), eval_logits(classifier[0]))
+    assert {t.device.type for t in load_task(classifier[1]).parameters()} == {"cpu"}
+    with pytest.raises(ConfigError, match=r"^map_location='gpu' cannot place .*classifier\.ckpt's tensors"):
+        load_task(classifier[1], map_location="gpu")
+
+
+def test_load_from_checkpoint_refuses_what_asc_kd_does_not_read(
+    classifier: tuple[ClassificationTask, Path], tmp_path: Path
+) -> None:
+    path = classifier[1]
+    hparams = tmp_path / "hparams.yaml"
+    hparams.write_text("lr: 0.5\n")
+    refusals = [
+        (
+            {"hparams_file": hparams},
+            ValueError,
+            r"ClassificationTask\.load_from_checkpoint\(hparams_file=\.\.\.\): asc_kd checkpoints carry "
+            r"their hyperparameters; give the ones to change as keyword arguments, "
+            r"e\.g\. load_from_checkpoint\(path, lr=1e-4\)",
+        ),
+        (
+            {"weights_only": False},
+            ValueError,
+            r"ClassificationTask\.load_from_checkpoint\(weights_only=False\): asc_kd checkpoints hold "
+            r"plain data and are read with weights_only=True only; leave weights_only out",
+        ),
+    ]
+    for kwargs, error, message in refusals:
+        with pytest.raises(error, match=f"^{message}$"):
+            ClassificationTask.load_from_checkpoint(path, **kwargs)
+    stream = io.BytesIO(path.read_bytes())
+    with pytest.raises(
+        TypeError,
+        match=r"^ClassificationTask\.load_from_checkpoint: give the checkpoint's file path, not a BytesIO$",
+    ):
+        ClassificationTask.load_from_checkpoint(stream)
 
 
 # -- your own task and model --------------------------------------------------------------------
