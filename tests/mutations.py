@@ -1305,6 +1305,30 @@ MUTATIONS = [
         "        if False:",
         ["tests/core/test_io.py::test_a_place_no_device_here_has_is_not_called_a_broken_file"],
     ),
+    (
+        "bench teacher: the training step timed at a batch other than the recipe's",
+        "asc_kd/benchmarks/teacher.py",
+        '    size = (config.get("data") or {}).get("batch_size")',
+        '    size = (config.get("data") or {}).get("eval_batch_size", 8)',
+        [
+            "tests/benchmarks/test_benchmarks.py::test_bench_teacher_times_a_training_step_at_the_recipes_batch"
+        ],
+    ),
+    (
+        "bench teacher: the eval forward timed on the training batch",
+        "asc_kd/benchmarks/teacher.py",
+        '            results[f"{name}_{phase}_clips_per_s"] = round(size / median, 2)',
+        '            results[f"{name}_{phase}_clips_per_s"] = round(batch_size / median, 2)\n'
+        '            results["eval_batch_size"] = batch_size',
+        ["tests/benchmarks/test_benchmarks.py::test_bench_teacher_compares_the_same_teacher_both_ways"],
+    ),
+    (
+        "bench train --fit: the plain loop reads another epoch than the fit's",
+        "asc_kd/benchmarks/student.py",
+        "        loop_data = build_datamodule(given)\n",
+        "        loop_data = build_datamodule(given, batch_size=batch_size + 1)\n",
+        ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
+    ),
 ]
 
 
