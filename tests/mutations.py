@@ -1329,6 +1329,27 @@ MUTATIONS = [
         "        loop_data = build_datamodule(given, batch_size=batch_size + 1)\n",
         ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
     ),
+    (
+        "STFT: the reflected edge repeats the edge sample",
+        "asc_kd/models/frontends.py",
+        "    padded[..., :pad] = padded[..., pad + 1 : 2 * pad + 1].flip(-1)",
+        "    padded[..., :pad] = padded[..., pad : 2 * pad].flip(-1)",
+        ["tests/models/test_frontends.py::test_stft_power_of_a_hand_computed_clip"],
+    ),
+    (
+        "STFT: a window shorter than the FFT put at the frame's start",
+        "asc_kd/models/frontends.py",
+        "        left = (n_fft - window.shape[-1]) // 2\n",
+        "        left = 0\n",
+        ["tests/models/test_frontends.py::test_stft_power_equals_torch_stft"],
+    ),
+    (
+        "STFT: pre-emphasis left out",
+        "asc_kd/models/frontends.py",
+        "    if preemphasis:\n        torch.add(",
+        "    if False:\n        torch.add(",
+        ["tests/models/test_frontends.py::test_stft_power_of_a_hand_computed_clip"],
+    ),
 ]
 
 

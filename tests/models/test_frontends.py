@@ -9,6 +9,7 @@ import torchaudio
 import yaml
 from torchaudio.compliance import kaldi
 
+from asc_kd.core.errors import ConfigError
 from asc_kd.models.frontends import (
     ASTFbank,
     PasstMel,
@@ -18,6 +19,7 @@ from asc_kd.models.frontends import (
     draw_mel_bands,
     get_frontend,
     power_spectrum,
+    stft_power,
 )
 from asc_kd.recipes import RECIPES
 
@@ -406,3 +408,38 @@ def test_band_spans_of_empty_filters_give_exact_zeros():
 def test_power_spectrum_is_squared_magnitude():
     spec = torch.complex(torch.tensor([3.0, 0.0, -1.5]), torch.tensor([4.0, -2.0, 2.0]))
     torch.testing.assert_close(power_spectrum(spec), torch.tensor([25.0, 4.0, 6.25]))
+
+
+def test_stft_power_of_a_hand_computed_clip():
+    """n_fft 4, hop 2, a rectangular window: [1..5] reflect-padded by 2 is [3,2,1,2,3,4,5,4,3],
+    whose frames [3,2,1,2], [1,2,3,4], [3,4,5,4] have |DFT|^2 (bins 0..2) as below."""
+    power = stft_power(torch.tensor([[1.0, 2, 3, 4, 5]]), 4, 2, torch.ones(4))
+    expected = torch.tensor([[[64.0, 100.0, 256.0], [4.0, 8.0, 4.0], [0.0, 4.0, 0.0]]])
+    torch.testing.assert_close(power, expected)
+    # pre-emphasis 0.5 of [1..6] is [1.5, 2, 2.5, 3, 3.5]: half of [3, 4, 5, 6, 7], a quarter of its power
+    emphasised = stft_power(torch.tensor([[1.0, 2, 3, 4, 5, 6]]), 4, 2, torch.ones(4), preemphasis=0.5)
+    torch.testing.assert_close(
+        emphasised, stft_power(torch.tensor([[3.0, 4, 5, 6, 7]]), 4, 2, torch.ones(4)) / 4
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_fft", "win_length", "hop_length", "samples", "preemphasis"),
+    [(2048, 2048, 737, 32000, 0.97), (1024, 800, 320, 32000, 0.0), (512, 400, 160, 3001, 0.97)],
+    ids=["student", "passt-window-shorter-than-fft", "odd-length"],
+)
+def test_stft_power_equals_torch_stft(n_fft, win_length, hop_length, samples, preemphasis):
+    x = torch.randn(3, samples, generator=torch.Generator().manual_seed(1))
+    window = torch.hann_window(win_length, periodic=False)
+    y = torch.add(x[:, 1:], x[:, :-1], alpha=-preemphasis) if preemphasis else x
+    spec = torch.stft(
+        y, n_fft, hop_length, win_length, window, center=True, pad_mode="reflect", return_complex=True
+    )
+    got = stft_power(x, n_fft, hop_length, window, preemphasis)
+    assert got.shape == (3, n_fft // 2 + 1, 1 + y.shape[-1] // hop_length)
+    assert torch.equal(got, power_spectrum(spec))
+
+
+def test_stft_power_refuses_a_clip_shorter_than_half_a_frame():
+    with pytest.raises(ConfigError, match="a clip of 1024 samples is too short for an STFT of 2048 points"):
+        stft_power(torch.zeros(1, 1024), 2048, 737, torch.ones(2048))
