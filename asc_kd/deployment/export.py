@@ -1,8 +1,8 @@
 """ONNX export of a student with its front-end, for runtimes without PyTorch.
 
 The ONNX graph maps (batch, samples) waveforms at the model's rate to logits: the mel
-front-end (STFT, mel filterbank, log) is folded in, since ONNX opset 17+ has an STFT operator,
-so a deployment needs no separate feature code. Opset 18, dynamic batch size, fp32. Parity
+front-end (STFT, mel filterbank, log) is folded in, its STFT as ONNX's ``DFT`` operator over
+the windowed frames (opset 17+), so a deployment needs no separate feature code. Opset 18, dynamic batch size, fp32. Parity
 with PyTorch is checked on fixed waveforms right after export (``onnxruntime``, an optional
 dependency: ``pip install asc_kd[onnx]``) and the max abs logit difference is printed.
 
