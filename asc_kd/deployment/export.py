@@ -2,9 +2,10 @@
 
 The ONNX graph maps (batch, samples) waveforms at the model's rate to logits: the mel
 front-end (STFT, mel filterbank, log) is folded in, its STFT as ONNX's ``DFT`` operator over
-the windowed frames (opset 17+), so a deployment needs no separate feature code. Opset 18, dynamic batch size, fp32. Parity
-with PyTorch is checked on fixed waveforms right after export (``onnxruntime``, an optional
-dependency: ``pip install asc_kd[onnx]``) and the max abs logit difference is printed.
+the windowed frames (opset 17+), so a deployment needs no separate feature code. Opset 18,
+dynamic batch size, fp32. Parity with PyTorch is checked on fixed waveforms right after export
+(``onnxruntime``, an optional dependency: ``pip install asc_kd[onnx]``) and the max abs logit
+difference is printed.
 
 How this relates to the int8 artifact of ``python -m asc_kd.quantize``: that one is the
 submission model (int8 weights and activations, TorchScript, eager-mode PyTorch kernels).

@@ -89,8 +89,11 @@ def test_model_and_front_end_are_rebuilt_from_the_checkpoint_alone(
         assert torch.equal(loaded.model.state_dict()[key], value), key
 
 
-def test_the_checkpoint_is_read_with_weights_only(
-    classifier: tuple[ClassificationTask, Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "load", [load_task, ClassificationTask.load_from_checkpoint], ids=["load_task", "load_from_checkpoint"]
+)
+def test_the_checkpoint_is_read_once_with_weights_only(
+    classifier: tuple[ClassificationTask, Path], monkeypatch: pytest.MonkeyPatch, load: Any
 ) -> None:
     calls = []
     real_load = torch.load
@@ -100,7 +103,7 @@ def test_the_checkpoint_is_read_with_weights_only(
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    load_task(classifier[1])
+    load(classifier[1])
     assert calls == [True]
 
 
@@ -316,21 +319,6 @@ def test_load_from_checkpoint_is_load_task_for_the_class_it_is_called_on(
     DistillationTask.load_from_checkpoint(classifier[1], lr=0.5)
     overrides = {"map_location": saved_device_or_cpu, "strict": None, "overrides": {"lr": 0.5}}
     assert calls == [((classifier[1], DistillationTask), overrides)]
-
-
-def test_load_from_checkpoint_reads_the_file_once_with_weights_only(
-    classifier: tuple[ClassificationTask, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls = []
-    real_load = torch.load
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs.get("weights_only"))
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(torch, "load", spy)
-    ClassificationTask.load_from_checkpoint(classifier[1])
-    assert calls == [True]
 
 
 def test_load_from_checkpoint_gives_a_task_in_training_mode(
