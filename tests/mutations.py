@@ -1294,7 +1294,7 @@ MUTATIONS = [
     (
         "restore: tensors kept on a device the host lacks",
         "asc_kd/core/io.py",
-        "    return None if present.get(kind, False) else storage.cpu()\n",
+        "    return storage.cpu() if missing.get(kind, False) else None  # other kinds: torch.load's way\n",
         "    return None\n",
         ["tests/core/test_io.py::test_tensors_stay_on_their_saved_device_where_the_host_has_it"],
     ),
@@ -1349,6 +1349,31 @@ MUTATIONS = [
         "    if preemphasis:\n        torch.add(",
         "    if False:\n        torch.add(",
         ["tests/models/test_frontends.py::test_stft_power_of_a_hand_computed_clip"],
+    ),
+    (
+        "restore: a recorded class that is not a task accepted",
+        "asc_kd/tasks/restore.py",
+        "    if not (isinstance(cls, type) and any(_named(klass) == _TASK for klass in cls.__mro__)):",
+        "    if not isinstance(cls, type):",
+        ["tests/tasks/test_restore.py::test_a_recorded_class_that_is_not_a_task_is_refused"],
+    ),
+    (
+        "restore: a keyword argument's error blamed on the file",
+        "asc_kd/tasks/restore.py",
+        "        if overrides:  # the keyword arguments may be at fault, not the file",
+        "        if False:",
+        [
+            "tests/tasks/test_restore.py::test_a_keyword_argument_the_task_refuses_is_named_not_blamed_on_the_file"
+        ],
+    ),
+    (
+        "restore: the task's on_load_checkpoint skipped",
+        "asc_kd/tasks/restore.py",
+        "    task.on_load_checkpoint(checkpoint)  # as Lightning does before loading: a task's own migration\n",
+        "",
+        [
+            "tests/tasks/test_restore.py::test_the_tasks_on_load_checkpoint_sees_the_checkpoint_before_its_weights_load"
+        ],
     ),
 ]
 

@@ -166,12 +166,12 @@ def _readable(path: str | Path) -> bool:
 
 
 def saved_device_or_cpu(storage: Any, location: str) -> Any:
-    """A ``map_location`` that leaves each tensor on the device it was saved from where this host
-    has one (``torch.load``'s own default) and puts it on the CPU where it has none: what
-    Lightning's ``load_from_checkpoint`` does without a ``map_location``, so a checkpoint written
-    on a GPU opens on a GPU host as on a laptop."""
+    """A ``map_location`` that leaves each tensor on the device it was saved from (``torch.load``'s
+    own default) unless it was saved on a CUDA or MPS device this host lacks, which puts it on the
+    CPU: what Lightning's ``load_from_checkpoint`` does without a ``map_location``, so a
+    checkpoint written on a GPU opens on a GPU host as on a laptop."""
     import torch
 
     kind = location.split(":")[0]
-    present = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    return None if present.get(kind, False) else storage.cpu()
+    missing = {"cuda": not torch.cuda.is_available(), "mps": not torch.backends.mps.is_available()}
+    return storage.cpu() if missing.get(kind, False) else None  # other kinds: torch.load's way

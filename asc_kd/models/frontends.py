@@ -90,7 +90,8 @@ def power_spectrum(spec: Tensor) -> Tensor:
 def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor, preemphasis: float = 0.0) -> Tensor:
     """Power spectrogram ``(batch, n_fft // 2 + 1, frames)`` of a waveform batch: the centred,
     reflect-padded STFT with ``window`` (its length is the window length, centred in ``n_fft``
-    when shorter), as CP-JKU's ``AugmentMelSTFT``; ``1 + samples // hop_length`` frames.
+    when shorter), as CP-JKU's ``AugmentMelSTFT``; ``1 + samples // hop_length`` frames (for an
+    even ``n_fft``; ``1 + (samples - 1) // hop_length`` for an odd one, as ``torch.stft``).
     ``preemphasis`` ``a`` first maps the waveform to ``x[t + 1] - a * x[t]`` (one sample fewer).
 
     The same values as ``torch.stft(..., center=True, pad_mode="reflect")`` (bit for bit on the
@@ -105,11 +106,19 @@ def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor, preemphas
     pad = n_fft // 2
     samples = x.shape[-1] - (1 if preemphasis else 0)
     if samples <= pad:
-        raise ConfigError(f"a clip of {samples} samples is too short for an STFT of {n_fft} points")
+        least = pad + 1 + (1 if preemphasis else 0)
+        raise ConfigError(
+            f"a clip of {x.shape[-1]} samples is too short for an STFT of {n_fft} points: give at "
+            f"least {least} samples"
+        )
+    if window.shape[-1] > n_fft:
+        raise ConfigError(f"a window of {window.shape[-1]} samples is longer than the FFT's {n_fft} points")
     padded = x.new_empty(*x.shape[:-1], samples + 2 * pad)
     middle = padded[..., pad : pad + samples]
-    if preemphasis:
+    if preemphasis and not (x.requires_grad and torch.is_grad_enabled()):
         torch.add(x[..., 1:], x[..., :-1], alpha=-preemphasis, out=middle)  # one pass
+    elif preemphasis:  # autograd refuses out=: the same values through a copy
+        middle.copy_(torch.add(x[..., 1:], x[..., :-1], alpha=-preemphasis))
     else:
         middle.copy_(x)
     padded[..., :pad] = padded[..., pad + 1 : 2 * pad + 1].flip(-1)  # reflect: the edge sample once

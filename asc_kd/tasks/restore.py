@@ -3,11 +3,12 @@ restore path.
 
 Lightning checkpoints of asc_kd tasks hold the model and front-end names and arguments, the
 dataset's spec as plain data (``DatasetSpec.as_dict``), and the task's class as an import path.
-``load_task`` is the one place that reads such a file (``weights_only=True``: nothing in it is
-executed), checks it (the spec, the weights) and rebuilds the task from it (the student or
-teacher with its front-end; no online teachers, no optimiser state). Predict, quantize, export,
-logits and online teachers call it for the class the checkpoint records (a task or model defined
-in your own module is imported from the working directory or ``PYTHONPATH``);
+``load_task`` is the one place that rebuilds a task from such a file: it reads it with
+``weights_only=True`` (nothing in it is executed), checks it (the task class, the spec, the
+weights) and builds the student or teacher with its front-end (no online teachers, no optimiser
+state). Predict, quantize, export, logits and online teachers call it for the class the
+checkpoint records (a task or model defined in your own module is imported from the working
+directory or ``PYTHONPATH``);
 ``ClassificationTask.load_from_checkpoint`` calls it for the class it is called on. Resuming a
 fit (``--ckpt_path``) is Lightning's trainer restoring its own state, not a restore of a task.
 
@@ -140,9 +141,18 @@ def _task_class(path: Path, record: dict[str, Any]) -> type[L.LightningModule]:
         cls = import_object(recorded, "task class")
     except ImportPathError as err:
         raise CheckpointError(f"{path}: {err}") from err
-    if not (isinstance(cls, type) and issubclass(cls, L.LightningModule)):
-        raise CheckpointError(f"{path}: task class {recorded!r} is not a LightningModule")
+    if not (isinstance(cls, type) and any(_named(klass) == _TASK for klass in cls.__mro__)):
+        raise CheckpointError(f"{path}: task class {recorded!r} is not a ClassificationTask")
     return cls
+
+
+#: The base of every task the commands rebuild, by import path: the task module imports this one
+#: (its ``load_from_checkpoint`` is ``load_task``), so the class is recognised by name.
+_TASK = "asc_kd.tasks.classification:ClassificationTask"
+
+
+def _named(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def load_task(
@@ -191,10 +201,12 @@ def load_task(
     try:
         with trained_weights_follow():
             task = cls(**{**arguments, **(overrides or {})})
-    except ImportPathError as err:
-        raise CheckpointError(f"{path}: {err}") from err
-    except (KeyError, ValueError) as err:  # a model or front-end name this version does not know
+    except (ImportPathError, KeyError, ValueError) as err:  # a name this version does not know
+        if overrides:  # the keyword arguments may be at fault, not the file
+            given = ", ".join(f"{key}={value!r}" for key, value in overrides.items())
+            raise ConfigError(f"{path} with {given}: {err.args[0] if err.args else err}") from err
         raise CheckpointError(f"{path}: {err.args[0] if err.args else err}") from err
+    task.on_load_checkpoint(checkpoint)  # as Lightning does before loading: a task's own migration
     state = checkpoint["state_dict"]
     device = next((value.device for value in state.values() if isinstance(value, torch.Tensor)), None)
     if device is not None:

@@ -50,6 +50,7 @@ def test_the_graph_is_valid_with_named_io_and_a_dynamic_batch(exported: tuple) -
     batch, samples = waveform.type.tensor_type.shape.dim
     assert batch.dim_param and not batch.dim_value  # symbolic: any batch size
     assert samples.dim_value == 32_000
+    assert "DFT" in {node.op_type for node in model.graph.node}  # the front-end's STFT is in the graph
     assert [p.name for p in out.parent.iterdir()] == ["debug.onnx"]  # no partial file left
 
 

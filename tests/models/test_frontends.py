@@ -425,8 +425,13 @@ def test_stft_power_of_a_hand_computed_clip():
 
 @pytest.mark.parametrize(
     ("n_fft", "win_length", "hop_length", "samples", "preemphasis"),
-    [(2048, 2048, 737, 32000, 0.97), (1024, 800, 320, 32000, 0.0), (512, 400, 160, 3001, 0.97)],
-    ids=["student", "passt-window-shorter-than-fft", "odd-length"],
+    [
+        (2048, 2048, 737, 32000, 0.97),
+        (1024, 800, 320, 32000, 0.0),
+        (512, 400, 160, 3002, 0.97),
+        (511, 511, 100, 257, 0.0),
+    ],
+    ids=["student", "passt-window-shorter-than-fft", "odd-length", "odd-fft-shortest-clip"],
 )
 def test_stft_power_equals_torch_stft(n_fft, win_length, hop_length, samples, preemphasis):
     x = torch.randn(3, samples, generator=torch.Generator().manual_seed(1))
@@ -436,10 +441,26 @@ def test_stft_power_equals_torch_stft(n_fft, win_length, hop_length, samples, pr
         y, n_fft, hop_length, win_length, window, center=True, pad_mode="reflect", return_complex=True
     )
     got = stft_power(x, n_fft, hop_length, window, preemphasis)
-    assert got.shape == (3, n_fft // 2 + 1, 1 + y.shape[-1] // hop_length)
+    assert got.shape == (3, n_fft // 2 + 1, 1 + (y.shape[-1] - n_fft % 2) // hop_length)
     assert torch.equal(got, power_spectrum(spec))
 
 
-def test_stft_power_refuses_a_clip_shorter_than_half_a_frame():
-    with pytest.raises(ConfigError, match="a clip of 1024 samples is too short for an STFT of 2048 points"):
+def test_stft_power_passes_gradients_as_torch_stft_does():
+    x = torch.randn(2, 4000, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    window = torch.hann_window(512, periodic=False)
+    stft_power(x, 512, 160, window, preemphasis=0.97).sum().backward()
+    ours, x.grad = x.grad, None
+    y = torch.add(x[:, 1:], x[:, :-1], alpha=-0.97)
+    power_spectrum(torch.stft(y, 512, 160, 512, window, center=True, return_complex=True)).sum().backward()
+    torch.testing.assert_close(ours, x.grad)
+
+
+def test_stft_power_refuses_a_clip_shorter_than_half_a_frame_or_a_window_longer_than_the_fft():
+    too_short = "a clip of 1024 samples is too short for an STFT of 2048 points: give at least 1025 samples"
+    with pytest.raises(ConfigError, match=too_short):
         stft_power(torch.zeros(1, 1024), 2048, 737, torch.ones(2048))
+    assert stft_power(torch.zeros(1, 1025), 2048, 737, torch.ones(2048)).shape == (1, 1025, 2)  # the least
+    with pytest.raises(ConfigError, match="give at least 1026 samples"):  # pre-emphasis takes one
+        stft_power(torch.zeros(1, 1025), 2048, 737, torch.ones(2048), preemphasis=0.97)
+    with pytest.raises(ConfigError, match="a window of 600 samples is longer than the FFT's 512 points"):
+        stft_power(torch.zeros(1, 4000), 512, 160, torch.ones(600))

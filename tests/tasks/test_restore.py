@@ -380,6 +380,53 @@ def test_keyword_arguments_replace_recorded_hyperparameters(
         ClassificationTask.load_from_checkpoint(path, temperature=5.0)
 
 
+def test_a_keyword_argument_the_task_refuses_is_named_not_blamed_on_the_file(
+    classifier: tuple[ClassificationTask, Path],
+) -> None:
+    path = classifier[1]
+    with pytest.raises(ConfigError, match=r"classifier\.ckpt with model='nope': .*nope") as info:
+        ClassificationTask.load_from_checkpoint(path, model="nope")
+    assert not isinstance(info.value, CheckpointError)
+
+
+class RenamingTask(ClassificationTask):
+    """A task whose ``on_load_checkpoint`` renames the weights of an older layout (``net.``)."""
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("net.")]:
+            state["model." + key.removeprefix("net.")] = state.pop(key)
+
+
+def test_the_tasks_on_load_checkpoint_sees_the_checkpoint_before_its_weights_load(
+    classifier: tuple[ClassificationTask, Path], tmp_path: Path
+) -> None:
+    task, path = classifier
+    checkpoint = read_checkpoint(path)
+    checkpoint["state_dict"] = {
+        ("net." + k.removeprefix("model.") if k.startswith("model.") else k): v
+        for k, v in checkpoint["state_dict"].items()
+    }
+    renamed = _saved(tmp_path, checkpoint)
+    with pytest.raises(CheckpointError, match="weight"):  # the plain task finds no model weights
+        ClassificationTask.load_from_checkpoint(renamed)
+    loaded = RenamingTask.load_from_checkpoint(renamed).eval()
+    assert torch.equal(eval_logits(loaded), eval_logits(task))
+
+
+def test_a_recorded_class_that_is_not_a_task_is_refused(
+    classifier: tuple[ClassificationTask, Path], tmp_path: Path
+) -> None:
+    checkpoint = read_checkpoint(classifier[1])
+    checkpoint["asc_kd"]["task_class"] = "lightning.pytorch.demos.boring_classes:BoringModel"
+    path = _saved(tmp_path, checkpoint)
+    with pytest.raises(
+        CheckpointError,
+        match="task class 'lightning.pytorch.demos.boring_classes:BoringModel' is not a ClassificationTask",
+    ):
+        load_task(path)
+
+
 class LenientTask(ClassificationTask):
     """A task that loads what fits by default, as ``strict_loading = False`` says to Lightning."""
 
