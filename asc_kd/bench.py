@@ -110,7 +110,7 @@ def build_parser() -> CommandParser:
         "--eval-batch-size",
         type=int,
         default=None,
-        help="clips per eval forward (default: the logits export's, 64)",
+        help="clips per eval forward (default: the logits export's eval_batch_size)",
     )
     teacher.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     teacher.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")

@@ -1346,8 +1346,8 @@ MUTATIONS = [
     (
         "STFT: pre-emphasis left out",
         "asc_kd/models/frontends.py",
-        "    if preemphasis:\n        torch.add(",
-        "    if False:\n        torch.add(",
+        "        torch.add(x[..., 1:], x[..., :-1], alpha=-preemphasis, out=middle)  # one pass",
+        "        middle.copy_(x[..., 1:])",
         ["tests/models/test_frontends.py::test_stft_power_of_a_hand_computed_clip"],
     ),
     (
@@ -1369,7 +1369,7 @@ MUTATIONS = [
     (
         "restore: the task's on_load_checkpoint skipped",
         "asc_kd/tasks/restore.py",
-        "    task.on_load_checkpoint(checkpoint)  # as Lightning does before loading: a task's own migration\n",
+        "    task.on_load_checkpoint(checkpoint)  # as Lightning does before loading: a task's migration\n",
         "",
         [
             "tests/tasks/test_restore.py::test_the_tasks_on_load_checkpoint_sees_the_checkpoint_before_its_weights_load"

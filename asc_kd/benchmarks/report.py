@@ -153,8 +153,8 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
     ),
     "teacher": (
         "python -m asc_kd.bench teacher --compile [--cpjku DIR]",
-        "PaSST teacher, random weights, a training step at its recipe's batch (80) and the eval "
-        "forward at the logits export's (64): hear21passt's attention in fp32 (and CP-JKU's own "
+        "PaSST teacher, random weights, a training step at its recipe's batch and the eval "
+        "forward at the logits export's: hear21passt's attention in fp32 (and CP-JKU's own "
         "code with --cpjku) vs asc_kd (fused attention, bf16 autocast where the device does it "
         "fast, compiled: the task's `compile: true`); eval is `asc_kd.logits --precision auto`'s path",
         lambda s, c: bench_teacher("passt", threads=2, seconds=s, cpjku=c, compile_model=True),

@@ -31,10 +31,13 @@ def _teacher_recipe(model: str) -> Path:
 def recipe_batch_size(model: str) -> int:
     """The clips per training step of teacher recipe ``model`` (its ``data.batch_size``; PaSST's
     is CP-JKU's 80): the batch a teacher's fit steps on, so the one its train step is timed at."""
-    config = yaml.safe_load(_teacher_recipe(model).read_text()) or {}
+    path = _teacher_recipe(model)
+    config = yaml.safe_load(path.read_text()) or {}
     size = (config.get("data") or {}).get("batch_size")
-    if not isinstance(size, int):
-        raise ConfigError(f"teacher recipe {model!r} sets no data.batch_size; give --batch-size")
+    if size is None:
+        raise ConfigError(f"teacher recipe {path} sets no data.batch_size; give --batch-size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"teacher recipe {path}: data.batch_size {size!r} is not a whole number of clips")
     return size
 
 
@@ -95,8 +98,8 @@ def bench_teacher(
     from asc_kd.evaluation.inference import autocast, fast_bf16
     from asc_kd.training.logits import LOGITS_DATA_DEFAULTS
 
-    batch_size = batch_size or recipe_batch_size(model)
-    eval_batch_size = eval_batch_size or LOGITS_DATA_DEFAULTS["eval_batch_size"]
+    batch_size = recipe_batch_size(model) if batch_size is None else batch_size
+    eval_batch_size = LOGITS_DATA_DEFAULTS["eval_batch_size"] if eval_batch_size is None else eval_batch_size
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     target_device = torch.device(device)

@@ -206,7 +206,7 @@ def load_task(
             given = ", ".join(f"{key}={value!r}" for key, value in overrides.items())
             raise ConfigError(f"{path} with {given}: {err.args[0] if err.args else err}") from err
         raise CheckpointError(f"{path}: {err.args[0] if err.args else err}") from err
-    task.on_load_checkpoint(checkpoint)  # as Lightning does before loading: a task's own migration
+    task.on_load_checkpoint(checkpoint)  # as Lightning does before loading: a task's migration
     state = checkpoint["state_dict"]
     device = next((value.device for value in state.values() if isinstance(value, torch.Tensor)), None)
     if device is not None:

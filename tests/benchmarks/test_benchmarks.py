@@ -21,6 +21,7 @@ from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.options import GivenData
 from asc_kd.recipes import RECIPES
+from asc_kd.training.logits import LOGITS_DATA_DEFAULTS
 
 
 def test_bench_teacher_compares_the_same_teacher_both_ways(bf16_branch: bool) -> None:
@@ -47,8 +48,24 @@ def test_bench_teacher_times_a_training_step_at_the_recipes_batch(tmp_path: Path
     assert recipe_batch_size(str(RECIPES / "demo" / "teachers" / "passt_tiny.yaml")) == 32
     bare = tmp_path / "bare.yaml"
     bare.write_text("model:\n  init_args:\n    model: passt\n")
-    with pytest.raises(ConfigError, match="sets no data.batch_size; give --batch-size"):
+    with pytest.raises(
+        ConfigError, match=f"teacher recipe {bare} sets no data.batch_size; give --batch-size"
+    ):
         recipe_batch_size(str(bare))
+    for value in ("'80'", "true", "0"):
+        bare.write_text(f"data:\n  batch_size: {value}\n")
+        with pytest.raises(ConfigError, match="is not a whole number of clips"):
+            recipe_batch_size(str(bare))
+
+
+def test_bench_teacher_defaults_to_the_recipes_batch_and_the_exports_eval_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe = str(RECIPES / "demo" / "teachers" / "passt_tiny.yaml")
+    monkeypatch.setitem(LOGITS_DATA_DEFAULTS, "eval_batch_size", 3)  # the export's, kept small here
+    monkeypatch.setattr("asc_kd.benchmarks.teacher.recipe_batch_size", lambda model: 2)  # likewise
+    results = bench_teacher(recipe, seconds=0)
+    assert (results["batch_size"], results["eval_batch_size"]) == (2, 3)
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import pytest
 import torch
 from pipeline_processes import (
     EPOCHS,
+    TEACHER_RUN,
     run_pipeline,
     start_pipeline,
     start_until_a_checkpoint,
@@ -81,14 +82,14 @@ def test_a_job_killed_for_memory_fails_its_run_with_out_of_memory_and_the_option
         teacher_argv(tiny_root, cache_dir, out, "--mem-per-run", "100M", epochs=1), timeout=300
     )
     assert done.returncode == 1, done.stdout[-3000:]
-    record = read_record(out / "teachers" / "teacher-seed0" / "run.json")
+    record = read_record(out / TEACHER_RUN / "run.json")
     assert record["job"]["state"] in ("FAILED", "OUT_OF_MEMORY"), record["job"]
     assert "Exceeded job memory limit" in Path(record["job"]["logs"][1]).read_text()
     assert record["state"] == "failed"
     assert record["reason"] == "out of memory: give it more with --mem-per-run"
     (error,) = [line for line in done.stdout.splitlines() if line.startswith("error: ")]
     assert "fitting teacher, seed 0" in error and "out of memory: give it more with --mem-per-run" in error
-    assert not (out / "teachers" / "teacher-seed0" / "checkpoints" / "last.ckpt").exists()
+    assert not (out / TEACHER_RUN / "checkpoints" / "last.ckpt").exists()
 
 
 def test_a_killed_drivers_rerun_adopts_its_running_job_one_writer(
@@ -170,7 +171,7 @@ def test_a_run_timed_out_on_every_attempt_says_time_limit_and_a_rerun_resumes_it
     argv = teacher_argv(tiny_root, cache_dir, out, *limit, epochs=100_000)  # never in time
     done = run_pipeline(argv, timeout=600)
     assert done.returncode == 1
-    run = out / "teachers" / "teacher-seed0"
+    run = out / TEACHER_RUN
     record = read_record(run / "run.json")
     assert record["state"] == "timeout", done.stdout[-3000:]
     assert "time limit reached" in done.stdout  # on every attempt (submitit), or by SLURM at the limit
