@@ -146,13 +146,13 @@ def _task_class(path: Path, record: dict[str, Any]) -> type[L.LightningModule]:
     return cls
 
 
-#: The base of every task the commands rebuild, by import path: the task module imports this one
-#: (its ``load_from_checkpoint`` is ``load_task``), so the class is recognised by name.
-_TASK = "asc_kd.tasks.classification:ClassificationTask"
+#: The base of every task the commands rebuild, known by its module and name: the task module
+#: imports this one (its ``load_from_checkpoint`` is ``load_task``), so it is not imported here.
+_TASK = (f"{__package__}.classification", "ClassificationTask")
 
 
-def _named(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+def _named(cls: type) -> tuple[str, str]:
+    return cls.__module__, cls.__qualname__
 
 
 def load_task(
