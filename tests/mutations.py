@@ -1375,6 +1375,25 @@ MUTATIONS = [
             "tests/tasks/test_restore.py::test_the_tasks_on_load_checkpoint_sees_the_checkpoint_before_its_weights_load"
         ],
     ),
+    (
+        "bench teacher: a fixed training batch instead of the recipe's",
+        "asc_kd/benchmarks/teacher.py",
+        "    batch_size = recipe_batch_size(model) if batch_size is None else batch_size",
+        "    batch_size = 8 if batch_size is None else batch_size",
+        [
+            "tests/benchmarks/test_benchmarks.py::test_bench_teacher_defaults_to_the_recipes_batch_and_the_exports_eval_batch"
+        ],
+    ),
+    (
+        "bench teacher: a fixed eval batch instead of the logits export's",
+        "asc_kd/benchmarks/teacher.py",
+        '    eval_batch_size = LOGITS_DATA_DEFAULTS["eval_batch_size"] if eval_batch_size is None else '
+        "eval_batch_size",
+        "    eval_batch_size = 64 if eval_batch_size is None else eval_batch_size",
+        [
+            "tests/benchmarks/test_benchmarks.py::test_bench_teacher_defaults_to_the_recipes_batch_and_the_exports_eval_batch"
+        ],
+    ),
 ]
 
 
