@@ -1308,8 +1308,8 @@ MUTATIONS = [
     (
         "bench teacher: the training step timed at a batch other than the recipe's",
         "asc_kd/benchmarks/teacher.py",
-        '    size = (config.get("data") or {}).get("batch_size")',
-        '    size = (config.get("data") or {}).get("eval_batch_size", 8)',
+        '    found = recipe_value([path], "data.batch_size")',
+        '    found = recipe_value([path], "data.eval_batch_size") or (8, path)',
         [
             "tests/benchmarks/test_benchmarks.py::test_bench_teacher_times_a_training_step_at_the_recipes_batch"
         ],

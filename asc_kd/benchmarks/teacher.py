@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 from asc_kd.benchmarks.timing import interleaved
 from asc_kd.core.errors import ConfigError
@@ -31,11 +30,13 @@ def _teacher_recipe(model: str) -> Path:
 def recipe_batch_size(model: str) -> int:
     """The clips per training step of teacher recipe ``model`` (its ``data.batch_size``; PaSST's
     is CP-JKU's 80): the batch a teacher's fit steps on, so the one its train step is timed at."""
+    from asc_kd.recipes import recipe_value
+
     path = _teacher_recipe(model)
-    config = yaml.safe_load(path.read_text()) or {}
-    size = (config.get("data") or {}).get("batch_size")
-    if size is None:
+    found = recipe_value([path], "data.batch_size")
+    if found is None:
         raise ConfigError(f"teacher recipe {path} sets no data.batch_size; give --batch-size")
+    size = found[0]
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"teacher recipe {path}: data.batch_size {size!r} is not a whole number of clips")
     return size

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,30 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     }
     arguments.update({key: data[key] for key in ("sample_rate", "segment_seconds") if key in data})
     return arguments
+
+
+def recipe_config(recipe: Path) -> dict[str, Any]:
+    """A recipe file's top-level mapping (empty for a missing or non-mapping file)."""
+    config = yaml.safe_load(recipe.read_text()) if recipe.is_file() else None
+    return config if isinstance(config, dict) else {}
+
+
+def recipe_value(recipes: Iterable[Path], key: str) -> tuple[Any, Path] | None:
+    """The value the last of ``recipes`` that sets ``key`` (dotted: ``data.batch_size``; found
+    under ``init_args`` too, as a fit reads it) gives it, and that recipe; None when none sets it."""
+    found = None
+    for recipe in recipes:
+        node: Any = recipe_config(recipe)
+        for part in key.split("."):
+            if isinstance(node, dict) and part not in node and isinstance(node.get("init_args"), dict):
+                node = node["init_args"]
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            found = (node, recipe)
+    return found
+
+
+_MISSING = object()
 
 
 def expand_config_args(args: list[str]) -> list[str]:

@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from asc_kd.core.errors import ConfigError
 from asc_kd.core.io import atomic_write
@@ -68,7 +67,7 @@ from asc_kd.evaluation.tables import (
     to_markdown,
     write_results,
 )
-from asc_kd.recipes import RECIPES, resolve_recipe
+from asc_kd.recipes import RECIPES, recipe_config, recipe_value, resolve_recipe
 from asc_kd.runs.executors import (
     Job,
     JobCall,
@@ -213,15 +212,9 @@ def _new_group(out: Path) -> str:
     return f"{out.resolve().name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def _recipe_config(recipe: Path) -> dict[str, Any]:
-    """A recipe file's top-level mapping (empty for a missing or non-mapping file)."""
-    config = yaml.safe_load(recipe.read_text()) if recipe.is_file() else None
-    return config if isinstance(config, dict) else {}
-
-
 def _recipe_name(recipe: Path) -> str:
     """A recipe's ``name:`` (its runs' folders and table rows), else its file's stem."""
-    return str(_recipe_config(recipe).get("name") or recipe.stem)
+    return str(recipe_config(recipe).get("name") or recipe.stem)
 
 
 def _packaged(recipe: Path) -> bool:
@@ -235,23 +228,6 @@ def _chain(recipes: list[Path], overlay: Path | None) -> tuple[Path, ...]:
     chain = [r for r in recipes if _packaged(r)]
     chain += [overlay] if overlay is not None else []
     return tuple(chain + [r for r in recipes if not _packaged(r)])
-
-
-def _recipe_value(recipes: tuple[Path, ...], key: str) -> tuple[Any, Path] | None:
-    """The value the last of ``recipes`` that sets ``key`` (dotted; under ``init_args`` too) gives it."""
-    found = None
-    for recipe in recipes:
-        node: Any = _recipe_config(recipe)
-        for part in key.split("."):
-            if isinstance(node, dict) and part not in node and isinstance(node.get("init_args"), dict):
-                node = node["init_args"]
-            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-        if node is not _MISSING:
-            found = (node, recipe)
-    return found
-
-
-_MISSING = object()
 
 
 def _stage_of(key: str) -> str | None:
@@ -268,7 +244,7 @@ def _refuse_recipes_choosing_other_clips(recipes: list[Path], data: dict[str, An
     not read. Such a recipe is refused, naming the file, the option and where it belongs."""
     pipeline = data_values(GivenData(data))
     for recipe in dict.fromkeys(recipes):
-        section = _recipe_config(recipe).get("data")
+        section = recipe_config(recipe).get("data")
         section = (section.get("init_args") or section) if isinstance(section, dict) else {}
         for key in CLIP_OPTIONS:
             if key in section and section[key] != pipeline[key]:
@@ -411,7 +387,7 @@ class Pipeline:
                 recipes = tuple(
                     r for r in run.configs if r != DEMO_OVERLAY
                 )  # the overlay is there to be replaced
-                found = _recipe_value(recipes, key) if value is not None else None
+                found = recipe_value(recipes, key) if value is not None else None
                 if found is None or str(found[0]) == str(value) or (key, found[1]) in said:
                     continue
                 said.add((key, found[1]))

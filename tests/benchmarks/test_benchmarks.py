@@ -52,6 +52,8 @@ def test_bench_teacher_times_a_training_step_at_the_recipes_batch(tmp_path: Path
         ConfigError, match=f"teacher recipe {bare} sets no data.batch_size; give --batch-size"
     ):
         recipe_batch_size(str(bare))
+    bare.write_text("data:\n  init_args:\n    batch_size: 24\n")  # as a fit reads it too
+    assert recipe_batch_size(str(bare)) == 24
     for value in ("'80'", "true", "0"):
         bare.write_text(f"data:\n  batch_size: {value}\n")
         with pytest.raises(ConfigError, match="is not a whole number of clips"):
