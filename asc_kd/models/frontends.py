@@ -379,7 +379,6 @@ class PasstMel(FrontEnd):
         # PaSST uses a symmetric Hann window, unlike torch's periodic default.
         window = torch.hann_window(win_length, periodic=False)
         self.register_buffer("window", window, persistent=False)
-        self.register_buffer("preemphasis", torch.tensor([[[-PREEMPHASIS, 1.0]]]), persistent=False)
         self.register_buffer(
             "mel_fb",
             _kaldi_mel_banks(n_mels, n_fft, sample_rate, fmin, eval_fmax),
@@ -392,13 +391,12 @@ class PasstMel(FrontEnd):
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(batch, samples)`` to ``(batch, 1, n_mels, frames)``.
 
-        The pre-emphasis conv drops one sample, so a 1-s clip at 32 kHz gives
+        The pre-emphasis drops one sample, so a 1-s clip at 32 kHz gives
         1 + 31999 // 320 = 100 frames (1000 for 10 s), as in PaSST.
         """
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = _prepare_waveform(x, self.window, type(self).__name__)
-            x = nn.functional.conv1d(x.unsqueeze(1), self.preemphasis).squeeze(1)
-            power = stft_power(x, self.n_fft, self.hop_length, self.window)
+            power = stft_power(x, self.n_fft, self.hop_length, self.window, PREEMPHASIS)
             if self.training:
                 pick = int(torch.randint(self.n_jitter, ()))
                 mel_fb, spans = self.jittered_mel_fb[pick], self.jittered_spans[pick]
