@@ -1401,6 +1401,24 @@ MUTATIONS = [
         "            power = stft_power(x, self.n_fft, self.hop_length, self.window)\n",
         ["tests/models/test_frontends.py::test_passt_mel_eval_matches_direct_computation"],
     ),
+    (
+        "compiled CP-ResNet pools through inductor's lowering again",
+        "asc_kd/models/cp_resnet.py",
+        "            and torch.compiler.is_compiling()\n",
+        "            and False\n",
+        ["tests/models/test_models.py::test_cp_resnet_compiled_for_training_pools_with_aten_kernels"],
+    ),
+    (
+        "compiled pool's gradient spread over every tie of a window",
+        "asc_kd/models/cp_resnet.py",
+        "    return _max_pool2d_backward(grad, x, indices, ctx.kernel), None",
+        "    up = grad.repeat_interleave(ctx.kernel[0], 2).repeat_interleave(ctx.kernel[1], 3)\n"
+        "    full = torch.nn.functional.pad(up, (0, x.shape[3] - up.shape[3], 0, x.shape[2] - up.shape[2]))\n"
+        "    top = torch.nn.functional.pad(_max_pool2d(x, ctx.kernel)[0].repeat_interleave(ctx.kernel[0], 2)"
+        ".repeat_interleave(ctx.kernel[1], 3), (0, x.shape[3] - up.shape[3], 0, x.shape[2] - up.shape[2]))\n"
+        "    return torch.where(x == top, full, 0), None",
+        ["tests/models/test_models.py::test_max_pool_compiled_for_training_is_aten_values_and_gradients"],
+    ),
 ]
 
 

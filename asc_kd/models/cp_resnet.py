@@ -110,6 +110,76 @@ class ResidualAdd(nn.Module):
         return self.op.add(a, b)
 
 
+@torch.library.custom_op("asc_kd::max_pool2d", mutates_args=())
+def _max_pool2d(x: torch.Tensor, kernel: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """ATen's max pooling (stride = kernel) and its indices, opaque to torch.compile."""
+    return torch.ops.aten.max_pool2d_with_indices(x, kernel, kernel)
+
+
+@torch.library.custom_op("asc_kd::max_pool2d_backward", mutates_args=())
+def _max_pool2d_backward(
+    grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, kernel: list[int]
+) -> torch.Tensor:
+    """ATen's max-pooling backward: each window's gradient to its first maximum."""
+    return torch.ops.aten.max_pool2d_with_indices_backward(
+        grad, x, kernel, kernel, [0, 0], [1, 1], False, indices
+    )
+
+
+@_max_pool2d.register_fake
+def _(x: torch.Tensor, kernel: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.ops.aten.max_pool2d_with_indices(x, kernel, kernel)
+
+
+@_max_pool2d_backward.register_fake
+def _(grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, kernel: list[int]) -> torch.Tensor:
+    return torch.ops.aten.max_pool2d_with_indices_backward(
+        grad, x, kernel, kernel, [0, 0], [1, 1], False, indices
+    )
+
+
+def _save_pool_inputs(ctx, inputs: tuple, output: tuple) -> None:  # noqa: ANN001
+    x, kernel = inputs
+    ctx.save_for_backward(x, output[1])
+    ctx.kernel = kernel
+
+
+def _pool_backward(ctx, grad: torch.Tensor, grad_indices: torch.Tensor) -> tuple:  # noqa: ANN001
+    x, indices = ctx.saved_tensors
+    return _max_pool2d_backward(grad, x, indices, ctx.kernel), None
+
+
+_max_pool2d.register_autograd(_pool_backward, setup_context=_save_pool_inputs)
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` (stride = kernel, no padding) whose training forward and backward run
+    ATen's CPU kernels when the model is compiled.
+
+    Inductor lowers max pooling's backward to a gather with per-element index arithmetic that
+    it does not vectorise: on a CPU, for the student's channels-last bf16 activations after
+    the input conv (64x32x127x21), it takes twice ATen's time forward plus backward, and the
+    whole compiled KD step runs faster with ATen's kernels kept (``python -m asc_kd.bench
+    train --compile`` measures it). Values and gradients are ATen's, the same as the eager
+    module's; in eval, without gradients, on other devices and outside ``torch.compile`` this
+    is ``nn.MaxPool2d`` (int8 quantization and the complexity count see that module).
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int]) -> None:
+        super().__init__(kernel_size, kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            self.training
+            and x.requires_grad
+            and x.device.type == "cpu"
+            and torch.compiler.is_compiling()
+        ):
+            kernel = list(nn.modules.utils._pair(self.kernel_size))
+            return _max_pool2d(x, kernel)[0]
+        return super().forward(x)
+
+
 class BasicBlock(nn.Module):
     """conv-BN-ReLU, conv-BN, plus a (1x1 conv-BN when widths differ) shortcut, then ReLU."""
 
@@ -150,12 +220,12 @@ class CPResNet(nn.Module):
         for stage in config.stages:
             layers: list[nn.Module] = []
             if 0 in stage.maxpool:
-                layers.append(nn.MaxPool2d(2, 2))
+                layers.append(MaxPool2d(2))
             for index, (k1, k2) in enumerate(stage.kernels, start=1):
                 layers.append(BasicBlock(c_in, stage.out_channels, k1, k2, stage.groups))
                 c_in = stage.out_channels
                 if index in stage.maxpool:
-                    layers.append(nn.MaxPool2d((2, 1), (2, 1)))
+                    layers.append(MaxPool2d((2, 1)))
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
         self.head = classifier_head(c_in, config.n_classes)

@@ -172,3 +172,54 @@ def test_builders_without_n_classes_get_none() -> None:
     finally:
         del asc_kd.models.MODELS["_fixed"]
     assert calls == [3]
+
+
+def _graph_calls(module: torch.nn.Module, x: torch.Tensor) -> str:
+    """The code of the graph torch.compile traces for ``module(x)`` (no C++ compile)."""
+    codes: list[str] = []
+
+    def backend(graph_module: torch.fx.GraphModule, inputs: list) -> object:
+        codes.append(graph_module.code)
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    torch.compile(module, backend=backend)(x)
+    return "\n".join(codes)
+
+
+@pytest.mark.parametrize(("shape", "kernel"), [((3, 8, 127, 21), 2), ((3, 8, 31, 10), (2, 1))])
+def test_max_pool_compiled_for_training_is_aten_values_and_gradients(shape, kernel) -> None:
+    """CP-ResNet's pool, compiled in training, gives eager ``nn.MaxPool2d``'s outputs and its
+    gradients bit for bit, ties included (each window's gradient to its first maximum): bf16,
+    channels-last, odd sizes whose last row and column no window covers."""
+    from asc_kd.models.cp_resnet import MaxPool2d
+
+    torch.manual_seed(0)
+    x = torch.relu(torch.randn(shape)).mul(4).round().div(4)  # many ties, zeros among them
+    x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    eager_input, compiled_input = x.clone().requires_grad_(), x.clone().requires_grad_()
+    expected = torch.nn.MaxPool2d(kernel, kernel)(eager_input)
+    torch._dynamo.reset()
+    got = torch.compile(MaxPool2d(kernel), backend="aot_eager")(compiled_input)
+    grad = torch.randn_like(expected)
+    expected.backward(grad)
+    got.backward(grad)
+    assert torch.equal(got, expected)
+    assert torch.equal(compiled_input.grad, eager_input.grad)
+    assert compiled_input.grad[:, :, -1].abs().sum() == 0  # the uncovered last row
+    assert (compiled_input.grad != 0).sum() == expected.numel()  # one gradient per window
+
+
+def test_cp_resnet_compiled_for_training_pools_with_aten_kernels() -> None:
+    """Compiled in training, system 1's three pools are the ``asc_kd::max_pool2d`` op (ATen's
+    kernels, not inductor's lowering); in eval, without gradients, and uncompiled they are the
+    plain pool, which int8 quantization and the complexity count see."""
+    model = get_model("system1").train()
+    x = torch.randn(2, 1, 256, 44)
+    assert _graph_calls(model, x).count("torch.ops.asc_kd.max_pool2d.default") == 3
+    with torch.no_grad():
+        assert "asc_kd.max_pool2d" not in _graph_calls(model, x)
+    assert "asc_kd.max_pool2d" not in _graph_calls(model.eval(), x)
+    pools = [m for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    assert [tuple(torch.nn.modules.utils._pair(p.kernel_size)) for p in pools] == [(2, 2), (2, 1), (2, 1)]
+    assert all(p.stride == p.kernel_size for p in pools)
