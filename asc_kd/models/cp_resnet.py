@@ -169,12 +169,7 @@ class MaxPool2d(nn.MaxPool2d):
         super().__init__(kernel_size, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            self.training
-            and x.requires_grad
-            and x.device.type == "cpu"
-            and torch.compiler.is_compiling()
-        ):
+        if self.training and x.requires_grad and x.device.type == "cpu" and torch.compiler.is_compiling():
             kernel = list(nn.modules.utils._pair(self.kernel_size))
             return _max_pool2d(x, kernel)[0]
         return super().forward(x)
