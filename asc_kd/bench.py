@@ -12,7 +12,8 @@
     python -m asc_kd.bench demo                          # make demo from an empty folder, by stage
     python -m asc_kd.bench report [--out docs/performance.md] [--cpjku DIR]   # the above, as a page
 
-Numbers depend on the machine: ``report`` writes them with the machine, versions and date. The
+Numbers depend on the machine: ``report`` writes them into that machine's section of the page,
+with the versions and each row's date, and keeps the other machines' sections. The
 benchmarks that read a dataset (``data``, ``train --fit``, ``quant``, ``keys``) take the fit's
 ``--data.*`` options (``asc_kd.data.options``); without ``--data.root`` they generate synthetic
 scenes in a temporary folder.
@@ -124,9 +125,14 @@ def build_parser() -> CommandParser:
     precision.add_argument("--seeds", type=int, default=3, help="fits per precision")
     precision.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     demo = command("demo", "make demo from an empty folder, stage by stage")
-    report = command("report", "run the benchmarks below and write them as one page")
+    report = command("report", "run the benchmarks below into this machine's section of a page")
     report.add_argument("--out", default="docs/performance.md", help="markdown page to write")
-    report.add_argument("--only", nargs="+", default=None, help="benchmarks to run (default: all)")
+    report.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="benchmarks to run (default: all); the section keeps the others' rows",
+    )
     report.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
     report.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
     for sub_parser in (data, train, quant, evaluation, teacher, keys, precision, demo):

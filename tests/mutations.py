@@ -1419,6 +1419,24 @@ MUTATIONS = [
         "    return torch.where(x == top, full, 0), None",
         ["tests/models/test_models.py::test_max_pool_compiled_for_training_is_aten_values_and_gradients"],
     ),
+    (
+        "a partial report run drops its machine's other rows",
+        "asc_kd/benchmarks/report.py",
+        "    rows = _rows_by_command(sections.get(key, []))",
+        "    rows = {}",
+        [
+            "tests/benchmarks/test_benchmarks.py::test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ran"
+        ],
+    ),
+    (
+        "a report run drops the other machines' sections",
+        "asc_kd/benchmarks/report.py",
+        "    sections = _sections(out.read_text()) if out.is_file() else {}",
+        "    sections = {}",
+        [
+            "tests/benchmarks/test_benchmarks.py::test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ran"
+        ],
+    ),
 ]
 
 

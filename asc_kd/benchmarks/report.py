@@ -199,6 +199,51 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
 }
 
 
+#: Opens each machine's section of the page; what follows it up to the next one is the section.
+SECTION_MARK = "<!-- machine: {} -->"
+_MARK_PREFIX = SECTION_MARK.split("{}")[0]
+_TABLE_HEAD = ["| command | compared | result | took | measured |", "|---|---|---|---|---|"]
+
+
+def machine_key(machine: dict[str, str]) -> str:
+    """What tells two machines' figures apart on the page: the CPU line (model, cores, speed
+    flags) and the GPU."""
+    return f"{machine['CPU']}; GPU {machine['GPU']}"
+
+
+def _sections(page: str) -> dict[str, list[str]]:
+    """The machine sections of a page, by key, in page order (their lines after the mark).
+    A page without marks, or text before the first mark, holds no section."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in page.splitlines():
+        if line.startswith(_MARK_PREFIX) and line.endswith(" -->"):
+            current = sections[line[len(_MARK_PREFIX) : -len(" -->")]] = []
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def _rows_by_command(section: list[str]) -> dict[str, str]:
+    """A section's result rows by their command cell."""
+    return {line.split(" | ")[0]: line for line in section if line.startswith("| `")}
+
+
+def _section(machine: dict[str, str], rows: list[str]) -> list[str]:
+    table = "\n".join(f"| {key} | {value} |" for key, value in machine.items())
+    return [
+        f"## {machine['CPU']}" + ("" if machine["GPU"] == "none" else f"; {machine['GPU']}"),
+        "",
+        "| machine | |",
+        "|---|---|",
+        table,
+        "",
+        *_TABLE_HEAD,
+        *rows,
+        "",
+    ]
+
+
 def performance_report(
     out: str | Path,
     only: list[str] | None = None,
@@ -206,10 +251,14 @@ def performance_report(
     progress: bool = True,
     cpjku: str | None = None,
 ) -> str:
-    """Run the report's benchmarks one after another and write them as a markdown page.
+    """Run the report's benchmarks one after another and write them into this machine's section
+    of a markdown page.
 
-    The page names the machine, the versions and the date beside every same-run ratio, so a
-    figure never outlives the conditions it was measured in: rerunning the command replaces it.
+    Hosts differ (a Xeon with AMX, an EPYC without it, a GPU node), and a ratio holds only on
+    the machine it was measured on, so the page keeps one section per machine
+    (``machine_key``): a run replaces, in its own machine's section, the rows of the benchmarks
+    it ran, each with its date, and leaves the other rows and the other machines' sections as
+    they were. A page written before sections existed (no section marks) is replaced whole.
     ``seconds`` is the minimum measuring time of each variant; ``cpjku``, a checkout of CP-JKU's
     code, adds their own code to the train and teacher rows. Returns the page's text.
     """
@@ -223,33 +272,37 @@ def performance_report(
     unknown = sorted(set(names) - set(REPORT))
     if unknown:
         raise ValueError(f"unknown benchmarks {unknown}; choose from {', '.join(REPORT)}")
-    rows = []
+    out = Path(out)
+    sections = _sections(out.read_text()) if out.is_file() else {}
+    machine = machine_description()
+    key = machine_key(machine)
+    rows = _rows_by_command(sections.get(key, []))
     for name in tqdm(names, desc="benchmarks", unit="benchmark", disable=not progress):
         command, compared, run, show = REPORT[name]
         start = time.perf_counter()
         result = run(seconds, cpjku)
-        rows.append(f"| `{command}` | {compared} | {show(result)} | {time.perf_counter() - start:.0f} s |")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = "\n".join(f"| {key} | {value} |" for key, value in machine_description().items())
-    page = "\n".join(
-        [
-            "# Performance",
-            "",
-            f"Written by `python -m asc_kd.bench report` on {when}; rerunning it replaces this page.",
-            "Each ratio compares two variants measured one after the other in the same run on the",
-            "machine below (torch on 2 threads), so machine load hits both alike; absolute clips/s",
-            "differ between machines. Accuracies are on synthetic scenes.",
-            "",
-            "| machine | |",
-            "|---|---|",
-            machine,
-            "",
-            "| command | compared | result | took |",
-            "|---|---|---|---|",
-            *rows,
-            "",
-        ]
+        took = time.perf_counter() - start
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        rows[f"| `{command}`"] = f"| `{command}` | {compared} | {show(result)} | {took:.0f} s | {when} |"
+    order = [f"| `{command}`" for command, *_ in REPORT.values()]
+    sections[key] = _section(machine, [rows[c] for c in order if c in rows])
+    page = (
+        "\n".join(
+            [
+                "# Performance",
+                "",
+                "Written by `python -m asc_kd.bench report`, one section per machine it ran on; a run",
+                "replaces the rows it measured in its own machine's section, with their date, and keeps",
+                "the rest. A row is the code as it was on its date. Each ratio compares two variants",
+                "measured one after the other in the same run on that machine (torch on 2 threads), so",
+                "machine load hits both alike; absolute clips/s differ between machines. Accuracies are",
+                "on synthetic scenes.",
+                "",
+                *(line for k, section in sections.items() for line in (SECTION_MARK.format(k), *section)),
+            ]
+        ).rstrip("\n")
+        + "\n"
     )
-    with atomic_write(Path(out)) as handle:
+    with atomic_write(out) as handle:
         handle.write(page)
     return page

@@ -129,6 +129,52 @@ def test_the_report_names_the_machine_and_each_same_run_ratio(
     assert not (tmp_path / "x.md").exists()
 
 
+def test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asc_kd.benchmarks import report
+
+    runs = iter(range(1, 100))
+    stub = {
+        name: (f"python -m asc_kd.bench {name}", f"{name} compared", lambda s, c: {"n": next(runs)}, str)
+        for name in ("one", "two")
+    }
+    monkeypatch.setattr(report, "REPORT", stub)
+    xeon = {
+        "CPU": "Xeon; 2 usable cores; amx_bf16",
+        "fast bf16 on the CPU": "yes",
+        "GPU": "none",
+        "versions": "v1",
+    }
+    epyc = {**xeon, "CPU": "EPYC; 2 usable cores; avx512_bf16"}
+    out = tmp_path / "performance.md"
+    out.write_text("# Performance\n\nan old page without sections\n")
+
+    def run(machine: dict[str, str], only: list[str] | None = None) -> list[str]:
+        monkeypatch.setattr(report, "machine_description", lambda: machine)
+        return report.performance_report(out, only, progress=False).splitlines()
+
+    run(xeon)  # rows n=1, n=2
+    run(epyc, ["two"])  # n=3
+    lines = run(xeon, ["two"])  # n=4: replaces the Xeon's second row only
+    assert "an old page without sections" not in lines
+    marks = [line for line in lines if line.startswith("<!-- machine: ")]
+    assert marks == [
+        "<!-- machine: Xeon; 2 usable cores; amx_bf16; GPU none -->",
+        "<!-- machine: EPYC; 2 usable cores; avx512_bf16; GPU none -->",
+    ]
+    xeon_part, epyc_part = "\n".join(lines).split(marks[1])
+    results = [row.split(" | ")[2] for row in xeon_part.splitlines() if row.startswith("| `")]
+    assert results == ["{'n': 1}", "{'n': 4}"]  # in the report's order, the kept row and the new one
+    assert [row.split(" | ")[2] for row in epyc_part.splitlines() if row.startswith("| `")] == ["{'n': 3}"]
+    assert "## Xeon; 2 usable cores; amx_bf16" in lines and "## EPYC; 2 usable cores; avx512_bf16" in lines
+    assert xeon_part.count("| CPU | Xeon") == 1 and epyc_part.count("| CPU | EPYC") == 1
+    assert all(
+        re.search(r" \| \d{4}-\d\d-\d\d \d\d:\d\d UTC \|$", row) for row in lines if row.startswith("| `")
+    )
+    assert out.read_text().endswith(" UTC |\n")
+
+
 def test_bench_train_times_each_variant_and_compares_the_best_with_the_baseline(bf16_branch: bool) -> None:
     results = bench_train(4, seconds=0, threads=1, compile_model=False)
     variants = ["asc_kd_fp32", "asc_kd_channels_last", "asc_kd_bf16"]

@@ -112,9 +112,23 @@ def test_the_pipeline_commands_parse() -> None:
 
 
 def test_the_performance_page_is_the_reports() -> None:
-    page = (REPO / "docs" / "performance.md").read_text().splitlines()
+    """The page has the report's preamble and its machine sections, each with the machine's table
+    and dated rows of the report's commands."""
+    import re
+
+    from asc_kd.benchmarks.report import REPORT, _sections
+
+    text = (REPO / "docs" / "performance.md").read_text()
+    page = text.splitlines()
     assert page[0] == "# Performance"
-    assert page[2].startswith("Written by `python -m asc_kd.bench report` on ")
-    assert any(line.startswith("| CPU | ") for line in page) and any(
-        line.startswith("| versions | ") for line in page
-    )
+    assert page[2].startswith("Written by `python -m asc_kd.bench report`, one section per machine")
+    sections = _sections(text)
+    assert sections
+    commands = {f"`{command}`" for command, *_ in REPORT.values()}
+    for key, lines in sections.items():
+        cpu = next(line for line in lines if line.startswith("| CPU | "))
+        assert key.startswith(cpu.removeprefix("| CPU | ").removesuffix(" |")), key
+        assert any(line.startswith("| versions | ") for line in lines)
+        rows = [line for line in lines if line.startswith("| `")]
+        assert rows and all(row.split(" | ")[0].removeprefix("| ") in commands for row in rows)
+        assert all(re.search(r" \| \d{4}-\d\d-\d\d \d\d:\d\d UTC \|$", row) for row in rows), key
