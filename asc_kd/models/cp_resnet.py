@@ -158,11 +158,11 @@ class MaxPool2d(nn.MaxPool2d):
 
     Inductor lowers max pooling's backward to a gather with per-element index arithmetic that
     it does not vectorise: on a CPU, for the student's channels-last bf16 activations after
-    the input conv (64x32x127x21), it takes twice ATen's time forward plus backward, and the
-    whole compiled KD step runs faster with ATen's kernels kept (``python -m asc_kd.bench
-    train --compile`` measures it). Values and gradients are ATen's, the same as the eager
-    module's; in eval, without gradients, on other devices and outside ``torch.compile`` this
-    is ``nn.MaxPool2d`` (int8 quantization and the complexity count see that module).
+    the input conv (64x32x127x21), it takes twice ATen's time forward plus backward. The
+    custom ops keep ATen's kernels and leave the rest of the graph to inductor. Values and
+    gradients are ATen's, the same as the eager module's; in eval, without gradients, on other
+    devices and outside ``torch.compile`` this is ``nn.MaxPool2d`` (int8 quantization and the
+    complexity count see that module).
     """
 
     def __init__(self, kernel_size: int | tuple[int, int]) -> None:
@@ -170,7 +170,8 @@ class MaxPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.requires_grad and x.device.type == "cpu" and torch.compiler.is_compiling():
-            kernel = list(nn.modules.utils._pair(self.kernel_size))
+            size = self.kernel_size
+            kernel = [size, size] if isinstance(size, int) else list(size)
             return _max_pool2d(x, kernel)[0]
         return super().forward(x)
 
