@@ -1437,6 +1437,22 @@ MUTATIONS = [
             "tests/benchmarks/test_benchmarks.py::test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ran"
         ],
     ),
+    (
+        "bench train --fit: the references timed once, not next to each epoch",
+        "asc_kd/benchmarks/student.py",
+        "            self.references.append(EpochTimer.after_epoch())",
+        "            self.references.append(\n"
+        "                self.references[0] if self.references else EpochTimer.after_epoch()\n"
+        "            )",
+        ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
+    ),
+    (
+        "bench train --fit: the warm-up epoch counted",
+        "asc_kd/benchmarks/student.py",
+        "    timed = timed[1:] or timed",
+        "    timed = timed",
+        ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
+    ),
 ]
 
 

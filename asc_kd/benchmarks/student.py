@@ -291,10 +291,19 @@ def bench_epoch(
 
 
 class EpochTimer(L.Callback):
-    """Wall time and clips of every training epoch (``bench_fit_epoch``'s stopwatch)."""
+    """Wall time and clips of every training epoch (``bench_fit_epoch``'s stopwatch).
+
+    ``after_epoch``, when set, runs after each epoch's time is taken and before the next epoch
+    starts (its results in ``references``): ``bench_fit_epoch`` times its references there, next
+    to each epoch, so that a drift in machine speed hits the epoch and its references alike.
+    """
+
+    #: Set by ``bench_fit_epoch`` for the fit it runs (the recipe names this class, not an instance).
+    after_epoch: Callable[[], Any] | None = None
 
     def __init__(self) -> None:
         self.epochs: list[tuple[float, int]] = []
+        self.references: list[Any] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._clips = time.perf_counter(), 0
@@ -304,6 +313,8 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epochs.append((time.perf_counter() - self._start, self._clips))
+        if EpochTimer.after_epoch is not None:
+            self.references.append(EpochTimer.after_epoch())
 
 
 #: Mixup's alpha in the timed fit's recipe and in the plain loop that does its work by hand.
@@ -346,20 +357,21 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
     its cache, with random teacher logits, W&B logging offline and checkpointing; only
     validation is off. ``data``'s ``--data.*`` options go to the fit as given (``batch_size`` is
     the default of ``data.batch_size``; ``data.num_workers`` unset keeps ``default_workers``).
-    Every epoch after the first (which warms up) is timed, and the median is reported.
-    ``bare`` is the same KD step (the recipe's front-end, memory format and precision, Freq-MixStyle,
-    forward/backward, Adam)
-    on one resident batch of the fit's size in a Python loop: what the epoch would reach without
-    loading, callbacks or logging. It is timed before and after the fit and the faster is the
-    reference, so machine drift cannot flatter the ratio.
+    ``bare`` is the same KD step (the recipe's front-end, memory format and precision,
+    Freq-MixStyle, forward/backward, Adam) on one resident batch of the fit's size in a Python
+    loop: what the epoch would reach without loading, callbacks or logging. ``loop`` is the
+    recipe's data work per batch without Lightning: an epoch of the fit's own DataModule and
+    loader (the cache read), its roll (``augment``), Mixup with the teacher's probabilities
+    mixed at the recipe's temperature, then the bare step (Freq-MixStyle on every batch, the
+    loss on the dominant labels), in a plain Python loop.
 
-    ``loop`` is the recipe's data work per batch without Lightning: an epoch of the fit's own
-    DataModule and loader (the cache read), its roll (``augment``), Mixup with the teacher's
-    probabilities mixed at the recipe's temperature, then the bare step (Freq-MixStyle on every
-    batch, the loss on the dominant labels), in a plain Python loop; the best of 3 epochs before
-    the fit and 3 after, as the bare step. The fit over ``loop`` is about what Lightning, its
-    callbacks and the task's logging cost; ``loop`` over ``bare`` is what the recipe's data work
-    costs, which no loop can leave out.
+    The two references are timed after every fit epoch, before the next one starts (one loop
+    epoch and 20 bare steps, ``EpochTimer.after_epoch``), so each epoch has references measured
+    next to it and a drift in machine speed (a shared VM's speed moves by 10 % within minutes)
+    hits all three alike. The ratios are the medians of the per-epoch ratios over the epochs
+    after the first (which warms up); the clips/s are the medians of those epochs' rates. The
+    fit over ``loop`` is about what Lightning, its callbacks and the task's logging cost;
+    ``loop`` over ``bare`` is what the recipe's data work costs, which no loop can leave out.
     """
     from asc_kd.augmentations.mixing import mix_teacher_logits, mixup
     from asc_kd.data.options import build_datamodule
@@ -415,7 +427,7 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
         target = torch.randint(0, 10, (batch_size,))
         teacher = torch.randn(batch_size, 10)
 
-        def bare_rate(n_steps: int) -> float:
+        def bare_rate(n_steps: int = 20) -> float:
             times = []
             for _ in range(n_steps):
                 start = time.perf_counter()
@@ -423,10 +435,13 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
                 times.append(time.perf_counter() - start)
             return batch_size / float(np.median(times))
 
+        def references() -> tuple[float, float, int]:
+            loop_s, loop_clips = loop_epoch()
+            return loop_clips / loop_s, bare_rate(), loop_clips
+
         for _ in range(3):
             step(waveform, target, teacher)
-        before = bare_rate(20)
-        loop_before = min(loop_epoch() for _ in range(3))
+        loop_epoch()  # warms the loop's reads as the fit's first epoch warms the fit
         recipe = work / "bench_epoch.yaml"
         recipe.write_text(_EPOCH_RECIPE.format(epochs=epochs, mixup_alpha=_MIXUP_ALPHA))
         out = work / "out"
@@ -438,29 +453,44 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
             *("--model.init_args.warmup_epochs", "0", "--model.init_args.decay_start_epoch", "0"),
             *("--checkpoint.dirpath", str(out / "ckpt"), "--test", "false"),
         ]
-        cli = _quiet_fit(args, out)
+        EpochTimer.after_epoch = references
+        try:
+            cli = _quiet_fit(args, out)
+        finally:
+            EpochTimer.after_epoch = None
         (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, EpochTimer)]
-        timed = sorted(timer.epochs[1:] or timer.epochs)
-        seconds, clips = timed[len(timed) // 2]
         workers = cli.trainer.train_dataloader.num_workers
-        loop_s, loop_clips = min(loop_before, *(loop_epoch() for _ in range(3)))
-    after = bare_rate(20)
+    timed = list(zip(timer.epochs, timer.references, strict=True))
+    timed = timed[1:] or timed
+    fit_rates = [clips / seconds for (seconds, clips), _ in timed]
+    loop_rates = [loop for _, (loop, _, _) in timed]
+    bare_rates = [bare for _, (_, bare, _) in timed]
+
+    def median(values: list[float]) -> float:
+        return float(np.median(values))
+
     results: dict[str, Any] = {
-        "clips": clips,
+        "clips": timed[0][0][1],
         "batch_size": batch_size,
         "threads": threads,
         "num_workers": workers,
-        "epoch_s": round(seconds, 2),
-        "epoch_clips_per_s": round(clips / seconds, 1),
-        "bare_before_clips_per_s": round(before, 1),
-        "bare_after_clips_per_s": round(after, 1),
-        "bare_step_clips_per_s": round(max(before, after), 1),
-        "loop_clips": loop_clips,
-        "loop_clips_per_s": round(loop_clips / loop_s, 1),
+        "epochs_timed": len(timed),
+        "epoch_s": round(median([seconds for (seconds, _), _ in timed]), 2),
+        "epoch_clips_per_s": round(median(fit_rates), 1),
+        "bare_step_clips_per_s": round(median(bare_rates), 1),
+        "loop_clips": timed[0][1][2],
+        "loop_clips_per_s": round(median(loop_rates), 1),
     }
-    results["epoch_over_bare"] = round(results["epoch_clips_per_s"] / results["bare_step_clips_per_s"], 3)
-    results["epoch_over_loop"] = round(results["epoch_clips_per_s"] / results["loop_clips_per_s"], 3)
-    results["loop_over_bare"] = round(results["loop_clips_per_s"] / results["bare_step_clips_per_s"], 3)
+    for name, numerators, denominators in (
+        ("epoch_over_bare", fit_rates, bare_rates),
+        ("epoch_over_loop", fit_rates, loop_rates),
+        ("loop_over_bare", loop_rates, bare_rates),
+    ):
+        each = [n / d for n, d in zip(numerators, denominators, strict=True)]
+        results[name] = round(median(each), 3)
+        results[f"{name}_each"] = [round(r, 3) for r in each]
+    results["bare_step_clips_per_s_each"] = [round(r, 1) for r in bare_rates]
+    results["loop_clips_per_s_each"] = [round(r, 1) for r in loop_rates]
     return results
 
 
