@@ -1449,8 +1449,15 @@ MUTATIONS = [
     (
         "bench train --fit: the warm-up epoch counted",
         "asc_kd/benchmarks/student.py",
-        "    timed = timed[1:] or timed",
-        "    timed = timed",
+        "    first = 1 if len(epochs_run) > 1 else 0",
+        "    first = 0",
+        ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
+    ),
+    (
+        "bench train --fit: an epoch's references only those after it",
+        "asc_kd/benchmarks/student.py",
+        "    bare_rates = [(before[1] + after[1]) / 2 for _, before, after in timed]",
+        "    bare_rates = [after[1] for _, before, after in timed]",
         ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
     ),
 ]

@@ -349,7 +349,7 @@ def _data_options(data: GivenData) -> list[str]:
     ]
 
 
-def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int = 5) -> dict[str, Any]:
+def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int = 7) -> dict[str, Any]:
     """A KD epoch of system 1 through ``asc_kd.fit`` against the bare step, clips/s.
 
     The fit is the shipped recipe (``base.yaml`` + ``students/kd.yaml``, system 1) with Mixup and
@@ -366,10 +366,11 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
     loss on the dominant labels), in a plain Python loop.
 
     The two references are timed after every fit epoch, before the next one starts (one loop
-    epoch and 20 bare steps, ``EpochTimer.after_epoch``), so each epoch has references measured
-    next to it and a drift in machine speed (a shared VM's speed moves by 10 % within minutes)
-    hits all three alike. The ratios are the medians of the per-epoch ratios over the epochs
-    after the first (which warms up); the clips/s are the medians of those epochs' rates. The
+    epoch and 20 bare steps, ``EpochTimer.after_epoch``), and each epoch is compared with the
+    mean of the references just before and just after it, so a drift in machine speed (a shared
+    VM's speed moves by 10 % within minutes) hits all three alike. The ratios are the medians of
+    the per-epoch ratios over the epochs after the first (which warms up and whose references
+    open the second's bracket); the clips/s are the medians of those epochs' rates. The
     fit over ``loop`` is about what Lightning, its callbacks and the task's logging cost;
     ``loop`` over ``bare`` is what the recipe's data work costs, which no loop can leave out.
     """
@@ -435,9 +436,10 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
                 times.append(time.perf_counter() - start)
             return batch_size / float(np.median(times))
 
-        def references() -> tuple[float, float, int]:
+        def references() -> tuple[float, float, int, float]:
+            started = time.perf_counter() - fit_start
             loop_s, loop_clips = loop_epoch()
-            return loop_clips / loop_s, bare_rate(), loop_clips
+            return loop_clips / loop_s, bare_rate(), loop_clips, started
 
         for _ in range(3):
             step(waveform, target, teacher)
@@ -454,17 +456,21 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
             *("--checkpoint.dirpath", str(out / "ckpt"), "--test", "false"),
         ]
         EpochTimer.after_epoch = references
+        fit_start = time.perf_counter()
         try:
             cli = _quiet_fit(args, out)
         finally:
             EpochTimer.after_epoch = None
         (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, EpochTimer)]
         workers = cli.trainer.train_dataloader.num_workers
-    timed = list(zip(timer.epochs, timer.references, strict=True))
-    timed = timed[1:] or timed
-    fit_rates = [clips / seconds for (seconds, clips), _ in timed]
-    loop_rates = [loop for _, (loop, _, _) in timed]
-    bare_rates = [bare for _, (_, bare, _) in timed]
+    epochs_run, refs = timer.epochs, timer.references
+    if len(refs) != len(epochs_run):
+        raise RuntimeError(f"{len(epochs_run)} epochs but {len(refs)} reference timings")
+    first = 1 if len(epochs_run) > 1 else 0  # the first epoch warms up: its references bracket the next
+    timed = [(epochs_run[i], refs[max(i - 1, 0)], refs[i]) for i in range(first, len(epochs_run))]
+    fit_rates = [clips / seconds for (seconds, clips), _, _ in timed]
+    loop_rates = [(before[0] + after[0]) / 2 for _, before, after in timed]
+    bare_rates = [(before[1] + after[1]) / 2 for _, before, after in timed]
 
     def median(values: list[float]) -> float:
         return float(np.median(values))
@@ -475,10 +481,10 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
         "threads": threads,
         "num_workers": workers,
         "epochs_timed": len(timed),
-        "epoch_s": round(median([seconds for (seconds, _), _ in timed]), 2),
+        "epoch_s": round(median([seconds for (seconds, _), _, _ in timed]), 2),
         "epoch_clips_per_s": round(median(fit_rates), 1),
         "bare_step_clips_per_s": round(median(bare_rates), 1),
-        "loop_clips": timed[0][1][2],
+        "loop_clips": timed[0][2][2],
         "loop_clips_per_s": round(median(loop_rates), 1),
     }
     for name, numerators, denominators in (
@@ -491,6 +497,10 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
         results[f"{name}_each"] = [round(r, 3) for r in each]
     results["bare_step_clips_per_s_each"] = [round(r, 1) for r in bare_rates]
     results["loop_clips_per_s_each"] = [round(r, 1) for r in loop_rates]
+    results["references_after_each_epoch"] = [  # loop and bare clips/s, and when they started
+        {"loop_clips_per_s": round(loop, 1), "bare_step_clips_per_s": round(bare, 1), "at_s": round(at, 3)}
+        for loop, bare, _, at in refs
+    ]
     return results
 
 

@@ -82,8 +82,18 @@ def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: py
     for name in ("epoch_over_bare", "epoch_over_loop", "loop_over_bare"):
         each = results[f"{name}_each"]
         assert len(each) == 3 and results[name] == pytest.approx(sorted(each)[1], abs=1e-3)  # the median
-    for name in ("bare_step_clips_per_s_each", "loop_clips_per_s_each"):
-        assert len(set(results[name])) == 3, results[name]  # measured afresh after every epoch
+    refs = results["references_after_each_epoch"]  # after each of the 4 epochs
+    starts = [ref["at_s"] for ref in refs]
+    assert len(refs) == 4 and starts == sorted(set(starts))  # measured afresh after every epoch
+    for i, (loop, bare) in enumerate(
+        zip(results["loop_clips_per_s_each"], results["bare_step_clips_per_s_each"], strict=True)
+    ):
+        # epoch i + 1 against the references just before and just after it
+        before, after = refs[i], refs[i + 1]
+        assert loop == pytest.approx((before["loop_clips_per_s"] + after["loop_clips_per_s"]) / 2, abs=0.11)
+        assert bare == pytest.approx(
+            (before["bare_step_clips_per_s"] + after["bare_step_clips_per_s"]) / 2, abs=0.11
+        )
     from asc_kd.benchmarks.student import EpochTimer
 
     assert EpochTimer.after_epoch is None  # reset after the fit
