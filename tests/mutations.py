@@ -1460,6 +1460,22 @@ MUTATIONS = [
         "    bare_rates = [after[1] for _, before, after in timed]",
         ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
     ),
+    (
+        "time roll's numpy path shifts the other way",
+        "asc_kd/augmentations/waveform.py",
+        "            target[row, s:] = source[row, : n - s]\n"
+        "            target[row, :s] = source[row, n - s :]",
+        "            target[row, : n - s] = source[row, s:]\n"
+        "            target[row, n - s :] = source[row, :s]",
+        ["tests/augmentations/test_waveform.py"],
+    ),
+    (
+        "the cache read puts each clip in another row",
+        "asc_kd/data/cache.py",
+        "                block[i] = self.data[rows[i]]",
+        "                block[i] = self.data[rows[order[i]]]",
+        ["tests/data/test_cache.py"],
+    ),
 ]
 
 

@@ -212,7 +212,8 @@ class AudioCache:
         order = np.argsort(rows, kind="stable")  # sorted reads are sequential on disk
         if starts is None or length is None or length == self.n_samples:
             block = np.empty((len(rows), self.n_samples), dtype=np.int16)
-            block[order] = self.data[rows[order]]
+            for i in order:  # one copy per clip (an index array would copy the batch twice)
+                block[i] = self.data[rows[i]]
         else:
             block = np.empty((len(rows), length), dtype=np.int16)
             for i in order:

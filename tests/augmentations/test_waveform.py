@@ -64,3 +64,18 @@ def test_nothing_selected_returns_input(waveform):
     responses = torch.randn(2, 10)
     apply = torch.zeros(8, dtype=torch.bool)
     assert torch.equal(convolve_impulse_responses(waveform, responses, apply), waveform)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["numpy copies", "torch.roll"])
+def test_time_roll_is_torch_roll_of_each_clip_with_its_drawn_shift(waveform, grad):
+    """Both paths (slice copies in numpy for a plain CPU batch, ``torch.roll`` for one that needs
+    gradients) give each clip ``torch.roll`` by the shift drawn for it, wrapping both ways."""
+    source = waveform.clone().requires_grad_(grad)
+    torch.manual_seed(5)
+    rolled = time_roll(source, max_shift=300)
+    torch.manual_seed(5)
+    shifts = torch.randint(-300, 301, (len(waveform), 1)).flatten().tolist()
+    assert any(s < 0 for s in shifts) and any(s > 0 for s in shifts)
+    expected = torch.stack([torch.roll(clip, s) for clip, s in zip(waveform, shifts, strict=True)])
+    assert torch.equal(rolled.detach(), expected)
+    assert rolled.requires_grad == grad
