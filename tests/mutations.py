@@ -1406,7 +1406,10 @@ MUTATIONS = [
         "asc_kd/models/cp_resnet.py",
         'x.device.type == "cpu" and torch.compiler.is_compiling():',
         'x.device.type == "cpu" and False:',
-        ["tests/models/test_models.py::test_cp_resnet_compiled_for_training_pools_with_aten_kernels"],
+        [
+            "tests/models/test_models.py::test_cp_resnet_compiled_for_training_pools_with_aten_kernels",
+            "tests/models/test_models.py::test_max_pool_compiled_for_training_is_aten_values_and_gradients",
+        ],
     ),
     (
         "compiled pool's gradient spread over every tie of a window",
@@ -1422,7 +1425,7 @@ MUTATIONS = [
     (
         "a partial report run drops its machine's other rows",
         "asc_kd/benchmarks/report.py",
-        "    rows = _rows_by_command(sections.get(key, []))",
+        "    rows = _rows_by_command(previous) if same_table else {}",
         "    rows = {}",
         [
             "tests/benchmarks/test_benchmarks.py::test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ran"
@@ -1431,7 +1434,7 @@ MUTATIONS = [
     (
         "a report run drops the other machines' sections",
         "asc_kd/benchmarks/report.py",
-        "    sections = _sections(out.read_text()) if out.is_file() else {}",
+        "    sections = machine_sections(out.read_text()) if out.is_file() else {}",
         "    sections = {}",
         [
             "tests/benchmarks/test_benchmarks.py::test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ran"
@@ -1475,6 +1478,22 @@ MUTATIONS = [
         "                block[i] = self.data[rows[i]]",
         "                block[i] = self.data[rows[order[i]]]",
         ["tests/data/test_cache.py"],
+    ),
+    (
+        "a report run keeps rows measured under other versions",
+        "asc_kd/benchmarks/report.py",
+        "    rows = _rows_by_command(previous) if same_table else {}",
+        "    rows = _rows_by_command(previous)",
+        [
+            "tests/benchmarks/test_benchmarks.py::test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ran"
+        ],
+    ),
+    (
+        "bench train --fit runs inside another's fit",
+        "asc_kd/benchmarks/student.py",
+        "    if EpochTimer.after_epoch is not None:  # its references",
+        "    if False:  # its references",
+        ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_refuses_to_run_inside_another"],
     ),
 ]
 

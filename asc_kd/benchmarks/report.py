@@ -213,9 +213,10 @@ def machine_key(machine: dict[str, str]) -> str:
     return f"{machine['CPU']}; GPU {machine['GPU']}"
 
 
-def _sections(page: str) -> dict[str, list[str]]:
-    """The machine sections of a page, by key, in page order (their lines after the mark).
-    A page without marks, or text before the first mark, holds no section."""
+def machine_sections(page: str) -> dict[str, list[str]]:
+    """The machine sections of a page, by key, in page order (their lines after the mark, without
+    trailing blank lines). A page without marks, or text before the first mark, holds no
+    section; text after a mark belongs to that section, and a rerun on that machine rewrites it."""
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in page.splitlines():
@@ -223,6 +224,9 @@ def _sections(page: str) -> dict[str, list[str]]:
             current = sections[line[len(_MARK_PREFIX) : -len(" -->")]] = []
         elif current is not None:
             current.append(line)
+    for lines in sections.values():
+        while lines and not lines[-1].strip():
+            lines.pop()
     return sections
 
 
@@ -242,7 +246,6 @@ def _section(machine: dict[str, str], rows: list[str]) -> list[str]:
         "",
         *_TABLE_HEAD,
         *rows,
-        "",
     ]
 
 
@@ -260,7 +263,9 @@ def performance_report(
     the machine it was measured on, so the page keeps one section per machine
     (``machine_key``): a run replaces, in its own machine's section, the rows of the benchmarks
     it ran, each with its date, and leaves the other rows and the other machines' sections as
-    they were. A page written before sections existed (no section marks) is replaced whole.
+    they were. Rows measured under another machine table (other versions, another bf16
+    verdict) are dropped rather than shown under the new one. A page written before sections
+    existed (no section marks) is replaced whole.
     ``seconds`` is the minimum measuring time of each variant; ``cpjku``, a checkout of CP-JKU's
     code, adds their own code to the train and teacher rows. Returns the page's text.
     """
@@ -275,10 +280,13 @@ def performance_report(
     if unknown:
         raise ValueError(f"unknown benchmarks {unknown}; choose from {', '.join(REPORT)}")
     out = Path(out)
-    sections = _sections(out.read_text()) if out.is_file() else {}
+    sections = machine_sections(out.read_text()) if out.is_file() else {}
     machine = machine_description()
     key = machine_key(machine)
-    rows = _rows_by_command(sections.get(key, []))
+    previous = sections.get(key, [])
+    # rows measured under other versions (or another bf16 verdict) are not kept under this table
+    same_table = all(f"| {k} | {v} |" in previous for k, v in machine.items())
+    rows = _rows_by_command(previous) if same_table else {}
     for name in tqdm(names, desc="benchmarks", unit="benchmark", disable=not progress):
         command, compared, run, show = REPORT[name]
         start = time.perf_counter()
@@ -288,22 +296,19 @@ def performance_report(
         rows[f"| `{command}`"] = f"| `{command}` | {compared} | {show(result)} | {took:.0f} s | {when} |"
     order = [f"| `{command}`" for command, *_ in REPORT.values()]
     sections[key] = _section(machine, [rows[c] for c in order if c in rows])
-    page = (
-        "\n".join(
-            [
-                "# Performance",
-                "",
-                "Written by `python -m asc_kd.bench report`, one section per machine it ran on; a run",
-                "replaces the rows it measured in its own machine's section, with their date, and keeps",
-                "the rest. A row is the code as it was on its date. Each ratio compares two variants",
-                "measured one after the other in the same run on that machine (torch on 2 threads), so",
-                "machine load hits both alike; absolute clips/s differ between machines. Accuracies are",
-                "on synthetic scenes.",
-                "",
-                *(line for k, section in sections.items() for line in (SECTION_MARK.format(k), *section)),
-            ]
-        ).rstrip("\n")
-        + "\n"
+    page = "\n".join(
+        [
+            "# Performance",
+            "",
+            "Written by `python -m asc_kd.bench report`, one section per machine it ran on; a run",
+            "replaces the rows it measured in its own machine's section, with their date, and keeps",
+            "the rest. A row is the code as it was on its date. Each ratio compares two variants",
+            "measured one after the other in the same run on that machine (torch on 2 threads), so",
+            "machine load hits both alike; absolute clips/s differ between machines. Accuracies are",
+            "on synthetic scenes.",
+            "",
+            *(line for k, section in sections.items() for line in (SECTION_MARK.format(k), *section, "")),
+        ]
     )
     with atomic_write(out) as handle:
         handle.write(page)

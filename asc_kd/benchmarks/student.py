@@ -368,7 +368,7 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
     The two references are timed after every fit epoch, before the next one starts (one loop
     epoch and 20 bare steps, ``EpochTimer.after_epoch``), and each epoch is compared with the
     mean of the references just before and just after it, so a drift in machine speed (a shared
-    VM's speed moves by 10 % within minutes) hits all three alike. The ratios are the medians of
+    VM's speed moves within minutes) hits all three alike. The ratios are the medians of
     the per-epoch ratios over the epochs after the first (which warms up and whose references
     open the second's bracket); the clips/s are the medians of those epochs' rates. The
     fit over ``loop`` is about what Lightning, its callbacks and the task's logging cost;
@@ -382,6 +382,8 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
     from asc_kd.models.frontends import StudentMel
     from asc_kd.recipes import RECIPES
 
+    if EpochTimer.after_epoch is not None:  # its references would be timed inside the other's fit
+        raise RuntimeError("another bench_fit_epoch is running in this process")
     torch.set_num_threads(threads)
     recipe_task = student_recipe_task()
     temperature = float(recipe_task["temperature"])

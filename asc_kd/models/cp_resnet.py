@@ -152,14 +152,15 @@ def _pool_backward(ctx, grad: torch.Tensor, grad_indices: torch.Tensor) -> tuple
 _max_pool2d.register_autograd(_pool_backward, setup_context=_save_pool_inputs)
 
 
-class MaxPool2d(nn.MaxPool2d):
+class AtenMaxPool2d(nn.MaxPool2d):
     """``nn.MaxPool2d`` (stride = kernel, no padding) whose training forward and backward run
     ATen's CPU kernels when the model is compiled.
 
     Inductor lowers max pooling's backward to a gather with per-element index arithmetic that
-    it does not vectorise: on a CPU, for the student's channels-last bf16 activations after
-    the input conv (64x32x127x21), it takes twice ATen's time forward plus backward. The
-    custom ops keep ATen's kernels and leave the rest of the graph to inductor. Values and
+    it does not vectorise, slower on a CPU than ATen's kernels for the student's channels-last
+    bf16 activations after the input conv (64x32x127x21). The custom ops keep ATen's kernels
+    and leave the rest of the graph to inductor. They are registered when this module is
+    first imported; a training-mode ``torch.export`` would capture them. Values and
     gradients are ATen's, the same as the eager module's; in eval, without gradients, on other
     devices and outside ``torch.compile`` this is ``nn.MaxPool2d`` (int8 quantization and the
     complexity count see that module).
@@ -216,12 +217,12 @@ class CPResNet(nn.Module):
         for stage in config.stages:
             layers: list[nn.Module] = []
             if 0 in stage.maxpool:
-                layers.append(MaxPool2d(2))
+                layers.append(AtenMaxPool2d(2))
             for index, (k1, k2) in enumerate(stage.kernels, start=1):
                 layers.append(BasicBlock(c_in, stage.out_channels, k1, k2, stage.groups))
                 c_in = stage.out_channels
                 if index in stage.maxpool:
-                    layers.append(MaxPool2d((2, 1)))
+                    layers.append(AtenMaxPool2d((2, 1)))
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
         self.head = classifier_head(c_in, config.n_classes)

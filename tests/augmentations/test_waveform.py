@@ -79,3 +79,20 @@ def test_time_roll_is_torch_roll_of_each_clip_with_its_drawn_shift(waveform, gra
     expected = torch.stack([torch.roll(clip, s) for clip, s in zip(waveform, shifts, strict=True)])
     assert torch.equal(rolled.detach(), expected)
     assert rolled.requires_grad == grad
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.bfloat16])
+def test_time_roll_keeps_dtype_and_gives_a_contiguous_batch_from_a_transposed_one(dtype):
+    """int16 through the numpy copies, bf16 (which numpy lacks) through ``torch.roll``; a
+    transposed (non-contiguous) batch comes back contiguous, with each clip rolled."""
+    clips = torch.arange(3 * 7).reshape(7, 3).to(dtype).t()  # (3 clips, 7 samples), strides (1, 3)
+    torch.manual_seed(2)
+    rolled = time_roll(clips, max_shift=9)  # shifts past the clip length wrap around
+    torch.manual_seed(2)
+    shifts = torch.randint(-9, 10, (3, 1)).flatten().tolist()
+    assert rolled.dtype == dtype and rolled.is_contiguous()
+    assert torch.equal(rolled, torch.stack([torch.roll(c, s) for c, s in zip(clips, shifts, strict=True)]))
+
+
+def test_time_roll_of_empty_clips_is_empty():
+    assert time_roll(torch.zeros(2, 0), max_shift=5).shape == (2, 0)

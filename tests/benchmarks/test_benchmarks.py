@@ -102,6 +102,14 @@ def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: py
     assert f"the fit is {100 * results['epoch_over_loop']:.0f} % of the loop" in row
 
 
+def test_bench_fit_epoch_refuses_to_run_inside_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asc_kd.benchmarks.student import EpochTimer
+
+    monkeypatch.setattr(EpochTimer, "after_epoch", lambda: None)
+    with pytest.raises(RuntimeError, match="another bench_fit_epoch is running"):
+        bench_fit_epoch(GivenData({"root": "/nonexistent"}), batch_size=8, threads=1)
+
+
 @pytest.mark.slow
 def test_bench_eval_runs_each_malloc_setting_in_its_own_process() -> None:
     results = bench_eval(batch_size=4, seconds=0.1, threads=1, rounds=1)
@@ -184,7 +192,13 @@ def test_the_report_keeps_a_section_per_machine_and_replaces_only_the_rows_it_ra
     assert all(
         re.search(r" \| \d{4}-\d\d-\d\d \d\d:\d\d UTC \|$", row) for row in lines if row.startswith("| `")
     )
-    assert out.read_text().endswith(" UTC |\n")
+    text = out.read_text()
+    assert text.endswith(" UTC |\n") and "\n\n<!-- machine: EPYC" in text  # a blank line before every mark
+    # a new torch version starts the machine's section afresh: no row under a table it was not run with
+    lines = run({**epyc, "versions": "v2"}, ["one"])  # n=5
+    epyc_part = "\n".join(lines).split("<!-- machine: EPYC")[1]
+    assert [row.split(" | ")[2] for row in epyc_part.splitlines() if row.startswith("| `")] == ["{'n': 5}"]
+    assert "| versions | v2 |" in epyc_part and "| versions | v1 |" in "\n".join(lines)  # the Xeon's kept
 
 
 def test_bench_train_times_each_variant_and_compares_the_best_with_the_baseline(bf16_branch: bool) -> None:

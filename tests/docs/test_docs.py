@@ -116,13 +116,13 @@ def test_the_performance_page_is_the_reports() -> None:
     and dated rows of the report's commands."""
     import re
 
-    from asc_kd.benchmarks.report import REPORT, _sections
+    from asc_kd.benchmarks.report import REPORT, machine_sections
 
     text = (REPO / "docs" / "performance.md").read_text()
     page = text.splitlines()
     assert page[0] == "# Performance"
     assert page[2].startswith("Written by `python -m asc_kd.bench report`, one section per machine")
-    sections = _sections(text)
+    sections = machine_sections(text)
     assert sections
     commands = {f"`{command}`" for command, *_ in REPORT.values()}
     for key, lines in sections.items():

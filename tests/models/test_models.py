@@ -192,15 +192,24 @@ def test_max_pool_compiled_for_training_is_aten_values_and_gradients(shape, kern
     """CP-ResNet's pool, compiled in training, gives eager ``nn.MaxPool2d``'s outputs and its
     gradients bit for bit, ties included (each window's gradient to its first maximum): bf16,
     channels-last, odd sizes whose last row and column no window covers."""
-    from asc_kd.models.cp_resnet import MaxPool2d
+    from torch._dynamo.backends.registry import lookup_backend
+
+    from asc_kd.models.cp_resnet import AtenMaxPool2d
 
     torch.manual_seed(0)
     x = torch.relu(torch.randn(shape)).mul(4).round().div(4)  # many ties, zeros among them
     x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     eager_input, compiled_input = x.clone().requires_grad_(), x.clone().requires_grad_()
     expected = torch.nn.MaxPool2d(kernel, kernel)(eager_input)
+    codes: list[str] = []
+
+    def backend(graph_module: torch.fx.GraphModule, inputs: list) -> object:
+        codes.append(graph_module.code)  # then autograd through AOTAutograd, as inductor's path
+        return lookup_backend("aot_eager")(graph_module, inputs)
+
     torch._dynamo.reset()
-    got = torch.compile(MaxPool2d(kernel), backend="aot_eager")(compiled_input)
+    got = torch.compile(AtenMaxPool2d(kernel), backend=backend)(compiled_input)
+    assert "torch.ops.asc_kd.max_pool2d.default" in "\n".join(codes)
     grad = torch.randn_like(expected)
     expected.backward(grad)
     got.backward(grad)
