@@ -1355,7 +1355,9 @@ MUTATIONS = [
         "asc_kd/tasks/restore.py",
         "    if not (isinstance(cls, type) and any(_named(klass) == _TASK for klass in cls.__mro__)):",
         "    if not isinstance(cls, type):",
-        ["tests/tasks/test_restore.py::test_a_recorded_class_that_is_not_a_task_is_refused"],
+        [
+            "tests/tasks/test_restore.py::test_a_checkpoint_recording_what_this_version_cannot_build_is_refused"
+        ],
     ),
     (
         "restore: a keyword argument's error blamed on the file",

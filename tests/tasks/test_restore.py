@@ -245,13 +245,31 @@ def test_weights_the_task_does_not_have_are_refused(
         ClassificationTask.load_from_checkpoint(path, strict=True)
 
 
-def test_a_checkpoint_naming_an_unknown_model_is_refused(
-    classifier: tuple[ClassificationTask, Path], tmp_path: Path
+@pytest.mark.parametrize(
+    ("section", "key", "value", "refusal"),
+    [
+        ("hyper_parameters", "model", "system9", r"edited\.ckpt.*system9"),
+        (
+            "asc_kd",
+            "task_class",
+            "lightning.pytorch.demos.boring_classes:BoringModel",
+            r"task class 'lightning\.pytorch\.demos\.boring_classes:BoringModel' is not a ClassificationTask",
+        ),
+    ],
+    ids=["unknown model", "class not a task"],
+)
+def test_a_checkpoint_recording_what_this_version_cannot_build_is_refused(
+    classifier: tuple[ClassificationTask, Path],
+    tmp_path: Path,
+    section: str,
+    key: str,
+    value: str,
+    refusal: str,
 ) -> None:
     checkpoint = read_checkpoint(classifier[1])
-    checkpoint["hyper_parameters"]["model"] = "system9"
+    checkpoint[section][key] = value
     path = _saved(tmp_path, checkpoint)
-    with pytest.raises(CheckpointError, match=r"edited\.ckpt.*system9"):
+    with pytest.raises(CheckpointError, match=refusal):
         load_task(path)
 
 
@@ -412,19 +430,6 @@ def test_the_tasks_on_load_checkpoint_sees_the_checkpoint_before_its_weights_loa
         ClassificationTask.load_from_checkpoint(renamed)
     loaded = RenamingTask.load_from_checkpoint(renamed).eval()
     assert torch.equal(eval_logits(loaded), eval_logits(task))
-
-
-def test_a_recorded_class_that_is_not_a_task_is_refused(
-    classifier: tuple[ClassificationTask, Path], tmp_path: Path
-) -> None:
-    checkpoint = read_checkpoint(classifier[1])
-    checkpoint["asc_kd"]["task_class"] = "lightning.pytorch.demos.boring_classes:BoringModel"
-    path = _saved(tmp_path, checkpoint)
-    with pytest.raises(
-        CheckpointError,
-        match="task class 'lightning.pytorch.demos.boring_classes:BoringModel' is not a ClassificationTask",
-    ):
-        load_task(path)
 
 
 class LenientTask(ClassificationTask):
