@@ -110,14 +110,12 @@ class ResidualAdd(nn.Module):
         return self.op.add(a, b)
 
 
-@torch.library.custom_op("asc_kd::max_pool2d", mutates_args=())
-def _max_pool2d(x: torch.Tensor, kernel: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """ATen's max pooling (stride = kernel) and its indices, opaque to torch.compile."""
+def _aten_max_pool2d(x: torch.Tensor, kernel: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """ATen's max pooling (stride = kernel) and its indices."""
     return torch.ops.aten.max_pool2d_with_indices(x, kernel, kernel)
 
 
-@torch.library.custom_op("asc_kd::max_pool2d_backward", mutates_args=())
-def _max_pool2d_backward(
+def _aten_max_pool2d_backward(
     grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, kernel: list[int]
 ) -> torch.Tensor:
     """ATen's max-pooling backward: each window's gradient to its first maximum."""
@@ -126,16 +124,14 @@ def _max_pool2d_backward(
     )
 
 
-@_max_pool2d.register_fake
-def _(x: torch.Tensor, kernel: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.ops.aten.max_pool2d_with_indices(x, kernel, kernel)
-
-
-@_max_pool2d_backward.register_fake
-def _(grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, kernel: list[int]) -> torch.Tensor:
-    return torch.ops.aten.max_pool2d_with_indices_backward(
-        grad, x, kernel, kernel, [0, 0], [1, 1], False, indices
-    )
+# Opaque to torch.compile; their fake (shape-only) versions are the same ATen calls, which
+# work on fake tensors as they are.
+_max_pool2d = torch.library.custom_op("asc_kd::max_pool2d", mutates_args=())(_aten_max_pool2d)
+_max_pool2d.register_fake(_aten_max_pool2d)
+_max_pool2d_backward = torch.library.custom_op("asc_kd::max_pool2d_backward", mutates_args=())(
+    _aten_max_pool2d_backward
+)
+_max_pool2d_backward.register_fake(_aten_max_pool2d_backward)
 
 
 def _save_pool_inputs(ctx, inputs: tuple, output: tuple) -> None:  # noqa: ANN001
