@@ -230,19 +230,27 @@ def machine_sections(page: str) -> dict[str, list[str]]:
     return sections
 
 
+def _row_key(command: str) -> str:
+    """A result row's first cell, which names the row in its section."""
+    return f"| `{command}`"
+
+
 def _rows_by_command(section: list[str]) -> dict[str, str]:
-    """A section's result rows by their command cell."""
+    """A section's result rows by their first cell (``_row_key``)."""
     return {line.split(" | ")[0]: line for line in section if line.startswith("| `")}
 
 
+def _machine_table(machine: dict[str, str]) -> list[str]:
+    return [f"| {key} | {value} |" for key, value in machine.items()]
+
+
 def _section(machine: dict[str, str], rows: list[str]) -> list[str]:
-    table = "\n".join(f"| {key} | {value} |" for key, value in machine.items())
     return [
         f"## {machine['CPU']}" + ("" if machine["GPU"] == "none" else f"; {machine['GPU']}"),
         "",
         "| machine | |",
         "|---|---|",
-        table,
+        *_machine_table(machine),
         "",
         *_TABLE_HEAD,
         *rows,
@@ -285,7 +293,7 @@ def performance_report(
     key = machine_key(machine)
     previous = sections.get(key, [])
     # rows measured under other versions (or another bf16 verdict) are not kept under this table
-    same_table = all(f"| {k} | {v} |" in previous for k, v in machine.items())
+    same_table = all(line in previous for line in _machine_table(machine))
     rows = _rows_by_command(previous) if same_table else {}
     for name in tqdm(names, desc="benchmarks", unit="benchmark", disable=not progress):
         command, compared, run, show = REPORT[name]
@@ -293,8 +301,10 @@ def performance_report(
         result = run(seconds, cpjku)
         took = time.perf_counter() - start
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        rows[f"| `{command}`"] = f"| `{command}` | {compared} | {show(result)} | {took:.0f} s | {when} |"
-    order = [f"| `{command}`" for command, *_ in REPORT.values()]
+        rows[_row_key(command)] = (
+            f"{_row_key(command)} | {compared} | {show(result)} | {took:.0f} s | {when} |"
+        )
+    order = [_row_key(command) for command, *_ in REPORT.values()]
     sections[key] = _section(machine, [rows[c] for c in order if c in rows])
     page = "\n".join(
         [
