@@ -30,9 +30,11 @@ def mixup(batch: Batch, alpha: float, n_classes: int, generator: torch.Generator
     lam = beta.sample((n,)).to(device=device, dtype=waveform.dtype)
 
     def mix(x: torch.Tensor) -> torch.Tensor:
-        # λ·x + (1−λ)·x[perm] as x[perm] + λ·(x − x[perm]): one fused pass (equal up to rounding)
+        # λ·x + (1−λ)·x[perm] as x[perm] + λ·(x − x[perm]): one fused pass (equal up to rounding),
+        # in place on the partners' rows; index_select copies whole rows, which x[perm]'s
+        # advanced indexing does not
         weight = lam.view(-1, *([1] * (x.ndim - 1))).to(x.dtype)
-        return torch.lerp(x[perm], x, weight)
+        return torch.index_select(x, 0, perm).lerp_(x, weight)
 
     target = batch.get("soft_target")
     if target is None:

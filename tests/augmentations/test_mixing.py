@@ -40,6 +40,16 @@ def test_mixup_mixes_waveform_with_returned_lambda_and_permutation() -> None:
     assert not torch.equal(out["waveform"], x)
 
 
+def test_mixup_waveform_is_bit_equal_to_the_lerp_of_each_clip_and_its_partner() -> None:
+    # The mixed rows are written in place into a copy of the partners': the values must stay
+    # those of torch.lerp(x[perm], x, λ), so a seeded recipe's results do not move.
+    batch, out = _mixed(seed=5)
+    lam, perm = out["mix_lambda"], out["mix_permutation"]
+    x = batch["waveform"]
+    for row in range(len(x)):
+        assert torch.equal(out["waveform"][row], torch.lerp(x[perm[row]], x[row], lam[row]))
+
+
 def test_mixup_soft_targets_and_teacher_logits() -> None:
     batch, out = _mixed()
     lam, perm = out["mix_lambda"][:, None], out["mix_permutation"]
