@@ -916,9 +916,27 @@ MUTATIONS = [
     (
         "Mixup's weights swapped between a clip and its partner",
         "asc_kd/augmentations/mixing.py",
-        "        return torch.lerp(x[perm], x, weight)\n",
-        "        return torch.lerp(x, x[perm], weight)\n",
+        "        return torch.index_select(x, 0, perm).lerp_(x, weight)\n",
+        "        return x.lerp(torch.index_select(x, 0, perm), weight)\n",
         ["tests/augmentations/test_mixing.py"],
+    ),
+    (
+        "Mixup's partners taken in batch order instead of by the permutation",
+        "asc_kd/augmentations/mixing.py",
+        "        return torch.index_select(x, 0, perm).lerp_(x, weight)\n",
+        "        return x.clone().lerp_(x, weight)\n",
+        [
+            "tests/augmentations/test_mixing.py::"
+            "test_mixup_waveform_is_bit_equal_to_the_lerp_of_each_clip_and_its_partner"
+        ],
+    ),
+    (
+        "bench train --fit's bare reference is the median step again, not its span's rate",
+        "asc_kd/benchmarks/student.py",
+        "            bare = rate(lambda: step(waveform, target, teacher), bare_seconds, warmup=0)\n",
+        '            bare = batch_size / interleaved({"bare": lambda: step(waveform, target, teacher)}, '
+        'bare_seconds)["bare"]\n',
+        ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
     ),
     (
         "bench demo's stage end taken from the first run of a kind, not the last",

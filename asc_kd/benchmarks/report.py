@@ -175,9 +175,9 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
         "python -m asc_kd.bench train --fit",
         "a KD epoch of system1 through asc_kd.fit (the recipe's precision and memory format) vs "
         "the bare step on one resident batch, and vs the same epoch's work in a plain loop (the "
-        "fit's loader, roll, Mixup and step, no Lightning); both timed after every fit epoch, "
-        "each epoch against the mean of its references before and after it, medians of the "
-        "per-epoch ratios",
+        "fit's loader, roll, Mixup and step, no Lightning); both timed after every fit epoch "
+        "as clips over their whole span, each epoch against the mean of its references before "
+        "and after it, medians of the per-epoch ratios",
         lambda s, c: bench_fit_epoch(GivenData(), 64, 2),
         lambda r: (
             f"{r['epoch_clips_per_s']} vs {r['bare_step_clips_per_s']} clips/s: "

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from asc_kd.benchmarks.timing import data_defaults, interleaved
+from asc_kd.benchmarks.timing import data_defaults, interleaved, rate
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.options import GivenData
 
@@ -349,7 +349,9 @@ def _data_options(data: GivenData) -> list[str]:
     ]
 
 
-def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int = 7) -> dict[str, Any]:
+def bench_fit_epoch(
+    data: GivenData, batch_size: int, threads: int, epochs: int = 7, bare_seconds: float = 2.0
+) -> dict[str, Any]:
     """A KD epoch of system 1 through ``asc_kd.fit`` against the bare step, clips/s.
 
     The fit is the shipped recipe (``base.yaml`` + ``students/kd.yaml``, system 1) with Mixup and
@@ -366,7 +368,8 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
     loss on the dominant labels), in a plain Python loop.
 
     The two references are timed after every fit epoch, before the next one starts (one loop
-    epoch and 20 bare steps, ``EpochTimer.after_epoch``), and each epoch is compared with the
+    epoch, then bare steps for ``bare_seconds``, ``EpochTimer.after_epoch``), each as clips over
+    its whole span like the epoch itself, and each epoch is compared with the
     mean of the references just before and just after it, so a drift in machine speed (a shared
     VM's speed moves within minutes) hits all three alike. The ratios are the medians of
     the per-epoch ratios over the epochs after the first (which warms up and whose references
@@ -430,18 +433,13 @@ def bench_fit_epoch(data: GivenData, batch_size: int, threads: int, epochs: int 
         target = torch.randint(0, 10, (batch_size,))
         teacher = torch.randn(batch_size, 10)
 
-        def bare_rate(n_steps: int = 20) -> float:
-            times = []
-            for _ in range(n_steps):
-                start = time.perf_counter()
-                step(waveform, target, teacher)
-                times.append(time.perf_counter() - start)
-            return batch_size / float(np.median(times))
-
         def references() -> tuple[float, float, int, float]:
             started = time.perf_counter() - fit_start
             loop_s, loop_clips = loop_epoch()
-            return loop_clips / loop_s, bare_rate(), loop_clips, started
+            # clips over the whole span, as the epoch's rate is: a median step would leave out
+            # the slow steps (a collection, the machine's hiccups) that an epoch pays for
+            bare = rate(lambda: step(waveform, target, teacher), bare_seconds, warmup=0)
+            return loop_clips / loop_s, bare, loop_clips, started
 
         for _ in range(3):
             step(waveform, target, teacher)

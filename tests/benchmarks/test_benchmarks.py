@@ -3,9 +3,12 @@ the same thing. How fast each path is belongs to the bench command, not to tests
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import re
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from asc_kd.benchmarks.cpjku import _TorchWithRealStft
 from asc_kd.benchmarks.demo import _ends
 from asc_kd.benchmarks.report import REPORT, machine_description, performance_report
 from asc_kd.benchmarks.teacher import recipe_batch_size
+from asc_kd.benchmarks.timing import rate
 from asc_kd.core.errors import ConfigError
 from asc_kd.data.datamodule import TAU22DataModule
 from asc_kd.data.options import GivenData
@@ -74,7 +78,14 @@ def test_bench_teacher_defaults_to_the_recipes_batch_and_the_exports_eval_batch(
 def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     data = GivenData({"root": str(tiny_root), "num_workers": 0})
-    results = bench_fit_epoch(data, batch_size=8, threads=1, epochs=4)
+    bare_rates: list[float] = []
+
+    def spy(fn: Callable[[], int], min_seconds: float, warmup: int = 1) -> float:
+        bare_rates.append(rate(fn, min_seconds, warmup))
+        return bare_rates[-1]
+
+    monkeypatch.setattr("asc_kd.benchmarks.student.rate", spy)
+    results = bench_fit_epoch(data, batch_size=8, threads=1, epochs=4, bare_seconds=0.1)
     train_clips = len(TAU22DataModule(root=str(tiny_root), validation="none").frames()["train"])
     assert results["clips"] == train_clips // 8 * 8  # one epoch of whole batches (drop_last)
     assert results["loop_clips"] == results["clips"]  # the plain loop reads the same epoch
@@ -83,6 +94,8 @@ def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: py
         each = results[f"{name}_each"]
         assert len(each) == 3 and results[name] == pytest.approx(sorted(each)[1], abs=1e-3)  # the median
     refs = results["references_after_each_epoch"]  # after each of the 4 epochs
+    # the bare step's rate over its whole span (timing.rate), as the epoch's is, after each epoch
+    assert [ref["bare_step_clips_per_s"] for ref in refs] == [round(r, 1) for r in bare_rates]
     starts = [ref["at_s"] for ref in refs]
     assert len(refs) == 4 and starts == sorted(set(starts))  # measured afresh after every epoch
     for i, (loop, bare) in enumerate(
@@ -100,6 +113,18 @@ def test_bench_fit_epoch_times_a_real_fit_epoch(tiny_root: Path, monkeypatch: py
     row = REPORT["fit"][3](results)
     assert f"{100 * results['epoch_over_bare']:.0f} % of the bare step" in row
     assert f"the fit is {100 * results['epoch_over_loop']:.0f} % of the loop" in row
+
+
+def test_rate_counts_the_slow_calls_of_its_span() -> None:
+    # Three calls of 1 ms and one of 30 ms, two items each: over whole cycles 2 / 8.25 ms (242/s),
+    # at most 300/s where the span ends after fast calls; a median call would give 2 / 1 ms.
+    sleeps = itertools.cycle([0.001, 0.001, 0.001, 0.030])
+
+    def call() -> int:
+        time.sleep(next(sleeps))
+        return 2
+
+    assert 100 < rate(call, min_seconds=0.1, warmup=0) < 320
 
 
 def test_bench_fit_epoch_refuses_to_run_inside_another(monkeypatch: pytest.MonkeyPatch) -> None:
