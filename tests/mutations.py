@@ -939,6 +939,13 @@ MUTATIONS = [
         ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_times_a_real_fit_epoch"],
     ),
     (
+        "the cache's rows read through np.memmap's per-row hooks again",
+        "asc_kd/data/cache.py",
+        "            ).view(np.ndarray)\n",
+        "            )\n",
+        ["tests/data/test_cache.py::test_cache_rows_are_a_read_only_plain_array_of_the_file"],
+    ),
+    (
         "bench demo's stage end taken from the first run of a kind, not the last",
         "asc_kd/benchmarks/demo.py",
         'ends[record["kind"]] = max(ends.get(record["kind"], 0.0), end)',

@@ -158,21 +158,23 @@ class AudioCache:
                     f"{digests} has {size} bytes, expected {len(self.filenames) * DIGEST_SIZE}; "
                     "cache is damaged"
                 )
-        self._data: np.memmap | None = None
+        self._data: np.ndarray | None = None
         self._digests: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.filenames)
 
     @property
-    def data(self) -> np.memmap:
+    def data(self) -> np.ndarray:
+        """The clips, (clips, samples) int16: a plain ndarray view of the read-only memmap, whose
+        rows index without ``np.memmap``'s per-row Python hooks (``read`` indexes 64 per batch)."""
         if self._data is None:
             self._data = np.memmap(
                 self.folder / "audio.int16",
                 dtype=np.int16,
                 mode="r",
                 shape=(len(self.filenames), self.n_samples),
-            )
+            ).view(np.ndarray)
         return self._data
 
     def __getstate__(self) -> dict:

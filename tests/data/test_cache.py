@@ -364,6 +364,17 @@ def test_read_clip_good_file(tiny_root):
     np.testing.assert_array_equal(audio, soundfile.read(tiny_root / name, dtype="float32")[0])
 
 
+def test_cache_rows_are_a_read_only_plain_array_of_the_file(tiny_root, names, tmp_path):
+    cache = build_cache(tiny_root, names, tmp_path, num_workers=0, progress=False)
+    data = cache.data
+    # A plain ndarray (no np.memmap hooks on each row read), still mapped from the file, read-only
+    assert type(data) is np.ndarray and isinstance(data.base, np.memmap)
+    assert not data.flags.writeable
+    on_disk = np.fromfile(cache.folder / "audio.int16", dtype=np.int16).reshape(data.shape)
+    np.testing.assert_array_equal(data, on_disk)
+    assert torch.equal(cache.read([3, 1]), from_int16(on_disk[[3, 1]]))
+
+
 # -- processes ---------------------------------------------------------------------------------
 
 
