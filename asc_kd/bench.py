@@ -7,6 +7,7 @@
     python -m asc_kd.bench quant [--json]                # fp32 vs int8 accuracy and CPU clips/s
     python -m asc_kd.bench eval [--batch-size 256]       # eval clips/s: malloc default vs kept memory
     python -m asc_kd.bench teacher [--model passt] [--cpjku DIR]   # teacher train (recipe batch)/eval clips/s
+    python -m asc_kd.bench attention                     # PaSST's bf16 attention: fused kernel vs matmuls
     python -m asc_kd.bench keys --data.root DIR          # seconds of cache keys + fingerprint
     python -m asc_kd.bench precision [--seeds 3]        # system1's accuracy fitted in fp32 vs bf16
     python -m asc_kd.bench demo                          # make demo from an empty folder, by stage
@@ -28,6 +29,7 @@ import sys
 from typing import Any
 
 from asc_kd.benchmarks import (
+    bench_attention,
     bench_data,
     bench_demo,
     bench_epoch,
@@ -118,6 +120,20 @@ def build_parser() -> CommandParser:
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
     teacher.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
     teacher.add_argument("--compile", action="store_true", help="compile asc_kd's network (torch.compile)")
+    attention = command(
+        "attention", "PaSST's attention in bf16 on the CPU: the fused kernel vs matmul, softmax, matmul"
+    )
+    attention.add_argument(
+        "--batch-size", type=int, default=None, help="clips per training call (default: the PaSST recipe's)"
+    )
+    attention.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=None,
+        help="clips per eval call (default: the logits export's eval_batch_size)",
+    )
+    attention.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    attention.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
     precision = command(
         "precision", "system1's synthetic-scenes accuracy over seeds, fitted in fp32 and in bf16"
@@ -135,7 +151,7 @@ def build_parser() -> CommandParser:
     )
     report.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
     report.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
-    for sub_parser in (data, train, quant, evaluation, teacher, keys, precision, demo):
+    for sub_parser in (data, train, quant, evaluation, teacher, attention, keys, precision, demo):
         sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
     # The benchmarks that read a dataset take the fit's data options (SceneDataModule's own).
     for sub_parser in (data, quant):
@@ -171,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             cpjku=args.cpjku,
             compile_model=args.compile,
         )
+    elif args.what == "attention":
+        results = bench_attention(args.batch_size, args.eval_batch_size, args.threads, args.seconds)
     elif args.what == "eval":
         results = bench_eval(args.model, args.batch_size, args.seconds, args.threads, args.rounds)
     elif args.what == "keys":

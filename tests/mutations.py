@@ -946,6 +946,32 @@ MUTATIONS = [
         ["tests/data/test_cache.py::test_cache_rows_are_a_read_only_plain_array_of_the_file"],
     ),
     (
+        "PaSST's bf16 attention on a CPU without AMX takes the fused kernel after all",
+        "asc_kd/models/passt.py",
+        'if q.device.type == "cpu" and q.dtype == torch.bfloat16 and not self.fused_cpu_bf16:',
+        'if q.device.type == "cpu" and q.dtype == torch.bfloat16 and self.fused_cpu_bf16:',
+        [
+            "tests/models/test_teachers.py::test_passt_attention_in_bf16_on_a_cpu_without_amx_is_hear21passts_own",
+            "tests/models/test_teachers.py::test_passt_attention_takes_the_fused_kernel_with_amx_or_in_fp32",
+        ],
+    ),
+    (
+        "PaSST's attention takes the matmuls in fp32 too",
+        "asc_kd/models/passt.py",
+        'if q.device.type == "cpu" and q.dtype == torch.bfloat16 and not self.fused_cpu_bf16:',
+        'if q.device.type == "cpu" and not self.fused_cpu_bf16:',
+        ["tests/models/test_teachers.py::test_passt_attention_takes_the_fused_kernel_with_amx_or_in_fp32"],
+    ),
+    (
+        "PaSST's attention ignores whether the CPU has AMX tiles",
+        "asc_kd/models/passt.py",
+        "                block.attn.fused_cpu_bf16 = amx\n",
+        "                block.attn.fused_cpu_bf16 = True\n",
+        [
+            "tests/models/test_teachers.py::test_passt_attention_takes_the_fused_bf16_kernel_where_the_cpu_has_amx"
+        ],
+    ),
+    (
         "bench demo's stage end taken from the first run of a kind, not the last",
         "asc_kd/benchmarks/demo.py",
         'ends[record["kind"]] = max(ends.get(record["kind"], 0.0), end)',

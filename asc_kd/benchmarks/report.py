@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from asc_kd.benchmarks import (
+    bench_attention,
     bench_data,
     bench_demo,
     bench_eval,
@@ -103,6 +104,16 @@ def _teacher_row(r: dict[str, Any]) -> str:
     )
 
 
+def _attention_row(r: dict[str, Any]) -> str:
+    return (
+        f"train ({r['batch_size']} clips, {r['train_tokens']} tokens) {r['fused_train_ms']} vs "
+        f"{r['matmul_train_ms']} ms: the matmuls {_x(r['train_matmul_over_fused'])}; eval "
+        f"({r['eval_batch_size']} clips, {r['eval_tokens']} tokens) {r['fused_eval_ms']} vs "
+        f"{r['matmul_eval_ms']} ms: {_x(r['eval_matmul_over_fused'])}; this host's PaSST takes "
+        f"the {'fused kernel' if r['this_host'] == 'fused' else 'matmuls'} in bf16"
+    )
+
+
 def _precision_row(r: dict[str, Any]) -> str:
     return (
         f"test accuracy fp32 {r['fp32_acc_mean']:.3f} ± {r['fp32_acc_std']:.3f} vs bf16 "
@@ -155,10 +166,18 @@ REPORT: dict[str, tuple[str, str, Run, Callable[[dict[str, Any]], str]]] = {
         "python -m asc_kd.bench teacher --compile [--cpjku DIR]",
         "PaSST teacher, random weights, a training step at its recipe's batch and the eval "
         "forward at the logits export's: hear21passt's attention in fp32 (and CP-JKU's own "
-        "code with --cpjku) vs asc_kd (fused attention, bf16 autocast where the device does it "
+        "code with --cpjku) vs asc_kd (its attention, bf16 autocast where the device does it "
         "fast, compiled: the task's `compile: true`); eval is `asc_kd.logits --precision auto`'s path",
         lambda s, c: bench_teacher("passt", threads=2, seconds=s, cpjku=c, compile_model=True),
         _teacher_row,
+    ),
+    "attention": (
+        "python -m asc_kd.bench attention",
+        "one PaSST block's attention in bf16 autocast, a 1-s clip's tokens: training (patchout, "
+        "the recipe's batch, forward and backward) and eval (the logits export's batch): the fused "
+        "kernel (scaled_dot_product_attention) vs hear21passt's matmul, softmax, matmul",
+        lambda s, c: bench_attention(threads=2, seconds=s),
+        _attention_row,
     ),
     "quant": (
         "python -m asc_kd.bench quant",

@@ -81,8 +81,9 @@ def bench_teacher(
     The teacher is built as the shipped recipe ``teachers/<model>`` (or ``model``, a recipe name
     or path) builds it: random weights, the same front-end with its masks, patchout in training.
     ``baseline``: the attention code of the public recipes (hear21passt's own; timm's unfused
-    path), fp32, eval under ``no_grad``. ``asc_kd``: fused attention
-    (``scaled_dot_product_attention``), eval under ``inference_mode``, bf16 autocast where the
+    path), fp32, eval under ``no_grad``. ``asc_kd``: its attention
+    (``FusedAttention``: ``scaled_dot_product_attention``, or the matmuls where that is slower,
+    ``bench_attention``), eval under ``inference_mode``, bf16 autocast where the
     device does bf16 fast (``fast_bf16``), and with ``compile_model`` the network compiled by
     ``torch.compile`` as the task's ``compile`` does it (the first step, which compiles, is timed
     apart). ``cpjku`` (PaSST only, with ``cpjku``, a checkout of
@@ -200,3 +201,77 @@ class _FirstOutput(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)[0]
+
+
+def bench_attention(
+    batch_size: int | None = None, eval_batch_size: int | None = None, threads: int = 2, seconds: float = 5.0
+) -> dict[str, Any]:
+    """PaSST's attention in bf16 on the CPU: the fused kernel (``scaled_dot_product_attention``)
+    against hear21passt's matmul, softmax, matmul, milliseconds per call of one block's attention.
+
+    The block and its token counts are those of the shipped PaSST recipe (random weights): a
+    1-s clip's tokens in training (after patchout) at the recipe's batch, forward and backward,
+    and in eval at the logits export's batch, forward under ``inference_mode``. Both paths are
+    ``FusedAttention`` with ``fused_cpu_bf16`` set one way or the other; ``this_host`` says
+    which one the teacher takes here (the fused kernel only where the CPU has AMX tiles).
+    """
+    from asc_kd.evaluation.inference import autocast
+    from asc_kd.models.passt import FusedAttention
+    from asc_kd.training.logits import LOGITS_DATA_DEFAULTS
+
+    batch_size = recipe_batch_size("passt") if batch_size is None else batch_size
+    eval_batch_size = LOGITS_DATA_DEFAULTS["eval_batch_size"] if eval_batch_size is None else eval_batch_size
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cpu = torch.device("cpu")
+    task = _teacher_task("passt", manual_attention=False)
+    attention = task.model.blocks[0].attn
+    tokens: dict[str, int] = {}
+    hook = attention.register_forward_hook(
+        lambda module, inputs, output: tokens.setdefault(
+            "train" if module.training else "eval", inputs[0].shape[1]
+        )
+    )
+    clip = 0.1 * torch.randn(1, task.segment_samples)
+    with torch.no_grad():
+        task.train()(clip)
+        task.eval()(clip)
+    hook.remove()
+    paths = {}
+    for name, fused in (("fused", True), ("matmul", False)):
+        module = FusedAttention(
+            attention.qkv.in_features, attention.num_heads, qkv_bias=attention.qkv.bias is not None
+        )
+        module.load_state_dict(attention.state_dict())
+        module.fused_cpu_bf16 = fused
+        paths[name] = module
+    width = attention.qkv.in_features
+    x_train = torch.randn(batch_size, tokens["train"], width, requires_grad=True)
+    x_eval = torch.randn(eval_batch_size, tokens["eval"], width)
+
+    def train(name: str) -> None:
+        module = paths[name].train()
+        with autocast(cpu, "bf16"):
+            out = module(x_train)
+        out.float().square().mean().backward()
+
+    def evaluate(name: str) -> None:
+        with torch.inference_mode(), autocast(cpu, "bf16"):
+            paths[name].eval()(x_eval)
+
+    results: dict[str, Any] = {
+        "batch_size": batch_size,
+        "eval_batch_size": eval_batch_size,
+        "train_tokens": tokens["train"],
+        "eval_tokens": tokens["eval"],
+        "threads": threads,
+        "this_host": "fused" if task.model.blocks[0].attn.fused_cpu_bf16 else "matmul",
+    }
+    for phase, run in (("train", train), ("eval", evaluate)):
+        for name in paths:
+            run(name)  # warm-up
+        medians = interleaved({name: partial(run, name) for name in paths}, seconds, 3)
+        for name, median in medians.items():
+            results[f"{name}_{phase}_ms"] = round(1000 * median, 2)
+        results[f"{phase}_matmul_over_fused"] = round(medians["fused"] / medians["matmul"], 2)
+    return results

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import hear21passt.models.passt as upstream_passt
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -33,14 +34,28 @@ PASST_ARCHS: dict[str, tuple[int, int]] = {
 class FusedAttention(upstream_passt.Attention):
     """hear21passt's attention through ``scaled_dot_product_attention``: one fused kernel
     (flash / memory-efficient on GPU, a fused CPU kernel) instead of materialising the
-    attention matrix, softmax and dropout as separate ops. Same parameters, same state dict."""
+    attention matrix, softmax and dropout as separate ops. Same parameters, same state dict.
+
+    Except in bf16 on a CPU without AMX tiles (``fused_cpu_bf16`` false): there the fused CPU
+    kernel is the slower one at PaSST's token counts (56 in training, 110 in eval for a 1-s
+    clip), its backward most, and the attention is hear21passt's own matmul, softmax, matmul,
+    with the values of ``attention="manual"``. ``python -m asc_kd.bench attention`` times both.
+    """
+
+    #: Whether the fused kernel also runs bf16 on a CPU: where the CPU has AMX tiles, which the
+    #: kernel's bf16 matrix products are packed for (set per module when the model is built).
+    fused_cpu_bf16: bool = True
 
     def forward(self, x: Tensor) -> Tensor:
         batch, tokens, channels = x.shape
         heads = self.num_heads
         qkv = self.qkv(x).reshape(batch, tokens, 3, heads, channels // heads).permute(2, 0, 3, 1, 4)
-        dropout = self.attn_drop.p if self.training else 0.0
-        x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=dropout, scale=self.scale)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16 and not self.fused_cpu_bf16:
+            x = self.attn_drop(((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)) @ v
+        else:
+            dropout = self.attn_drop.p if self.training else 0.0
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(batch, tokens, channels)))
 
 
@@ -57,8 +72,10 @@ class PaSSTLogits(upstream_passt.PaSST):
         if attention not in ("fused", "manual"):
             raise ConfigError(f"attention must be 'fused' or 'manual', got {attention!r}")
         if attention == "fused":
+            amx = torch.cpu._is_amx_tile_supported()
             for block in self.blocks:
                 block.attn.__class__ = FusedAttention
+                block.attn.fused_cpu_bf16 = amx
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x)[0]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asc_kd.benchmarks import bench_eval, bench_fit_epoch, bench_teacher, bench_train
+from asc_kd.benchmarks import bench_attention, bench_eval, bench_fit_epoch, bench_teacher, bench_train
 from asc_kd.benchmarks.cpjku import _TorchWithRealStft
 from asc_kd.benchmarks.demo import _ends
 from asc_kd.benchmarks.report import REPORT, machine_description, performance_report
@@ -45,6 +45,28 @@ def test_bench_teacher_compares_the_same_teacher_both_ways(bf16_branch: bool) ->
     else:  # fused attention alone: the same logits up to rounding
         assert results["eval_max_abs_logit_diff"] < 1e-4
         assert results["eval_top1_agreement"] == 1.0
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_bench_attention_times_both_paths_at_the_passt_recipes_tokens(
+    monkeypatch: pytest.MonkeyPatch, amx: bool
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    results = bench_attention(batch_size=2, eval_batch_size=3, threads=1, seconds=0)
+    # A 1-s clip is 100 frames of 128 mels: 16x16 patches at stride 10 make 12 x 9 of them,
+    # plus the class and distillation tokens; training drops 6 of the 12 frequency rows.
+    assert (results["eval_tokens"], results["train_tokens"]) == (12 * 9 + 2, 6 * 9 + 2)
+    assert (results["batch_size"], results["eval_batch_size"]) == (2, 3)
+    assert results["this_host"] == ("fused" if amx else "matmul")
+    for phase in ("train", "eval"):
+        fused, matmul = results[f"fused_{phase}_ms"], results[f"matmul_{phase}_ms"]
+        assert fused > 0 and matmul > 0
+        assert results[f"{phase}_matmul_over_fused"] == pytest.approx(
+            fused / matmul, abs=0.01 + 0.01 * fused / matmul
+        )
+    row = REPORT["attention"][3](results)
+    assert f"the matmuls **{results['train_matmul_over_fused']:.2f}x**" in row
+    assert row.endswith(f"takes the {'fused kernel' if amx else 'matmuls'} in bf16")
 
 
 def test_bench_teacher_times_a_training_step_at_the_recipes_batch(tmp_path: Path) -> None:

@@ -335,3 +335,69 @@ def test_fused_attention_matches_hear21passt(training: bool) -> None:
         b.square().sum().backward()
         for (name, p), q in zip(fused.named_parameters(), manual.parameters(), strict=True):
             torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-3, msg=name)
+
+
+def _passt_pair(fused_cpu_bf16: bool) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    fused = passt(**SMALL_VIT, n_classes=10, attention="fused")
+    manual = passt(**SMALL_VIT, n_classes=10, attention="manual")
+    manual.load_state_dict(fused.state_dict())
+    for block in fused.blocks:
+        block.attn.fused_cpu_bf16 = fused_cpu_bf16
+    return fused.train(), manual.train()
+
+
+def _sdpa_calls(monkeypatch: pytest.MonkeyPatch) -> list[torch.dtype]:
+    import asc_kd.models.passt as passt_module
+
+    calls: list[torch.dtype] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def counted(q: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(q.dtype)
+        return sdpa(q, *args, **kwargs)
+
+    monkeypatch.setattr(passt_module.F, "scaled_dot_product_attention", counted)
+    return calls
+
+
+def test_passt_attention_in_bf16_on_a_cpu_without_amx_is_hear21passts_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # There the fused CPU kernel is the slower one (bench attention): the matmul path must give
+    # hear21passt's values and gradients bit for bit, and never call the fused kernel.
+    calls = _sdpa_calls(monkeypatch)
+    fused, manual = _passt_pair(fused_cpu_bf16=False)
+    x = torch.randn(3, 1, 128, 100)
+    outputs = []
+    for model in (fused, manual):
+        torch.manual_seed(1)  # the same patchout
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs.append(model(x))
+        outputs[-1].float().square().sum().backward()
+    assert calls == []
+    assert outputs[0].dtype == torch.bfloat16 and torch.equal(outputs[0], outputs[1])
+    assert fused.blocks[0].attn.qkv.weight.grad is not None
+    for (name, p), q in zip(fused.named_parameters(), manual.parameters(), strict=True):
+        assert (p.grad is None and q.grad is None) or torch.equal(p.grad, q.grad), name
+
+
+@pytest.mark.parametrize(("fused_cpu_bf16", "bf16"), [(True, True), (False, False), (True, False)])
+def test_passt_attention_takes_the_fused_kernel_with_amx_or_in_fp32(
+    monkeypatch: pytest.MonkeyPatch, fused_cpu_bf16: bool, bf16: bool
+) -> None:
+    calls = _sdpa_calls(monkeypatch)
+    fused, _ = _passt_pair(fused_cpu_bf16)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        fused(torch.randn(2, 1, 128, 100))
+    assert calls == [torch.bfloat16 if bf16 else torch.float32] * SMALL_VIT["depth"]
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_passt_attention_takes_the_fused_bf16_kernel_where_the_cpu_has_amx(
+    monkeypatch: pytest.MonkeyPatch, amx: bool
+) -> None:
+    # Both hosts' branches, on any host: the answer is read when the model is built.
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    model = passt(**SMALL_VIT, n_classes=10, attention="fused")
+    assert [block.attn.fused_cpu_bf16 for block in model.blocks] == [amx] * SMALL_VIT["depth"]
