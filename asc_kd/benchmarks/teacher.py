@@ -42,6 +42,16 @@ def recipe_batch_size(model: str) -> int:
     return size
 
 
+def _batch_sizes(model: str, batch_size: int | None, eval_batch_size: int | None) -> tuple[int, int]:
+    """The training batch (default: teacher recipe ``model``'s) and the eval batch (default: the
+    logits export's) a teacher benchmark times."""
+    from asc_kd.training.logits import LOGITS_DATA_DEFAULTS
+
+    batch_size = recipe_batch_size(model) if batch_size is None else batch_size
+    eval_batch_size = LOGITS_DATA_DEFAULTS["eval_batch_size"] if eval_batch_size is None else eval_batch_size
+    return batch_size, eval_batch_size
+
+
 def _teacher_task(model: str, manual_attention: bool) -> Any:
     """The teacher task shipped recipe ``teachers/<model>`` builds, with random weights;
     ``manual_attention`` gives the attention code of the recipes asc_kd replaces (hear21passt's
@@ -98,10 +108,8 @@ def bench_teacher(
     export's (``eval_batch_size``, default ``LOGITS_DATA_DEFAULTS``'s).
     """
     from asc_kd.evaluation.inference import autocast, fast_bf16
-    from asc_kd.training.logits import LOGITS_DATA_DEFAULTS
 
-    batch_size = recipe_batch_size(model) if batch_size is None else batch_size
-    eval_batch_size = LOGITS_DATA_DEFAULTS["eval_batch_size"] if eval_batch_size is None else eval_batch_size
+    batch_size, eval_batch_size = _batch_sizes(model, batch_size, eval_batch_size)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     target_device = torch.device(device)
@@ -217,10 +225,8 @@ def bench_attention(
     """
     from asc_kd.evaluation.inference import autocast
     from asc_kd.models.passt import FusedAttention
-    from asc_kd.training.logits import LOGITS_DATA_DEFAULTS
 
-    batch_size = recipe_batch_size("passt") if batch_size is None else batch_size
-    eval_batch_size = LOGITS_DATA_DEFAULTS["eval_batch_size"] if eval_batch_size is None else eval_batch_size
+    batch_size, eval_batch_size = _batch_sizes("passt", batch_size, eval_batch_size)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cpu = torch.device("cpu")
