@@ -58,6 +58,22 @@ def _print(results: dict[str, Any], as_json: bool) -> None:
         print(f"{key:<{width}}  {value}")
 
 
+def _teacher_batches(parser: CommandParser, seconds: float) -> None:
+    """The options of the teacher benchmarks (``teacher``, ``attention``): their two batches
+    (``asc_kd.benchmarks.teacher._batch_sizes`` gives the defaults), threads and time."""
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="clips per training step (default: the teacher recipe's)"
+    )
+    parser.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=None,
+        help="clips per eval forward (default: the logits export's eval_batch_size)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--seconds", type=float, default=seconds, help="minimum measuring time per variant")
+
+
 def build_parser() -> CommandParser:
     parser = cli_parser("python -m asc_kd.bench", __doc__.split("\n\n")[0])
     commands = parser.add_subcommands(dest="what", required=True)
@@ -106,34 +122,14 @@ def build_parser() -> CommandParser:
         default="passt",
         help="teacher: a shipped teacher's name (passt, ast, convnext, ...), a recipe name or a YAML path",
     )
-    teacher.add_argument(
-        "--batch-size", type=int, default=None, help="clips per training step (default: the teacher recipe's)"
-    )
-    teacher.add_argument(
-        "--eval-batch-size",
-        type=int,
-        default=None,
-        help="clips per eval forward (default: the logits export's eval_batch_size)",
-    )
-    teacher.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    teacher.add_argument("--seconds", type=float, default=10.0, help="minimum measuring time per variant")
+    _teacher_batches(teacher, seconds=10.0)
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
     teacher.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
     teacher.add_argument("--compile", action="store_true", help="compile asc_kd's network (torch.compile)")
     attention = command(
         "attention", "PaSST's attention in bf16 on the CPU: the fused kernel vs matmul, softmax, matmul"
     )
-    attention.add_argument(
-        "--batch-size", type=int, default=None, help="clips per training call (default: the PaSST recipe's)"
-    )
-    attention.add_argument(
-        "--eval-batch-size",
-        type=int,
-        default=None,
-        help="clips per eval call (default: the logits export's eval_batch_size)",
-    )
-    attention.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    attention.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
+    _teacher_batches(attention, seconds=5.0)
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
     precision = command(
         "precision", "system1's synthetic-scenes accuracy over seeds, fitted in fp32 and in bf16"
