@@ -972,6 +972,15 @@ MUTATIONS = [
         ],
     ),
     (
+        "bench attention times each path under the other's label",
+        "asc_kd/benchmarks/teacher.py",
+        'for name, fused in (("fused", True), ("matmul", False)):',
+        'for name, fused in (("fused", False), ("matmul", True)):',
+        [
+            "tests/benchmarks/test_benchmarks.py::test_bench_attention_times_both_paths_at_the_passt_recipes_tokens"
+        ],
+    ),
+    (
         "bench demo's stage end taken from the first run of a kind, not the last",
         "asc_kd/benchmarks/demo.py",
         'ends[record["kind"]] = max(ends.get(record["kind"], 0.0), end)',

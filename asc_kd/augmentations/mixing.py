@@ -31,8 +31,8 @@ def mixup(batch: Batch, alpha: float, n_classes: int, generator: torch.Generator
 
     def mix(x: torch.Tensor) -> torch.Tensor:
         # λ·x + (1−λ)·x[perm] as x[perm] + λ·(x − x[perm]): one fused pass (equal up to rounding),
-        # in place on the partners' rows; index_select copies whole rows, which x[perm]'s
-        # advanced indexing does not
+        # in place on a copy of the partners' rows (index_select copies whole rows; x[perm]
+        # goes through the general indexing kernel)
         weight = lam.view(-1, *([1] * (x.ndim - 1))).to(x.dtype)
         return torch.index_select(x, 0, perm).lerp_(x, weight)
 

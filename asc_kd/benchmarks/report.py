@@ -105,13 +105,14 @@ def _teacher_row(r: dict[str, Any]) -> str:
 
 
 def _attention_row(r: dict[str, Any]) -> str:
-    return (
-        f"train ({r['batch_size']} clips, {r['train_tokens']} tokens) {r['fused_train_ms']} vs "
-        f"{r['matmul_train_ms']} ms: the matmuls {_x(r['train_matmul_over_fused'])}; eval "
-        f"({r['eval_batch_size']} clips, {r['eval_tokens']} tokens) {r['fused_eval_ms']} vs "
-        f"{r['matmul_eval_ms']} ms: {_x(r['eval_matmul_over_fused'])}; this host's PaSST takes "
-        f"the {'fused kernel' if r['this_host'] == 'fused' else 'matmuls'} in bf16"
+    phases = "; ".join(
+        f"{phase} ({r[size]} clips, {r[f'{phase}_tokens']} tokens) fused {r[f'fused_{phase}_ms']:.1f} "
+        f"vs matmuls {r[f'matmul_{phase}_ms']:.1f} ms: the matmuls {_x(r[f'{phase}_matmul_speedup'])}"
+        for phase, size in (("train", "batch_size"), ("eval", "eval_batch_size"))
     )
+    takes = "the fused kernel" if r["this_cpu"] == "fused" else "the matmuls"
+    used = "" if r["fast_bf16"] else " (bf16 is not fast here: `--precision auto` keeps fp32)"
+    return f"{phases}; a bf16 PaSST on this CPU takes {takes}{used}"
 
 
 def _precision_row(r: dict[str, Any]) -> str:

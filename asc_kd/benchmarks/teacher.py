@@ -1,5 +1,5 @@
-"""The teacher's benchmark: a training step and the eval forward of the logits export
-(``bench teacher``)."""
+"""The teacher's benchmarks: a training step and the eval forward of the logits export
+(``bench teacher``), and PaSST's two attention paths in bf16 on the CPU (``bench attention``)."""
 
 from __future__ import annotations
 
@@ -92,8 +92,8 @@ def bench_teacher(
     or path) builds it: random weights, the same front-end with its masks, patchout in training.
     ``baseline``: the attention code of the public recipes (hear21passt's own; timm's unfused
     path), fp32, eval under ``no_grad``. ``asc_kd``: its attention
-    (``FusedAttention``: ``scaled_dot_product_attention``, or the matmuls where that is slower,
-    ``bench_attention``), eval under ``inference_mode``, bf16 autocast where the
+    (``FusedAttention``: ``scaled_dot_product_attention``, or hear21passt's matmuls in bf16 on a
+    CPU without AMX tiles), eval under ``inference_mode``, bf16 autocast where the
     device does bf16 fast (``fast_bf16``), and with ``compile_model`` the network compiled by
     ``torch.compile`` as the task's ``compile`` does it (the first step, which compiles, is timed
     apart). ``cpjku`` (PaSST only, with ``cpjku``, a checkout of
@@ -220,10 +220,12 @@ def bench_attention(
     The block and its token counts are those of the shipped PaSST recipe (random weights): a
     1-s clip's tokens in training (after patchout) at the recipe's batch, forward and backward,
     and in eval at the logits export's batch, forward under ``inference_mode``. Both paths are
-    ``FusedAttention`` with ``fused_cpu_bf16`` set one way or the other; ``this_host`` says
-    which one the teacher takes here (the fused kernel only where the CPU has AMX tiles).
+    ``FusedAttention`` with ``fused_cpu_bf16`` set one way or the other; ``this_cpu`` says
+    which one a bf16 teacher takes on this CPU (the fused kernel only where it has AMX tiles),
+    and ``fast_bf16`` whether ``--precision auto`` runs the teacher in bf16 here at all.
+    ``*_matmul_speedup`` is the fused path's time over the matmuls'.
     """
-    from asc_kd.evaluation.inference import autocast
+    from asc_kd.evaluation.inference import autocast, fast_bf16
     from asc_kd.models.passt import FusedAttention
 
     batch_size, eval_batch_size = _batch_sizes("passt", batch_size, eval_batch_size)
@@ -271,7 +273,8 @@ def bench_attention(
         "train_tokens": tokens["train"],
         "eval_tokens": tokens["eval"],
         "threads": threads,
-        "this_host": "fused" if task.model.blocks[0].attn.fused_cpu_bf16 else "matmul",
+        "this_cpu": "fused" if task.model.blocks[0].attn.fused_cpu_bf16 else "matmul",
+        "fast_bf16": fast_bf16(cpu),
     }
     for phase, run in (("train", train), ("eval", evaluate)):
         for name in paths:
@@ -279,5 +282,5 @@ def bench_attention(
         medians = interleaved({name: partial(run, name) for name in paths}, seconds, 3)
         for name, median in medians.items():
             results[f"{name}_{phase}_ms"] = round(1000 * median, 2)
-        results[f"{phase}_matmul_over_fused"] = round(medians["fused"] / medians["matmul"], 2)
+        results[f"{phase}_matmul_speedup"] = round(medians["fused"] / medians["matmul"], 2)
     return results

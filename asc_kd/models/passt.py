@@ -36,14 +36,16 @@ class FusedAttention(upstream_passt.Attention):
     (flash / memory-efficient on GPU, a fused CPU kernel) instead of materialising the
     attention matrix, softmax and dropout as separate ops. Same parameters, same state dict.
 
-    Except in bf16 on a CPU without AMX tiles (``fused_cpu_bf16`` false): there the fused CPU
-    kernel is the slower one at PaSST's token counts (56 in training, 110 in eval for a 1-s
-    clip), its backward most, and the attention is hear21passt's own matmul, softmax, matmul,
-    with the values of ``attention="manual"``. ``python -m asc_kd.bench attention`` times both.
+    Except in bf16 on a CPU without AMX tiles (``fused_cpu_bf16`` false): there the attention
+    is hear21passt's own matmul, softmax, matmul, with the values of ``attention="manual"``,
+    because ``python -m asc_kd.bench attention`` measured the fused CPU kernel slower on such a
+    CPU at PaSST's token counts (56 in training, 110 in eval for a 1-s clip; the page
+    docs/performance.md). On a CPU with AMX tiles the fused kernel is kept, as before;
+    ``bench attention`` times both paths on any CPU.
     """
 
-    #: Whether the fused kernel also runs bf16 on a CPU: where the CPU has AMX tiles, which the
-    #: kernel's bf16 matrix products are packed for (set per module when the model is built).
+    #: Whether the fused kernel also runs bf16 on a CPU: where the CPU has AMX tiles, for which
+    #: PyTorch's fused CPU kernel packs its bf16 matrix products (set when the model is built).
     fused_cpu_bf16: bool = True
 
     def forward(self, x: Tensor) -> Tensor:
@@ -61,7 +63,8 @@ class FusedAttention(upstream_passt.Attention):
 
 class PaSSTLogits(upstream_passt.PaSST):
     """hear21passt's ``PaSST``, returning only the logits instead of ``(logits, embedding)``,
-    with fused attention unless ``attention="manual"`` (hear21passt's own, for comparison)."""
+    with ``FusedAttention`` (hear21passt's matmuls in bf16 on a CPU without AMX tiles) unless
+    ``attention="manual"`` (hear21passt's own everywhere, for comparison)."""
 
     classifier_names = ("head.1", "head_dist")
 
@@ -118,7 +121,8 @@ def passt(
         depth: transformer blocks; ``None`` means the architecture's.
         num_heads: attention heads.
         drop_path_rate: stochastic depth at the last block.
-        attention: ``fused`` (``scaled_dot_product_attention``) or ``manual`` (hear21passt's
+        attention: ``fused`` (``scaled_dot_product_attention``; hear21passt's matmuls in bf16
+            on a CPU without AMX tiles, ``FusedAttention``) or ``manual`` (hear21passt's
             matmul-softmax-matmul); the same parameters and, up to rounding, the same outputs.
     """
     if arch not in PASST_ARCHS:
