@@ -96,10 +96,9 @@ def default_workers(cpu_model_from_cache: bool = False) -> int:
 
     No worker (0) when the model runs on the CPU and batches come from the memmap cache: a batch is then
     one memory-mapped read, and a worker process competes for the cores the model's threads use
-    (``python -m asc_kd.bench train --fit`` on 2 cores, a KD epoch against the bare step: 87-98 %,
-    mean 92 %, over four runs with no worker; 84-92 %, mean 88 %, over three with one; the
-    machine's run-to-run noise is of the same size). Workers pay off when they decode wavs or
-    feed a GPU.
+    (``python -m asc_kd.bench train --fit --data.num_workers 0`` or ``1`` on a 2-core AMD EPYC,
+    a KD epoch against the bare step, two runs of each in turn: 93 % and 98 % with no worker,
+    82 % and 85 % with one). Workers pay off when they decode wavs or feed a GPU.
     """
     if cpu_model_from_cache:
         return 0
