@@ -58,22 +58,6 @@ def _print(results: dict[str, Any], as_json: bool) -> None:
         print(f"{key:<{width}}  {value}")
 
 
-def _teacher_batches(parser: CommandParser, seconds: float) -> None:
-    """The options of the teacher benchmarks (``teacher``, ``attention``): their two batches
-    (``asc_kd.benchmarks.teacher._batch_sizes`` gives the defaults), threads and time."""
-    parser.add_argument(
-        "--batch-size", type=int, default=None, help="clips per training step (default: the teacher recipe's)"
-    )
-    parser.add_argument(
-        "--eval-batch-size",
-        type=int,
-        default=None,
-        help="clips per eval forward (default: the logits export's eval_batch_size)",
-    )
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--seconds", type=float, default=seconds, help="minimum measuring time per variant")
-
-
 def build_parser() -> CommandParser:
     parser = cli_parser("python -m asc_kd.bench", __doc__.split("\n\n")[0])
     commands = parser.add_subcommands(dest="what", required=True)
@@ -82,6 +66,23 @@ def build_parser() -> CommandParser:
         sub = subcommand_parser(text)
         commands.add_subcommand(name, sub, help=text)
         return sub
+
+    def teacher_batches(sub: CommandParser, seconds: float) -> None:
+        # the teacher benchmarks' two batches (defaults: asc_kd.benchmarks.teacher._batch_sizes)
+        sub.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="clips per training step (default: the teacher recipe's)",
+        )
+        sub.add_argument(
+            "--eval-batch-size",
+            type=int,
+            default=None,
+            help="clips per eval forward (default: the logits export's eval_batch_size)",
+        )
+        sub.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+        sub.add_argument("--seconds", type=float, default=seconds, help="minimum measuring time per variant")
 
     data = command("data", "clips/s loading batches: wav decode + resample vs the memmap cache")
     data.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time per variant")
@@ -122,14 +123,14 @@ def build_parser() -> CommandParser:
         default="passt",
         help="teacher: a shipped teacher's name (passt, ast, convnext, ...), a recipe name or a YAML path",
     )
-    _teacher_batches(teacher, seconds=10.0)
+    teacher_batches(teacher, seconds=10.0)
     teacher.add_argument("--device", default="cpu", help="cpu or cuda")
     teacher.add_argument("--cpjku", metavar="DIR", default=None, help=CPJKU_HELP)
     teacher.add_argument("--compile", action="store_true", help="compile asc_kd's network (torch.compile)")
     attention = command(
         "attention", "PaSST's attention in bf16 on the CPU: the fused kernel vs matmul, softmax, matmul"
     )
-    _teacher_batches(attention, seconds=5.0)
+    teacher_batches(attention, seconds=5.0)
     keys = command("keys", "seconds to compute the cache keys and dataset fingerprint of a set")
     precision = command(
         "precision", "system1's synthetic-scenes accuracy over seeds, fitted in fp32 and in bf16"
