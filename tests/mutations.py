@@ -981,6 +981,17 @@ MUTATIONS = [
         ],
     ),
     (
+        "the pipeline makes the synthetic scenes only for a cluster executor again",
+        "asc_kd/runs/pipeline.py",
+        '        if stages & {"teachers", "logits", "students", "quantize"}:\n',
+        '        if self.config.executor.executor != "inline" and stages & '
+        '{"teachers", "logits", "students"}:\n',
+        [
+            "tests/data/test_synthetic_only_when_asked.py::"
+            "test_the_demo_pipeline_generates_only_into_the_demo_root_or_where_asked"
+        ],
+    ),
+    (
         "bench demo's stage end taken from the first run of a kind, not the last",
         "asc_kd/benchmarks/demo.py",
         'ends[record["kind"]] = max(ends.get(record["kind"], 0.0), end)',

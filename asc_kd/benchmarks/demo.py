@@ -50,10 +50,11 @@ def _newest(folder: Path) -> float | None:
 def bench_demo(args: list[str] | None = None) -> dict[str, Any]:
     """Wall seconds of ``asc-kd pipeline`` (``make demo``'s command; ``args`` are added)
     from an empty folder, and the seconds of each stage: Python's start-up and imports up to the
-    driver's record, the driver's setup up to the first teacher, the synthetic scenes and the
-    audio cache (both made by the first teacher's fit, before it trains), the teachers, the
-    logits export, the students, their int8 copies, and the tables and shutdown after the last
-    run. The records hold whole seconds, so a stage of under a second shows 0."""
+    driver's record, the synthetic scenes (the driver makes them before any fit), the rest of
+    the driver's setup up to the first teacher, the audio cache (the first teacher's fit fills
+    it before it trains), the teachers, the logits export, the students, their int8 copies, and
+    the tables and shutdown after the last run. The records hold whole seconds, so a stage of
+    under a second shows 0."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         start = time.time()
@@ -78,17 +79,34 @@ def bench_demo(args: list[str] | None = None) -> dict[str, Any]:
             for path in (out / "teachers").glob("*/run.json")
             for a in json.loads(path.read_text())["attempts"]
         )
+    driver_start = datetime.fromisoformat(driver["started"]).timestamp()
+    return _stages(start, end, driver_start, first_teacher, scenes_end, cache_end, ends)
+
+
+def _stages(
+    start: float,
+    end: float,
+    driver_start: float,
+    first_teacher: float,
+    scenes_end: float | None,
+    cache_end: float | None,
+    ends: dict[str, float],
+) -> dict[str, Any]:
+    """``bench_demo``'s stages from the times it read, each from the previous one's end."""
     results: dict[str, Any] = {
         "wall_s": round(end - start, 1),
-        "python_start_s": round(datetime.fromisoformat(driver["started"]).timestamp() - start, 1),
-        "driver_setup_s": round(first_teacher - datetime.fromisoformat(driver["started"]).timestamp(), 1),
+        "python_start_s": round(driver_start - start, 1),
     }
+    previous = driver_start
+    if scenes_end is not None and previous < scenes_end < first_teacher:  # the driver made them
+        results["synthetic_scenes_s"] = round(scenes_end - previous, 1)
+        previous = scenes_end
+    results["driver_setup_s"] = round(first_teacher - previous, 1)
     previous = first_teacher
-    for stage, end_time in (("synthetic_scenes", scenes_end), ("audio_cache", cache_end)):
-        # a later stage may add to the cache (another split): only what the first fit made counts
-        if end_time is not None and previous < end_time < ends.get("teacher", end):
-            results[f"{stage}_s"] = round(end_time - previous, 1)
-            previous = end_time
+    # the first fit fills the cache before it trains; a later stage may add to it (another split)
+    if cache_end is not None and previous < cache_end < ends.get("teacher", end):
+        results["audio_cache_s"] = round(cache_end - previous, 1)
+        previous = cache_end
     for stage, kind in _RECORD_KINDS.items():
         if kind in ends:
             results[f"{stage}_s"] = round(ends[kind] - previous, 1)

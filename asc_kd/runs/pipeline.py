@@ -805,13 +805,10 @@ class Pipeline:
         """Run the chosen stages; with the tables stage, return Tables 1 and 2 and where their
         files are, as ``python -m asc_kd.pipeline`` shows them (else None)."""
         stages = set(self.config.stages)
-        if self.config.executor.executor != "inline" and stages & {
-            "teachers",
-            "logits",
-            "students",
-            "quantize",
-        }:
-            # The demo's synthetic scenes are made here, once, before jobs that would all start at once.
+        if stages & {"teachers", "logits", "students", "quantize"}:
+            # Synthetic scenes (the demo root's, or a root given with --data.generate_synthetic true)
+            # are made here, once: jobs would all start at once, and a fit takes the option only
+            # from its own command line, never from the config file the pipeline writes for it.
             self._datamodule().ensure_root()
         teachers = self.teachers() if stages & {"teachers", "logits"} else []
         if "logits" in stages:

@@ -18,7 +18,7 @@ import torch
 
 from asc_kd.benchmarks import bench_attention, bench_eval, bench_fit_epoch, bench_teacher, bench_train
 from asc_kd.benchmarks.cpjku import _TorchWithRealStft
-from asc_kd.benchmarks.demo import _ends
+from asc_kd.benchmarks.demo import _ends, _stages
 from asc_kd.benchmarks.report import REPORT, machine_description, performance_report
 from asc_kd.benchmarks.teacher import recipe_batch_size
 from asc_kd.benchmarks.timing import rate
@@ -291,6 +291,28 @@ def test_cpjkus_real_stft_is_the_real_view_of_the_complex_one() -> None:
     spec = torch.stft(x, 1024, hop_length=320, win_length=800, window=window, return_complex=True)
     assert real.shape == (*spec.shape, 2)
     assert torch.equal(real[..., 0], spec.real) and torch.equal(real[..., 1], spec.imag)
+
+
+def test_the_demo_stages_follow_each_other_from_the_times_read() -> None:
+    # python starts at 0 s, the driver at 6, it makes the scenes by 15 and starts the first
+    # teacher at 16; that fit fills the cache by 18; teachers end at 70, students at 150; exit 155.
+    ends = {"teacher": 70.0, "student": 150.0}
+    stages = _stages(0.0, 155.0, 6.0, 16.0, 15.0, 18.0, ends)
+    assert stages == {
+        "wall_s": 155.0,
+        "python_start_s": 6.0,
+        "synthetic_scenes_s": 9.0,
+        "driver_setup_s": 1.0,
+        "audio_cache_s": 2.0,
+        "teachers_s": 52.0,
+        "students_s": 80.0,
+        "tables_and_exit_s": 5.0,
+    }
+    assert sum(v for k, v in stages.items() if k != "wall_s") == 155.0  # the rows add up
+    # a dataset already there (no scenes made), and a cache written to again after the teachers
+    stages = _stages(0.0, 155.0, 6.0, 16.0, None, 100.0, ends)
+    assert "synthetic_scenes_s" not in stages and "audio_cache_s" not in stages
+    assert (stages["driver_setup_s"], stages["teachers_s"]) == (10.0, 54.0)
 
 
 def test_the_demo_stages_are_read_from_the_runs_records(tmp_path: Path) -> None:

@@ -93,16 +93,20 @@ def test_asking_on_the_command_line_for_no_scenes_wins_on_the_demo_root(
     assert "dataset root data/synthetic is missing or empty" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("root", ["data/synthtic", "data/synthetic"], ids=["mistyped", "demo-root"])
-def test_the_demo_pipeline_generates_only_into_the_demo_root(
-    root: str, generation: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "root, asked",
+    [("data/synthtic", False), ("data/synthetic", False), ("my_scenes", True)],
+    ids=["mistyped", "demo-root", "asked"],
+)
+def test_the_demo_pipeline_generates_only_into_the_demo_root_or_where_asked(
+    root: str, asked: bool, generation: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from asc_kd.pipeline import main
 
     argv = ["--data.root", root, "--out", "out", "--stages", "teachers", "--no-wandb", "--quiet"]
     with command_line("asc_kd.pipeline"):
-        assert run_command(main, argv) == 1
-    if root == "data/synthetic":
+        assert run_command(main, [*argv, *(["--data.generate_synthetic", "true"] if asked else [])]) == 1
+    if root != "data/synthtic":  # the pipeline makes them itself, before any fit (inline too)
         assert generation == [Path(root)]
         return
     (line, _) = capsys.readouterr().err.splitlines()
