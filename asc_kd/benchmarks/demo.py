@@ -98,9 +98,11 @@ def _stages(
         "python_start_s": round(driver_start - start, 1),
     }
     previous = driver_start
-    if scenes_end is not None and previous < scenes_end < first_teacher:  # the driver made them
-        results["synthetic_scenes_s"] = round(scenes_end - previous, 1)
-        previous = scenes_end
+    # the driver made them before the first fit, whose start the record holds in whole seconds
+    if scenes_end is not None and previous < scenes_end < first_teacher + 1:
+        scenes_done = min(scenes_end, first_teacher)
+        results["synthetic_scenes_s"] = round(scenes_done - previous, 1)
+        previous = scenes_done
     results["driver_setup_s"] = round(first_teacher - previous, 1)
     previous = first_teacher
     # the first fit fills the cache before it trains; a later stage may add to it (another split)

@@ -309,6 +309,13 @@ def test_the_demo_stages_follow_each_other_from_the_times_read() -> None:
         "tables_and_exit_s": 5.0,
     }
     assert sum(v for k, v in stages.items() if k != "wall_s") == 155.0  # the rows add up
+    # the first fit started within the second the scenes were done (its record holds 16, not 16.6)
+    stages = _stages(0.0, 155.0, 6.0, 16.0, 16.6, 18.0, ends)
+    assert (stages["synthetic_scenes_s"], stages["driver_setup_s"], stages["audio_cache_s"]) == (
+        10.0,
+        0.0,
+        2.0,
+    )
     # a dataset already there (no scenes made), and a cache written to again after the teachers
     stages = _stages(0.0, 155.0, 6.0, 16.0, None, 100.0, ends)
     assert "synthetic_scenes_s" not in stages and "audio_cache_s" not in stages
