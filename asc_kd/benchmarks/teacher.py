@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import time
@@ -226,7 +227,6 @@ def bench_attention(
     ``*_matmul_speedup`` is the fused path's time over the matmuls'.
     """
     from asc_kd.evaluation.inference import autocast, fast_bf16
-    from asc_kd.models.passt import FusedAttention
 
     batch_size, eval_batch_size = _batch_sizes("passt", batch_size, eval_batch_size)
     torch.set_num_threads(threads)
@@ -247,12 +247,8 @@ def bench_attention(
     hook.remove()
     paths = {}
     for name, fused in (("fused", True), ("matmul", False)):
-        module = FusedAttention(
-            attention.qkv.in_features, attention.num_heads, qkv_bias=attention.qkv.bias is not None
-        )
-        module.load_state_dict(attention.state_dict())
-        module.fused_cpu_bf16 = fused
-        paths[name] = module
+        paths[name] = copy.deepcopy(attention)
+        paths[name].fused_cpu_bf16 = fused
     width = attention.qkv.in_features
     x_train = torch.randn(batch_size, tokens["train"], width, requires_grad=True)
     x_eval = torch.randn(eval_batch_size, tokens["eval"], width)
@@ -273,7 +269,7 @@ def bench_attention(
         "train_tokens": tokens["train"],
         "eval_tokens": tokens["eval"],
         "threads": threads,
-        "this_cpu": "fused" if task.model.blocks[0].attn.fused_cpu_bf16 else "matmul",
+        "this_cpu": "fused" if attention.fused_cpu_bf16 else "matmul",
         "fast_bf16": fast_bf16(cpu),
     }
     for phase, run in (("train", train), ("eval", evaluate)):
