@@ -1575,6 +1575,57 @@ MUTATIONS = [
         "    if False:  # its references",
         ["tests/benchmarks/test_benchmarks.py::test_bench_fit_epoch_refuses_to_run_inside_another"],
     ),
+    (
+        "masks broadcast along the other axis",
+        "asc_kd/augmentations/spectrogram.py",
+        "mask.unsqueeze(-1 if axis == spec.dim() - 2 else -2)",
+        "mask.unsqueeze(-2 if axis == spec.dim() - 2 else -1)",
+        [
+            "tests/augmentations/test_spectrogram.py::test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout"
+        ],
+    ),
+    (
+        "mask start drawn over the whole axis",
+        "asc_kd/augmentations/spectrogram.py",
+        "    start = (torch.rand(examples, **options) * (size - width)).long()",
+        "    start = (torch.rand(examples, **options) * size).long()",
+        [
+            "tests/augmentations/test_spectrogram.py::test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout"
+        ],
+    ),
+    (
+        "time masks not capped at their share of the clip",
+        "asc_kd/augmentations/spectrogram.py",
+        "        mask_param = min(mask_param, int(size * p))",
+        "        pass",
+        [
+            "tests/augmentations/test_spectrogram.py::test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout"
+        ],
+    ),
+    (
+        "masks come back in the transposed layout",
+        "asc_kd/augmentations/spectrogram.py",
+        "    return spec.masked_fill(mask.unsqueeze(-1 if axis == spec.dim() - 2 else -2), 0.0)",
+        "    return spec.transpose(axis, -1).masked_fill(mask.unsqueeze(-2), 0.0).transpose(axis, -1)",
+        [
+            "tests/augmentations/test_spectrogram.py::test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout",
+            "tests/models/test_frontends.py::test_student_recipe_masks_up_to_47_mel_bins_in_training_only",
+        ],
+    ),
+    (
+        "band spans end at their first used bin",
+        "asc_kd/models/frontends.py",
+        "    end = bins - used.flip(1).byte().argmax(1)",
+        "    end = bins - used.byte().argmax(1)",
+        ["tests/models/test_frontends.py::test_band_spans_of_empty_filters_give_exact_zeros"],
+    ),
+    (
+        "an empty filter block's span is no bin",
+        "asc_kd/models/frontends.py",
+        "end.masked_fill(empty, 1)",
+        "end.masked_fill(empty, 0)",
+        ["tests/models/test_frontends.py::test_band_spans_of_empty_filters_give_exact_zeros"],
+    ),
 ]
 
 

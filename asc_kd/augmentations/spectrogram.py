@@ -7,7 +7,6 @@ attached to the student's input by the ``FreqMixStyle`` callback, after the fron
 from __future__ import annotations
 
 import torch
-from torchaudio.functional import mask_along_axis_iid
 
 from asc_kd.augmentations.hooks import InputAugmentation
 
@@ -22,10 +21,40 @@ def mask_time_frequency(
     (PaSST: 192 of 1,000 frames) would otherwise blank most of a 1-s clip.
     """
     if freq_mask > 0:
-        spec = mask_along_axis_iid(spec, freq_mask, 0.0, spec.dim() - 2)
+        spec = mask_along_axis(spec, freq_mask, spec.dim() - 2)
     if time_mask > 0:
-        spec = mask_along_axis_iid(spec, time_mask, 0.0, spec.dim() - 1, p=max_time_fraction)
+        spec = mask_along_axis(spec, time_mask, spec.dim() - 1, max_time_fraction)
     return spec
+
+
+def mask_along_axis(spec: torch.Tensor, mask_param: int, axis: int, p: float = 1.0) -> torch.Tensor:
+    """One zero mask per example along ``axis`` (one of the last two) of a ``(..., freq, time)``
+    batch: torchaudio's ``mask_along_axis_iid`` with the same random draws, so the same masks
+    for a seed and the same values.
+
+    torchaudio moves ``axis`` last, masks and moves it back, and its result keeps the moved
+    layout: a student's log-mel batch would be frequency-last in memory and need a copy before
+    the channels-last convolutions. Here the mask broadcasts along ``axis`` itself, and the result
+    has the input's layout.
+    """
+    if axis < 0:
+        axis += spec.dim()
+    if spec.dim() < 3 or axis not in (spec.dim() - 2, spec.dim() - 1):
+        raise ValueError(
+            f"mask_along_axis masks one of the last two axes of a 3-d or larger batch, not axis {axis}"
+        )
+    size = spec.shape[axis]
+    if p != 1.0:
+        mask_param = min(mask_param, int(size * p))
+    if mask_param < 1:
+        return spec
+    examples, options = spec.shape[:-2], {"device": spec.device, "dtype": spec.dtype}
+    width = torch.rand(examples, **options) * mask_param
+    start = (torch.rand(examples, **options) * (size - width)).long()
+    end = start + width.long()
+    index = torch.arange(size, **options)
+    mask = (index >= start[..., None]) & (index < end[..., None])  # (..., size)
+    return spec.masked_fill(mask.unsqueeze(-1 if axis == spec.dim() - 2 else -2), 0.0)
 
 
 def freq_mixstyle(x: torch.Tensor, alpha: float, eps: float = 1e-6) -> torch.Tensor:

@@ -64,12 +64,20 @@ def band_spans(banks: Tensor, rows: int = 16) -> tuple[Span, ...]:
     1,025 bins of a 2048-point FFT have 13 % of their entries inside these blocks' spans. A
     filter block with no non-zero entry keeps a one-bin span (its output is then exactly 0).
     """
-    spans = []
-    for start in range(0, banks.shape[0], rows):
-        end = min(start + rows, banks.shape[0])
-        bins = banks[start:end].ne(0).any(0).nonzero().flatten().tolist() or [0]
-        spans.append((start, end, bins[0], bins[-1] + 1))
-    return tuple(spans)
+    n, bins = banks.shape
+    blocks = -(-n // rows)
+    used = banks.ne(0)
+    if blocks * rows > n:  # the last block's missing rows as empty filters
+        used = torch.cat([used, used.new_zeros(blocks * rows - n, bins)])
+    used = used.view(blocks, rows, bins).any(1)  # (blocks, bins): a filter of the block uses the bin
+    first = used.byte().argmax(1)  # argmax gives the first of equal maxima
+    end = bins - used.flip(1).byte().argmax(1)
+    empty = ~used.any(1)
+    first, end = first.masked_fill(empty, 0), end.masked_fill(empty, 1)
+    return tuple(
+        (block * rows, min(block * rows + rows, n), c0, c1)
+        for block, (c0, c1) in enumerate(torch.stack([first, end], 1).tolist())
+    )
 
 
 def apply_banks(banks: Tensor, spans: tuple[Span, ...], power: Tensor) -> Tensor:

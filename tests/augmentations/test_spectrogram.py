@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import pytest
 import torch
 from fit_helpers import fit_on_noise
+from torchaudio.functional import mask_along_axis_iid
 
 from asc_kd.augmentations import FreqMixStyle, freq_mixstyle, mask_time_frequency
+from asc_kd.augmentations.spectrogram import mask_along_axis
 from asc_kd.tasks import ClassificationTask
 
 # -- Freq-MixStyle ------------------------------------------------------------------------------
@@ -135,3 +138,34 @@ def test_frequency_masks_blank_rows() -> None:
     rows = (masked == 0).all(dim=-1).float().mean(-1).flatten()
     assert rows.max() <= 48 / 128 and rows.mean() > 0.1
     assert _masked_columns(masked).max() == 0
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "width", "p"),
+    [
+        ((64, 1, 256, 44), 2, 48, 1.0),  # the student's frequency masks
+        ((8, 1, 128, 100), 3, 192, 0.2),  # PaSST's time masks on 1-s clips: at most 20 frames
+        ((5, 7, 9), -1, 4, 0.5),
+        ((5, 7, 9), 1, 4, 1.0),
+    ],
+)
+def test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout(shape, axis, width, p) -> None:
+    spec = torch.rand(shape) + 1.0  # never 0
+    torch.manual_seed(3)
+    expected = mask_along_axis_iid(spec, width, 0.0, axis % len(shape), p)
+    after_torchaudio = torch.get_rng_state()
+    torch.manual_seed(3)
+    masked = mask_along_axis(spec, width, axis, p)
+    assert torch.equal(masked, expected) and (masked == 0).any()
+    assert torch.equal(torch.get_rng_state(), after_torchaudio)  # the same draws: later ones hold
+    assert masked.is_contiguous()  # torchaudio's comes back transposed in memory
+    assert spec.min() > 0  # the input is left as it was
+
+
+def test_masks_refuse_an_axis_that_is_not_one_of_the_last_two() -> None:
+    with pytest.raises(ValueError, match="last two axes"):
+        mask_along_axis(torch.ones(2, 3, 4, 5), 2, 1)
+    spec = torch.ones(2, 3, 4)
+    state = torch.get_rng_state()
+    assert mask_along_axis(spec, 10, 2, p=0.1) is spec  # no frame to mask: nothing drawn
+    assert torch.equal(torch.get_rng_state(), state)

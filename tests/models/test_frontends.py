@@ -319,6 +319,8 @@ def test_student_recipe_masks_up_to_47_mel_bins_in_training_only():
         widths.append(len(rows))
     assert max(widths) <= 47  # torchaudio's mask width is floor(U(0, 48))
     assert max(widths) >= 30 and sum(w > 0 for w in widths) > 50
+    # in the layout of the eval output, which is channels-last for one channel: no copy before the convs
+    assert masked.is_contiguous() and frontend(waveform).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_student_mel_defaults_do_not_augment(waveform):
