@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -290,6 +290,13 @@ def bench_epoch(
     }
 
 
+class EpochTime(NamedTuple):
+    """One training epoch as ``EpochTimer`` took it."""
+
+    seconds: float
+    clips: int
+
+
 class EpochTimer(L.Callback):
     """Wall time and clips of every training epoch (``bench_fit_epoch``'s stopwatch).
 
@@ -302,7 +309,7 @@ class EpochTimer(L.Callback):
     after_epoch: Callable[[], Any] | None = None
 
     def __init__(self) -> None:
-        self.epochs: list[tuple[float, int]] = []
+        self.epochs: list[EpochTime] = []
         self.references: list[Any] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -312,9 +319,19 @@ class EpochTimer(L.Callback):
         self._clips += trainer.datamodule.hparams.batch_size
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epochs.append((time.perf_counter() - self._start, self._clips))
+        self.epochs.append(EpochTime(time.perf_counter() - self._start, self._clips))
         if EpochTimer.after_epoch is not None:
             self.references.append(EpochTimer.after_epoch())
+
+
+class References(NamedTuple):
+    """``bench_fit_epoch``'s references timed after one fit epoch: the plain loop's and the bare
+    step's clips/s, the loop's clips, and the seconds from the fit's start to their own."""
+
+    loop_clips_per_s: float
+    bare_step_clips_per_s: float
+    loop_clips: int
+    at_s: float
 
 
 #: Mixup's alpha in the timed fit's recipe and in the plain loop that does its work by hand.
@@ -433,13 +450,13 @@ def bench_fit_epoch(
         target = torch.randint(0, 10, (batch_size,))
         teacher = torch.randn(batch_size, 10)
 
-        def references() -> tuple[float, float, int, float]:
+        def references() -> References:
             started = time.perf_counter() - fit_start
             loop_s, loop_clips = loop_epoch()
             # clips over the whole span, as the epoch's rate is: a median step would leave out
             # the slow steps (a collection, the machine's hiccups) that an epoch pays for
             bare = rate(lambda: step(waveform, target, teacher), bare_seconds, warmup=0)
-            return loop_clips / loop_s, bare, loop_clips, started
+            return References(loop_clips / loop_s, bare, loop_clips, started)
 
         for _ in range(3):
             step(waveform, target, teacher)
@@ -468,23 +485,25 @@ def bench_fit_epoch(
         raise RuntimeError(f"{len(epochs_run)} epochs but {len(refs)} reference timings")
     first = 1 if len(epochs_run) > 1 else 0  # the first epoch warms up: its references bracket the next
     timed = [(epochs_run[i], refs[max(i - 1, 0)], refs[i]) for i in range(first, len(epochs_run))]
-    fit_rates = [clips / seconds for (seconds, clips), _, _ in timed]
-    loop_rates = [(before[0] + after[0]) / 2 for _, before, after in timed]
-    bare_rates = [(before[1] + after[1]) / 2 for _, before, after in timed]
+    fit_rates = [epoch.clips / epoch.seconds for epoch, _, _ in timed]
+    loop_rates = [(before.loop_clips_per_s + after.loop_clips_per_s) / 2 for _, before, after in timed]
+    bare_rates = [
+        (before.bare_step_clips_per_s + after.bare_step_clips_per_s) / 2 for _, before, after in timed
+    ]
 
     def median(values: list[float]) -> float:
         return float(np.median(values))
 
     results: dict[str, Any] = {
-        "clips": timed[0][0][1],
+        "clips": timed[0][0].clips,
         "batch_size": batch_size,
         "threads": threads,
         "num_workers": workers,
         "epochs_timed": len(timed),
-        "epoch_s": round(median([seconds for (seconds, _), _, _ in timed]), 2),
+        "epoch_s": round(median([epoch.seconds for epoch, _, _ in timed]), 2),
         "epoch_clips_per_s": round(median(fit_rates), 1),
         "bare_step_clips_per_s": round(median(bare_rates), 1),
-        "loop_clips": timed[0][2][2],
+        "loop_clips": timed[0][2].loop_clips,
         "loop_clips_per_s": round(median(loop_rates), 1),
     }
     for name, numerators, denominators in (
@@ -498,8 +517,12 @@ def bench_fit_epoch(
     results["bare_step_clips_per_s_each"] = [round(r, 1) for r in bare_rates]
     results["loop_clips_per_s_each"] = [round(r, 1) for r in loop_rates]
     results["references_after_each_epoch"] = [  # loop and bare clips/s, and when they started
-        {"loop_clips_per_s": round(loop, 1), "bare_step_clips_per_s": round(bare, 1), "at_s": round(at, 3)}
-        for loop, bare, _, at in refs
+        {
+            "loop_clips_per_s": round(ref.loop_clips_per_s, 1),
+            "bare_step_clips_per_s": round(ref.bare_step_clips_per_s, 1),
+            "at_s": round(ref.at_s, 3),
+        }
+        for ref in refs
     ]
     return results
 
