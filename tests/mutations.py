@@ -1603,6 +1603,38 @@ MUTATIONS = [
         ],
     ),
     (
+        "masks capped at the axis when p is 1",
+        "asc_kd/augmentations/spectrogram.py",
+        "    if p != 1.0:\n        mask_param = min(mask_param, int(size * p))",
+        "    if True:\n        mask_param = min(mask_param, int(size * p))",
+        [
+            "tests/augmentations/test_spectrogram.py::test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout"
+        ],
+    ),
+    (
+        "masks drawn in float32 whatever the batch's dtype",
+        "asc_kd/augmentations/spectrogram.py",
+        '{"device": spec.device, "dtype": spec.dtype}',
+        '{"device": spec.device, "dtype": torch.float32}',
+        [
+            "tests/augmentations/test_spectrogram.py::test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout"
+        ],
+    ),
+    (
+        "masks take a batch without its batch axis",
+        "asc_kd/augmentations/spectrogram.py",
+        "    if spec.dim() < 3 or axis not in",
+        "    if axis not in",
+        ["tests/augmentations/test_spectrogram.py::test_masks_refuse_what_torchaudio_refuses"],
+    ),
+    (
+        "masks take a share beyond the axis",
+        "asc_kd/augmentations/spectrogram.py",
+        "    if not 0.0 <= p <= 1.0:",
+        "    if False:",
+        ["tests/augmentations/test_spectrogram.py::test_masks_refuse_what_torchaudio_refuses"],
+    ),
+    (
         "masks come back in the transposed layout",
         "asc_kd/augmentations/spectrogram.py",
         "    return spec.masked_fill(mask.unsqueeze(-1 if axis == spec.dim() - 2 else -2), 0.0)",

@@ -1,6 +1,7 @@
 """Spectrogram augmentations: frequency/time masks and Freq-MixStyle.
 
-Masks are applied inside ``PasstMel`` (as PaSST's ``AugmentMelSTFT`` does); Freq-MixStyle is
+Masks are applied inside the front-ends in training (``PasstMel`` as PaSST's ``AugmentMelSTFT``,
+``StudentMel`` as CP-JKU's students' front-end); Freq-MixStyle is
 attached to the student's input by the ``FreqMixStyle`` callback, after the front-end.
 """
 
@@ -17,8 +18,10 @@ def mask_time_frequency(
     """SpecAugment masks drawn per example on a (batch, channels, freq, time) batch, filled with 0.
 
     A mask covers ``U(0, max)`` bins, where ``max`` is ``freq_mask`` bins for frequency and
-    ``min(time_mask, max_time_fraction * frames)`` frames for time: masks sized for 10-s clips
-    (PaSST: 192 of 1,000 frames) would otherwise blank most of a 1-s clip.
+    ``time_mask`` frames for time, or ``min(time_mask, max_time_fraction * frames)`` with a
+    fraction below 1: masks sized for 10-s clips (PaSST: 192 of 1,000 frames) would otherwise
+    blank most of a 1-s clip. A ``max`` beyond the axis is torchaudio's rule too: the mask may
+    then start before the axis and cover it all.
     """
     if freq_mask > 0:
         spec = mask_along_axis(spec, freq_mask, spec.dim() - 2)
@@ -35,14 +38,18 @@ def mask_along_axis(spec: torch.Tensor, mask_param: int, axis: int, p: float = 1
     torchaudio moves ``axis`` last, masks and moves it back, and its result keeps the moved
     layout: a student's log-mel batch would be frequency-last in memory and need a copy before
     the channels-last convolutions. Here the mask broadcasts along ``axis`` itself, and the result
-    has the input's layout.
+    is contiguous (the input's layout when the input is contiguous).
     """
+    given = axis
     if axis < 0:
         axis += spec.dim()
     if spec.dim() < 3 or axis not in (spec.dim() - 2, spec.dim() - 1):
         raise ValueError(
-            f"mask_along_axis masks one of the last two axes of a 3-d or larger batch, not axis {axis}"
+            f"mask_along_axis masks one of the last two axes of a batch of 3 or more dimensions: "
+            f"axis {given} of shape {tuple(spec.shape)}"
         )
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"mask_along_axis: p={p} is the largest share of the axis a mask covers, in [0, 1]")
     size = spec.shape[axis]
     if p != 1.0:
         mask_param = min(mask_param, int(size * p))

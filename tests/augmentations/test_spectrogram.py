@@ -141,30 +141,35 @@ def test_frequency_masks_blank_rows() -> None:
 
 
 @pytest.mark.parametrize(
-    ("shape", "axis", "width", "p"),
+    ("shape", "axis", "width", "p", "dtype"),
     [
-        ((64, 1, 256, 44), 2, 48, 1.0),  # the student's frequency masks
-        ((8, 1, 128, 100), 3, 192, 0.2),  # PaSST's time masks on 1-s clips: at most 20 frames
-        ((5, 7, 9), -1, 4, 0.5),
-        ((5, 7, 9), 1, 4, 1.0),
+        ((64, 1, 256, 44), 2, 48, 1.0, torch.float32),  # the student's frequency masks
+        ((8, 1, 128, 100), 3, 192, 0.2, torch.float32),  # PaSST's time masks on 1-s clips: at most 20 frames
+        ((6, 1, 8, 44), 3, 192, 1.0, torch.float32),  # wider than the axis: torchaudio's rule, uncapped
+        ((5, 7, 9), -1, 4, 0.5, torch.float64),
+        ((5, 7, 9), 1, 4, 1.0, torch.bfloat16),
     ],
 )
-def test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout(shape, axis, width, p) -> None:
-    spec = torch.rand(shape) + 1.0  # never 0
+def test_masks_are_torchaudios_for_a_seed_in_the_inputs_layout(shape, axis, width, p, dtype) -> None:
+    spec = torch.rand(shape, dtype=dtype) + 1.0  # never 0
     torch.manual_seed(3)
     expected = mask_along_axis_iid(spec, width, 0.0, axis % len(shape), p)
     after_torchaudio = torch.get_rng_state()
     torch.manual_seed(3)
     masked = mask_along_axis(spec, width, axis, p)
-    assert torch.equal(masked, expected) and (masked == 0).any()
+    assert masked.dtype == dtype and torch.equal(masked, expected) and (masked == 0).any()
     assert torch.equal(torch.get_rng_state(), after_torchaudio)  # the same draws: later ones hold
     assert masked.is_contiguous()  # torchaudio's comes back transposed in memory
     assert spec.min() > 0  # the input is left as it was
 
 
-def test_masks_refuse_an_axis_that_is_not_one_of_the_last_two() -> None:
-    with pytest.raises(ValueError, match="last two axes"):
+def test_masks_refuse_what_torchaudio_refuses() -> None:
+    with pytest.raises(ValueError, match=r"axis 1 of shape \(2, 3, 4, 5\)"):
         mask_along_axis(torch.ones(2, 3, 4, 5), 2, 1)
+    with pytest.raises(ValueError, match=r"axis 1 of shape \(4, 5\)"):
+        mask_along_axis(torch.ones(4, 5), 2, 1)  # a batch of one spectrogram needs its batch axis
+    with pytest.raises(ValueError, match="p=1.5"):
+        mask_time_frequency(torch.ones(2, 1, 4, 5), 0, 3, max_time_fraction=1.5)
     spec = torch.ones(2, 3, 4)
     state = torch.get_rng_state()
     assert mask_along_axis(spec, 10, 2, p=0.1) is spec  # no frame to mask: nothing drawn
