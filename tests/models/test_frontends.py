@@ -10,6 +10,7 @@ import yaml
 from torchaudio.compliance import kaldi
 
 from asc_kd.core.errors import ConfigError
+from asc_kd.models import frontends
 from asc_kd.models.frontends import (
     ASTFbank,
     PasstMel,
@@ -457,6 +458,54 @@ def test_stft_power_passes_gradients_as_torch_stft_does():
     y = torch.add(x[:, 1:], x[:, :-1], alpha=-0.97)
     power_spectrum(torch.stft(y, 512, 160, 512, window, center=True, return_complex=True)).sum().backward()
     torch.testing.assert_close(ours, x.grad)
+
+
+def test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time(monkeypatch):
+    """A student clip is 44 frames of 2048 float32 samples, 360,448 bytes: 5 clips fit in the
+    2 MB chunk (1,802,240 bytes), so a batch of 64 is 12 chunks of 5 clips and one of 4."""
+    shapes, rfft = [], torch.fft.rfft
+    monkeypatch.setattr(torch.fft, "rfft", lambda frames: shapes.append(tuple(frames.shape)) or rfft(frames))
+    x = torch.randn(64, 32000, generator=torch.Generator().manual_seed(3))
+    power = stft_power(x, 2048, 737, torch.hann_window(2048, periodic=False), preemphasis=0.97)
+    assert shapes == [(5, 44, 2048)] * 12 + [(4, 44, 2048)]
+    assert power.shape == (64, 1025, 44)
+    # without autograd the chunks write into one power buffer: nothing to concatenate
+    monkeypatch.setattr(torch, "cat", lambda *args, **kwargs: pytest.fail("stft_power concatenated"))
+    with torch.no_grad():
+        assert torch.equal(stft_power(x, 2048, 737, torch.hann_window(2048, periodic=False), 0.97), power)
+
+
+@pytest.mark.parametrize(
+    "chunk_bytes",
+    [1, 3 * 13 * 512 * 4, 1 << 30],
+    ids=["smaller-than-one-clip", "three-of-seven-clips", "the-whole-batch"],
+)
+def test_stft_power_values_and_gradients_do_not_depend_on_the_chunks(monkeypatch, chunk_bytes):
+    """7 clips of 4000 samples, pre-emphasised to 3999: 13 frames of 512 samples, 26,624 bytes
+    a clip; chunks of one clip, of 3, 3 and 1, or the whole batch (one frame at a time for the
+    single-clip case below a clip's bytes)."""
+    monkeypatch.setattr(frontends, "STFT_CHUNK_BYTES", chunk_bytes)
+    x = torch.randn(7, 4000, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    window = torch.hann_window(512, periodic=False)
+    y = torch.add(x[:, 1:], x[:, :-1], alpha=-0.97)
+    spec = torch.stft(y, 512, 320, 512, window, center=True, pad_mode="reflect", return_complex=True)
+    expected = power_spectrum(spec)
+    with torch.no_grad():
+        assert torch.equal(stft_power(x, 512, 320, window, preemphasis=0.97), expected)
+        assert torch.equal(stft_power(x[2], 512, 320, window, preemphasis=0.97), expected[2])  # one clip
+    got = stft_power(x, 512, 320, window, preemphasis=0.97)
+    assert torch.equal(got, expected)
+    (got * torch.arange(13.0)).sum().backward()
+    ours, x.grad = x.grad, None
+    (expected * torch.arange(13.0)).sum().backward()
+    torch.testing.assert_close(ours, x.grad)
+
+
+def test_power_spectrum_writes_into_out():
+    spec = torch.complex(torch.tensor([3.0, 0.0]), torch.tensor([4.0, -2.0]))
+    out = torch.full((2,), -1.0)
+    assert power_spectrum(spec, out=out) is out
+    assert torch.equal(out, torch.tensor([25.0, 4.0]))
 
 
 def test_stft_power_refuses_a_clip_shorter_than_half_a_frame_or_a_window_longer_than_the_fft():
