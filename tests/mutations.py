@@ -1429,6 +1429,13 @@ MUTATIONS = [
         ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
     ),
     (
+        "STFT: chunked on every device, not only on a CPU",
+        "asc_kd/models/frontends.py",
+        '    if frames.device.type == "cpu":\n        rows = max(1,',
+        '    if True:\n        rows = max(1,',
+        ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
+    ),
+    (
         "STFT: a chunk's size counted in frames' elements, not bytes",
         "asc_kd/models/frontends.py",
         "    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))",

@@ -33,10 +33,10 @@ LOG_OFFSET = 1e-5
 LOG_MEL_SHIFT = 4.5
 LOG_MEL_SCALE = 5.0
 
-#: Bytes of windowed frames ``stft_power`` transforms at a time (whole clips, at least one): a
-#: chunk's frames, spectrum and power (about 2.5x this) stay in a core's L2 or L3 cache. Chosen by
-#: timing the student's training front-end on a batch of 64 with 1, 2, 3, 4 and 8 MB chunks and
-#: with the whole batch at once (``bench train``'s step is the measure of the whole effect).
+#: Bytes of windowed frames ``stft_power`` transforms at a time on a CPU (whole clips, at least
+#: one): a chunk's frames, spectrum and power (about 2.5x this) stay in a core's L2 or L3 cache.
+#: Chosen by timing the student's training front-end on a batch of 64 with 1, 2, 3, 4 and 8 MB
+#: chunks and with the whole batch at once (``bench train``'s step is the measure of the effect).
 STFT_CHUNK_BYTES = 2 << 20
 
 #: Pre-emphasis coefficient, ``x[t] - 0.97 x[t-1]``: CP-JKU's ``AugmentMelSTFT`` and Kaldi's fbank
@@ -144,9 +144,12 @@ def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor, preemphas
         left = (n_fft - window.shape[-1]) // 2
         window = nn.functional.pad(window, (left, n_fft - window.shape[-1] - left))
     frames = padded.unfold(-1, n_fft, hop_length)
-    # A chunk of clips at a time, so its windowed frames, their spectrum and its power stay in
-    # a core's cache between those three passes instead of each pass going through memory.
-    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))
+    # On a CPU a chunk of clips at a time, so its windowed frames, their spectrum and its power
+    # stay in a core's cache between those three passes instead of each pass going through
+    # memory; other devices transform the whole batch in one call, as before (not measured there).
+    rows = frames.shape[0]
+    if frames.device.type == "cpu":
+        rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))
     if torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad):  # no out= then
         power = torch.cat([power_spectrum(torch.fft.rfft(f * window)) for f in frames.split(rows)])
     else:

@@ -461,14 +461,18 @@ def test_stft_power_passes_gradients_as_torch_stft_does():
 
 
 def test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time(monkeypatch):
-    """A student clip is 44 frames of 2048 float32 samples, 360,448 bytes: 5 clips fit in the
-    2 MB chunk (1,802,240 bytes), so a batch of 64 is 12 chunks of 5 clips and one of 4."""
+    """On a CPU: a student clip is 44 frames of 2048 float32 samples, 360,448 bytes; 5 clips fit
+    in the 2 MB chunk (1,802,240 bytes), so a batch of 64 is 12 chunks of 5 clips and one of 4."""
     shapes, rfft = [], torch.fft.rfft
     monkeypatch.setattr(torch.fft, "rfft", lambda frames: shapes.append(tuple(frames.shape)) or rfft(frames))
     x = torch.randn(64, 32000, generator=torch.Generator().manual_seed(3))
     power = stft_power(x, 2048, 737, torch.hann_window(2048, periodic=False), preemphasis=0.97)
     assert shapes == [(5, 44, 2048)] * 12 + [(4, 44, 2048)]
     assert power.shape == (64, 1025, 44)
+    # another device (meta: shapes only) transforms the whole batch in one call
+    shapes.clear()
+    stft_power(x.to("meta"), 2048, 737, torch.ones(2048, device="meta"), preemphasis=0.97)
+    assert shapes == [(64, 44, 2048)]
     # without autograd the chunks write into one power buffer: nothing to concatenate
     monkeypatch.setattr(torch, "cat", lambda *args, **kwargs: pytest.fail("stft_power concatenated"))
     with torch.no_grad():
