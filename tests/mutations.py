@@ -1432,7 +1432,7 @@ MUTATIONS = [
         "STFT: chunked on every device, not only on a CPU",
         "asc_kd/models/frontends.py",
         '    if frames.device.type == "cpu":\n        rows = max(1,',
-        '    if True:\n        rows = max(1,',
+        "    if True:\n        rows = max(1,",
         ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
     ),
     (
