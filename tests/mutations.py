@@ -1431,8 +1431,33 @@ MUTATIONS = [
     (
         "STFT: chunked on every device, not only on a CPU",
         "asc_kd/models/frontends.py",
-        '    if frames.device.type == "cpu":\n        rows = max(1,',
-        "    if True:\n        rows = max(1,",
+        '        frames.device.type != "cpu"  # as before',
+        "        False  # as before",
+        ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
+    ),
+    (
+        "STFT: a trace fixes the number of chunks it saw",
+        "asc_kd/models/frontends.py",
+        "        or torch.jit.is_tracing()  # a trace",
+        "        or False  # a trace",
+        [
+            "tests/models/test_frontends.py::test_a_trace_or_an_export_transforms_the_whole_batch_so_it_takes_any_batch"
+        ],
+    ),
+    (
+        "STFT: torch.compile and torch.export chunk too",
+        "asc_kd/models/frontends.py",
+        "        or torch.compiler.is_compiling()  # so",
+        "        or False  # so",
+        [
+            "tests/models/test_frontends.py::test_a_trace_or_an_export_transforms_the_whole_batch_so_it_takes_any_batch"
+        ],
+    ),
+    (
+        "STFT: the whole batch transformed at once, not a cache-sized chunk at a time",
+        "asc_kd/models/frontends.py",
+        "    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))",
+        "    rows = frames.shape[0]",
         ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
     ),
     (
@@ -1447,21 +1472,14 @@ MUTATIONS = [
         "asc_kd/models/frontends.py",
         "    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))",
         "    rows = STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size())",
-        ["tests/models/test_frontends.py::test_stft_power_values_and_gradients_do_not_depend_on_the_chunks"],
-    ),
-    (
-        "STFT: the chunks' power concatenated without autograd too",
-        "asc_kd/models/frontends.py",
-        "    if torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad):  # no out= then",
-        "    if True:",
-        ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
+        ["tests/models/test_frontends.py::test_stft_power_values_do_not_depend_on_the_chunks"],
     ),
     (
         "STFT: the chunks written into one buffer under autograd (out= refuses it)",
         "asc_kd/models/frontends.py",
-        "    if torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad):  # no out= then",
-        "    if False:",
-        ["tests/models/test_frontends.py::test_stft_power_values_and_gradients_do_not_depend_on_the_chunks"],
+        "        or (torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad))  # no out=",
+        "        or False  # no out=",
+        ["tests/models/test_frontends.py::test_stft_power_passes_gradients_as_torch_stft_does"],
     ),
     (
         "power spectrum: the imaginary part left out",

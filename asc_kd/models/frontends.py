@@ -112,9 +112,10 @@ def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor, preemphas
     The same values as ``torch.stft(..., center=True, pad_mode="reflect")`` (bit for bit on the
     CPUs tested, ``tests/models/test_frontends.py``), computed as torch.stft does it but in the
     order a CPU runs fastest: the pre-emphasis written straight into the padded buffer, the
-    reflected edges copied from it, then, a cache-sized chunk of clips at a time
-    (``STFT_CHUNK_BYTES``), the windowed frames, an ``rfft`` over their last, contiguous axis and
-    the power. ``torch.stft`` pads in a pass of its own, transforms the whole batch at once into a
+    reflected edges copied from it, then the windowed frames, an ``rfft`` over their last,
+    contiguous axis and the power, a cache-sized chunk of clips at a time (``STFT_CHUNK_BYTES``)
+    on a CPU; the whole batch at once on other devices, under autograd, and in a trace or an
+    export. ``torch.stft`` pads in a pass of its own, transforms the whole batch at once into a
     frequency-first layout, and its passes each go through memory, which takes longer on a CPU
     (``bench train``'s step is the measure).
     The result is a transposed view of the ``(batch, frames, bins)`` power (the mel product reads
@@ -144,18 +145,20 @@ def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor, preemphas
         left = (n_fft - window.shape[-1]) // 2
         window = nn.functional.pad(window, (left, n_fft - window.shape[-1] - left))
     frames = padded.unfold(-1, n_fft, hop_length)
+    whole_batch = (
+        frames.device.type != "cpu"  # as before on other devices (not measured there)
+        or torch.jit.is_tracing()  # a trace or an export would fix the number of chunks it saw,
+        or torch.compiler.is_compiling()  # so the int8 artifact and the ONNX graph take any batch
+        or (torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad))  # no out=
+    )
+    if whole_batch:
+        return power_spectrum(torch.fft.rfft(frames * window)).transpose(-1, -2)
     # On a CPU a chunk of clips at a time, so its windowed frames, their spectrum and its power
-    # stay in a core's cache between those three passes instead of each pass going through
-    # memory; other devices transform the whole batch in one call, as before (not measured there).
-    rows = frames.shape[0]
-    if frames.device.type == "cpu":
-        rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))
-    if torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad):  # no out= then
-        power = torch.cat([power_spectrum(torch.fft.rfft(f * window)) for f in frames.split(rows)])
-    else:
-        power = frames.new_empty(*frames.shape[:-1], n_fft // 2 + 1)
-        for chunk, out in zip(frames.split(rows), power.split(rows), strict=True):
-            power_spectrum(torch.fft.rfft(chunk * window), out=out)
+    # stay in a core's cache between those three passes instead of each pass going through memory.
+    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))
+    power = frames.new_empty(*frames.shape[:-1], n_fft // 2 + 1)
+    for chunk, out in zip(frames.split(rows), power.split(rows), strict=True):
+        power_spectrum(torch.fft.rfft(chunk * window), out=out)
     return power.transpose(-1, -2)
 
 
