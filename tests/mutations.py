@@ -1424,7 +1424,7 @@ MUTATIONS = [
     (
         "STFT: the whole batch transformed at once, not a cache-sized chunk at a time",
         "asc_kd/models/frontends.py",
-        "    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))",
+        "    rows = max(1, STFT_CHUNK_BYTES // max(row_bytes, 1))",
         "    rows = frames.shape[0]",
         ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
     ),
@@ -1454,24 +1454,17 @@ MUTATIONS = [
         ],
     ),
     (
-        "STFT: the whole batch transformed at once, not a cache-sized chunk at a time",
-        "asc_kd/models/frontends.py",
-        "    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))",
-        "    rows = frames.shape[0]",
-        ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
-    ),
-    (
         "STFT: a chunk's size counted in frames' elements, not bytes",
         "asc_kd/models/frontends.py",
-        "    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))",
-        "    rows = max(1, STFT_CHUNK_BYTES // math.prod(frames.shape[1:]))",
+        "    row_bytes = math.prod(frames.shape[1:]) * frames.element_size()",
+        "    row_bytes = math.prod(frames.shape[1:])",
         ["tests/models/test_frontends.py::test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time"],
     ),
     (
         "STFT: no chunk at all when one clip is larger than the chunk's bytes",
         "asc_kd/models/frontends.py",
-        "    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))",
-        "    rows = STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size())",
+        "    rows = max(1, STFT_CHUNK_BYTES // max(row_bytes, 1))",
+        "    rows = STFT_CHUNK_BYTES // max(row_bytes, 1)",
         ["tests/models/test_frontends.py::test_stft_power_values_do_not_depend_on_the_chunks"],
     ),
     (
@@ -1480,6 +1473,24 @@ MUTATIONS = [
         "        or (torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad))  # no out=",
         "        or False  # no out=",
         ["tests/models/test_frontends.py::test_stft_power_passes_gradients_as_torch_stft_does"],
+    ),
+    (
+        "STFT: the chunks' power in the input's dtype, not the windowed frames'",
+        "asc_kd/models/frontends.py",
+        "    dtype = torch.promote_types(frames.dtype, window.dtype)",
+        "    dtype = frames.dtype",
+        [
+            "tests/models/test_frontends.py::test_stft_power_keeps_the_windowed_frames_dtype_and_a_windows_gradient"
+        ],
+    ),
+    (
+        "STFT: out= under autograd when only the window takes gradients",
+        "asc_kd/models/frontends.py",
+        "(frames.requires_grad or window.requires_grad))  # no out=",
+        "frames.requires_grad)  # no out=",
+        [
+            "tests/models/test_frontends.py::test_stft_power_keeps_the_windowed_frames_dtype_and_a_windows_gradient"
+        ],
     ),
     (
         "power spectrum: the imaginary part left out",

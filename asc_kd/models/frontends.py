@@ -33,8 +33,9 @@ LOG_OFFSET = 1e-5
 LOG_MEL_SHIFT = 4.5
 LOG_MEL_SCALE = 5.0
 
-#: Bytes of windowed frames ``stft_power`` transforms at a time on a CPU (whole clips, at least
-#: one): a chunk's frames, spectrum and power (about 2.5x this) stay in a core's L2 or L3 cache.
+#: Bytes of windowed frames ``stft_power`` transforms at a time on a CPU (whole rows of the
+#: leading dimension, clips for a batch and frames for one clip, at least one): a chunk's frames,
+#: spectrum and power (about 2.5x this) stay in a core's L2 or L3 cache.
 #: Chosen by timing the student's training front-end on a batch of 64 with 1, 2, 3, 4 and 8 MB
 #: chunks and with the whole batch at once (``bench train``'s step is the measure of the effect).
 STFT_CHUNK_BYTES = 2 << 20
@@ -115,9 +116,10 @@ def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor, preemphas
     reflected edges copied from it, then the windowed frames, an ``rfft`` over their last,
     contiguous axis and the power, a cache-sized chunk of clips at a time (``STFT_CHUNK_BYTES``)
     on a CPU; the whole batch at once on other devices, under autograd, and in a trace or an
-    export. ``torch.stft`` pads in a pass of its own, transforms the whole batch at once into a
-    frequency-first layout, and its passes each go through memory, which takes longer on a CPU
-    (``bench train``'s step is the measure).
+    export. (The chunks write through ``out=``, which forward-mode AD and ``vmap`` refuse; so
+    did the pre-emphasis already.) ``torch.stft`` pads in a pass of its own, transforms the
+    whole batch at once into a frequency-first layout, and its passes each go through memory,
+    which takes longer on a CPU (``bench train``'s step is the measure).
     The result is a transposed view of the ``(batch, frames, bins)`` power (the mel product reads
     it as it is).
     """
@@ -155,8 +157,11 @@ def stft_power(x: Tensor, n_fft: int, hop_length: int, window: Tensor, preemphas
         return power_spectrum(torch.fft.rfft(frames * window)).transpose(-1, -2)
     # On a CPU a chunk of clips at a time, so its windowed frames, their spectrum and its power
     # stay in a core's cache between those three passes instead of each pass going through memory.
-    rows = max(1, STFT_CHUNK_BYTES // (math.prod(frames.shape[1:]) * frames.element_size()))
-    power = frames.new_empty(*frames.shape[:-1], n_fft // 2 + 1)
+    row_bytes = math.prod(frames.shape[1:]) * frames.element_size()
+    rows = max(1, STFT_CHUNK_BYTES // max(row_bytes, 1))
+    # the windowed frames' dtype, as the whole batch's result has it (a float64 window widens)
+    dtype = torch.promote_types(frames.dtype, window.dtype)
+    power = frames.new_empty(*frames.shape[:-1], n_fft // 2 + 1, dtype=dtype)
     for chunk, out in zip(frames.split(rows), power.split(rows), strict=True):
         power_spectrum(torch.fft.rfft(chunk * window), out=out)
     return power.transpose(-1, -2)

@@ -475,20 +475,30 @@ def test_stft_power_transforms_a_cache_sized_chunk_of_clips_at_a_time(monkeypatc
     assert shapes == [(64, 44, 2048)]
 
 
-def test_a_trace_or_an_export_transforms_the_whole_batch_so_it_takes_any_batch(monkeypatch):
+class _StftPower(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stft_power(x, 512, 160, torch.hann_window(512, periodic=False), preemphasis=0.97)
+
+
+def test_a_trace_or_an_export_transforms_the_whole_batch_so_it_takes_any_batch():
     """A trace would fix the number of chunks it saw (the int8 artifact is traced on 2 clips,
     the ONNX graph exported with a symbolic batch): traced on 2 clips, the front-end gives the
-    eager values on 64 (13 chunks eagerly); under torch.compile or torch.export, one rfft."""
+    eager values on 64 (13 chunks eagerly); exported on 7 clips, one rfft, the eager values on 64."""
     frontend = StudentMel(preemphasis=0.97, mel_scale="kaldi", periodic_window=False).eval()
     x = torch.randn(64, 32000, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         traced = torch.jit.trace(frontend, torch.zeros(2, 32000), check_trace=False)
         assert torch.equal(traced(x), frontend(x))
-    shapes, rfft = [], torch.fft.rfft
-    monkeypatch.setattr(torch.fft, "rfft", lambda frames: shapes.append(tuple(frames.shape)) or rfft(frames))
-    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    stft_power(x, 2048, 737, torch.ones(2048), preemphasis=0.97)
-    assert shapes == [(64, 44, 2048)]
+    # torch.export (the ONNX export's tracer) with a symbolic batch: one rfft in the graph
+    program = torch.export.export(
+        _StftPower(),
+        (torch.zeros(7, 4000),),
+        dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
+    )
+    ffts = [node for node in program.graph.nodes if "fft" in str(node.target)]
+    assert len(ffts) == 1
+    with torch.no_grad():
+        assert torch.equal(program.module()(x[:, :4000]), _StftPower()(x[:, :4000]))
 
 
 @pytest.mark.parametrize(
@@ -515,6 +525,22 @@ def test_stft_power_values_do_not_depend_on_the_chunks(monkeypatch, chunk_bytes)
     ours, x.grad = x.grad, None
     (expected * torch.arange(13.0)).sum().backward()
     torch.testing.assert_close(ours, x.grad)
+
+
+def test_stft_power_keeps_the_windowed_frames_dtype_and_a_windows_gradient():
+    """A float64 window widens float32 clips, as the whole batch's product does; a window that
+    takes gradients gets torch.stft's (the whole batch under autograd: out= refuses it)."""
+    x = torch.randn(3, 4000, generator=torch.Generator().manual_seed(6))
+    window = torch.hann_window(512, periodic=False, dtype=torch.float64)
+    with torch.no_grad():
+        wide = stft_power(x, 512, 160, window)
+        assert wide.dtype == torch.float64
+        assert torch.equal(wide, stft_power(x.double(), 512, 160, window))  # float32 widens exactly
+    window = torch.hann_window(512, periodic=False).requires_grad_()
+    stft_power(x, 512, 160, window).sum().backward()
+    ours, window.grad = window.grad, None
+    power_spectrum(torch.stft(x, 512, 160, 512, window, center=True, return_complex=True)).sum().backward()
+    torch.testing.assert_close(ours, window.grad)
 
 
 def test_power_spectrum_writes_into_out():
