@@ -43,6 +43,13 @@ def _squeue_state(job_id: str) -> str:
 SIGNAL_DELAY_S = 70
 
 
+#: Epochs of the tiny teacher whose driver is killed: its job must still run when the rerun,
+#: a new Python process importing torch and Lightning, reads the record. An epoch takes about
+#: 0.1 s on a quiet 2-core machine (the test took 20 s with 80 epochs, 37 s with 250); with 80
+#: the job once ended first, while the suite's other worker was busy.
+EPOCHS_WHILE_A_RERUN_STARTS = 250
+
+
 def _started(record: dict) -> list[dict]:
     return [attempt for attempt in record["attempts"] if attempt.get("started")]
 
@@ -96,7 +103,7 @@ def test_a_killed_drivers_rerun_adopts_its_running_job_one_writer(
     slurm: None, tiny_root: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = teacher_argv(tiny_root, cache_dir, out, epochs=80)  # still running when the rerun starts
+    argv = teacher_argv(tiny_root, cache_dir, out, epochs=EPOCHS_WHILE_A_RERUN_STARTS)
     pipeline, run = start_until_a_checkpoint(argv, out)
     pipeline.kill()
     pipeline.wait()
@@ -108,7 +115,7 @@ def test_a_killed_drivers_rerun_adopts_its_running_job_one_writer(
     assert record["state"] == "done" and [a["job_id"] for a in _started(record)] == [job_id]
     assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # one writer: one W&B run, one CSV
     assert len(list((run / "csv").glob("version_*"))) == 1
-    assert _epochs_done(run) == 80
+    assert _epochs_done(run) == EPOCHS_WHILE_A_RERUN_STARTS
 
 
 def test_a_driver_sent_sigterm_cancels_its_jobs_records_them_and_the_rerun_resumes(
