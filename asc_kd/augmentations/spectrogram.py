@@ -1,8 +1,8 @@
 """Spectrogram augmentations: frequency/time masks and Freq-MixStyle.
 
 Masks are applied inside the front-ends in training (``PasstMel`` as PaSST's ``AugmentMelSTFT``,
-``StudentMel`` as CP-JKU's students' front-end); Freq-MixStyle is
-attached to the student's input by the ``FreqMixStyle`` callback, after the front-end.
+``StudentMel`` as CP-JKU's students' front-end); Freq-MixStyle is attached to the student's
+input by the ``FreqMixStyle`` callback, after the front-end.
 """
 
 from __future__ import annotations
